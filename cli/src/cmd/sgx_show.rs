@@ -1,0 +1,10 @@
+//! `kiln sgx show`.
+
+/// Arguments of `kiln sgx show`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("not implemented yet")
+}

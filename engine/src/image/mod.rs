@@ -1,0 +1,4 @@
+//! Images: references, the registry protocol over a transport trait, manifests, the
+//! streamed layer scan, the merged file index, the deterministic layer writer, push.
+
+pub mod file_index;

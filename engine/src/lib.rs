@@ -1,0 +1,19 @@
+//! kiln's engine: turns a container image into one that runs its app inside an SGX
+//! enclave under Gramine, and computes the enclave's identity.
+//!
+//! The engine does no I/O of its own. HTTP, clocks, storage and keys come in through
+//! small traits ([`image::transport`], [`image::cache`], [`sgx::signer`]), so the same
+//! code serves the browser (wasm), the Cloudflare worker (wasm) and the native CLI.
+//!
+//! Modules, in pipeline order (see ARCHITECTURE.md):
+//! - [`image`]: references, registry protocol, layer scan, file index, layer writer, push.
+//! - [`gramine`]: the convert-image request, the enclave spec and Gramine's manifests.
+//! - [`sgx`]: MRENCLAVE measurement, Gramine's enclave layout, SIGSTRUCT and signing.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod gramine;
+pub mod image;
+pub mod sgx;
+pub mod util;

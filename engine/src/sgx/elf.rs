@@ -1,0 +1,1 @@
+//! Reading the parts of a libpal.so ELF64 that the enclave layout needs.

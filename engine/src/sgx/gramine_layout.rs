@@ -1,0 +1,1 @@
+//! Gramine v1.9's enclave layout, as `sgx_sign.py` lays it out.

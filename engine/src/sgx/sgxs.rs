@@ -1,0 +1,1 @@
+//! Reading SGXS measured streams.

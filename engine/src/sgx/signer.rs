@@ -1,0 +1,1 @@
+//! The async signer interface and its native-friendly implementations.

@@ -1,0 +1,1 @@
+//! The SIGSTRUCT: build, parse, verify, MRSIGNER.
