@@ -57,4 +57,7 @@ pub struct FileEntry {
 pub struct FileIndex {
     /// Every path of the merged filesystem.
     pub entries: BTreeMap<String, FileEntry>,
+    /// Contents of the few small files the enclave spec must read (`/etc/passwd`,
+    /// `/etc/group`), as they stand in the merged view; keyed like `entries`.
+    pub captured: BTreeMap<String, Vec<u8>>,
 }
