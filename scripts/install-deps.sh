@@ -1,11 +1,40 @@
 #!/usr/bin/env bash
-# Installs what kiln's build and tests need on a fresh Debian machine (idempotent).
+# Installs everything kiln's build and test suite use on a fresh Debian (bookworm) machine.
+# Idempotent: each step checks first, so a warm machine spends a few seconds here.
 set -euo pipefail
-need_apt=()
-for pkg in pkg-config libssl-dev; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+cd "$(dirname "$0")/.."
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+# Debian packages: C libs for the sgxs test oracle (openssl), the browser for wasm tests,
+# the real registry, image tools and runc for end-to-end tests.
+APT_PACKAGES=(
+  pkg-config libssl-dev
+  chromium chromium-driver
+  docker-registry skopeo umoci runc apache2-utils
+  busybox-static jq curl debootstrap
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-if [ ${#need_apt[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The wasm target for the engine's browser tests and the front ends.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen version in Cargo.lock exactly.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ -n "$want" ] && [ "$want" != "$have" ]; then
+  log "cargo install wasm-bindgen-cli $want (a few minutes, once)"
+  # Without --locked: its own lockfile pins a crate version the registry no longer serves.
+  cargo install -q wasm-bindgen-cli --version "$want"
 fi

@@ -1,8 +1,30 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what the tests need, then runs native and wasm tests.
+# kiln's whole test suite, as CI runs it (.ci/run calls exactly this).
+#   1. installs what the tests need (scripts/install-deps.sh)
+#   2. formatting and lints (native and wasm32)
+#   3. native tests of every crate: unit, vectors, property tests against Fortanix's sgxs,
+#      real registries on loopback, runc
+#   4. the engine's wasm tests in headless Chromium (same vectors, scan and writer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "install dependencies"
 scripts/install-deps.sh
+
+step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "cargo clippy (native, all targets)"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo clippy (engine, wasm32)"
+cargo clippy -p kiln-engine --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+step "native tests"
 cargo test --workspace
+
+step "wasm tests in headless Chromium"
+cargo test --release -p kiln-engine --target wasm32-unknown-unknown --tests
