@@ -17,4 +17,5 @@
 pub mod config;
 pub mod facts;
 pub mod plan;
+#[cfg(unix)]
 pub mod probe;

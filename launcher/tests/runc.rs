@@ -118,6 +118,7 @@ fn fixture(name: &str) -> String {
          echo \"cwd=$(pwd)\"\n\
          echo \"uid=$(id -u)\"\n\
          echo \"FOO=$FOO\"\n\
+         echo \"pid=$$\"\n\
          exit ${{FIXTURE_EXIT:-0}}\n"
     )
 }
@@ -339,6 +340,7 @@ fn insecure_env_runs_direct_pal_after_warning() {
     let out = stdout(&o);
     assert!(out.contains("fixture=direct\n"), "{out}");
     assert!(out.contains(&format!("script={RT}/direct/libpal.so\n")));
+    assert!(out.contains("pid=1\n"), "{out}");
     assert_eq!(
         fixture_args(&o),
         [
@@ -378,6 +380,9 @@ fn fake_device_execs_sgx1_loader_through_bundled_ldso() {
     assert!(out.contains("cwd=/tmp\n"), "{out}");
     assert!(out.contains("uid=1000\n"), "{out}");
     assert!(out.contains("FOO=bar baz\n"), "{out}");
+    // The launcher was the container's PID 1 and the loader replaced it (no wrapper
+    // process between the container runtime and Gramine: signals reach the loader).
+    assert!(out.contains("pid=1\n"), "{out}");
     let err = stderr(&o);
     assert!(
         err.contains("starting the SGX1 enclave /opt/kiln/sgx1/app"),
