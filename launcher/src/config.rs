@@ -41,17 +41,32 @@
 //!   ENTRYPOINT/CMD rule: `fixedArgs` is the entrypoint's own arguments, `defaultArgs` the
 //!   image's CMD. Both must be empty when `allowCmdlineArgs` is false.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Where the launcher reads its configuration (in the kiln layer).
 pub const CONFIG_PATH: &str = "/opt/kiln/launcher.json";
 
+/// Where the runtime layer puts Gramine's runtime and the launcher.
+pub const RUNTIME_DIR: &str = "/opt/kiln/runtime";
+
+/// Where the runtime layer puts the launcher itself (the image's ENTRYPOINT).
+pub const LAUNCHER_PATH: &str = "/opt/kiln/runtime/kiln-launcher";
+
+/// Gramine app path of the SGX1 variant: the kiln layer holds `app.manifest.sgx`, `app.sig`.
+pub const SGX1_APP: &str = "/opt/kiln/sgx1/app";
+
+/// Gramine app path of the SGX2/EDMM variant: `app.manifest.sgx`, `app.sig`.
+pub const EDMM_APP: &str = "/opt/kiln/edmm/app";
+
+/// Gramine app path of the direct-mode variant: `app.manifest`.
+pub const DIRECT_APP: &str = "/opt/kiln/direct/app";
+
 /// The only configuration version this launcher understands.
 pub const CONFIG_VERSION: u32 = 1;
 
 /// How the SGX host loader is started (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SgxLoaderStart {
     /// Through the runtime's bundled dynamic linker, `lib/ld-linux-x86-64.so.2`.
@@ -62,7 +77,7 @@ pub enum SgxLoaderStart {
 }
 
 /// The launcher configuration, version 1 (see the module documentation for each key).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LauncherConfig {
     /// Configuration format version; must be [`CONFIG_VERSION`].
@@ -140,6 +155,40 @@ pub enum ConfigError {
 }
 
 impl LauncherConfig {
+    /// The configuration for kiln's standard layout ([`RUNTIME_DIR`], [`SGX1_APP`],
+    /// [`EDMM_APP`] when `edmm`, [`DIRECT_APP`]), loader started through the bundled ld.so.
+    pub fn standard(
+        edmm: bool,
+        allow_cmdline_args: bool,
+        fixed_args: Vec<String>,
+        default_args: Vec<String>,
+    ) -> Self {
+        LauncherConfig {
+            version: CONFIG_VERSION,
+            runtime_dir: RUNTIME_DIR.into(),
+            sgx_loader_start: SgxLoaderStart::BundledLdso,
+            sgx1_app: SGX1_APP.into(),
+            edmm_app: edmm.then(|| EDMM_APP.into()),
+            direct_app: DIRECT_APP.into(),
+            allow_cmdline_args,
+            fixed_args,
+            default_args,
+        }
+    }
+
+    /// The file's bytes as kiln's converter writes them: every key explicit, in declaration
+    /// order, pretty-printed, with a final newline (deterministic). Validates first, so the
+    /// converter never writes a file the launcher would refuse.
+    pub fn to_json(&self) -> Result<Vec<u8>, ConfigError> {
+        self.validate(CONFIG_PATH)?;
+        let mut out = serde_json::to_vec_pretty(self).map_err(|e| ConfigError::Parse {
+            path: CONFIG_PATH.to_owned(),
+            reason: e.to_string(),
+        })?;
+        out.push(b'\n');
+        Ok(out)
+    }
+
     /// Parses and validates a configuration; `path` only names the file in errors.
     pub fn parse(bytes: &[u8], path: &str) -> Result<Self, ConfigError> {
         let config: LauncherConfig =
@@ -303,6 +352,45 @@ mod tests {
                 key: "fixedArgs",
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn standard_round_trips_with_every_key() {
+        let c = LauncherConfig::standard(true, true, vec!["-c".into()], vec!["x".into()]);
+        let bytes = c.to_json().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for key in [
+            "version",
+            "runtimeDir",
+            "sgxLoaderStart",
+            "sgx1App",
+            "edmmApp",
+            "directApp",
+            "allowCmdlineArgs",
+            "fixedArgs",
+            "defaultArgs",
+        ] {
+            assert!(
+                text.contains(&format!("\"{key}\"")),
+                "{key} missing: {text}"
+            );
+        }
+        assert!(text.contains("\"bundledLdso\""));
+        assert_eq!(LauncherConfig::parse(&bytes, "t").unwrap(), c);
+        let no_edmm = LauncherConfig::standard(false, false, vec![], vec![]);
+        let bytes = no_edmm.to_json().unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains("\"edmmApp\": null"));
+        assert_eq!(LauncherConfig::parse(&bytes, "t").unwrap(), no_edmm);
+        assert_eq!(no_edmm.to_json().unwrap(), bytes);
+    }
+
+    #[test]
+    fn to_json_refuses_invalid() {
+        let c = LauncherConfig::standard(false, false, vec!["a".into()], vec![]);
+        assert!(matches!(
+            c.to_json(),
+            Err(ConfigError::ArgsWithoutCmdline { .. })
         ));
     }
 
