@@ -146,7 +146,7 @@ impl Bundle {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "echo", "id", "pwd", "cat"] {
+        for applet in ["sh", "echo", "id", "pwd", "cat", "sleep"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
         std::fs::copy(
@@ -244,7 +244,8 @@ impl Bundle {
         self
     }
 
-    fn run(&mut self) -> Output {
+    /// Writes launcher.json and config.json.
+    fn run_prepare(&mut self) {
         let lc = serde_json::to_vec_pretty(&self.launcher_config).unwrap();
         self.write("/opt/kiln/launcher.json", &String::from_utf8(lc).unwrap());
         std::fs::write(
@@ -252,6 +253,10 @@ impl Bundle {
             serde_json::to_vec_pretty(&self.config).unwrap(),
         )
         .unwrap();
+    }
+
+    fn run(&mut self) -> Output {
+        self.run_prepare();
         Command::new("runc")
             .arg("--root")
             .arg(self.dir.join("runc-state"))
@@ -495,4 +500,62 @@ fn broken_images_fail_with_one_line() {
         .output()
         .unwrap();
     assert_one_line(&o, 1, "cannot read /opt/kiln/launcher.json");
+}
+
+#[test]
+fn sigterm_reaches_the_loader() {
+    if !can_run("sigterm_reaches_the_loader") {
+        return;
+    }
+    let mut b = Bundle::new("signal");
+    b.write_exec(
+        &format!("{RT}/lib/ld-linux-x86-64.so.2"),
+        "#!/bin/sh\n\
+         trap 'echo got-TERM; exit 42' TERM\n\
+         echo ready\n\
+         while :; do sleep 1 & wait $!; done\n",
+    );
+    b.fake_device("/dev/sgx_enclave");
+    b.run_prepare();
+    let log = b.dir.join("stdout.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let status = Command::new("runc")
+        .arg("--root")
+        .arg(b.dir.join("runc-state"))
+        .args(["run", "--detach", "--bundle"])
+        .arg(&b.dir)
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wait_for = |what: &dyn Fn() -> bool| {
+        for _ in 0..200 {
+            if what() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+    let log_has = |s: &str| {
+        std::fs::read_to_string(&log)
+            .map(|t| t.contains(s))
+            .unwrap_or(false)
+    };
+    assert!(wait_for(&|| log_has("ready")), "fixture never got ready");
+    let kill = Command::new("runc")
+        .arg("--root")
+        .arg(b.dir.join("runc-state"))
+        .args(["kill", &b.id, "TERM"])
+        .output()
+        .unwrap();
+    assert!(kill.status.success(), "{kill:?}");
+    assert!(
+        wait_for(&|| log_has("got-TERM")),
+        "SIGTERM did not reach the loader: {:?}",
+        std::fs::read_to_string(&log)
+    );
 }
