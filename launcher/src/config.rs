@@ -1,0 +1,408 @@
+//! The launcher configuration: a small JSON file that kiln's converter writes into the
+//! kiln layer at [`CONFIG_PATH`].
+//!
+//! Version 1, every key spelled out (unknown keys are refused, so a typo is an error):
+//!
+//! ```json
+//! {
+//!   "version": 1,
+//!   "runtimeDir": "/opt/kiln/runtime",
+//!   "sgxLoaderStart": "bundledLdso",
+//!   "sgx1App": "/opt/kiln/sgx1/app",
+//!   "edmmApp": "/opt/kiln/edmm/app",
+//!   "directApp": "/opt/kiln/direct/app",
+//!   "allowCmdlineArgs": false,
+//!   "fixedArgs": [],
+//!   "defaultArgs": []
+//! }
+//! ```
+//!
+//! - `runtimeDir`: where the runtime layer put Gramine: `sgx/loader`, `sgx/libpal.so`,
+//!   `direct/libpal.so`, `libsysdb.so`, and the SGX loader's own `lib/ld-linux-x86-64.so.2`,
+//!   `lib/libc.so.6`, `lib/libprotobuf-c.so.1`.
+//! - `sgx1App`, `edmmApp`, `directApp`: Gramine "application paths" P. Gramine's SGX loader
+//!   (`pal/src/host/linux-sgx/host_main.c`, v1.9) reads `P.manifest.sgx` and `P.sig`; the
+//!   direct PAL (`pal/src/host/linux/pal_main.c`) reads `P.manifest`. Neither looks at any
+//!   other file next to P; the app binary itself is `libos.entrypoint` inside the manifest.
+//!   `edmmApp` may be absent (`null` or missing): then the launcher always uses SGX1.
+//! - `sgxLoaderStart`: how the SGX loader is started. `bundledLdso` (default):
+//!   `lib/ld-linux-x86-64.so.2 --library-path <runtimeDir>/lib <runtimeDir>/sgx/loader ...`,
+//!   which works with an unmodified loader. `exec`: `<runtimeDir>/sgx/loader ...` directly,
+//!   for a runtime image whose loader has its ELF interpreter and RUNPATH pointed at
+//!   `<runtimeDir>/lib` (e.g. with patchelf). Gramine spawns child processes (fork/exec in
+//!   the app) by re-executing `/proc/self/exe`, which under `bundledLdso` is the dynamic
+//!   linker, not the loader; only `exec` supports apps that start processes under SGX.
+//! - `allowCmdlineArgs`: mirrors the request's `allowCmdlineArgs`. When false, the manifest
+//!   holds the measured `loader.argv` and the launcher refuses run-time arguments (exit 2,
+//!   one line on stderr) instead of letting Gramine drop them silently. When true, the
+//!   manifest has `loader.insecure__use_cmdline_argv = true` (which Gramine makes mutually
+//!   exclusive with `loader.argv`), and the launcher passes
+//!   `fixedArgs ++ (run-time args, or defaultArgs when there are none)`, Docker's
+//!   ENTRYPOINT/CMD rule: `fixedArgs` is the entrypoint's own arguments, `defaultArgs` the
+//!   image's CMD. Both must be empty when `allowCmdlineArgs` is false.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the launcher reads its configuration (in the kiln layer).
+pub const CONFIG_PATH: &str = "/opt/kiln/launcher.json";
+
+/// Where the runtime layer puts Gramine's runtime and the launcher.
+pub const RUNTIME_DIR: &str = "/opt/kiln/runtime";
+
+/// Where the runtime layer puts the launcher itself (the image's ENTRYPOINT).
+pub const LAUNCHER_PATH: &str = "/opt/kiln/runtime/kiln-launcher";
+
+/// Gramine app path of the SGX1 variant: the kiln layer holds `app.manifest.sgx`, `app.sig`.
+pub const SGX1_APP: &str = "/opt/kiln/sgx1/app";
+
+/// Gramine app path of the SGX2/EDMM variant: `app.manifest.sgx`, `app.sig`.
+pub const EDMM_APP: &str = "/opt/kiln/edmm/app";
+
+/// Gramine app path of the direct-mode variant: `app.manifest`.
+pub const DIRECT_APP: &str = "/opt/kiln/direct/app";
+
+/// The only configuration version this launcher understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// How the SGX host loader is started (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SgxLoaderStart {
+    /// Through the runtime's bundled dynamic linker, `lib/ld-linux-x86-64.so.2`.
+    #[default]
+    BundledLdso,
+    /// Directly: the loader's interpreter and RUNPATH already point into the runtime.
+    Exec,
+}
+
+/// The launcher configuration, version 1 (see the module documentation for each key).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LauncherConfig {
+    /// Configuration format version; must be [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Absolute directory holding Gramine's runtime.
+    pub runtime_dir: PathBuf,
+    /// How the SGX loader is started.
+    #[serde(default)]
+    pub sgx_loader_start: SgxLoaderStart,
+    /// Gramine application path of the SGX1 variant (`P.manifest.sgx`, `P.sig`).
+    pub sgx1_app: PathBuf,
+    /// Gramine application path of the SGX2/EDMM variant, if the image has one.
+    #[serde(default)]
+    pub edmm_app: Option<PathBuf>,
+    /// Gramine application path for the insecure direct mode (`P.manifest`).
+    pub direct_app: PathBuf,
+    /// Whether run-time arguments reach the app.
+    #[serde(default)]
+    pub allow_cmdline_args: bool,
+    /// Arguments always passed before the run-time ones (only with `allowCmdlineArgs`).
+    #[serde(default)]
+    pub fixed_args: Vec<String>,
+    /// Arguments passed when none are given at run time (only with `allowCmdlineArgs`).
+    #[serde(default)]
+    pub default_args: Vec<String>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file is not valid JSON for this schema.
+    #[error("{path}: invalid launcher configuration: {reason}")]
+    Parse {
+        /// The configuration file.
+        path: String,
+        /// serde_json's description (names the key and position).
+        reason: String,
+    },
+    /// `version` is not one this launcher knows.
+    #[error("{path}: unsupported launcher configuration version {found} (this launcher reads version {CONFIG_VERSION})")]
+    Version {
+        /// The configuration file.
+        path: String,
+        /// The version found.
+        found: u32,
+    },
+    /// A path key is not an absolute path, or holds a NUL byte.
+    #[error("{path}: {key} must be an absolute path without NUL bytes, got {value:?}")]
+    BadPath {
+        /// The configuration file.
+        path: String,
+        /// The offending key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// An argument holds a NUL byte (cannot be passed through exec).
+    #[error("{path}: {key}[{index}] contains a NUL byte")]
+    NulInArg {
+        /// The configuration file.
+        path: String,
+        /// `fixedArgs` or `defaultArgs`.
+        key: &'static str,
+        /// Position in the list.
+        index: usize,
+    },
+    /// `fixedArgs`/`defaultArgs` given although `allowCmdlineArgs` is false.
+    #[error("{path}: {key} must be empty when allowCmdlineArgs is false (the manifest's measured loader.argv is used)")]
+    ArgsWithoutCmdline {
+        /// The configuration file.
+        path: String,
+        /// The offending key.
+        key: &'static str,
+    },
+}
+
+impl LauncherConfig {
+    /// The configuration for kiln's standard layout ([`RUNTIME_DIR`], [`SGX1_APP`],
+    /// [`EDMM_APP`] when `edmm`, [`DIRECT_APP`]), loader started through the bundled ld.so.
+    pub fn standard(
+        edmm: bool,
+        allow_cmdline_args: bool,
+        fixed_args: Vec<String>,
+        default_args: Vec<String>,
+    ) -> Self {
+        LauncherConfig {
+            version: CONFIG_VERSION,
+            runtime_dir: RUNTIME_DIR.into(),
+            sgx_loader_start: SgxLoaderStart::BundledLdso,
+            sgx1_app: SGX1_APP.into(),
+            edmm_app: edmm.then(|| EDMM_APP.into()),
+            direct_app: DIRECT_APP.into(),
+            allow_cmdline_args,
+            fixed_args,
+            default_args,
+        }
+    }
+
+    /// The file's bytes as kiln's converter writes them: every key explicit, in declaration
+    /// order, pretty-printed, with a final newline (deterministic). Validates first, so the
+    /// converter never writes a file the launcher would refuse.
+    pub fn to_json(&self) -> Result<Vec<u8>, ConfigError> {
+        self.validate(CONFIG_PATH)?;
+        let mut out = serde_json::to_vec_pretty(self).map_err(|e| ConfigError::Parse {
+            path: CONFIG_PATH.to_owned(),
+            reason: e.to_string(),
+        })?;
+        out.push(b'\n');
+        Ok(out)
+    }
+
+    /// Parses and validates a configuration; `path` only names the file in errors.
+    pub fn parse(bytes: &[u8], path: &str) -> Result<Self, ConfigError> {
+        let config: LauncherConfig =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return Err(ConfigError::Version {
+                path: path.to_owned(),
+                found: self.version,
+            });
+        }
+        let mut paths: Vec<(&'static str, &Path)> = vec![
+            ("runtimeDir", &self.runtime_dir),
+            ("sgx1App", &self.sgx1_app),
+            ("directApp", &self.direct_app),
+        ];
+        if let Some(edmm) = &self.edmm_app {
+            paths.push(("edmmApp", edmm));
+        }
+        for (key, value) in paths {
+            let text = value.to_string_lossy();
+            if !value.is_absolute() || text.contains('\0') {
+                return Err(ConfigError::BadPath {
+                    path: path.to_owned(),
+                    key,
+                    value: text.into_owned(),
+                });
+            }
+        }
+        for (key, list) in [
+            ("fixedArgs", &self.fixed_args),
+            ("defaultArgs", &self.default_args),
+        ] {
+            if !self.allow_cmdline_args && !list.is_empty() {
+                return Err(ConfigError::ArgsWithoutCmdline {
+                    path: path.to_owned(),
+                    key,
+                });
+            }
+            if let Some(index) = list.iter().position(|a| a.contains('\0')) {
+                return Err(ConfigError::NulInArg {
+                    path: path.to_owned(),
+                    key,
+                    index,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"{
+        "version": 1,
+        "runtimeDir": "/opt/kiln/runtime",
+        "sgxLoaderStart": "exec",
+        "sgx1App": "/opt/kiln/sgx1/app",
+        "edmmApp": "/opt/kiln/edmm/app",
+        "directApp": "/opt/kiln/direct/app",
+        "allowCmdlineArgs": true,
+        "fixedArgs": ["-c"],
+        "defaultArgs": ["echo hi"]
+    }"#;
+
+    const MINIMAL: &str = r#"{
+        "version": 1,
+        "runtimeDir": "/opt/kiln/runtime",
+        "sgx1App": "/opt/kiln/sgx1/app",
+        "directApp": "/opt/kiln/direct/app"
+    }"#;
+
+    #[test]
+    fn parses_every_key() {
+        let c = LauncherConfig::parse(FULL.as_bytes(), "t").unwrap();
+        assert_eq!(c.runtime_dir, PathBuf::from("/opt/kiln/runtime"));
+        assert_eq!(c.sgx_loader_start, SgxLoaderStart::Exec);
+        assert_eq!(c.edmm_app, Some(PathBuf::from("/opt/kiln/edmm/app")));
+        assert!(c.allow_cmdline_args);
+        assert_eq!(c.fixed_args, vec!["-c"]);
+        assert_eq!(c.default_args, vec!["echo hi"]);
+    }
+
+    #[test]
+    fn minimal_gets_defaults() {
+        let c = LauncherConfig::parse(MINIMAL.as_bytes(), "t").unwrap();
+        assert_eq!(c.sgx_loader_start, SgxLoaderStart::BundledLdso);
+        assert_eq!(c.edmm_app, None);
+        assert!(!c.allow_cmdline_args);
+        assert!(c.fixed_args.is_empty() && c.default_args.is_empty());
+    }
+
+    #[test]
+    fn refuses_unknown_key() {
+        let bad = MINIMAL.replace("\"version\"", "\"allowCmdLineArgs\": true, \"version\"");
+        let err = LauncherConfig::parse(bad.as_bytes(), "t").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Parse { reason, .. } if reason.contains("allowCmdLineArgs")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_other_version() {
+        let bad = MINIMAL.replace("\"version\": 1", "\"version\": 2");
+        assert_eq!(
+            LauncherConfig::parse(bad.as_bytes(), "f").unwrap_err(),
+            ConfigError::Version {
+                path: "f".into(),
+                found: 2
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_relative_path() {
+        let bad = MINIMAL.replace("\"/opt/kiln/sgx1/app\"", "\"opt/kiln/sgx1/app\"");
+        let err = LauncherConfig::parse(bad.as_bytes(), "f").unwrap_err();
+        assert!(matches!(err, ConfigError::BadPath { key: "sgx1App", .. }));
+    }
+
+    #[test]
+    fn refuses_nul_in_path_and_args() {
+        let bad = MINIMAL.replace("/opt/kiln/runtime", "/opt/ki\\u0000ln");
+        let err = LauncherConfig::parse(bad.as_bytes(), "f").unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::BadPath {
+                key: "runtimeDir",
+                ..
+            }
+        ));
+        let bad = FULL.replace("\"echo hi\"", "\"ok\", \"a\\u0000b\"");
+        let err = LauncherConfig::parse(bad.as_bytes(), "f").unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::NulInArg {
+                key: "defaultArgs",
+                index: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn refuses_args_without_cmdline() {
+        let bad = FULL.replace("\"allowCmdlineArgs\": true", "\"allowCmdlineArgs\": false");
+        let err = LauncherConfig::parse(bad.as_bytes(), "f").unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::ArgsWithoutCmdline {
+                key: "fixedArgs",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn standard_round_trips_with_every_key() {
+        let c = LauncherConfig::standard(true, true, vec!["-c".into()], vec!["x".into()]);
+        let bytes = c.to_json().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for key in [
+            "version",
+            "runtimeDir",
+            "sgxLoaderStart",
+            "sgx1App",
+            "edmmApp",
+            "directApp",
+            "allowCmdlineArgs",
+            "fixedArgs",
+            "defaultArgs",
+        ] {
+            assert!(
+                text.contains(&format!("\"{key}\"")),
+                "{key} missing: {text}"
+            );
+        }
+        assert!(text.contains("\"bundledLdso\""));
+        assert_eq!(LauncherConfig::parse(&bytes, "t").unwrap(), c);
+        let no_edmm = LauncherConfig::standard(false, false, vec![], vec![]);
+        let bytes = no_edmm.to_json().unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains("\"edmmApp\": null"));
+        assert_eq!(LauncherConfig::parse(&bytes, "t").unwrap(), no_edmm);
+        assert_eq!(no_edmm.to_json().unwrap(), bytes);
+    }
+
+    #[test]
+    fn to_json_refuses_invalid() {
+        let c = LauncherConfig::standard(false, false, vec!["a".into()], vec![]);
+        assert!(matches!(
+            c.to_json(),
+            Err(ConfigError::ArgsWithoutCmdline { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!(matches!(
+            LauncherConfig::parse(b"\xff{", "f"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            LauncherConfig::parse(b"", "f"),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}
