@@ -38,12 +38,9 @@ if [ -n "$want" ] && [ "$want" != "$have" ]; then
   # Without --locked: its own lockfile pins a crate version the registry no longer serves.
   cargo install -q wasm-bindgen-cli --version "$want"
 fi
-# kiln-launcher's container tests (launcher/tests/runc.rs): runc and a static busybox.
-need_apt=()
-for pkg in runc busybox-static; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
-done
-if [ ${#need_apt[@]} -gt 0 ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+
+# The launcher is a static binary (musl) that runs in scratch/busybox images.
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  log "rustup target add x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl
 fi
