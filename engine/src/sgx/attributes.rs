@@ -93,6 +93,24 @@ fn names(value: u64, table: &[(u64, &str)]) -> Vec<String> {
     out
 }
 
+fn cleared_names(mask: u64, table: &[(u64, &str)]) -> Vec<String> {
+    table
+        .iter()
+        .filter(|(bit, _)| mask & bit == 0)
+        .map(|(_, name)| (*name).to_string())
+        .collect()
+}
+
+/// Names of the known FLAGS bits that a mask leaves unchecked (clear in the mask).
+pub fn flag_names_unchecked(mask: u64) -> Vec<String> {
+    cleared_names(mask, FLAG_NAMES)
+}
+
+/// Names of the known XFRM bits that a mask leaves unchecked (clear in the mask).
+pub fn xfrm_names_unchecked(mask: u64) -> Vec<String> {
+    cleared_names(mask, XFRM_NAMES)
+}
+
 /// Names of the set ATTRIBUTES.FLAGS bits (unknown bits as `bitN`).
 pub fn flag_names(flags: u64) -> Vec<String> {
     names(flags, FLAG_NAMES)
@@ -233,5 +251,17 @@ mod tests {
         assert_eq!(xfrm_names(3), vec!["X87", "SSE"]);
         assert_eq!(flag_names(1 << 40), vec!["bit40"]);
         assert_eq!(misc_names(1), vec!["EXINFO"]);
+        assert_eq!(flag_names_unchecked(0xFFFF_FFFF_FFFF_FFFD), vec!["DEBUG"]);
+        assert_eq!(
+            xfrm_names_unchecked(0xFFFF_FFFF_FFF9_FF1B),
+            vec![
+                "AVX",
+                "OPMASK",
+                "ZMM_HI256",
+                "HI16_ZMM",
+                "XTILECFG",
+                "XTILEDATA"
+            ]
+        );
     }
 }

@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::attributes::{flag_names, misc_names, xfrm_names};
+use super::attributes::{
+    flag_names, flag_names_unchecked, misc_names, xfrm_names, xfrm_names_unchecked,
+};
 use super::sigstruct::Sigstruct;
 
 /// ATTRIBUTES or ATTRIBUTEMASK, decoded.
@@ -20,6 +22,19 @@ pub struct AttributesView {
     pub xfrm: String,
     /// Names of the set XFRM bits.
     pub xfrm_names: Vec<String>,
+}
+
+/// ATTRIBUTEMASK, decoded: which known bits EINIT does not check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeMaskView {
+    /// FLAGS mask, `0x…` (16 hex digits).
+    pub flags: String,
+    /// Known FLAGS bits clear in the mask (not checked).
+    pub flags_unchecked: Vec<String>,
+    /// XFRM mask, `0x…` (16 hex digits).
+    pub xfrm: String,
+    /// Known XFRM bits clear in the mask (not checked).
+    pub xfrm_unchecked: Vec<String>,
 }
 
 /// Every field of a SIGSTRUCT, plus MRSIGNER and the verification results.
@@ -56,7 +71,7 @@ pub struct SigstructView {
     /// ATTRIBUTES.
     pub attributes: AttributesView,
     /// ATTRIBUTEMASK.
-    pub attribute_mask: AttributesView,
+    pub attribute_mask: AttributeMaskView,
     /// ENCLAVEHASH (MRENCLAVE), hex.
     pub enclavehash: String,
     /// ISVEXTPRODID, hex.
@@ -112,7 +127,12 @@ impl SigstructView {
             cet_attributes_mask: format!("{:#04x}", b.cet_attributes_mask),
             isvfamilyid: hex::encode(b.isvfamilyid),
             attributes: attributes_view(&b.attributes),
-            attribute_mask: attributes_view(&b.attribute_mask),
+            attribute_mask: AttributeMaskView {
+                flags: format!("{:#018x}", b.attribute_mask.flags),
+                flags_unchecked: flag_names_unchecked(b.attribute_mask.flags),
+                xfrm: format!("{:#018x}", b.attribute_mask.xfrm),
+                xfrm_unchecked: xfrm_names_unchecked(b.attribute_mask.xfrm),
+            },
             enclavehash: hex::encode(b.enclavehash),
             isvextprodid: hex::encode(b.isvextprodid),
             isvprodid: b.isvprodid,
