@@ -127,7 +127,7 @@ pub struct PrivateKeySigner {
 
 impl std::fmt::Debug for PrivateKeySigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Only public facts: the MRSIGNER-relevant modulus is public, the rest is not.
+        // Nothing of the key is printed, not even the public part.
         f.debug_struct("PrivateKeySigner").finish_non_exhaustive()
     }
 }
