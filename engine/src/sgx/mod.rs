@@ -8,11 +8,19 @@
 //! - [`gramine_layout`]: Gramine v1.9's layout: manifest, SSA, TCS, TLS, stacks, libpal, heap.
 //! - [`sigstruct`]: the 1808-byte SIGSTRUCT: build, parse, verify, MRSIGNER.
 //! - [`signer`]: the async signer interface and the PEM, generated and external signers.
+//! - [`sigstruct_date`]: the BCD DATE field; [`attributes`]: attribute bits and Gramine's
+//!   defaults; [`rsa3072`]: RSA-3072 e=3 checks, Q1/Q2; [`pem_key`]: PEM key loading;
+//!   [`sigstruct_view`]: a serde view of a SIGSTRUCT.
 
+pub mod attributes;
 pub mod elf;
 pub mod gramine_layout;
 pub mod manifest_params;
 pub mod measure;
+pub mod pem_key;
+pub mod rsa3072;
 pub mod sgxs;
 pub mod signer;
 pub mod sigstruct;
+pub mod sigstruct_date;
+pub mod sigstruct_view;
