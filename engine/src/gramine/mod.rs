@@ -5,10 +5,25 @@
 //! (with the image config, the [`crate::image::file_index::FileIndex`] and a
 //! [`runtime::RuntimeDescriptor`]) → [`manifest::render_manifest`] for each
 //! [`manifest::Variant`].
+//!
+//! Modules: [`request`] (wire types), [`validate`] (checks and defaults), [`options`]
+//! (`manifestOptions`), [`size`], [`paths`], [`fsview`] (lookups in the image),
+//! [`users`] (USER), [`env`], [`argv`], [`dirs`] (trusted/allowed/encrypted),
+//! [`spec`] (the enclave spec and the mount choices), [`manifest`] (the writer),
+//! [`canonical`] (TOML values and canonical serialisation), [`runtime`] (runtime
+//! descriptor).
 
+pub mod argv;
 pub mod canonical;
+pub mod dirs;
+pub mod env;
+pub mod fsview;
+pub mod manifest;
 pub mod options;
 pub mod paths;
 pub mod request;
+pub mod runtime;
 pub mod size;
+pub mod spec;
+pub mod users;
 pub mod validate;
