@@ -294,6 +294,15 @@ fn check_dirs(
 }
 
 fn check_dir_relations(c: &mut Ctx, ro: &[String], rw: &[String], enc: &[String]) {
+    if enc.iter().any(|p| p == "/") {
+        c.err(
+            "encryptedDirs",
+            "`/` cannot be encrypted (the app and its libraries live there)",
+        );
+    }
+    // `/` is reported above; leave it out of the relation checks.
+    let enc: Vec<String> = enc.iter().filter(|p| p.as_str() != "/").cloned().collect();
+    let enc = enc.as_slice();
     let lists: [(&str, &[String]); 3] = [("roDirs", ro), ("rwDirs", rw), ("encryptedDirs", enc)];
     for (i, (fa, la)) in lists.iter().enumerate() {
         for (fb, lb) in lists.iter().skip(i + 1) {
@@ -304,12 +313,6 @@ fn check_dir_relations(c: &mut Ctx, ro: &[String], rw: &[String], enc: &[String]
                 );
             }
         }
-    }
-    if enc.iter().any(|p| p == "/") {
-        c.err(
-            "encryptedDirs",
-            "`/` cannot be encrypted (the app and its libraries live there)",
-        );
     }
     for e in enc {
         for inner in ro.iter().filter(|p| is_strictly_within(p, e)) {
@@ -689,3 +692,7 @@ pub fn validate(req: &ConvertRequest) -> Result<ValidRequest, ValidationErrors> 
         warnings,
     })
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;
