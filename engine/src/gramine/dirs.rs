@@ -46,6 +46,9 @@ pub const KILN_ROOT: &str = "/opt/kiln";
 pub const PSEUDO_FS: [&str; 3] = ["/dev", "/proc", "/sys"];
 /// Deepest nesting of directory symlinks followed when listing trusted files.
 pub const MAX_DIR_LINK_DEPTH: usize = 8;
+/// Most trusted-file entries added through directory symlinks (a guard against images
+/// with many links to big directories); links beyond it are skipped and reported.
+pub const MAX_LINK_ALIASES: usize = 100_000;
 /// Most paths named in one warning.
 pub const MAX_NAMED: usize = 10;
 
@@ -102,7 +105,8 @@ pub struct TrustedSet {
     pub files: BTreeMap<String, [u8; 32]>,
     /// Encrypted dir → image paths hidden by its mount.
     pub hidden_by_encrypted: BTreeMap<String, Vec<String>>,
-    /// Links skipped because of depth or cycles.
+    /// Directory links not followed: cycles, nesting deeper than [`MAX_DIR_LINK_DEPTH`],
+    /// or past [`MAX_LINK_ALIASES`].
     pub skipped_links: Vec<String>,
 }
 
@@ -111,6 +115,7 @@ struct Walk<'a> {
     rules: &'a DirRules,
     excluded: &'a [String],
     out: TrustedSet,
+    aliases: usize,
 }
 
 impl Walk<'_> {
@@ -144,6 +149,9 @@ impl Walk<'_> {
             };
             match &entry.kind {
                 FileKind::Regular { sha256, .. } if self.wanted(&view) => {
+                    if depth > 0 {
+                        self.aliases += 1;
+                    }
                     self.out.files.entry(view).or_insert(*sha256);
                 }
                 FileKind::Symlink { .. } => {
@@ -165,7 +173,10 @@ impl Walk<'_> {
                         Ok((real, Node::Dir)) => {
                             let cyclic = is_within(path, &real)
                                 || chain.iter().any(|c| is_within(c, &real) || c == &real);
-                            if cyclic || depth >= MAX_DIR_LINK_DEPTH {
+                            if cyclic
+                                || depth >= MAX_DIR_LINK_DEPTH
+                                || self.aliases >= MAX_LINK_ALIASES
+                            {
                                 self.out.skipped_links.push(view);
                                 continue;
                             }
@@ -205,6 +216,7 @@ pub fn collect(
         rules,
         excluded,
         out: TrustedSet::default(),
+        aliases: 0,
     };
     let mut chain = vec![String::from("/")];
     w.walk("/", "/", 0, &mut chain);
@@ -288,6 +300,27 @@ mod tests {
         assert_eq!(t.hidden_by_encrypted["/tmp"], s(&["/tmp/junk"]));
         assert!(t.skipped_links.contains(&"/loop".to_string()));
         assert!(t.skipped_links.contains(&"/usr/lib/self".to_string()));
+    }
+
+    #[test]
+    fn many_links_to_a_big_dir_are_capped() {
+        let mut entries: Vec<(String, String)> = Vec::new();
+        for i in 0..2000 {
+            entries.push((format!("/big/f{i:04}"), "f".into()));
+        }
+        for i in 0..60 {
+            entries.push((format!("/links/l{i:02}"), "->/big".into()));
+        }
+        let refs: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let idx = index(&refs);
+        let rules = DirRules::new(&s(&["/"]), &[], &[]);
+        let t = collect(&idx, &rules, &[], &[]);
+        // 2000 real files + 50 links' worth of aliases (100,000), the other 10 links skipped.
+        assert_eq!(t.files.len(), 2000 + MAX_LINK_ALIASES);
+        assert_eq!(t.skipped_links.len(), 10);
     }
 
     #[test]

@@ -249,8 +249,9 @@ pub fn build_spec(
     }
     if !set.skipped_links.is_empty() {
         warnings.push(format!(
-            "symlinks to directories not followed (cycle or nesting deeper than {}): {}",
+            "symlinks to directories not followed (a cycle, nesting deeper than {}, or more than {} paths through links): {}",
             super::dirs::MAX_DIR_LINK_DEPTH,
+            super::dirs::MAX_LINK_ALIASES,
             name_some(&set.skipped_links)
         ));
     }
