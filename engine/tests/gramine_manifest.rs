@@ -317,8 +317,12 @@ fn numeric_user_and_default_working_dir() {
     assert_eq!((spec.uid, spec.gid), (4242, 0));
     assert_eq!(spec.start_dir, "/");
     assert_eq!(spec.program, "/usr/bin/app");
-    // No PATH in the image: docker's default is used for the lookup, nothing is added to env.
-    assert!(!spec.env.contains_key("PATH"));
+    // No PATH or HOME in the image: docker's defaults.
+    assert_eq!(
+        spec.env["PATH"],
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
+    assert_eq!(spec.env["HOME"], "/");
 }
 
 /// 20,000 regular files in 200 directories, plus the small image.

@@ -65,12 +65,11 @@ impl ErrorType {
 }
 
 /// An API error. Serialises as `{"errorType": ..., "reason": ...}`; `status` is the HTTP
-/// status and is not part of the body.
+/// status and is not part of the body (deserialising derives it from `errorType`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "ErrorBody", into = "ErrorBody")]
 pub struct ApiError {
-    /// HTTP status (always `error_type.status()` for errors built by the constructors).
-    #[serde(skip, default = "default_status")]
+    /// HTTP status (`error_type.status()`).
     pub status: u16,
     /// The kind of error.
     pub error_type: ErrorType,
@@ -78,8 +77,27 @@ pub struct ApiError {
     pub reason: String,
 }
 
-fn default_status() -> u16 {
-    500
+/// The wire form of [`ApiError`].
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    error_type: ErrorType,
+    reason: String,
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(b: ErrorBody) -> Self {
+        ApiError::new(b.error_type, b.reason)
+    }
+}
+
+impl From<ApiError> for ErrorBody {
+    fn from(e: ApiError) -> Self {
+        ErrorBody {
+            error_type: e.error_type,
+            reason: e.reason,
+        }
+    }
 }
 
 impl ApiError {
@@ -157,6 +175,7 @@ mod tests {
         let e: ApiError =
             serde_json::from_str(r#"{"errorType":"NotFound","reason":"no such image"}"#).unwrap();
         assert_eq!(e.error_type, ErrorType::NotFound);
+        assert_eq!(e.status, 404);
         assert_eq!(e.reason, "no such image");
     }
 }

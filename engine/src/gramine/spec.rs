@@ -40,6 +40,9 @@
 //! - `externalPackages` is recorded (where the pipeline looks up runtime images).
 //! - `debug` → `sgx.debug = true` and `loader.log_level = "debug"` (else `"error"`).
 //! - `logFilePath` → `loader.log_file` (`"stderr"` means Gramine's default, so no key).
+//! - Environment: as docker/runc, `PATH` defaults to docker's default PATH and `HOME` to
+//!   the user's home from the image's /etc/passwd (else `/`) when neither the image nor
+//!   the request sets them. `HOSTNAME` is not set: it is only known at run time.
 
 use std::collections::BTreeMap;
 
@@ -204,9 +207,25 @@ pub fn build_spec(
         ));
     }
 
-    // Environment.
+    // User.
+    let user = cfg.and_then(|c| c.user().clone()).unwrap_or_default();
+    let ids = resolve_user(
+        &user,
+        index.captured.get("/etc/passwd").map(Vec::as_slice),
+        index.captured.get("/etc/group").map(Vec::as_slice),
+    )?;
+
+    // Environment, with the variables a container runtime adds when absent.
     let image_env = cfg.and_then(|c| c.env().clone()).unwrap_or_default();
-    let (env, skipped) = build_env(&image_env, req.java_mode, &req.manifest_env);
+    let (mut env, skipped) = build_env(&image_env, req.java_mode, &req.manifest_env);
+    env.entry("PATH".to_string())
+        .or_insert_with(|| DEFAULT_PATH.to_string());
+    env.entry("HOME".to_string()).or_insert_with(|| {
+        ids.home
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "/".into())
+    });
     if !skipped.is_empty() {
         warnings.push(format!(
             "image Env entries without `=` ignored: {}",
@@ -224,14 +243,6 @@ pub fn build_spec(
     let path_var = env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
     let argv0 = argv.first().map(String::as_str).unwrap_or_default();
     let program = find_program(index, argv0, path_var, &start_dir)?;
-
-    // User.
-    let user = cfg.and_then(|c| c.user().clone()).unwrap_or_default();
-    let ids = resolve_user(
-        &user,
-        index.captured.get("/etc/passwd").map(Vec::as_slice),
-        index.captured.get("/etc/group").map(Vec::as_slice),
-    )?;
 
     // Files.
     let rules = DirRules::new(&req.ro_dirs, &req.rw_dirs, &req.encrypted_dirs);

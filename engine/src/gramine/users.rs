@@ -3,17 +3,21 @@
 //!
 //! Forms: `""` (root), `user`, `uid`, `user:group`, `uid:gid`, `user:gid`, `uid:group`.
 //! A numeric uid need not exist in /etc/passwd; its gid then defaults to the passwd entry's
-//! gid if there is one, else 0. A name must exist; an unknown name is an error.
+//! gid if there is one, else 0. A name must exist; an unknown name is an error. The home
+//! directory of the passwd entry (if any) is returned too: runc sets `HOME` from it when
+//! the image's environment has none.
 
 use std::collections::BTreeMap;
 
 /// Numeric ids the app runs as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ids {
     /// `loader.uid`.
     pub uid: u32,
     /// `loader.gid`.
     pub gid: u32,
+    /// The user's home directory from /etc/passwd, if the user is listed there.
+    pub home: Option<String>,
 }
 
 /// Why a USER could not be resolved.
@@ -40,10 +44,11 @@ pub enum UserError {
     Malformed(String),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PasswdEntry {
     uid: u32,
     gid: u32,
+    home: String,
 }
 
 /// Parses /etc/passwd lines `name:pw:uid:gid:gecos:home:shell`; malformed lines are skipped.
@@ -54,12 +59,16 @@ fn parse_passwd(bytes: &[u8]) -> BTreeMap<String, PasswdEntry> {
             continue;
         }
         let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 4 || f[0].is_empty() {
+        let (Some(name), Some(uid), Some(gid)) = (f.first(), f.get(2), f.get(3)) else {
+            continue;
+        };
+        if name.is_empty() {
             continue;
         }
-        if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {
-            out.entry(f[0].to_string())
-                .or_insert(PasswdEntry { uid, gid });
+        if let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse()) {
+            let home = f.get(5).map(|h| h.to_string()).unwrap_or_default();
+            out.entry(name.to_string())
+                .or_insert(PasswdEntry { uid, gid, home });
         }
     }
     out
@@ -73,11 +82,14 @@ fn parse_group(bytes: &[u8]) -> BTreeMap<String, u32> {
             continue;
         }
         let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 3 || f[0].is_empty() {
+        let (Some(name), Some(gid)) = (f.first(), f.get(2)) else {
+            continue;
+        };
+        if name.is_empty() {
             continue;
         }
-        if let Ok(gid) = f[2].parse() {
-            out.entry(f[0].to_string()).or_insert(gid);
+        if let Ok(gid) = gid.parse() {
+            out.entry(name.to_string()).or_insert(gid);
         }
     }
     out
@@ -90,31 +102,34 @@ pub fn resolve_user(
     passwd: Option<&[u8]>,
     group: Option<&[u8]>,
 ) -> Result<Ids, UserError> {
-    let user_s = user.to_string();
+    let pw = passwd.map(parse_passwd).unwrap_or_default();
+    let by_uid = |uid: u32| pw.values().find(|e| e.uid == uid);
     if user.is_empty() {
-        return Ok(Ids { uid: 0, gid: 0 });
+        let home = by_uid(0).map(|e| e.home.clone());
+        return Ok(Ids {
+            uid: 0,
+            gid: 0,
+            home,
+        });
     }
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
     if u.is_empty() || g == Some("") || g.is_some_and(|g| g.contains(':')) {
-        return Err(UserError::Malformed(user_s));
+        return Err(UserError::Malformed(user.to_string()));
     }
-    let pw = passwd.map(parse_passwd).unwrap_or_default();
-    let (uid, default_gid) = if let Ok(uid) = u.parse::<u32>() {
-        let gid = pw
-            .values()
-            .find(|e| e.uid == uid)
-            .map(|e| e.gid)
-            .unwrap_or(0);
-        (uid, gid)
+    let (uid, default_gid, home) = if let Ok(uid) = u.parse::<u32>() {
+        match by_uid(uid) {
+            Some(e) => (uid, e.gid, Some(e.home.clone())),
+            None => (uid, 0, None),
+        }
     } else {
         match pw.get(u) {
-            Some(e) => (e.uid, e.gid),
+            Some(e) => (e.uid, e.gid, Some(e.home.clone())),
             None => {
                 return Err(UserError::UnknownUser {
-                    user: user_s,
+                    user: user.to_string(),
                     name: u.to_string(),
                 })
             }
@@ -128,14 +143,14 @@ pub fn resolve_user(
                 Some(gid) => *gid,
                 None => {
                     return Err(UserError::UnknownGroup {
-                        user: user_s,
+                        user: user.to_string(),
                         name: g.to_string(),
                     })
                 }
             },
         },
     };
-    Ok(Ids { uid, gid })
+    Ok(Ids { uid, gid, home })
 }
 
 #[cfg(test)]
@@ -145,39 +160,30 @@ mod tests {
     const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n# comment\nbroken line\napp:x:1000:1001::/home/app:/bin/sh\nnobody:x:65534:65534::/:/sbin/nologin\n";
     const GROUP: &[u8] = b"root:x:0:\nstaff:x:50:app\napp:x:1001:\n";
 
-    fn r(u: &str) -> Result<Ids, UserError> {
-        resolve_user(u, Some(PASSWD), Some(GROUP))
+    fn r(u: &str) -> Result<(u32, u32), UserError> {
+        resolve_user(u, Some(PASSWD), Some(GROUP)).map(|i| (i.uid, i.gid))
     }
 
     #[test]
     fn forms() {
-        assert_eq!(r(""), Ok(Ids { uid: 0, gid: 0 }));
-        assert_eq!(
-            r("app"),
-            Ok(Ids {
-                uid: 1000,
-                gid: 1001
-            })
-        );
-        assert_eq!(
-            r("1000"),
-            Ok(Ids {
-                uid: 1000,
-                gid: 1001
-            })
-        );
-        assert_eq!(r("4242"), Ok(Ids { uid: 4242, gid: 0 }));
-        assert_eq!(r("app:staff"), Ok(Ids { uid: 1000, gid: 50 }));
-        assert_eq!(r("app:7"), Ok(Ids { uid: 1000, gid: 7 }));
-        assert_eq!(r("5:6"), Ok(Ids { uid: 5, gid: 6 }));
-        assert_eq!(r("0:staff"), Ok(Ids { uid: 0, gid: 50 }));
-        assert_eq!(
-            r("nobody"),
-            Ok(Ids {
-                uid: 65534,
-                gid: 65534
-            })
-        );
+        assert_eq!(r(""), Ok((0, 0)));
+        assert_eq!(r("app"), Ok((1000, 1001)));
+        assert_eq!(r("1000"), Ok((1000, 1001)));
+        assert_eq!(r("4242"), Ok((4242, 0)));
+        assert_eq!(r("app:staff"), Ok((1000, 50)));
+        assert_eq!(r("app:7"), Ok((1000, 7)));
+        assert_eq!(r("5:6"), Ok((5, 6)));
+        assert_eq!(r("0:staff"), Ok((0, 50)));
+        assert_eq!(r("nobody"), Ok((65534, 65534)));
+    }
+
+    #[test]
+    fn homes() {
+        let h = |u: &str| resolve_user(u, Some(PASSWD), None).unwrap().home;
+        assert_eq!(h("app").as_deref(), Some("/home/app"));
+        assert_eq!(h("1000").as_deref(), Some("/home/app"));
+        assert_eq!(h("").as_deref(), Some("/root"));
+        assert_eq!(h("4242"), None);
     }
 
     #[test]
@@ -191,7 +197,8 @@ mod tests {
         assert!(matches!(r("1:"), Err(UserError::Malformed(_))));
         assert!(matches!(r("1:2:3"), Err(UserError::Malformed(_))));
         // No passwd in the image: numeric works, names fail.
-        assert_eq!(resolve_user("7", None, None), Ok(Ids { uid: 7, gid: 0 }));
+        let none = resolve_user("7", None, None).unwrap();
+        assert_eq!((none.uid, none.gid, none.home), (7, 0, None));
         assert!(resolve_user("app", None, None).is_err());
         let e = r("ghost").unwrap_err().to_string();
         assert!(e.contains("ghost") && e.contains("/etc/passwd"));
