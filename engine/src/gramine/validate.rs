@@ -451,6 +451,13 @@ fn next_pow2(n: u64) -> Option<u64> {
     n.checked_next_power_of_two()
 }
 
+/// Parses a request body and validates it: the whole front half of the pipeline, with
+/// every problem as one 400.
+pub fn parse_and_validate(body: &[u8]) -> Result<ValidRequest, ApiError> {
+    let req = super::request::parse_request(body)?;
+    Ok(validate(&req)?)
+}
+
 /// Validates a request and applies the defaults.
 pub fn validate(req: &ConvertRequest) -> Result<ValidRequest, ValidationErrors> {
     let mut c = Ctx { errors: Vec::new() };
@@ -512,6 +519,12 @@ pub fn validate(req: &ConvertRequest) -> Result<ValidRequest, ValidationErrors> 
         }
     };
     let debug = req.debug.unwrap_or(false);
+    if threads < DEFAULT_THREADS {
+        warnings.push(format!(
+            "threads: Gramine itself uses up to 3 helper threads (IPC, async, TLS handshake); \
+             {threads} may leave the app without a thread"
+        ));
+    }
 
     for (field, list) in [
         ("entrypoint", &req.entrypoint),
@@ -639,6 +652,13 @@ pub fn validate(req: &ConvertRequest) -> Result<ValidRequest, ValidationErrors> 
             }
         },
     };
+
+    if java_mode.is_some() && threads < 16 {
+        warnings.push(format!(
+            "javaMode: a JVM starts a dozen or more threads (GC, compiler, signal, finalizer); \
+             threads = {threads} may be too few"
+        ));
+    }
 
     let ctx = OptionContext {
         debug,

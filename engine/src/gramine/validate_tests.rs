@@ -157,6 +157,7 @@ fn threads_and_debug() {
     assert_eq!(v.threads, 1);
     assert!(v.debug);
     assert_eq!(ok(r#","threads":1024"#).threads, 1024);
+    assert!(ok(r#","threads":3"#).warnings[0].starts_with("threads:"));
     bad(r#","threads":0"#, "threads");
     bad(r#","threads":1025"#, "threads");
     bad(r#","threads":-4"#, "threads");
@@ -352,7 +353,11 @@ fn misc_fields() {
     assert_eq!(v.core_dump_pattern.as_deref(), Some("/tmp/core.%p"));
     assert_eq!(v.log_file_path.as_deref(), Some("stderr"));
     assert_eq!(v.java_mode, Some(JavaMode::LibertyJre));
-    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+    assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+    assert!(v.warnings[0].starts_with("javaMode:"));
+    assert!(ok(r#","javaMode":"OPENJDK","threads":16"#)
+        .warnings
+        .is_empty());
     let v = ok(r#","coreDumpPattern":"core","logFilePath":"/var//log/x""#);
     assert!(v.warnings.iter().any(|w| w.starts_with("coreDumpPattern")));
     assert_eq!(v.log_file_path.as_deref(), Some("/var/log/x"));
@@ -368,6 +373,18 @@ fn misc_fields() {
     bad(r#","externalPackages":"pkgs""#, "externalPackages");
     bad(r#","logFilePath":"log.txt""#, "logFilePath");
     bad(r#","coreDumpPattern":"""#, "coreDumpPattern");
+}
+
+#[test]
+fn parse_and_validate_in_one_step() {
+    let v =
+        parse_and_validate(br#"{"inputImageName":"a","outputImageName":"b","threads":9}"#).unwrap();
+    assert_eq!(v.threads, 9);
+    let e = parse_and_validate(br#"{"inputImageName":"a","outputImageName":"b","threads":0}"#)
+        .unwrap_err();
+    assert_eq!((e.status, e.reason.starts_with("threads:")), (400, true));
+    let e = parse_and_validate(br#"{"inputImageName":"a"}"#).unwrap_err();
+    assert_eq!(e.status, 400);
 }
 
 #[test]
