@@ -167,9 +167,32 @@ fn edmm_variant_differs_only_in_edmm_enable() {
 }
 
 #[test]
+fn direct_variant_uses_tmpfs_for_encrypted_dirs() {
+    let spec = spec_for(REQUEST, &image_config(""), &small_index()).unwrap();
+    let sgx1 = render_manifest(&spec, Variant::Sgx1).unwrap();
+    let direct = render_manifest(&spec, Variant::Direct).unwrap();
+    let mut want = sgx1.clone();
+    for d in [
+        "ftx-efs",
+        "opt/fortanix/enclave-os/app-config/rw",
+        "run",
+        "tmp",
+    ] {
+        want = want.replace(
+            &format!(
+                r#"{{ key_name = "_sgx_mrenclave", path = "/{d}", type = "encrypted", uri = "file:/opt/fortanix/enclave-os/default-efs-dirs/{d}" }}"#
+            ),
+            &format!(r#"{{ path = "/{d}", type = "tmpfs" }}"#),
+        );
+    }
+    assert_ne!(want, sgx1);
+    assert_eq!(direct, want);
+}
+
+#[test]
 fn manifest_parses_as_toml_with_the_expected_values() {
     let spec = spec_for(REQUEST, &image_config(""), &small_index()).unwrap();
-    for variant in [Variant::Sgx1, Variant::Edmm] {
+    for variant in [Variant::Sgx1, Variant::Edmm, Variant::Direct] {
         let text = render_manifest(&spec, variant).unwrap();
         let v: toml::Table = toml::from_str(&text).unwrap();
         let sgx = v["sgx"].as_table().unwrap();

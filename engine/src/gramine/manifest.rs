@@ -20,6 +20,12 @@
 //! gets the same memory limit whichever enclave the launcher picks, and memSize keeps its
 //! meaning on SGX2 hardware. Nothing else differs.
 //!
+//! A third, unmeasured variant, [`Variant::Direct`], is for Gramine's insecure non-SGX mode
+//! (`gramine-direct`, which reads `app.manifest`, not `.manifest.sgx`): it equals the SGX1
+//! manifest except that encrypted dirs become `tmpfs` mounts, because the `_sgx_mrenclave`
+//! key does not exist outside SGX (Gramine v1.9 mounts them but every file access fails).
+//! Trusted files are still checked in direct mode.
+//!
 //! `manifestOptions` (validated) are merged last: leaves overwrite, `fs.mounts` entries are
 //! appended after kiln's mounts.
 
@@ -34,6 +40,8 @@ pub enum Variant {
     Sgx1,
     /// SGX2 with EDMM: `sgx.edmm_enable = true`.
     Edmm,
+    /// Gramine's non-SGX mode: as `Sgx1`, encrypted dirs as `tmpfs`. Not measured.
+    Direct,
 }
 
 /// A manifest option that could not be merged (cannot happen for validated options).
@@ -58,12 +66,19 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
         .encrypted_mounts
         .iter()
         .map(|m| {
-            Value::Table(t(vec![
-                ("type", Value::str("encrypted")),
-                ("path", Value::str(m.path.clone())),
-                ("uri", Value::str(format!("file:{}", m.host_path))),
-                ("key_name", Value::str(m.key_name.clone())),
-            ]))
+            Value::Table(if variant == Variant::Direct {
+                t(vec![
+                    ("type", Value::str("tmpfs")),
+                    ("path", Value::str(m.path.clone())),
+                ])
+            } else {
+                t(vec![
+                    ("type", Value::str("encrypted")),
+                    ("path", Value::str(m.path.clone())),
+                    ("uri", Value::str(format!("file:{}", m.host_path))),
+                    ("key_name", Value::str(m.key_name.clone())),
+                ])
+            })
         })
         .collect();
     mounts.extend(spec.options.extra_mounts.iter().cloned().map(Value::Table));
