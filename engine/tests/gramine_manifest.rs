@@ -396,3 +396,57 @@ fn twenty_thousand_files() {
     );
     assert_eq!(text, render_manifest(&spec, Variant::Sgx1).unwrap());
 }
+
+#[test]
+fn program_through_a_directory_link_and_exclusions() {
+    let mut idx = small_index();
+    idx.entries.insert("/sys/kernel/x".into(), reg(0x0c, 0o644));
+    idx.entries.insert(
+        "/opt/fortanix/enclave-os/default-efs-dirs/tmp/blob".into(),
+        reg(0x0d, 0o644),
+    );
+    let cfg = image_config("").clone();
+    let json = serde_json::to_string(&cfg)
+        .unwrap()
+        .replace("PATH=/usr/bin:/bin", "PATH=/bin:/usr/bin")
+        .replace(r#""WorkingDir":"/app""#, r#""WorkingDir":"/srv""#);
+    let cfg: ImageConfiguration = serde_json::from_str(&json).unwrap();
+    let spec = spec_for(
+        r#"{"inputImageName":"a","outputImageName":"b"}"#,
+        &cfg,
+        &idx,
+    )
+    .unwrap();
+    // Found through /bin -> usr/bin: the program keeps the path the search found.
+    assert_eq!(spec.program, "/bin/app");
+    assert!(spec
+        .trusted_files
+        .iter()
+        .any(|f| f.path == "/bin/app" && f.sha256 == [8; 32]));
+    // Excluded: pseudo-filesystems, kiln's directory, the encrypted dirs' host side.
+    for p in [
+        "/dev/null",
+        "/sys/kernel/x",
+        "/opt/kiln/runtime/libsysdb.so",
+    ] {
+        assert!(!spec.trusted_files.iter().any(|f| f.path == p), "{p}");
+    }
+    assert!(!spec
+        .trusted_files
+        .iter()
+        .any(|f| f.path.starts_with("/opt/fortanix")));
+    assert_eq!(spec.start_dir, "/srv");
+    for w in ["WorkingDir `/srv`", "already has files under /opt/kiln"] {
+        assert!(
+            spec.warnings.iter().any(|x| x.contains(w)),
+            "{w}: {:?}",
+            spec.warnings
+        );
+    }
+    // Trusted files are sorted and unique.
+    let paths: Vec<_> = spec.trusted_files.iter().map(|f| f.path.as_str()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(paths, sorted);
+}

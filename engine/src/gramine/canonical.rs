@@ -293,6 +293,52 @@ mod tests {
         assert_eq!(s, want);
     }
 
+    /// Converts a parsed `toml` crate value back into ours (strings, integers, booleans,
+    /// arrays, tables only).
+    fn from_toml(v: &::toml::Value) -> Value {
+        match v {
+            ::toml::Value::String(s) => Value::String(s.clone()),
+            ::toml::Value::Integer(i) => Value::Integer(*i),
+            ::toml::Value::Boolean(b) => Value::Boolean(*b),
+            ::toml::Value::Array(a) => Value::Array(a.iter().map(from_toml).collect()),
+            ::toml::Value::Table(t) => {
+                Value::Table(t.iter().map(|(k, v)| (k.clone(), from_toml(v))).collect())
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_character_round_trips_through_the_toml_crate() {
+        let mut chars: Vec<char> = (0u32..0x80).filter_map(char::from_u32).collect();
+        chars.extend(['é', 'ß', '€', '\u{2028}', '\u{feff}', '😀', '\u{10ffff}']);
+        let mut root = Table::new();
+        let mut inner = Table::new();
+        let mut items = Vec::new();
+        for c in &chars {
+            let s = format!("k{c}x");
+            inner.insert(s.clone(), Value::str(format!("v{c}\"{c}")));
+            items.push(Value::Table(t(&[(s.as_str(), Value::str(c.to_string()))])));
+        }
+        inner.insert("list".into(), Value::Array(items));
+        inner.insert("".into(), Value::Integer(i64::MIN));
+        inner.insert("max".into(), Value::Integer(i64::MAX));
+        inner.insert(
+            "nested".into(),
+            Value::Table(t(&[("deep", Value::Table(Table::new()))])),
+        );
+        root.insert("a.b".into(), Value::Table(inner));
+        root.insert("plain".into(), Value::Array(vec![]));
+        let text = to_canonical_toml(&root);
+        let parsed: ::toml::Table = ::toml::from_str(&text).unwrap();
+        let back: Table = parsed
+            .iter()
+            .map(|(k, v)| (k.clone(), from_toml(v)))
+            .collect();
+        assert_eq!(back, root);
+        assert_eq!(to_canonical_toml(&back), text);
+    }
+
     #[test]
     fn insert_and_get_paths() {
         let mut root = Table::new();
