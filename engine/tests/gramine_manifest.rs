@@ -1,8 +1,10 @@
 //! The Gramine manifest of a small synthetic image against a hand-checked golden file,
 //! both variants, TOML validity, determinism, request errors that only the image can
-//! reveal, and the size and time of a 20,000-file manifest.
+//! reveal, and the size and time of a 20,000-file manifest. All but the timing test run
+//! natively and in headless Chromium (wasm32).
 
-use std::time::Instant;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use kiln_engine::api::{parse_request, ErrorType};
 use kiln_engine::gramine::manifest::{manifest_table, render_manifest, Variant};
@@ -11,6 +13,7 @@ use kiln_engine::gramine::spec::{build_spec, EnclaveSpec, SpecError};
 use kiln_engine::gramine::validate::validate;
 use kiln_engine::image::file_index::{FileEntry, FileIndex, FileKind};
 use oci_spec::image::ImageConfiguration;
+#[cfg(not(target_arch = "wasm32"))]
 use sha2::{Digest, Sha256};
 
 const GOLDEN: &str = include_str!("data/gramine_golden.manifest.sgx");
@@ -116,7 +119,8 @@ fn spec_for(
     build_spec(&req, config, index, &runtime())
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn golden_manifest_sgx1() {
     let spec = spec_for(REQUEST, &image_config(""), &small_index()).unwrap();
     let got = render_manifest(&spec, Variant::Sgx1).unwrap();
@@ -154,7 +158,8 @@ fn golden_manifest_sgx1() {
     );
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn edmm_variant_differs_only_in_edmm_enable() {
     let spec = spec_for(REQUEST, &image_config(""), &small_index()).unwrap();
     let sgx1 = render_manifest(&spec, Variant::Sgx1).unwrap();
@@ -166,7 +171,8 @@ fn edmm_variant_differs_only_in_edmm_enable() {
     assert_ne!(edmm, sgx1);
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn direct_variant_uses_tmpfs_for_encrypted_dirs() {
     let spec = spec_for(REQUEST, &image_config(""), &small_index()).unwrap();
     let sgx1 = render_manifest(&spec, Variant::Sgx1).unwrap();
@@ -189,7 +195,8 @@ fn direct_variant_uses_tmpfs_for_encrypted_dirs() {
     assert_eq!(direct, want);
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn manifest_parses_as_toml_with_the_expected_values() {
     let spec = spec_for(REQUEST, &image_config(""), &small_index()).unwrap();
     for variant in [Variant::Sgx1, Variant::Edmm, Variant::Direct] {
@@ -213,7 +220,8 @@ fn manifest_parses_as_toml_with_the_expected_values() {
     }
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn cmdline_args_replace_loader_argv() {
     let r = REQUEST.replace(r#""threads":8,"#, r#""threads":8,"allowCmdlineArgs":true,"#);
     let spec = spec_for(&r, &image_config(""), &small_index()).unwrap();
@@ -227,7 +235,8 @@ fn cmdline_args_replace_loader_argv() {
     assert_eq!(spec.argv, ["app", "--serve", "8080"]);
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn debug_log_file_and_java_mode() {
     let r = r#"{"inputImageName":"a","outputImageName":"b","debug":true,
         "logFilePath":"/var/log/gramine.log","rwDirs":["/var/log"],"javaMode":"OPENJ9",
@@ -259,7 +268,8 @@ fn debug_log_file_and_java_mode() {
         .any(|f| f.path == "/tmp/stale.pid"));
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn image_dependent_errors_are_400s() {
     let idx = small_index();
     let cases: [(&str, &str, &str); 6] = [
@@ -324,7 +334,8 @@ fn image_dependent_errors_are_400s() {
     assert!(e.to_string().contains("neither ENTRYPOINT nor CMD"), "{e}");
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn numeric_user_and_default_working_dir() {
     let cfg: ImageConfiguration = serde_json::from_str(
         r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},
@@ -349,6 +360,7 @@ fn numeric_user_and_default_working_dir() {
 }
 
 /// 20,000 regular files in 200 directories, plus the small image.
+#[cfg(not(target_arch = "wasm32"))]
 fn big_index() -> FileIndex {
     let mut idx = small_index();
     for d in 0..200 {
@@ -371,15 +383,21 @@ fn big_index() -> FileIndex {
     idx
 }
 
-#[test]
+#[cfg(not(target_arch = "wasm32"))]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn twenty_thousand_files() {
+    use std::time::Instant;
     let idx = big_index();
     let cfg = image_config("");
     let t0 = Instant::now();
     let spec = spec_for(REQUEST, &cfg, &idx).unwrap();
     let t_spec = t0.elapsed();
     let t1 = Instant::now();
-    let text = render_manifest(&spec, Variant::Sgx1).unwrap();
+    let table = manifest_table(&spec, Variant::Sgx1).unwrap();
+    let t_table = t1.elapsed();
+    let t1 = Instant::now();
+    let text = kiln_engine::gramine::canonical::to_canonical_toml(&table);
     let t_write = t1.elapsed();
     let t2 = Instant::now();
     let parsed: toml::Table = toml::from_str(&text).unwrap();
@@ -387,17 +405,19 @@ fn twenty_thousand_files() {
     let n = parsed["sgx"]["trusted_files"].as_array().unwrap().len();
     assert_eq!(n, 20_000 + 13);
     println!(
-        "20,000-file manifest: {} trusted files, {} bytes; spec {:?}, write {:?}, toml-crate parse {:?}",
+        "20,000-file manifest: {} trusted files, {} bytes; spec {:?}, table {:?}, write {:?}, toml-crate parse {:?}",
         n,
         text.len(),
         t_spec,
+        t_table,
         t_write,
         t_parse
     );
     assert_eq!(text, render_manifest(&spec, Variant::Sgx1).unwrap());
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn program_through_a_directory_link_and_exclusions() {
     let mut idx = small_index();
     idx.entries.insert("/sys/kernel/x".into(), reg(0x0c, 0o644));
