@@ -1,0 +1,189 @@
+//! The manifest writer: an [`EnclaveSpec`] → the final Gramine manifest bytes
+//! (`.manifest.sgx`), in kiln's canonical TOML ([`super::canonical`]). The same spec always
+//! gives the same bytes.
+//!
+//! Every key Gramine's signer would otherwise default, and every key that decides the
+//! measurement, is written explicitly: `sgx.enclave_size`, `sgx.max_threads`, `sgx.debug`,
+//! `sgx.edmm_enable`, `sgx.isvprodid`, `sgx.isvsvn`, `sgx.use_exinfo`,
+//! `sgx.cpu_features.{avx,avx512,amx,mpx,pkru}`, `sgx.file_check_policy = "strict"`,
+//! `sgx.remote_attestation`, `sgx.enable_stats`, `sgx.trusted_files` (inline tables
+//! `{ sha256, uri }` sorted by uri), `sgx.allowed_files`, `fs.root`, `fs.mounts`,
+//! `fs.start_dir` (inside `[fs]`), `loader.entrypoint.uri` and `.sha256`,
+//! `libos.entrypoint`, `loader.argv`, `loader.insecure__use_cmdline_argv`, `loader.env.*`,
+//! `loader.uid`, `loader.gid`, `loader.log_level`,
+//! `sys.enable_extra_runtime_domain_names_conf`. Key names follow Gramine v1.9's
+//! Documentation/manifest-syntax.rst and python/graminelibos/manifest_check.py.
+//!
+//! Two variants: [`Variant::Sgx1`] (`sgx.edmm_enable = false`, every page added at build
+//! time) and [`Variant::Edmm`] (`sgx.edmm_enable = true`). Both use the *same*
+//! `sgx.enclave_size` (the request's memSize), not Gramine's 1024G EDMM default: the app
+//! gets the same memory limit whichever enclave the launcher picks, and memSize keeps its
+//! meaning on SGX2 hardware. Nothing else differs.
+//!
+//! A third, unmeasured variant, [`Variant::Direct`], is for Gramine's insecure non-SGX mode
+//! (`gramine-direct`, which reads `app.manifest`, not `.manifest.sgx`): it equals the SGX1
+//! manifest except that encrypted dirs become `tmpfs` mounts, because the `_sgx_mrenclave`
+//! key does not exist outside SGX (Gramine v1.9 mounts them but every file access fails).
+//! Trusted files are still checked in direct mode.
+//!
+//! `manifestOptions` (validated) are merged last: leaves overwrite, `fs.mounts` entries are
+//! appended after kiln's mounts.
+
+use super::canonical::{insert_path, to_canonical_toml, Table, Value};
+use super::size::format_size;
+use super::spec::EnclaveSpec;
+
+/// Which enclave a manifest is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// SGX1: `sgx.edmm_enable = false`.
+    Sgx1,
+    /// SGX2 with EDMM: `sgx.edmm_enable = true`.
+    Edmm,
+    /// Gramine's non-SGX mode: as `Sgx1`, encrypted dirs as `tmpfs`. Not measured.
+    Direct,
+}
+
+/// A manifest option that could not be merged (cannot happen for validated options).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("manifestOptions: `{0}` clashes with a non-table manifest value")]
+pub struct MergeError(pub String);
+
+fn t(entries: Vec<(&str, Value)>) -> Table {
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+fn strs(v: &[String]) -> Value {
+    Value::Array(v.iter().map(|s| Value::str(s.clone())).collect())
+}
+
+/// The manifest as a TOML table.
+pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, MergeError> {
+    let mut mounts: Vec<Value> = spec
+        .encrypted_mounts
+        .iter()
+        .map(|m| {
+            Value::Table(if variant == Variant::Direct {
+                t(vec![
+                    ("type", Value::str("tmpfs")),
+                    ("path", Value::str(m.path.clone())),
+                ])
+            } else {
+                t(vec![
+                    ("type", Value::str("encrypted")),
+                    ("path", Value::str(m.path.clone())),
+                    ("uri", Value::str(format!("file:{}", m.host_path))),
+                    ("key_name", Value::str(m.key_name.clone())),
+                ])
+            })
+        })
+        .collect();
+    mounts.extend(spec.options.extra_mounts.iter().cloned().map(Value::Table));
+
+    let fs = t(vec![
+        (
+            "root",
+            Value::Table(t(vec![
+                ("type", Value::str("chroot")),
+                ("uri", Value::str("file:/")),
+            ])),
+        ),
+        ("mounts", Value::Array(mounts)),
+        ("start_dir", Value::str(spec.start_dir.clone())),
+    ]);
+
+    let libos = t(vec![("entrypoint", Value::str(spec.program.clone()))]);
+
+    let env: Table = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::str(v.clone())))
+        .collect();
+    let mut loader = t(vec![
+        (
+            "entrypoint",
+            Value::Table(t(vec![
+                ("uri", Value::str(spec.libos_uri.clone())),
+                ("sha256", Value::str(spec.libos_sha256.clone())),
+            ])),
+        ),
+        (
+            "insecure__use_cmdline_argv",
+            Value::Boolean(spec.use_cmdline_argv),
+        ),
+        ("env", Value::Table(env)),
+        ("uid", Value::Integer(i64::from(spec.uid))),
+        ("gid", Value::Integer(i64::from(spec.gid))),
+        ("log_level", Value::str(spec.log_level.clone())),
+    ]);
+    if !spec.use_cmdline_argv {
+        loader.insert("argv".into(), strs(&spec.argv));
+    }
+    if let Some(f) = &spec.log_file {
+        loader.insert("log_file".into(), Value::str(f.clone()));
+    }
+
+    let trusted: Vec<Value> = spec
+        .trusted_files
+        .iter()
+        .map(|f| {
+            Value::Table(t(vec![
+                ("uri", Value::str(format!("file:{}", f.path))),
+                ("sha256", Value::str(hex::encode(f.sha256))),
+            ]))
+        })
+        .collect();
+    let allowed: Vec<Value> = spec
+        .allowed_files
+        .iter()
+        .map(|p| Value::str(format!("file:{p}")))
+        .collect();
+    let sgx = t(vec![
+        ("debug", Value::Boolean(spec.debug)),
+        ("edmm_enable", Value::Boolean(variant == Variant::Edmm)),
+        ("enclave_size", Value::str(format_size(spec.enclave_size))),
+        ("max_threads", Value::Integer(i64::from(spec.max_threads))),
+        ("isvprodid", Value::Integer(i64::from(spec.isvprodid))),
+        ("isvsvn", Value::Integer(i64::from(spec.isvsvn))),
+        ("use_exinfo", Value::Boolean(false)),
+        (
+            "cpu_features",
+            Value::Table(t(vec![
+                ("avx", Value::str("unspecified")),
+                ("avx512", Value::str("unspecified")),
+                ("amx", Value::str("unspecified")),
+                ("mpx", Value::str("disabled")),
+                ("pkru", Value::str("disabled")),
+            ])),
+        ),
+        ("file_check_policy", Value::str("strict")),
+        ("remote_attestation", Value::str("none")),
+        ("enable_stats", Value::Boolean(false)),
+        ("trusted_files", Value::Array(trusted)),
+        ("allowed_files", Value::Array(allowed)),
+    ]);
+    let sys = t(vec![(
+        "enable_extra_runtime_domain_names_conf",
+        Value::Boolean(spec.runtime_domain_names),
+    )]);
+
+    let mut root = t(vec![
+        ("fs", Value::Table(fs)),
+        ("libos", Value::Table(libos)),
+        ("loader", Value::Table(loader)),
+        ("sgx", Value::Table(sgx)),
+        ("sys", Value::Table(sys)),
+    ]);
+    for (path, value) in &spec.options.leaves {
+        insert_path(&mut root, path, value.clone()).map_err(MergeError)?;
+    }
+    Ok(root)
+}
+
+/// The final manifest bytes for one variant.
+pub fn render_manifest(spec: &EnclaveSpec, variant: Variant) -> Result<String, MergeError> {
+    Ok(to_canonical_toml(&manifest_table(spec, variant)?))
+}

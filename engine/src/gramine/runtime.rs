@@ -1,0 +1,183 @@
+//! The runtime descriptor: where the Gramine runtime lives inside the runtime image and
+//! the hashes the manifest and the measurement need. Serialised as JSON (camelCase) next
+//! to the runtime image, so that every conversion can reference it.
+
+use serde::{Deserialize, Serialize};
+
+use super::paths::normalize_absolute;
+
+/// The prefix kiln's runtime image installs Gramine under by default.
+pub const DEFAULT_RUNTIME_PREFIX: &str = "/opt/kiln/runtime";
+
+/// Describes one Gramine runtime build (all paths relative to `prefix`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeDescriptor {
+    /// Gramine version, e.g. `"1.9"`.
+    pub gramine_version: String,
+    /// Absolute, normalised install prefix inside the image, e.g. `/opt/kiln/runtime`.
+    pub prefix: String,
+    /// The SGX PAL (measured into the enclave), e.g. `sgx/libpal.so`.
+    pub sgx_libpal: String,
+    /// The SGX host loader, e.g. `sgx/loader`.
+    pub sgx_loader: String,
+    /// The direct-mode PAL (static-pie, its own loader), e.g. `direct/libpal.so`.
+    pub direct_libpal: String,
+    /// The LibOS, e.g. `libsysdb.so` (`loader.entrypoint.uri`).
+    pub libsysdb: String,
+    /// Hex SHA-256 of the LibOS (`loader.entrypoint.sha256`).
+    pub libsysdb_sha256: String,
+    /// Hex SHA-256 of the SGX PAL.
+    pub sgx_libpal_sha256: String,
+    /// Directory of the host loader's bundled libraries (its `ld-linux-x86-64.so.2`,
+    /// `libc.so.6`, `libprotobuf-c.so.1`), e.g. `lib`.
+    #[serde(default = "default_lib_dir")]
+    pub lib_dir: String,
+}
+
+fn default_lib_dir() -> String {
+    "lib".to_string()
+}
+
+/// A problem with a runtime descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    /// `prefix` is not an absolute, normalised path.
+    #[error("runtime descriptor: prefix `{0}` must be an absolute, normalised path")]
+    BadPrefix(String),
+    /// A relative path is empty, absolute, or not normalised.
+    #[error("runtime descriptor: {field} `{value}` must be a normalised relative path")]
+    BadRelativePath {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A hash is not 64 lowercase hex digits.
+    #[error("runtime descriptor: {0} must be 64 lowercase hex digits")]
+    BadHash(&'static str),
+    /// The JSON does not parse.
+    #[error("runtime descriptor: {0}")]
+    Json(String),
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn is_relative_normalised(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('/')
+        && normalize_absolute(&format!("/{s}")).as_deref() == Some(&format!("/{s}"))
+        && !s.split('/').any(|c| c == ".." || c == ".")
+}
+
+impl RuntimeDescriptor {
+    /// Parses and validates the JSON form.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, RuntimeError> {
+        let d: Self =
+            serde_json::from_slice(bytes).map_err(|e| RuntimeError::Json(e.to_string()))?;
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// The JSON form (pretty, stable field order).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks paths and hashes.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        if normalize_absolute(&self.prefix).as_deref() != Some(self.prefix.as_str())
+            || self.prefix == "/"
+        {
+            return Err(RuntimeError::BadPrefix(self.prefix.clone()));
+        }
+        for (field, value) in [
+            ("sgxLibpal", &self.sgx_libpal),
+            ("sgxLoader", &self.sgx_loader),
+            ("directLibpal", &self.direct_libpal),
+            ("libsysdb", &self.libsysdb),
+            ("libDir", &self.lib_dir),
+        ] {
+            if !is_relative_normalised(value) {
+                return Err(RuntimeError::BadRelativePath {
+                    field,
+                    value: value.clone(),
+                });
+            }
+        }
+        if !is_hex64(&self.libsysdb_sha256) {
+            return Err(RuntimeError::BadHash("libsysdbSha256"));
+        }
+        if !is_hex64(&self.sgx_libpal_sha256) {
+            return Err(RuntimeError::BadHash("sgxLibpalSha256"));
+        }
+        Ok(())
+    }
+
+    /// Absolute path of a file of the runtime.
+    pub fn path_of(&self, rel: &str) -> String {
+        format!("{}/{}", self.prefix, rel)
+    }
+
+    /// `loader.entrypoint.uri`: `file:` + the absolute path of libsysdb.so.
+    pub fn libsysdb_uri(&self) -> String {
+        format!("file:{}", self.path_of(&self.libsysdb))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RuntimeDescriptor {
+        RuntimeDescriptor {
+            gramine_version: "1.9".into(),
+            prefix: DEFAULT_RUNTIME_PREFIX.into(),
+            sgx_libpal: "sgx/libpal.so".into(),
+            sgx_loader: "sgx/loader".into(),
+            direct_libpal: "direct/libpal.so".into(),
+            libsysdb: "libsysdb.so".into(),
+            libsysdb_sha256: "ab".repeat(32),
+            sgx_libpal_sha256: "cd".repeat(32),
+            lib_dir: "lib".into(),
+        }
+    }
+
+    #[test]
+    fn json_round_trip_and_paths() {
+        let d = sample();
+        let j = d.to_json();
+        assert!(j.contains("\"libsysdbSha256\""));
+        assert!(j.contains("\"sgxLibpal\""));
+        assert_eq!(RuntimeDescriptor::from_json(j.as_bytes()).unwrap(), d);
+        assert_eq!(d.libsysdb_uri(), "file:/opt/kiln/runtime/libsysdb.so");
+        assert_eq!(d.path_of(&d.sgx_loader), "/opt/kiln/runtime/sgx/loader");
+    }
+
+    #[test]
+    fn rejects_bad_descriptors() {
+        let mut d = sample();
+        d.prefix = "opt/x".into();
+        assert!(matches!(d.validate(), Err(RuntimeError::BadPrefix(_))));
+        let mut d = sample();
+        d.libsysdb = "../libsysdb.so".into();
+        assert!(matches!(
+            d.validate(),
+            Err(RuntimeError::BadRelativePath {
+                field: "libsysdb",
+                ..
+            })
+        ));
+        let mut d = sample();
+        d.sgx_libpal = "/abs".into();
+        assert!(d.validate().is_err());
+        let mut d = sample();
+        d.libsysdb_sha256 = "AB".repeat(32);
+        assert_eq!(d.validate(), Err(RuntimeError::BadHash("libsysdbSha256")));
+        assert!(RuntimeDescriptor::from_json(b"{\"x\":1}").is_err());
+    }
+}

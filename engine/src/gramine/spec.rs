@@ -1,0 +1,333 @@
+//! The enclave spec: everything the manifests, the measurement and the launcher need,
+//! derived from the validated request, the image config, the image's [`FileIndex`] and the
+//! runtime descriptor. [`build_spec`] does no I/O.
+//!
+//! Choices (the field docs of [`EnclaveSpec`] give the mapping to manifest keys):
+//! - Root filesystem: the image itself, `fs.root = { type = "chroot", uri = "file:/" }`.
+//!   The app uses the image's own libraries (its glibc or musl and its dynamic linker), not
+//!   Gramine's patched runtime glibc: mixing the image's `ld.so` with another libc breaks on
+//!   version skew and cannot work on musl images, and Gramine v1.9 runs unmodified libcs
+//!   (their `syscall` instructions are trapped and emulated). GSC instead prepends Gramine's
+//!   glibc to `LD_LIBRARY_PATH`, which ties it to glibc images.
+//! - `/proc`, `/dev`, `/sys`: nothing to mount; Gramine's LibOS mounts its own emulated
+//!   pseudo-filesystems there at start-up (libos/src/fs/libos_fs.c), and their image
+//!   contents are excluded from the trusted files.
+//! - No tmpfs by default: the default encrypted dirs (`/tmp`, `/run`, ...) give the app
+//!   writable scratch space that, unlike Gramine's tmpfs, is shared between its processes.
+//!   Users may add tmpfs mounts through `manifestOptions` (`fs.mounts`).
+//! - Encrypted dirs: `{ type = "encrypted", path = D, uri = "file:<EFS_HOST_ROOT>D",
+//!   key_name = "_sgx_mrenclave" }`. `_sgx_mrenclave`, not `_sgx_mrsigner`, because the
+//!   service's default signing key is shared by every conversion: an MRSIGNER-bound key
+//!   would let any other enclave signed with it unseal the files. The price: sealed data
+//!   does not survive a re-conversion, and the SGX1 and EDMM enclaves (different
+//!   MRENCLAVEs) cannot read each other's files; the launcher picks the same variant on a
+//!   given machine every time. The host dirs must exist in the output image
+//!   ([`EnclaveSpec::host_dirs`]).
+//! - rwDirs → `sgx.allowed_files` (`file:<path>`; Gramine treats an entry as a prefix for
+//!   everything below it). `/etc/resolv.conf` in rwDirs becomes
+//!   `sys.enable_extra_runtime_domain_names_conf = true` instead (Gramine generates the file
+//!   from the host's, sanitised, and sets the hostname); Gramine v1.9 emulates neither
+//!   `/etc/hosts` nor `/etc/hostname`, so those two stay allowed files.
+//! - `allowCmdlineArgs`: `loader.insecure__use_cmdline_argv = true` and no `loader.argv`
+//!   (Gramine refuses both at once); the composed argv is kept in the spec as the
+//!   launcher's default arguments. Otherwise `loader.argv` is the composed argv and
+//!   `loader.insecure__use_cmdline_argv = false` is written explicitly.
+//! - `coreDumpPattern` has no Gramine key (an enclave's memory cannot be dumped by the
+//!   host kernel): it is launcher configuration, kept in the spec.
+//! - `certificates` have no Gramine equivalent either (Gramine's RA-TLS makes self-signed
+//!   attestation certificates, not CA-issued ones): they are kept in the spec for the
+//!   launcher, and a warning says they are not provisioned by the enclave runtime.
+//! - `externalPackages` is recorded (where the pipeline looks up runtime images).
+//! - `debug` → `sgx.debug = true` and `loader.log_level = "debug"` (else `"error"`).
+//! - `logFilePath` → `loader.log_file` (`"stderr"` means Gramine's default, so no key).
+//! - Environment: as docker/runc, `PATH` defaults to docker's default PATH and `HOME` to
+//!   the user's home from the image's /etc/passwd (else `/`) when neither the image nor
+//!   the request sets them. `HOSTNAME` is not set: it is only known at run time.
+
+use std::collections::BTreeMap;
+
+use oci_spec::image::ImageConfiguration;
+
+use super::argv::{compose_argv, find_program, ArgvError};
+use super::dirs::{collect, name_some, DirRules, EFS_HOST_ROOT, KILN_ROOT, PSEUDO_FS};
+use super::env::{build_env, DEFAULT_PATH};
+use super::fsview::{resolve, Node};
+use super::options::ManifestOptions;
+use super::paths::join;
+use super::runtime::RuntimeDescriptor;
+use super::users::{resolve_user, UserError};
+use super::validate::{Certificate, ValidRequest};
+use crate::api::ApiError;
+use crate::image::file_index::FileIndex;
+
+/// The Gramine key name used for encrypted dirs.
+pub const ENCRYPTED_KEY_NAME: &str = "_sgx_mrenclave";
+
+/// One trusted file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TrustedFile {
+    /// Absolute path inside the enclave (the URI is `file:` + path).
+    pub path: String,
+    /// SHA-256 of the contents.
+    pub sha256: [u8; 32],
+}
+
+/// One encrypted mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptedMount {
+    /// Path inside the enclave.
+    pub path: String,
+    /// Directory in the container filesystem that holds the encrypted files.
+    pub host_path: String,
+    /// Gramine key name (`_sgx_mrenclave`).
+    pub key_name: String,
+}
+
+/// Why a spec could not be built. All are the request's or the image's fault (400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// The command line.
+    #[error("entrypoint: {0}")]
+    Argv(#[from] ArgvError),
+    /// The program is not a trusted file.
+    #[error(
+        "entrypoint: program `{0}` is not a trusted file (it must lie under roDirs, outside rwDirs and encryptedDirs)"
+    )]
+    ProgramNotTrusted(String),
+    /// USER.
+    #[error("{0}")]
+    User(#[from] UserError),
+    /// WorkingDir.
+    #[error("image WorkingDir `{0}` is not a valid path")]
+    WorkingDir(String),
+    /// The runtime descriptor.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl From<SpecError> for ApiError {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::Runtime(r) => ApiError::internal(r),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+/// Everything the manifests and the launcher need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnclaveSpec {
+    /// `libos.entrypoint`: absolute path of the program (a trusted file).
+    pub program: String,
+    /// The composed command line (`loader.argv` unless `use_cmdline_argv`).
+    pub argv: Vec<String>,
+    /// `loader.insecure__use_cmdline_argv` (from `allowCmdlineArgs`).
+    pub use_cmdline_argv: bool,
+    /// `loader.env.*`.
+    pub env: BTreeMap<String, String>,
+    /// `fs.start_dir`.
+    pub start_dir: String,
+    /// `loader.uid`.
+    pub uid: u32,
+    /// `loader.gid`.
+    pub gid: u32,
+    /// `sgx.trusted_files`, sorted by path.
+    pub trusted_files: Vec<TrustedFile>,
+    /// `sgx.allowed_files` paths (URI `file:` + path), sorted.
+    pub allowed_files: Vec<String>,
+    /// `fs.mounts` of type encrypted, sorted by path.
+    pub encrypted_mounts: Vec<EncryptedMount>,
+    /// `sys.enable_extra_runtime_domain_names_conf`.
+    pub runtime_domain_names: bool,
+    /// `sgx.enclave_size` in bytes (a power of two).
+    pub enclave_size: u64,
+    /// `sgx.max_threads`.
+    pub max_threads: u32,
+    /// `sgx.debug`.
+    pub debug: bool,
+    /// `sgx.isvprodid`.
+    pub isvprodid: u16,
+    /// `sgx.isvsvn`.
+    pub isvsvn: u16,
+    /// `loader.log_level`.
+    pub log_level: String,
+    /// `loader.log_file` (None: stderr).
+    pub log_file: Option<String>,
+    /// `loader.entrypoint.uri`: the runtime's libsysdb.so.
+    pub libos_uri: String,
+    /// `loader.entrypoint.sha256` (hex).
+    pub libos_sha256: String,
+    /// Validated `manifestOptions`, merged last.
+    pub options: ManifestOptions,
+    /// Launcher configuration: `coreDumpPattern`.
+    pub core_dump_pattern: Option<String>,
+    /// Launcher configuration: `certificates`.
+    pub certificates: Vec<Certificate>,
+    /// `externalPackages`, recorded.
+    pub external_packages: Option<String>,
+    /// Things to tell the user.
+    pub warnings: Vec<String>,
+}
+
+impl EnclaveSpec {
+    /// Directories the output image must contain for the encrypted mounts.
+    pub fn host_dirs(&self) -> Vec<String> {
+        self.encrypted_mounts
+            .iter()
+            .map(|m| m.host_path.clone())
+            .collect()
+    }
+}
+
+/// Builds the enclave spec.
+pub fn build_spec(
+    req: &ValidRequest,
+    config: &ImageConfiguration,
+    index: &FileIndex,
+    runtime: &RuntimeDescriptor,
+) -> Result<EnclaveSpec, SpecError> {
+    runtime
+        .validate()
+        .map_err(|e| SpecError::Runtime(e.to_string()))?;
+    let mut warnings = req.warnings.clone();
+    let cfg = config.config().as_ref();
+
+    // Working directory.
+    let wd_raw = cfg
+        .and_then(|c| c.working_dir().clone())
+        .unwrap_or_default();
+    let start_dir = if wd_raw.is_empty() {
+        "/".to_string()
+    } else {
+        join("/", &wd_raw).ok_or_else(|| SpecError::WorkingDir(wd_raw.clone()))?
+    };
+    if !matches!(resolve(index, &start_dir), Ok((_, Node::Dir))) {
+        warnings.push(format!(
+            "image WorkingDir `{start_dir}` is not a directory in the image; the app may fail to start"
+        ));
+    }
+
+    // User.
+    let user = cfg.and_then(|c| c.user().clone()).unwrap_or_default();
+    let ids = resolve_user(
+        &user,
+        index.captured.get("/etc/passwd").map(Vec::as_slice),
+        index.captured.get("/etc/group").map(Vec::as_slice),
+    )?;
+
+    // Environment, with the variables a container runtime adds when absent.
+    let image_env = cfg.and_then(|c| c.env().clone()).unwrap_or_default();
+    let (mut env, skipped) = build_env(&image_env, req.java_mode, &req.manifest_env);
+    env.entry("PATH".to_string())
+        .or_insert_with(|| DEFAULT_PATH.to_string());
+    env.entry("HOME".to_string()).or_insert_with(|| {
+        ids.home
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "/".into())
+    });
+    if !skipped.is_empty() {
+        warnings.push(format!(
+            "image Env entries without `=` ignored: {}",
+            name_some(&skipped)
+        ));
+    }
+
+    // Command line and program.
+    let argv = compose_argv(
+        cfg.and_then(|c| c.entrypoint().as_deref()),
+        cfg.and_then(|c| c.cmd().as_deref()),
+        req.entrypoint.as_deref(),
+        req.entrypoint_args.as_deref(),
+    )?;
+    let path_var = env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
+    let argv0 = argv.first().map(String::as_str).unwrap_or_default();
+    let program = find_program(index, argv0, path_var, &start_dir)?;
+
+    // Files.
+    let rules = DirRules::new(&req.ro_dirs, &req.rw_dirs, &req.encrypted_dirs);
+    let mut excluded: Vec<String> = PSEUDO_FS.iter().map(|s| s.to_string()).collect();
+    excluded.push(KILN_ROOT.to_string());
+    excluded.push(runtime.prefix.clone());
+    excluded.push(EFS_HOST_ROOT.to_string());
+    let set = collect(index, &rules, &req.encrypted_dirs, &excluded);
+    for (dir, hidden) in &set.hidden_by_encrypted {
+        warnings.push(format!(
+            "encryptedDirs `{dir}`: {} path(s) of the image there are hidden by the encrypted mount (they cannot be sealed at conversion time): {}",
+            hidden.len(),
+            name_some(hidden)
+        ));
+    }
+    if !set.skipped_links.is_empty() {
+        warnings.push(format!(
+            "symlinks to directories not followed (a cycle, nesting deeper than {}, or more than {} paths through links): {}",
+            super::dirs::MAX_DIR_LINK_DEPTH,
+            super::dirs::MAX_LINK_ALIASES,
+            name_some(&set.skipped_links)
+        ));
+    }
+    if let Some((p, _)) = crate::gramine::fsview::descendants(index, KILN_ROOT).next() {
+        warnings.push(format!(
+            "the image already has files under {KILN_ROOT} (e.g. `{p}`); they are replaced by kiln's and not trusted"
+        ));
+    }
+    if !set.files.contains_key(&program) {
+        return Err(SpecError::ProgramNotTrusted(program));
+    }
+    let trusted_files: Vec<TrustedFile> = set
+        .files
+        .into_iter()
+        .map(|(path, sha256)| TrustedFile { path, sha256 })
+        .collect();
+
+    let runtime_domain_names = req.rw_dirs.iter().any(|p| p == "/etc/resolv.conf");
+    let allowed_files: Vec<String> = req
+        .rw_dirs
+        .iter()
+        .filter(|p| !(runtime_domain_names && p.as_str() == "/etc/resolv.conf"))
+        .cloned()
+        .collect();
+    let encrypted_mounts = req
+        .encrypted_dirs
+        .iter()
+        .map(|d| EncryptedMount {
+            path: d.clone(),
+            host_path: format!("{EFS_HOST_ROOT}{d}"),
+            key_name: ENCRYPTED_KEY_NAME.to_string(),
+        })
+        .collect();
+
+    if !req.certificates.is_empty() {
+        warnings.push(
+            "certificates: recorded in the launcher configuration; Gramine does not provision CA-issued certificates itself"
+                .into(),
+        );
+    }
+    Ok(EnclaveSpec {
+        program,
+        argv,
+        use_cmdline_argv: req.allow_cmdline_args,
+        env,
+        start_dir,
+        uid: ids.uid,
+        gid: ids.gid,
+        trusted_files,
+        allowed_files,
+        encrypted_mounts,
+        runtime_domain_names,
+        enclave_size: req.mem_size.bytes,
+        max_threads: req.threads,
+        debug: req.debug,
+        isvprodid: req.isvprodid,
+        isvsvn: req.isvsvn,
+        log_level: if req.debug { "debug" } else { "error" }.to_string(),
+        log_file: req.log_file_path.clone().filter(|p| p != "stderr"),
+        libos_uri: runtime.libsysdb_uri(),
+        libos_sha256: runtime.libsysdb_sha256.clone(),
+        options: req.manifest_options.clone(),
+        core_dump_pattern: req.core_dump_pattern.clone(),
+        certificates: req.certificates.clone(),
+        external_packages: req.external_packages.clone(),
+        warnings,
+    })
+}
