@@ -14,5 +14,5 @@ pub mod gramine_layout;
 pub mod manifest_params;
 pub mod measure;
 pub mod sgxs;
-pub mod sigstruct;
 pub mod signer;
+pub mod sigstruct;
