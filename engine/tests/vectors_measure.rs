@@ -231,3 +231,18 @@ fn enclave_layout_errors() {
         Err(MeasureError::Unaligned(0x800))
     );
 }
+
+#[cfg(target_arch = "wasm32")]
+#[path = "../benches/measure_common/mod.rs"]
+mod measure_common;
+
+/// The wasm variant of benches/measure_heap.rs (64 GiB SGX1 heap vs plain SHA-256):
+/// `cargo test --release -p kiln-engine --target wasm32-unknown-unknown --test
+/// vectors_measure -- --include-ignored bench_heap_wasm`.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+#[ignore]
+fn bench_heap_wasm() {
+    let r = measure_common::run(2, || js_sys::Date::now() / 1000.0);
+    wasm_bindgen_test::console_log!("{}", r.report("wasm"));
+}

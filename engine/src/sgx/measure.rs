@@ -183,9 +183,39 @@ impl RecordSink for Measurer {
         // One template record; only the offset changes from page to page.
         let mut record = eadd_record(offset, flags);
         let mut page_offset = offset;
-        for _ in 0..pages {
+        let mut left = pages;
+        // Top up the batch in progress.
+        while left > 0 && self.buf.len() + 64 <= BATCH {
             record[8..16].copy_from_slice(&page_offset.to_le_bytes());
-            self.push(&record);
+            self.buf.extend_from_slice(&record);
+            page_offset = page_offset.wrapping_add(PAGE_SIZE);
+            left -= 1;
+        }
+        if left > 0 {
+            self.flush();
+        }
+        // Whole batches: fill the buffer with templates once, then rewrite only the
+        // offsets (8 of every 64 bytes) before each update.
+        const PER_BATCH: u64 = (BATCH / 64) as u64;
+        if left >= PER_BATCH {
+            self.buf.clear();
+            for _ in 0..PER_BATCH {
+                self.buf.extend_from_slice(&record);
+            }
+            while left >= PER_BATCH {
+                for rec in self.buf.chunks_exact_mut(64) {
+                    rec[8..16].copy_from_slice(&page_offset.to_le_bytes());
+                    page_offset = page_offset.wrapping_add(PAGE_SIZE);
+                }
+                self.hasher.update(&self.buf);
+                left -= PER_BATCH;
+            }
+            self.buf.clear();
+        }
+        // The rest starts a new batch.
+        for _ in 0..left {
+            record[8..16].copy_from_slice(&page_offset.to_le_bytes());
+            self.buf.extend_from_slice(&record);
             page_offset = page_offset.wrapping_add(PAGE_SIZE);
         }
         self.eadd_count += pages;
@@ -557,10 +587,21 @@ mod tests {
         let mut m = Measurer::new();
         m.ecreate(1, 1 << 30);
         m.eadd_run(0, 5000, 0x207);
+        m.eextend(0, &[3; CHUNK_SIZE]);
+        m.eadd_run(5000 * PAGE_SIZE, 3000, 0x203);
+        m.eadd_run(8000 * PAGE_SIZE, 1023, 0x203);
         let mut h = Sha256::new();
         h.update(ecreate_record(1, 1 << 30));
         for i in 0..5000u64 {
             h.update(eadd_record(i * PAGE_SIZE, 0x207));
+        }
+        h.update(eextend_record(0));
+        h.update([3; CHUNK_SIZE]);
+        for i in 5000..8000u64 {
+            h.update(eadd_record(i * PAGE_SIZE, 0x203));
+        }
+        for i in 8000..9023u64 {
+            h.update(eadd_record(i * PAGE_SIZE, 0x203));
         }
         assert_eq!(m.finish(), <[u8; 32]>::from(h.finalize()));
     }
