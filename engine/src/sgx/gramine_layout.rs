@@ -5,10 +5,13 @@
 //! EDMM the heap `[0x10000, libpal base)` follows as EADD-only pages with flags `0x207`.
 //! Records are emitted in that list order, not in address order.
 
+use std::sync::Arc;
+
 use super::elf::{self, ElfError, ElfInfo, PF_R, PF_W, PF_X};
 use super::manifest_params::{ManifestParamsError, SgxManifestParams};
 use super::measure::{
-    secinfo, EnclaveLayout, MeasureError, PageContent, PageRun, ALL_CHUNKS, PAGE_SIZE,
+    secinfo, EnclaveLayout, MeasureError, PageContent, PageGenerator, PageRun, ALL_CHUNKS,
+    PAGE_SIZE,
 };
 
 /// SSA frame size in pages (SECS.SSAFRAMESIZE).
@@ -126,14 +129,32 @@ pub fn layout(manifest: &[u8], libpal: &[u8]) -> Result<GramineLayout, LayoutErr
 }
 
 /// Addresses of the areas, computed by placing them downward from the top.
+#[derive(Debug, Clone, Copy)]
 struct Placement {
+    threads: u64,
     manifest: u64,
     ssa: u64,
     tcs: u64,
     tls: u64,
-    stacks: Vec<u64>,
-    sig_stacks: Vec<u64>,
+    /// Bottom of the stacks block (stack[n-1]); stack[0] is highest.
+    stacks: u64,
+    /// Bottom of the signal stacks block.
+    sig_stacks: u64,
     pal: u64,
+}
+
+impl Placement {
+    fn stack(&self, t: u64) -> u64 {
+        self.stacks + (self.threads - 1 - t) * ENCLAVE_STACK_SIZE
+    }
+
+    fn sig_stack(&self, t: u64) -> u64 {
+        self.sig_stacks + (self.threads - 1 - t) * ENCLAVE_SIG_STACK_SIZE
+    }
+
+    fn ssa_of(&self, t: u64) -> u64 {
+        self.ssa + t * SSA_PER_THREAD
+    }
 }
 
 fn place(
@@ -155,6 +176,8 @@ fn place(
             pal_size,
         }
     };
+    // Addresses only decrease, so checking each block's bottom against 0x10000 is the
+    // same as Gramine's check of every single area.
     let mut top = size;
     let mut down = |bytes: u64| -> Result<u64, LayoutError> {
         match top.checked_sub(bytes) {
@@ -165,75 +188,70 @@ fn place(
             _ => Err(too_small()),
         }
     };
-    let manifest = down(manifest_len)?;
-    let ssa = down(n * SSA_PER_THREAD)?;
-    let tcs = down(n * PAGE_SIZE)?;
-    let tls = down(n * PAGE_SIZE)?;
-    let stacks = (0..n)
-        .map(|_| down(ENCLAVE_STACK_SIZE))
-        .collect::<Result<Vec<_>, _>>()?;
-    let sig_stacks = (0..n)
-        .map(|_| down(ENCLAVE_SIG_STACK_SIZE))
-        .collect::<Result<Vec<_>, _>>()?;
-    let pal = down(pal_size)?;
+    // n < 2^32 and every per-thread size is < 2^19, so these products fit in u64.
     Ok(Placement {
-        manifest,
-        ssa,
-        tcs,
-        tls,
-        stacks,
-        sig_stacks,
-        pal,
+        threads: n,
+        manifest: down(manifest_len)?,
+        ssa: down(n * SSA_PER_THREAD)?,
+        tcs: down(n * PAGE_SIZE)?,
+        tls: down(n * PAGE_SIZE)?,
+        stacks: down(n * ENCLAVE_STACK_SIZE)?,
+        sig_stacks: down(n * ENCLAVE_SIG_STACK_SIZE)?,
+        pal: down(pal_size)?,
     })
 }
 
-fn put_u64(buf: &mut [u8], at: usize, v: u64) {
-    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+fn put_u64(page: &mut [u8; PAGE_SIZE as usize], at: usize, v: u64) {
+    page[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
-fn put_u32(buf: &mut [u8], at: usize, v: u32) {
-    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+fn put_u32(page: &mut [u8; PAGE_SIZE as usize], at: usize, v: u32) {
+    page[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-/// TCS pages of all threads (spec §1 TCS table).
-fn tcs_pages(p: &Placement, n: u64, entry: u64) -> Vec<u8> {
-    let mut buf = vec![0u8; (n * PAGE_SIZE) as usize];
-    for (t, page) in buf.chunks_exact_mut(PAGE_SIZE as usize).enumerate() {
-        let t = t as u64;
-        put_u64(page, 16, p.ssa + t * SSA_PER_THREAD); // OSSA
+/// TCS page of thread `t` (spec §1 TCS table), generated on demand.
+#[derive(Debug)]
+struct TcsPages {
+    p: Placement,
+    entry: u64,
+}
+
+impl PageGenerator for TcsPages {
+    fn fill(&self, t: u64, page: &mut [u8; PAGE_SIZE as usize]) {
+        put_u64(page, 16, self.p.ssa_of(t)); // OSSA
         put_u32(page, 28, SSA_FRAME_NUM as u32); // NSSA
-        put_u64(page, 32, entry); // OENTRY
-        put_u64(page, 56, p.tls + t * PAGE_SIZE); // OGSBASGX
+        put_u64(page, 32, self.entry); // OENTRY
+        put_u64(page, 56, self.p.tls + t * PAGE_SIZE); // OGSBASGX
         put_u32(page, 64, 0xfff); // FSLIMIT
         put_u32(page, 68, 0xfff); // GSLIMIT
     }
-    buf
 }
 
-/// TLS pages (`struct pal_enclave_tcb`) of all threads (spec §4 TLS table).
-fn tls_pages(p: &Placement, n: u64, enclave_size: u64, manifest_len: u64) -> Vec<u8> {
-    let mut buf = vec![0u8; (n * PAGE_SIZE) as usize];
-    for (t, page) in buf.chunks_exact_mut(PAGE_SIZE as usize).enumerate() {
-        let ti = t as u64;
-        let ssa = p.ssa + ti * SSA_PER_THREAD;
-        let (stack, sig) = (
-            p.stacks.get(t).copied().unwrap_or(0),
-            p.sig_stacks.get(t).copied().unwrap_or(0),
-        );
-        put_u64(page, 0, p.tls + ti * PAGE_SIZE);
+/// TLS page (`struct pal_enclave_tcb`) of thread `t` (spec §4 TLS table).
+#[derive(Debug)]
+struct TlsPages {
+    p: Placement,
+    enclave_size: u64,
+    manifest_len: u64,
+}
+
+impl PageGenerator for TlsPages {
+    fn fill(&self, t: u64, page: &mut [u8; PAGE_SIZE as usize]) {
+        let p = &self.p;
+        let ssa = p.ssa_of(t);
+        put_u64(page, 0, p.tls + t * PAGE_SIZE);
         put_u64(page, 8, STACK_PROTECTOR_CANARY);
-        put_u64(page, 272, enclave_size);
-        put_u64(page, 280, p.tcs + ti * PAGE_SIZE);
-        put_u64(page, 288, stack + ENCLAVE_STACK_SIZE);
-        put_u64(page, 304, sig);
-        put_u64(page, 312, sig + ENCLAVE_SIG_STACK_SIZE);
+        put_u64(page, 272, self.enclave_size);
+        put_u64(page, 280, p.tcs + t * PAGE_SIZE);
+        put_u64(page, 288, p.stack(t) + ENCLAVE_STACK_SIZE);
+        put_u64(page, 304, p.sig_stack(t));
+        put_u64(page, 312, p.sig_stack(t) + ENCLAVE_SIG_STACK_SIZE);
         put_u64(page, 328, ssa);
         put_u64(page, 336, ssa + SSA_FRAME_SIZE - SGX_GPR_SIZE);
-        put_u64(page, 416, manifest_len);
+        put_u64(page, 416, self.manifest_len);
         put_u64(page, 424, HEAP_MIN);
         put_u64(page, 432, p.pal);
     }
-    buf
 }
 
 /// The pages of one PT_LOAD as `sgx_sign.py`'s `load_file` builds them: page `k` holds
@@ -295,6 +313,8 @@ pub fn layout_with(
         .checked_add(pal.entry)
         .ok_or(LayoutError::EntryOverflow(pal.entry))?;
 
+    let stacks: Vec<u64> = (0..n).map(|t| p.stack(t)).collect();
+    let sig_stacks: Vec<u64> = (0..n).map(|t| p.sig_stack(t)).collect();
     let mut areas = vec![
         Area {
             name: "manifest",
@@ -317,12 +337,12 @@ pub fn layout_with(
             size: n * PAGE_SIZE,
         },
     ];
-    areas.extend(p.stacks.iter().map(|&addr| Area {
+    areas.extend(stacks.iter().map(|&addr| Area {
         name: "stack",
         addr,
         size: ENCLAVE_STACK_SIZE,
     }));
-    areas.extend(p.sig_stacks.iter().map(|&addr| Area {
+    areas.extend(sig_stacks.iter().map(|&addr| Area {
         name: "sig_stack",
         addr,
         size: ENCLAVE_SIG_STACK_SIZE,
@@ -347,17 +367,25 @@ pub fn layout_with(
         RW,
         ALL_CHUNKS,
     ))?;
-    l.push(PageRun::bytes(
-        p.tcs,
-        secinfo::PT_TCS,
-        tcs_pages(&p, n, entry),
-    ))?;
-    l.push(PageRun::bytes(
-        p.tls,
-        RW,
-        tls_pages(&p, n, params.enclave_size, manifest_len),
-    ))?;
-    for &addr in &p.stacks {
+    l.push(PageRun {
+        offset: p.tcs,
+        pages: n,
+        flags: secinfo::PT_TCS,
+        chunks: ALL_CHUNKS,
+        content: PageContent::Generated(Arc::new(TcsPages { p, entry })),
+    })?;
+    l.push(PageRun {
+        offset: p.tls,
+        pages: n,
+        flags: RW,
+        chunks: ALL_CHUNKS,
+        content: PageContent::Generated(Arc::new(TlsPages {
+            p,
+            enclave_size: params.enclave_size,
+            manifest_len,
+        })),
+    })?;
+    for &addr in &stacks {
         l.push(PageRun::zero(
             addr,
             ENCLAVE_STACK_SIZE / PAGE_SIZE,
@@ -365,7 +393,7 @@ pub fn layout_with(
             ALL_CHUNKS,
         ))?;
     }
-    for &addr in &p.sig_stacks {
+    for &addr in &sig_stacks {
         l.push(PageRun::zero(
             addr,
             ENCLAVE_SIG_STACK_SIZE / PAGE_SIZE,
