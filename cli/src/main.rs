@@ -37,7 +37,24 @@ fn main() {
         Command::Sgx(SgxCommand::Show(args)) => cmd::sgx_show::run(args),
     };
     if let Err(err) = result {
-        eprintln!("kiln: error: {err:#}");
+        eprintln!("kiln: error: {}", error_chain(&err));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the line already
+/// ends with (engine errors often carry their source's message in their own).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

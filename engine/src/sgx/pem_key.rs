@@ -95,3 +95,57 @@ pub fn load_private_key_pem(
     check_key_parts(&key)?;
     Ok(key)
 }
+
+/// Reads an RSA public key from PEM (`PUBLIC KEY` SPKI or `RSA PUBLIC KEY` PKCS#1), for
+/// the offline two-step flow, and checks it is RSA-3072 with e = 3.
+pub fn load_public_key_pem(pem_text: &str) -> Result<rsa::PublicKey, KeyError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    let start = pem_text
+        .find("-----BEGIN ")
+        .ok_or_else(|| KeyError::Pem("no -----BEGIN line".into()))?;
+    let block = pem_text.get(start..).unwrap_or_default();
+    let (label, der) = pem::decode_vec(block.as_bytes())
+        .map_err(|e| KeyError::Pem(format!("PEM encoding: {e}")))?;
+    let key = match label {
+        "PUBLIC KEY" => rsa::PublicKey::from_public_key_der(&der)
+            .map_err(|e| KeyError::Invalid(format!("SPKI public key: {e}")))?,
+        "RSA PUBLIC KEY" => rsa::PublicKey::from_pkcs1_der(&der)
+            .map_err(|e| KeyError::Invalid(format!("PKCS#1 public key: {e}")))?,
+        other => {
+            return Err(KeyError::Pem(format!(
+                "expected a PUBLIC KEY or RSA PUBLIC KEY block, found {other:?}"
+            )))
+        }
+    };
+    check_key_parts(&key)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod public_key_tests {
+    use super::*;
+    use rsa::pkcs8::EncodePublicKey;
+
+    #[test]
+    fn public_key_round_trip_and_refusals() {
+        let private =
+            load_private_key_pem(include_str!("../../testdata/gramine/test-key.pem"), None)
+                .expect("test key");
+        let public = rsa::PublicKey::from(&private);
+        let pem = public
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .expect("encode");
+        let back = load_public_key_pem(&pem).expect("reads back");
+        assert_eq!(back, public);
+        assert!(matches!(
+            load_public_key_pem("garbage"),
+            Err(KeyError::Pem(_))
+        ));
+        let private_pem = include_str!("../../testdata/gramine/test-key.pem");
+        assert!(matches!(
+            load_public_key_pem(private_pem),
+            Err(KeyError::Pem(_))
+        ));
+    }
+}

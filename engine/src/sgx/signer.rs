@@ -31,6 +31,15 @@ pub struct SignerPublicKey {
     pub exponent_be: Vec<u8>,
 }
 
+impl From<&rsa::PublicKey> for SignerPublicKey {
+    fn from(key: &rsa::PublicKey) -> Self {
+        Self {
+            modulus_be: key.n_bytes().into_vec(),
+            exponent_be: key.e_bytes().into_vec(),
+        }
+    }
+}
+
 /// Why signing failed. Never carries key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignError {
