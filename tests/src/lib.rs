@@ -1,0 +1,1 @@
+//! kiln test harness (in progress).
