@@ -18,3 +18,6 @@ pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, Re
 pub use error::{ErrorClass, RegistryError};
 pub use upload::{MountOutcome, UploadMode, UploadSession, DEFAULT_CHUNK_SIZE};
 pub use verify::{blob_to_body_stream, BlobStream, VerifiedStream};
+
+#[cfg(test)]
+mod mock_tests;
