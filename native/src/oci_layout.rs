@@ -182,6 +182,7 @@ impl OciLayout {
         let cd = Digest::try_from(cfg.digest())?;
         let config = self.read_blob(&cd, CONFIG_SIZE_MAX)?;
         check_size(&format!("config {cd}"), cfg.size(), config.len() as u64)?;
+        kiln_engine::image::manifest::check_config_platform(&config, platform)?;
         Ok(ResolvedImage {
             index,
             manifest,

@@ -232,6 +232,31 @@ async fn index_without_amd64_lists_platforms() -> R {
 }
 
 #[tokio::test]
+async fn single_platform_image_of_another_arch_is_refused() -> R {
+    require_tool!("docker-registry");
+    let reg = TestRegistry::plain()?;
+    let client = reg.client(None)?;
+    let arm = simple_image(ImageFormat::Docker, "arm64", "solo")?;
+    push_image(
+        &client,
+        "solo/arm",
+        &arm,
+        Some("v1"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let e = client
+        .resolve_image(&reg.reference("solo/arm:v1")?, &PlatformSpec::linux_amd64())
+        .await;
+    let Err(e) = e else {
+        panic!("an arm64 image must be refused")
+    };
+    assert_eq!(e.class(), ErrorClass::BadInput);
+    assert!(e.to_string().contains("linux/arm64/v8"), "{e}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn mount_on_the_same_registry() -> R {
     require_tool!("docker-registry");
     let reg = TestRegistry::plain()?;

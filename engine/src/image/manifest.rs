@@ -424,6 +424,42 @@ pub fn select_platform(
         })
 }
 
+/// Checks an image config's own `os`/`architecture` (when present) against `wanted`:
+/// a single-platform image of another architecture is refused like a missing index
+/// entry, naming the platform it has.
+pub fn check_config_platform(config: &[u8], wanted: &PlatformSpec) -> Result<(), ManifestError> {
+    #[derive(serde::Deserialize)]
+    struct P {
+        os: Option<String>,
+        architecture: Option<String>,
+        variant: Option<String>,
+    }
+    let Ok(p) = serde_json::from_slice::<P>(config) else {
+        return Ok(());
+    };
+    let os_ok = p.os.as_deref().is_none_or(|o| o == wanted.os);
+    let arch_ok = p
+        .architecture
+        .as_deref()
+        .is_none_or(|a| a == wanted.architecture);
+    if os_ok && arch_ok {
+        return Ok(());
+    }
+    let mut have = format!(
+        "{}/{}",
+        p.os.as_deref().unwrap_or("unknown"),
+        p.architecture.as_deref().unwrap_or("unknown")
+    );
+    if let Some(v) = p.variant.filter(|v| !v.is_empty()) {
+        have.push('/');
+        have.push_str(&v);
+    }
+    Err(ManifestError::NoMatchingPlatform {
+        wanted: wanted.to_string(),
+        present: vec![have],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,6 +608,23 @@ mod tests {
         assert!(
             msg.contains("linux/arm64/v8, linux/arm/v7, linux/s390x"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn config_platform_checked() {
+        let w = PlatformSpec::linux_amd64();
+        assert!(check_config_platform(br#"{"os":"linux","architecture":"amd64"}"#, &w).is_ok());
+        assert!(check_config_platform(br#"{}"#, &w).is_ok());
+        assert_eq!(
+            check_config_platform(
+                br#"{"os":"linux","architecture":"arm64","variant":"v8"}"#,
+                &w
+            ),
+            Err(ManifestError::NoMatchingPlatform {
+                wanted: "linux/amd64".into(),
+                present: vec!["linux/arm64/v8".into()]
+            })
         );
     }
 

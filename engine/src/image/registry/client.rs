@@ -12,7 +12,8 @@ use super::auth::{
 use super::error::{summarize_error_body, RegistryError};
 use super::verify::{BlobStream, VerifiedStream};
 use crate::image::manifest::{
-    select_platform, ManifestError, PlatformSpec, RawManifest, MANIFEST_ACCEPT, MANIFEST_SIZE_MAX,
+    check_config_platform, select_platform, ManifestError, PlatformSpec, RawManifest,
+    MANIFEST_ACCEPT, MANIFEST_SIZE_MAX,
 };
 use crate::image::reference::{Digest, Reference, ReferenceError};
 use crate::image::transport::{Method, Request, Response, Transport, TransportError};
@@ -684,7 +685,8 @@ impl RegistryClient {
 
     /// Fetches what `reference` names and resolves it to an image for `platform`:
     /// an index is narrowed with [`select_platform`]; the manifest and config are
-    /// verified against their digests.
+    /// verified against their digests; a single-platform image whose config names
+    /// another platform is refused ([`check_config_platform`]).
     pub async fn resolve_image(
         &self,
         reference: &Reference,
@@ -723,6 +725,7 @@ impl RegistryClient {
                 actual: format!("{} bytes", config.len()),
             });
         }
+        check_config_platform(&config, platform)?;
         Ok(ResolvedImage {
             index,
             manifest,

@@ -321,3 +321,27 @@ fn manifest_put_sends_exact_bytes_and_type() {
     );
     assert!(run(c.tag_manifest("a", "bad:tag", &raw)).is_err());
 }
+
+/// Natively the client and its futures must be `Send` (the CLI spawns them on tokio).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn client_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    fn is_sync<T: Sync>(_: &T) {}
+    let m = mock(Box::new(|_, _| (200, vec![], vec![])));
+    let c = RegistryClient::new(m, "r", ClientOptions::default());
+    is_sync(&c);
+    let d = Digest::sha256_of(b"");
+    is_send(&c.get_manifest("a", "t"));
+    is_send(&c.get_blob("a", &d, None));
+    is_send(&c.push_blob("a", &d, Body::Empty, UploadMode::Monolithic));
+    is_send(&c.mount_blob("a", &d, "b"));
+    is_send(&c.list_tags("a"));
+    is_send(
+        &c.resolve_image(
+            &crate::image::reference::Reference::from_parts("r", "a", Some("t"), None)
+                .unwrap_or_else(|e| panic!("{e}")),
+            &crate::image::manifest::PlatformSpec::linux_amd64(),
+        ),
+    );
+}
