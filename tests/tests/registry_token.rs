@@ -122,3 +122,70 @@ async fn token_auth_cross_repository_mount() -> R {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn copy_blob_skips_mounts_or_streams() -> R {
+    use kiln_engine::image::registry::{copy_blob, CopyOutcome};
+    require_tool!("docker-registry");
+    let src_reg = TestRegistry::plain()?;
+    let dst_reg = TestRegistry::token()?;
+    let src = src_reg.client(None)?;
+    let dst = dst_reg.client(Some(TestRegistry::credentials()))?;
+    let img = simple_image(ImageFormat::Oci, "amd64", "copy")?;
+    push_image(&src, "in/img", &img, Some("v1"), UploadMode::Monolithic).await?;
+    let layer = &img.layers[0];
+    let size = Some(layer.data.len() as u64);
+    // another registry: streamed from source into the upload
+    let out = copy_blob(
+        &src,
+        "in/img",
+        &dst,
+        "out/a",
+        &layer.digest,
+        size,
+        UploadMode::Monolithic,
+    )
+    .await?;
+    assert_eq!(out, CopyOutcome::Uploaded);
+    // again: already present
+    let out = copy_blob(
+        &src,
+        "in/img",
+        &dst,
+        "out/a",
+        &layer.digest,
+        size,
+        UploadMode::Monolithic,
+    )
+    .await?;
+    assert_eq!(out, CopyOutcome::AlreadyPresent);
+    // same registry, other repository: mounted
+    let out = copy_blob(
+        &dst,
+        "out/a",
+        &dst,
+        "out/b",
+        &layer.digest,
+        size,
+        UploadMode::Monolithic,
+    )
+    .await?;
+    assert_eq!(out, CopyOutcome::Mounted);
+    // a wrong size is caught while streaming and the upload is not completed
+    let l2 = &img.layers[1];
+    let e = copy_blob(
+        &src,
+        "in/img",
+        &dst,
+        "out/c",
+        &l2.digest,
+        Some(l2.data.len() as u64 + 1),
+        UploadMode::Chunked {
+            chunk_size: 1 << 20,
+        },
+    )
+    .await;
+    assert!(e.is_err(), "{e:?}");
+    assert_eq!(dst.blob_exists("out/c", &l2.digest).await?, None);
+    Ok(())
+}

@@ -168,7 +168,7 @@ impl Scope {
         Scope(format!("repository:{repository}:pull,push"))
     }
 
-    /// `registry:catalog:*`, for the bare `/v2/` ping (no repository).
+    /// No scope, for the bare `/v2/` ping (no repository).
     pub fn none() -> Vec<Scope> {
         Vec::new()
     }
