@@ -850,6 +850,28 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_odd_input() {
+        let alphabet: Vec<char> = "aZ09:/@._-[]%é\u{0}sha256:".chars().collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 40) as usize;
+            let mut y = x;
+            for _ in 0..len {
+                y = y.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                s.push(alphabet[(y >> 33) as usize % alphabet.len()]);
+            }
+            let _ = Reference::parse(&s);
+            let _ = ImageSource::parse(&s);
+            let _ = Digest::parse(&s);
+            let _ = super::super::registry::auth::parse_challenge(&s);
+        }
+    }
+
+    #[test]
     fn image_sources() {
         assert_eq!(
             ImageSource::parse("oci:/tmp/layout:amd64"),
