@@ -2,3 +2,7 @@
 //! streamed layer scan, the merged file index, the deterministic layer writer, push.
 
 pub mod file_index;
+pub mod manifest;
+pub mod reference;
+pub mod registry;
+pub mod transport;

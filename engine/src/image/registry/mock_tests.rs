@@ -1,0 +1,347 @@
+//! Protocol tests against a scripted in-memory transport (no network): the auth
+//! dance, token caching and re-challenge, digest checks, upload request shapes.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+
+use super::*;
+use crate::image::manifest::OCI_MANIFEST;
+use crate::image::reference::Digest;
+use crate::image::transport::{
+    stream_from_chunks, Body, Headers, Method, Request, Response, Transport, TransportError,
+};
+
+/// What the mock saw: method, URL, Authorization header, body bytes (if in memory).
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    url: String,
+    auth: Option<String>,
+    content_type: Option<String>,
+    content_range: Option<String>,
+}
+
+type Handler = dyn Fn(&Request, usize) -> (u16, Vec<(&'static str, String)>, Vec<u8>) + Send + Sync;
+
+struct Mock {
+    handler: Box<Handler>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl Transport for Mock {
+    async fn send(&self, request: Request) -> Result<Response, TransportError> {
+        let n = {
+            let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            s.push(Seen {
+                method: request.method,
+                url: request.url.clone(),
+                auth: request.headers.get("authorization").map(str::to_string),
+                content_type: request.headers.get("content-type").map(str::to_string),
+                content_range: request.headers.get("content-range").map(str::to_string),
+            });
+            s.len()
+        };
+        let (status, headers, body) = (self.handler)(&request, n);
+        let h: Headers = headers.into_iter().collect();
+        Ok(Response::from_bytes(status, h, body))
+    }
+}
+
+fn mock(handler: Box<Handler>) -> Arc<Mock> {
+    Arc::new(Mock {
+        handler,
+        seen: Mutex::new(Vec::new()),
+    })
+}
+
+fn seen(m: &Mock) -> Vec<Seen> {
+    m.seen.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
+fn manifest_bytes() -> Vec<u8> {
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[]}}"#,
+        Digest::sha256_of(b"{}")
+    )
+    .into_bytes()
+}
+
+fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    match f.now_or_never() {
+        Some(v) => v,
+        None => panic!("the mock never pends"),
+    }
+}
+
+const CHALLENGE: &str =
+    r#"Bearer realm="https://auth.test/token",service="svc",scope="repository:a/b:pull""#;
+
+fn creds() -> Credentials {
+    Credentials::new("u", "secret-pw")
+}
+
+#[test]
+fn bearer_flow_fetches_caches_and_rechallenges() {
+    let tokens = Arc::new(Mutex::new(0u32));
+    let t2 = tokens.clone();
+    let m = mock(Box::new(move |req, _| {
+        if req.url.starts_with("https://auth.test/token") {
+            if req.headers.get("authorization") != Some(&creds().basic_header()) {
+                return (401, vec![], vec![]);
+            }
+            let mut n = t2.lock().unwrap_or_else(|p| p.into_inner());
+            *n += 1;
+            return (200, vec![], format!(r#"{{"token":"T{n}"}}"#).into_bytes());
+        }
+        // the registry accepts only the newest token
+        let n = *t2.lock().unwrap_or_else(|p| p.into_inner());
+        if req.headers.get("authorization") == Some(&format!("Bearer T{n}")) && n > 0 {
+            (
+                200,
+                vec![("Content-Type", OCI_MANIFEST.to_string())],
+                manifest_bytes(),
+            )
+        } else {
+            (
+                401,
+                vec![("WWW-Authenticate", CHALLENGE.to_string())],
+                vec![],
+            )
+        }
+    }));
+    let c = RegistryClient::new(
+        m.clone(),
+        "reg.test",
+        ClientOptions {
+            insecure: false,
+            credentials: Some(creds()),
+        },
+    );
+    let r = run(c.get_manifest("a/b", "latest"));
+    assert!(r.is_ok(), "{r:?}");
+    let s = seen(&m);
+    assert_eq!(s.len(), 3, "{s:?}");
+    assert_eq!(s[0].auth, None);
+    assert!(s[1]
+        .url
+        .starts_with("https://auth.test/token?service=svc&scope=repository%3Aa%2Fb%3Apull"));
+    assert_eq!(s[2].auth.as_deref(), Some("Bearer T1"));
+    assert_eq!(s[2].url, "https://reg.test/v2/a/b/manifests/latest");
+
+    // cached: one request
+    assert!(run(c.get_manifest("a/b", "latest")).is_ok());
+    assert_eq!(seen(&m).len(), 4);
+
+    // the token server rotates: the cached token is refused, a fresh one fetched
+    *tokens.lock().unwrap_or_else(|p| p.into_inner()) += 1; // registry now wants T3
+                                                            // token server will hand out T3 next
+    let r = run(c.get_manifest("a/b", "latest"));
+    assert!(r.is_ok(), "{r:?}");
+    let s = seen(&m);
+    assert_eq!(
+        s.last().and_then(|x| x.auth.clone()).as_deref(),
+        Some("Bearer T3")
+    );
+}
+
+#[test]
+fn bearer_wrong_password_is_unauthorized_without_leaking() {
+    let m = mock(Box::new(|req, _| {
+        if req.url.starts_with("https://auth.test/token") {
+            return (401, vec![], b"bad".to_vec());
+        }
+        (
+            401,
+            vec![("WWW-Authenticate", CHALLENGE.to_string())],
+            vec![],
+        )
+    }));
+    let c = RegistryClient::new(
+        m,
+        "reg.test",
+        ClientOptions {
+            insecure: false,
+            credentials: Some(creds()),
+        },
+    );
+    let e = run(c.get_manifest("a/b", "latest"));
+    let Err(e) = e else { panic!("must fail") };
+    assert_eq!(e.http_status(), 401);
+    assert!(!format!("{e} {e:?} {c:?}").contains("secret-pw"));
+}
+
+#[test]
+fn basic_flow_and_rejection() {
+    let m = mock(Box::new(|req, _| match req.headers.get("authorization") {
+        Some(a) if a == creds().basic_header() => (200, vec![], vec![]),
+        _ => (
+            401,
+            vec![("WWW-Authenticate", r#"Basic realm="r""#.to_string())],
+            vec![],
+        ),
+    }));
+    let c = RegistryClient::new(
+        m.clone(),
+        "reg.test:5000",
+        ClientOptions {
+            insecure: true,
+            credentials: Some(creds()),
+        },
+    );
+    assert!(run(c.ping()).is_ok());
+    let s = seen(&m);
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0].url, "http://reg.test:5000/v2/");
+    // known scheme: credentials sent up front
+    assert!(run(c.ping()).is_ok());
+    assert_eq!(seen(&m).len(), 3);
+
+    let wrong = RegistryClient::new(
+        m.clone(),
+        "reg.test:5000",
+        ClientOptions {
+            insecure: true,
+            credentials: Some(Credentials::new("u", "nope")),
+        },
+    );
+    let e = run(wrong.ping());
+    assert!(
+        matches!(e, Err(RegistryError::Unauthorized { .. })),
+        "{e:?}"
+    );
+    let anon = RegistryClient::new(m, "reg.test:5000", ClientOptions::default());
+    let e = run(anon.ping());
+    assert!(
+        matches!(e, Err(RegistryError::Unauthorized { .. })),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn digest_checks_on_fetch() {
+    let body = manifest_bytes();
+    let b2 = body.clone();
+    let m = mock(Box::new(move |_, _| {
+        (
+            200,
+            vec![
+                ("Content-Type", OCI_MANIFEST.to_string()),
+                (
+                    "Docker-Content-Digest",
+                    Digest::sha256_of(b"other").to_string(),
+                ),
+            ],
+            b2.clone(),
+        )
+    }));
+    let c = RegistryClient::new(m, "r", ClientOptions::default());
+    // by tag: the header disagrees with the bytes
+    let e = run(c.get_manifest("a", "t"));
+    assert!(matches!(e, Err(RegistryError::Manifest(_))), "{e:?}");
+    // by digest: the bytes must hash to it
+    let e = run(c.get_manifest("a", &Digest::sha256_of(b"x").to_string()));
+    assert!(matches!(e, Err(RegistryError::Manifest(_))), "{e:?}");
+    assert_eq!(e.err().map(|e| e.http_status()), Some(502));
+    // a repository name that could break the URL is refused before sending
+    let e = run(c.get_manifest("../etc", "t"));
+    assert!(matches!(e, Err(RegistryError::Reference(_))), "{e:?}");
+}
+
+#[test]
+fn chunked_upload_request_shapes() {
+    let m = mock(Box::new(|req, n| match req.method {
+        Method::Post => (
+            202,
+            vec![("Location", "/v2/a/blobs/uploads/u1?_state=s".to_string())],
+            vec![],
+        ),
+        Method::Patch => (
+            202,
+            vec![("Location", format!("/v2/a/blobs/uploads/u1?_state=s{n}"))],
+            vec![],
+        ),
+        Method::Put => (201, vec![], vec![]),
+        _ => (500, vec![], vec![]),
+    }));
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default());
+    let data: Vec<u8> = (0..25u8).collect();
+    let d = Digest::sha256_of(&data);
+    let body = Body::Stream {
+        stream: stream_from_chunks(vec![
+            Bytes::from(data[..7].to_vec()),
+            Bytes::from(data[7..].to_vec()),
+        ]),
+        length: Some(25),
+    };
+    let r = run(c.push_blob("a", &d, body, UploadMode::Chunked { chunk_size: 10 }));
+    assert!(r.is_ok(), "{r:?}");
+    let s = seen(&m);
+    let ranges: Vec<_> = s.iter().filter_map(|x| x.content_range.clone()).collect();
+    assert_eq!(ranges, vec!["0-9", "10-19", "20-24"]);
+    let put = s.last().map(|x| x.url.clone()).unwrap_or_default();
+    assert_eq!(
+        put,
+        format!(
+            "https://r/v2/a/blobs/uploads/u1?_state=s4&digest=sha256%3A{}",
+            d.hex()
+        )
+    );
+    assert_eq!(s[0].method, Method::Post);
+    assert_eq!(s[1].method, Method::Patch);
+    assert!(s[1].content_type.as_deref() == Some("application/octet-stream"));
+}
+
+#[test]
+fn manifest_put_sends_exact_bytes_and_type() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    let m = mock(Box::new(move |req, _| {
+        if let Body::Bytes(b) = &req.body {
+            *g2.lock().unwrap_or_else(|p| p.into_inner()) = b.to_vec();
+        }
+        (201, vec![], vec![])
+    }));
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default());
+    let mut bytes = manifest_bytes();
+    bytes.extend_from_slice(b"\n  ");
+    let raw = crate::image::manifest::RawManifest::from_bytes(bytes.clone(), None);
+    let Ok(raw) = raw else { panic!("manifest") };
+    let d = run(c.push_manifest("a", &raw));
+    assert_eq!(d.ok().as_ref(), Some(raw.digest()));
+    assert_eq!(*got.lock().unwrap_or_else(|p| p.into_inner()), bytes);
+    let s = seen(&m);
+    assert_eq!(s[0].content_type.as_deref(), Some(OCI_MANIFEST));
+    assert_eq!(
+        s[0].url,
+        format!("https://r/v2/a/manifests/{}", raw.digest())
+    );
+    assert!(run(c.tag_manifest("a", "bad:tag", &raw)).is_err());
+}
+
+/// Natively the client and its futures must be `Send` (the CLI spawns them on tokio).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn client_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    fn is_sync<T: Sync>(_: &T) {}
+    let m = mock(Box::new(|_, _| (200, vec![], vec![])));
+    let c = RegistryClient::new(m, "r", ClientOptions::default());
+    is_sync(&c);
+    let d = Digest::sha256_of(b"");
+    is_send(&c.get_manifest("a", "t"));
+    is_send(&c.get_blob("a", &d, None));
+    is_send(&c.push_blob("a", &d, Body::Empty, UploadMode::Monolithic));
+    is_send(&c.mount_blob("a", &d, "b"));
+    is_send(&c.list_tags("a"));
+    is_send(
+        &c.resolve_image(
+            &crate::image::reference::Reference::from_parts("r", "a", Some("t"), None)
+                .unwrap_or_else(|e| panic!("{e}")),
+            &crate::image::manifest::PlatformSpec::linux_amd64(),
+        ),
+    );
+}

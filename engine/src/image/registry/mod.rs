@@ -1,0 +1,26 @@
+//! The registry protocol (OCI distribution / Docker registry v2) over a
+//! [`Transport`](crate::image::transport::Transport): manifests, blobs, uploads,
+//! mounts, tags, and authentication (anonymous, basic, bearer tokens).
+//!
+//! Push order for an image: blobs ([`RegistryClient::blob_exists`], else
+//! [`RegistryClient::mount_blob`], else [`RegistryClient::push_blob`]), then the
+//! manifest by digest ([`RegistryClient::push_manifest`]), then the tag last
+//! ([`RegistryClient::tag_manifest`]), so a tag never names an incomplete image.
+//! [`copy_blob`] does the blob step for a blob taken from another repository.
+
+pub mod auth;
+pub mod client;
+pub mod copy;
+pub mod error;
+pub mod upload;
+pub mod verify;
+
+pub use auth::{Challenge, Credentials, Scope};
+pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, ResolvedImage};
+pub use copy::{copy_blob, CopyOutcome};
+pub use error::{ErrorClass, RegistryError};
+pub use upload::{MountOutcome, UploadMode, UploadSession, DEFAULT_CHUNK_SIZE};
+pub use verify::{blob_to_body_stream, BlobStream, VerifiedStream};
+
+#[cfg(test)]
+mod mock_tests;

@@ -1,0 +1,16 @@
+//! Native implementations of kiln engine traits: the HTTP [`Transport`] (reqwest over
+//! rustls, streaming both ways), docker `config.json` credentials, and OCI image
+//! layouts on disk (`oci:DIR[:TAG]`).
+//!
+//! [`Transport`]: kiln_engine::image::transport::Transport
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod docker_config;
+pub mod http;
+pub mod oci_layout;
+
+pub use docker_config::{DockerConfig, DockerConfigError};
+pub use http::{HttpOptions, HttpTransport, HttpTransportError};
+pub use oci_layout::{OciLayout, OciLayoutError};

@@ -1,0 +1,45 @@
+//! kiln's test harness: real registries on loopback and small test images, built
+//! without a container engine.
+//!
+//! - [`registry::TestRegistry`]: Debian's `docker-registry` (distribution 2.8) on a
+//!   free 127.0.0.1 port in a temp dir, stopped on drop; anonymous, htpasswd basic
+//!   auth, TLS with a private CA, or bearer tokens from [`token_server::TokenServer`].
+//! - [`certs`]: a private CA and leaf certificate (rcgen), and the token signing cert.
+//! - [`images`]: deterministic OCI/Docker test images (tar + gzip layers, config,
+//!   manifest, index), an OCI layout writer (for skopeo/umoci) and a pusher that uses
+//!   the engine's own client.
+//!
+//! Tests call [`require_tool!`] first: when `docker-registry` is missing they print a
+//! loud SKIPPED message and return (CI installs it: scripts/install-deps.sh).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod certs;
+pub mod images;
+pub mod registry;
+pub mod token_server;
+
+/// True when `tool` is an executable on `PATH`.
+pub fn have_tool(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
+/// Returns `Ok(())` from the calling test (which returns a `Result`) with a loud
+/// message when `tool` is not installed.
+#[macro_export]
+macro_rules! require_tool {
+    ($tool:expr) => {
+        if !$crate::have_tool($tool) {
+            eprintln!(
+                "\n!!!!!!!! SKIPPED: `{}` is not installed; run scripts/install-deps.sh !!!!!!!!\n",
+                $tool
+            );
+            return Ok(());
+        }
+    };
+}
+
+/// A boxed error for harness setup failures.
+pub type HarnessError = Box<dyn std::error::Error + Send + Sync>;

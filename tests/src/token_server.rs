@@ -1,0 +1,294 @@
+//! A minimal Docker registry token server (the `auth.token` realm): GET `/token` with
+//! `service` and `scope` parameters, optional Basic credentials; answers an RS256 JWT
+//! whose header carries the issuer certificate as `x5c`, which the registry checks
+//! against its `rootcertbundle`.
+//!
+//! Policy: right credentials get every action asked for; no credentials get `pull`
+//! only; wrong credentials get 401. Every request is recorded for assertions.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+
+use crate::certs::TokenIssuer;
+use crate::HarnessError;
+
+/// One token request as the server saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The authenticated user, if credentials were sent and right.
+    pub user: Option<String>,
+    /// The `service` parameter.
+    pub service: Option<String>,
+    /// The `scope` parameters, in order.
+    pub scopes: Vec<String>,
+    /// False when the credentials were wrong (401).
+    pub granted: bool,
+}
+
+struct Shared {
+    issuer: TokenIssuer,
+    key: RsaKeyPair,
+    username: String,
+    password: String,
+    requests: Mutex<Vec<TokenRequest>>,
+}
+
+/// A running token server on 127.0.0.1; stopped on drop.
+pub struct TokenServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl TokenServer {
+    /// Starts a server that signs as `issuer` and accepts `username`/`password`.
+    pub fn start(
+        issuer: TokenIssuer,
+        username: &str,
+        password: &str,
+    ) -> Result<Self, HarnessError> {
+        let key = RsaKeyPair::from_pkcs8(&issuer.key_pkcs8_der)
+            .map_err(|e| format!("token signing key: {e}"))?;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            issuer,
+            key,
+            username: username.to_string(),
+            password: password.to_string(),
+            requests: Mutex::new(Vec::new()),
+        });
+        let (s2, stop2) = (shared.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let s3 = s2.clone();
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &s3);
+                });
+            }
+        });
+        Ok(TokenServer {
+            port,
+            stop,
+            thread: Some(thread),
+            shared,
+        })
+    }
+
+    /// The realm URL for the registry's config.
+    pub fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// The issuer name.
+    pub fn issuer(&self) -> &str {
+        &self.shared.issuer.issuer
+    }
+
+    /// The issuer certificate (PEM), for the registry's `rootcertbundle`.
+    pub fn cert_pem(&self) -> &str {
+        &self.shared.issuer.cert_pem
+    }
+
+    /// The requests seen so far.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.shared
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // wake the accept loop
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let hexval = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1).copied(), b.get(i + 2).copied()) {
+            (b'+', _, _) => out.push(b' '),
+            (b'%', Some(h), Some(l)) if hexval(h).is_some() && hexval(l).is_some() => {
+                out.push(hexval(h).unwrap_or(0) * 16 + hexval(l).unwrap_or(0));
+                i += 2;
+            }
+            (c, _, _) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn respond(conn: &mut TcpStream, status: &str, body: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes())?;
+    conn.write_all(body)?;
+    conn.flush()
+}
+
+fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 || buf.len() > 64 * 1024 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or("");
+    let target = request_line.split(' ').nth(1).unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != "/token" {
+        return respond(&mut conn, "404 Not Found", b"{}");
+    }
+    let mut service = None;
+    let mut scopes = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "service" => service = Some(percent_decode(v)),
+            "scope" => scopes.push(percent_decode(v)),
+            _ => {}
+        }
+    }
+    let auth = lines.take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case("authorization")
+            .then(|| v.trim().to_string())
+    });
+    let mut user = None;
+    if let Some(a) = auth {
+        let ok = a
+            .strip_prefix("Basic ")
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .is_some_and(|raw| raw == format!("{}:{}", s.username, s.password).as_bytes());
+        if !ok {
+            if let Ok(mut r) = s.requests.lock() {
+                r.push(TokenRequest {
+                    user: None,
+                    service,
+                    scopes,
+                    granted: false,
+                });
+            }
+            return respond(
+                &mut conn,
+                "401 Unauthorized",
+                br#"{"details":"bad credentials"}"#,
+            );
+        }
+        user = Some(s.username.clone());
+    }
+    let mut access = Vec::new();
+    for sc in &scopes {
+        let Some((typ, rest)) = sc.split_once(':') else {
+            continue;
+        };
+        let Some((name, actions)) = rest.rsplit_once(':') else {
+            continue;
+        };
+        let acts: Vec<&str> = actions
+            .split(',')
+            .filter(|a| user.is_some() || *a == "pull")
+            .collect();
+        access.push(serde_json::json!({"type": typ, "name": name, "actions": acts}));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = serde_json::json!({
+        "iss": s.issuer.issuer,
+        "sub": user.clone().unwrap_or_default(),
+        "aud": service.clone().unwrap_or_default(),
+        "exp": now + 300,
+        "nbf": now.saturating_sub(10),
+        "iat": now,
+        "jti": format!("{now}-{}", scopes.len()),
+        "access": access,
+    });
+    let token = match sign_jwt(s, &claims) {
+        Ok(t) => t,
+        Err(_) => return respond(&mut conn, "500 Internal Server Error", b"{}"),
+    };
+    if let Ok(mut r) = s.requests.lock() {
+        r.push(TokenRequest {
+            user,
+            service,
+            scopes,
+            granted: true,
+        });
+    }
+    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
+    respond(&mut conn, "200 OK", body.to_string().as_bytes())
+}
+
+fn sign_jwt(s: &Shared, claims: &serde_json::Value) -> Result<String, HarnessError> {
+    let b64u = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = serde_json::json!({
+        "typ": "JWT",
+        "alg": "RS256",
+        "x5c": [base64::engine::general_purpose::STANDARD.encode(&s.issuer.cert_der)],
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64u(header.to_string().as_bytes()),
+        b64u(claims.to_string().as_bytes())
+    );
+    let rng = ring::rand::SystemRandom::new();
+    let mut sig = vec![0u8; s.key.public().modulus_len()];
+    s.key
+        .sign(&RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut sig)
+        .map_err(|e| format!("sign: {e}"))?;
+    Ok(format!("{signing_input}.{}", b64u(&sig)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_query_values() {
+        assert_eq!(
+            percent_decode("repository%3Aa%2Fb%3Apull%2Cpush"),
+            "repository:a/b:pull,push"
+        );
+        assert_eq!(percent_decode("a+b%"), "a b%");
+    }
+}
