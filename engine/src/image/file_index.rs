@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::image::scan::path as scan_path;
+use crate::image::scan::{EntryKind, LayerSummary, CAPTURED_PATHS};
+
 /// What a path in the merged image filesystem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileKind {
@@ -60,4 +63,341 @@ pub struct FileIndex {
     /// Contents of the few small files the enclave spec must read (`/etc/passwd`,
     /// `/etc/group`), as they stand in the merged view; keyed like `entries`.
     pub captured: BTreeMap<String, Vec<u8>>,
+}
+
+/// Why layers cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    /// A hard link names a path that does not exist in this or a lower layer.
+    #[error("layer {layer}: hard link {path:?} points to {target:?}, which does not exist")]
+    HardlinkTargetMissing {
+        /// The layer digest.
+        layer: String,
+        /// The link.
+        path: String,
+        /// What it points to.
+        target: String,
+    },
+    /// A hard link names a directory.
+    #[error("layer {layer}: hard link {path:?} points to directory {target:?}")]
+    HardlinkToDirectory {
+        /// The layer digest.
+        layer: String,
+        /// The link.
+        path: String,
+        /// What it points to.
+        target: String,
+    },
+}
+
+impl FileIndex {
+    /// An index holding only the root directory (mode 0755, owned by root).
+    pub fn new() -> Self {
+        let mut entries = BTreeMap::new();
+        entries.insert("/".to_string(), implicit_dir());
+        Self {
+            entries,
+            captured: BTreeMap::new(),
+        }
+    }
+
+    /// Merges layer summaries, lowest layer first.
+    pub fn from_layers<'a>(
+        layers: impl IntoIterator<Item = &'a LayerSummary>,
+    ) -> Result<Self, MergeError> {
+        let mut index = Self::new();
+        for layer in layers {
+            index.apply_layer(layer)?;
+        }
+        Ok(index)
+    }
+
+    /// Lays `layer` over the current view with OCI semantics: first its whiteouts
+    /// (`.wh.NAME` deletes NAME and its subtree; an opaque directory loses its lower
+    /// contents), then its entries in tar order (a later entry replaces an earlier one; a
+    /// directory over a directory keeps the children; a non-directory over a directory
+    /// removes the subtree; missing parents become directories 0755 root:root; a hard
+    /// link takes its target's kind, metadata and captured contents).
+    pub fn apply_layer(&mut self, layer: &LayerSummary) -> Result<(), MergeError> {
+        if !self.entries.contains_key("/") {
+            self.entries.insert("/".to_string(), implicit_dir());
+        }
+        for e in &layer.entries {
+            match e.kind {
+                EntryKind::Whiteout => self.remove_subtree(&e.path, true),
+                EntryKind::Opaque => self.remove_subtree(&e.path, false),
+                _ => {}
+            }
+        }
+        for e in &layer.entries {
+            let (entry, captured) = match &e.kind {
+                EntryKind::Whiteout | EntryKind::Opaque => continue,
+                EntryKind::Hardlink { target } => {
+                    let linked = self.entries.get(target).ok_or_else(|| {
+                        MergeError::HardlinkTargetMissing {
+                            layer: layer.digest.clone(),
+                            path: e.path.clone(),
+                            target: target.clone(),
+                        }
+                    })?;
+                    if linked.kind == FileKind::Directory {
+                        return Err(MergeError::HardlinkToDirectory {
+                            layer: layer.digest.clone(),
+                            path: e.path.clone(),
+                            target: target.clone(),
+                        });
+                    }
+                    (linked.clone(), self.captured.get(target).cloned())
+                }
+                kind => {
+                    let kind = match kind {
+                        EntryKind::Regular { size, sha256 } => FileKind::Regular {
+                            size: *size,
+                            sha256: *sha256,
+                        },
+                        EntryKind::Directory => FileKind::Directory,
+                        EntryKind::Symlink { target } => FileKind::Symlink {
+                            target: target.clone(),
+                        },
+                        EntryKind::CharDevice { major, minor } => FileKind::CharDevice {
+                            major: *major,
+                            minor: *minor,
+                        },
+                        EntryKind::BlockDevice { major, minor } => FileKind::BlockDevice {
+                            major: *major,
+                            minor: *minor,
+                        },
+                        _ => FileKind::Fifo,
+                    };
+                    let entry = FileEntry {
+                        kind,
+                        mode: e.mode,
+                        uid: e.uid,
+                        gid: e.gid,
+                    };
+                    (entry, layer.captured.get(&e.path).cloned())
+                }
+            };
+            self.insert(&e.path, entry, captured);
+        }
+        Ok(())
+    }
+
+    /// The entry at `path` (absolute, normalised).
+    pub fn get(&self, path: &str) -> Option<&FileEntry> {
+        self.entries.get(path)
+    }
+
+    fn insert(&mut self, path: &str, entry: FileEntry, captured: Option<Vec<u8>>) {
+        self.ensure_parents(path);
+        let is_dir = entry.kind == FileKind::Directory;
+        if let Some(old) = self.entries.get(path) {
+            if old.kind == FileKind::Directory && !is_dir {
+                self.remove_subtree(path, false);
+            }
+        }
+        self.entries.insert(path.to_string(), entry);
+        match captured {
+            Some(bytes) if CAPTURED_PATHS.contains(&path) => {
+                self.captured.insert(path.to_string(), bytes);
+            }
+            _ => {
+                self.captured.remove(path);
+            }
+        }
+    }
+
+    /// Makes every ancestor of `path` a directory (creating it 0755 root:root, or
+    /// replacing a non-directory).
+    fn ensure_parents(&mut self, path: &str) {
+        let mut missing = Vec::new();
+        let mut cur = scan_path::parent(path);
+        while let Some(dir) = cur {
+            match self.entries.get(dir) {
+                Some(e) if e.kind == FileKind::Directory => break,
+                _ => missing.push(dir.to_string()),
+            }
+            cur = scan_path::parent(dir);
+        }
+        for dir in missing.into_iter().rev() {
+            self.captured.remove(&dir);
+            self.entries.insert(dir, implicit_dir());
+        }
+    }
+
+    /// Removes everything below `path`, and `path` itself if `including_self`.
+    fn remove_subtree(&mut self, path: &str, including_self: bool) {
+        let prefix = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        let doomed: Vec<String> = self
+            .entries
+            .range(prefix.clone()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for k in doomed {
+            self.entries.remove(&k);
+        }
+        self.captured.retain(|k, _| !k.starts_with(&prefix));
+        if including_self && path != "/" {
+            self.entries.remove(path);
+            self.captured.remove(path);
+        }
+    }
+}
+
+fn implicit_dir() -> FileEntry {
+    FileEntry {
+        kind: FileKind::Directory,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::scan::LayerEntry;
+
+    fn file(path: &str, size: u64, tag: u8) -> LayerEntry {
+        LayerEntry {
+            path: path.into(),
+            kind: EntryKind::Regular {
+                size,
+                sha256: [tag; 32],
+            },
+            mode: 0o644,
+            uid: 1,
+            gid: 2,
+        }
+    }
+
+    fn with(path: &str, kind: EntryKind) -> LayerEntry {
+        LayerEntry {
+            path: path.into(),
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    fn layer(name: &str, entries: Vec<LayerEntry>) -> LayerSummary {
+        LayerSummary {
+            digest: name.into(),
+            diff_id: String::new(),
+            compressed_size: 0,
+            uncompressed_size: 0,
+            entries,
+            captured: BTreeMap::new(),
+        }
+    }
+
+    fn paths(index: &FileIndex) -> Vec<&str> {
+        index.entries.keys().map(|k| k.as_str()).collect()
+    }
+
+    #[test]
+    fn whiteouts_opaque_dirs_and_overrides() {
+        let l1 = layer(
+            "l1",
+            vec![
+                with("/a", EntryKind::Directory),
+                file("/a/x", 1, 1),
+                with("/a/sub", EntryKind::Directory),
+                file("/a/sub/y", 2, 2),
+                file("/b/deep/z", 3, 3), // implicit parents
+                file("/c", 4, 4),
+                with("/d", EntryKind::Directory),
+                file("/d/old", 5, 5),
+            ],
+        );
+        let l2 = layer(
+            "l2",
+            vec![
+                with("/a/sub", EntryKind::Whiteout),
+                file("/c", 40, 40),
+                file("/d/new", 6, 6),
+                with("/d", EntryKind::Opaque),
+                with("/b", EntryKind::Whiteout),
+                with(
+                    "/l",
+                    EntryKind::Symlink {
+                        target: "../c".into(),
+                    },
+                ),
+            ],
+        );
+        let index = FileIndex::from_layers([&l1, &l2]).unwrap();
+        assert_eq!(
+            paths(&index),
+            ["/", "/a", "/a/x", "/c", "/d", "/d/new", "/l"]
+        );
+        assert_eq!(
+            index.get("/c").unwrap().kind,
+            FileKind::Regular {
+                size: 40,
+                sha256: [40; 32]
+            }
+        );
+        let l1_only = FileIndex::from_layers([&l1]).unwrap();
+        assert_eq!(l1_only.get("/b/deep").unwrap(), &implicit_dir());
+    }
+
+    #[test]
+    fn hardlinks_resolve_and_dirs_replace() {
+        let mut l1 = layer(
+            "l1",
+            vec![
+                file("/etc/passwd", 5, 9),
+                with(
+                    "/etc/pw",
+                    EntryKind::Hardlink {
+                        target: "/etc/passwd".into(),
+                    },
+                ),
+                with("/x", EntryKind::Directory),
+                file("/x/inner", 1, 1),
+            ],
+        );
+        l1.captured.insert("/etc/passwd".into(), b"root\n".to_vec());
+        let l2 = layer(
+            "l2",
+            vec![
+                file("/x", 7, 7), // a file over a directory drops the subtree
+                with(
+                    "/etc/group",
+                    EntryKind::Hardlink {
+                        target: "/etc/passwd".into(),
+                    },
+                ),
+            ],
+        );
+        let index = FileIndex::from_layers([&l1, &l2]).unwrap();
+        assert_eq!(index.get("/etc/pw"), index.get("/etc/passwd"));
+        assert!(index.get("/x/inner").is_none());
+        assert_eq!(index.captured["/etc/passwd"], b"root\n");
+        assert_eq!(index.captured["/etc/group"], b"root\n");
+
+        let l3 = layer("l3", vec![with("/etc/passwd", EntryKind::Whiteout)]);
+        let index = FileIndex::from_layers([&l1, &l2, &l3]).unwrap();
+        assert!(!index.captured.contains_key("/etc/passwd"));
+
+        let bad = layer(
+            "bad",
+            vec![with(
+                "/h",
+                EntryKind::Hardlink {
+                    target: "/nope".into(),
+                },
+            )],
+        );
+        let err = FileIndex::from_layers([&bad]).unwrap_err();
+        assert!(err.to_string().contains("/nope"), "{err}");
+    }
 }

@@ -17,7 +17,7 @@
 
 pub mod decompress;
 pub mod path;
-mod serde_hex;
+pub(crate) mod serde_hex;
 pub mod summary;
 pub mod tar;
 
