@@ -35,7 +35,7 @@ fn gnu_tar_lists_and_extracts_written_layers() {
         NewEntry::file("/opt/kiln/app.manifest.sgx", 0o644, b"[loader]\n".to_vec()),
         NewEntry::file("/opt/kiln/launcher", 0o4755, vec![1u8; 100_000]),
         NewEntry::symlink("/opt/kiln/current", "app.manifest.sgx"),
-        NewEntry::symlink("/opt/kiln/far", "/".repeat(1) + &"t/".repeat(70)),
+        NewEntry::symlink("/opt/kiln/far", format!("/{}", "t/".repeat(70))),
         NewEntry::dir("/opt/kiln/keys", 0o700),
         NewEntry::file(long.clone(), 0o600, b"long".to_vec()),
         NewEntry::file(longer.clone(), 0o640, b"longer".to_vec()),
