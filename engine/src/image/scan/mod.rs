@@ -20,6 +20,8 @@ pub mod path;
 pub(crate) mod serde_hex;
 pub mod summary;
 pub mod tar;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod threaded;
 
 use std::io::{self, Write};
 
@@ -28,7 +30,7 @@ pub use summary::{EntryKind, LayerEntry, LayerSummary, CAPTURED_PATHS, CAPTURE_L
 
 use crate::image::digest::{format_sha256, DigestError, DigestVerifier};
 use decompress::Decoder;
-use tar::{TarError, TarWalker};
+use tar::{TarError, TarListing, TarWalker};
 
 /// Why a layer could not be scanned. Every variant names the layer (its digest).
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,12 @@ pub enum ScanError {
         /// What is wrong in the tar.
         source: TarError,
     },
+    /// The tar walker thread could not be started or died (threaded scanner only).
+    #[error("layer {layer}: the tar walker thread failed")]
+    WorkerLost {
+        /// The layer digest.
+        layer: String,
+    },
     /// `feed` was called again after an error.
     #[error("layer {layer}: scan already failed")]
     AlreadyFailed {
@@ -83,23 +91,64 @@ pub enum ScanError {
 /// Bytes sniffed before choosing the decoder.
 const SNIFF_LEN: usize = 4;
 
-/// The tar walker as the decoder's output.
-struct TarSink {
-    walker: TarWalker,
-    error: Option<TarError>,
+/// Why the tar walk ended without a listing.
+#[derive(Debug)]
+enum WalkError {
+    Tar(TarError),
+    /// The walker thread died (threaded mode only).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    WorkerLost,
 }
 
-impl Write for TarSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.error.is_some() {
-            return Err(io::Error::other("tar walk already failed"));
+/// The tar walk as the decoder's output: inline, or natively on its own thread.
+enum Walk {
+    Inline {
+        walker: TarWalker,
+        error: Option<TarError>,
+    },
+    #[cfg(not(target_arch = "wasm32"))]
+    Threaded(threaded::Pipe),
+}
+
+impl Walk {
+    /// The tar error behind a failed write, if the walk is what failed.
+    fn take_error(&mut self) -> Option<WalkError> {
+        match self {
+            Walk::Inline { error, .. } => error.take().map(WalkError::Tar),
+            #[cfg(not(target_arch = "wasm32"))]
+            Walk::Threaded(pipe) => pipe.take_error(),
         }
-        match self.walker.push(buf) {
-            Ok(()) => Ok(buf.len()),
-            Err(e) => {
-                self.error = Some(e);
-                Err(io::Error::other("tar walk failed"))
+    }
+
+    fn finish(self) -> Result<TarListing, WalkError> {
+        match self {
+            Walk::Inline { walker, error } => match error {
+                Some(e) => Err(WalkError::Tar(e)),
+                None => walker.finish().map_err(WalkError::Tar),
+            },
+            #[cfg(not(target_arch = "wasm32"))]
+            Walk::Threaded(mut pipe) => pipe.finish(),
+        }
+    }
+}
+
+impl Write for Walk {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Walk::Inline { walker, error } => {
+                if error.is_some() {
+                    return Err(io::Error::other("tar walk already failed"));
+                }
+                match walker.push(buf) {
+                    Ok(()) => Ok(buf.len()),
+                    Err(e) => {
+                        *error = Some(e);
+                        Err(io::Error::other("tar walk failed"))
+                    }
+                }
             }
+            #[cfg(not(target_arch = "wasm32"))]
+            Walk::Threaded(pipe) => pipe.write(buf),
         }
     }
 
@@ -114,8 +163,9 @@ pub struct LayerScanner {
     verifier: DigestVerifier,
     declared: Compression,
     head: Vec<u8>,
-    decoder: Option<Decoder<TarSink>>,
+    decoder: Option<Decoder<Walk>>,
     failed: bool,
+    threaded: bool,
 }
 
 impl std::fmt::Debug for LayerScanner {
@@ -149,7 +199,18 @@ impl LayerScanner {
             head: Vec::with_capacity(SNIFF_LEN),
             decoder: None,
             failed: false,
+            threaded: false,
         })
+    }
+
+    /// Native only: a scanner that walks and hashes the tar on a second thread while
+    /// the caller's thread checks the digest and decompresses (bounded hand-over
+    /// buffers, see [`threaded`]). Same results as [`LayerScanner::new`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn threaded(digest: &str, media_type: &str) -> Result<Self, ScanError> {
+        let mut scanner = Self::new(digest, media_type)?;
+        scanner.threaded = true;
+        Ok(scanner)
     }
 
     /// The layer digest this scanner checks against.
@@ -208,21 +269,18 @@ impl LayerScanner {
                     layer: layer.clone(),
                 })?;
             let compression = self.declared.name();
-            let sink = decoder.finish().map_err(|e| ScanError::Decompress {
-                layer: layer.clone(),
-                compression,
-                message: e.to_string(),
-            })?;
-            if let Some(source) = sink.error {
-                return Err(ScanError::Tar {
-                    layer: layer.clone(),
-                    source,
-                });
-            }
-            sink.walker.finish().map_err(|source| ScanError::Tar {
-                layer: layer.clone(),
-                source,
-            })
+            let decoded = decoder.finish();
+            let walk_result = match decoded {
+                Ok(walk) => walk.finish(),
+                Err(e) => {
+                    return Err(ScanError::Decompress {
+                        layer: layer.clone(),
+                        compression,
+                        message: e.to_string(),
+                    })
+                }
+            };
+            walk_result.map_err(|e| walk_error(&layer, e))
         });
         // A digest mismatch explains any other failure, so it is reported first.
         let compressed_size = self.verifier.finish()?;
@@ -255,15 +313,25 @@ impl LayerScanner {
                 found: found.unwrap_or(Compression::None).name(),
             });
         }
-        self.decoder = Some(Decoder::new(
-            self.declared,
-            TarSink {
-                walker: TarWalker::new(),
-                error: None,
-            },
-        ));
+        let walk = self.new_walk()?;
+        self.decoder = Some(Decoder::new(self.declared, walk));
         let head = std::mem::take(&mut self.head);
         self.decode(&head)
+    }
+
+    fn new_walk(&self) -> Result<Walk, ScanError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.threaded {
+            return threaded::Pipe::spawn().map(Walk::Threaded).map_err(|_| {
+                ScanError::WorkerLost {
+                    layer: self.layer().to_string(),
+                }
+            });
+        }
+        Ok(Walk::Inline {
+            walker: TarWalker::new(),
+            error: None,
+        })
     }
 
     fn decode(&mut self, chunk: &[u8]) -> Result<(), ScanError> {
@@ -275,11 +343,8 @@ impl LayerScanner {
         };
         match decoder.write(chunk) {
             Ok(()) => Ok(()),
-            Err(e) => Err(match decoder.get_mut().error.take() {
-                Some(source) => ScanError::Tar {
-                    layer: layer.to_string(),
-                    source,
-                },
+            Err(e) => Err(match decoder.get_mut().take_error() {
+                Some(walk) => walk_error(layer, walk),
                 None => ScanError::Decompress {
                     layer: layer.to_string(),
                     compression: self.declared.name(),
@@ -287,6 +352,18 @@ impl LayerScanner {
                 },
             }),
         }
+    }
+}
+
+fn walk_error(layer: &str, e: WalkError) -> ScanError {
+    match e {
+        WalkError::Tar(source) => ScanError::Tar {
+            layer: layer.to_string(),
+            source,
+        },
+        WalkError::WorkerLost => ScanError::WorkerLost {
+            layer: layer.to_string(),
+        },
     }
 }
 
@@ -386,5 +463,60 @@ mod tests {
         let mut bad = gz.clone();
         bad[20] ^= 0xff;
         assert!(scan_blob(&sha256_digest(&bad), GZ, &bad).is_err());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn many_files_tar() -> Vec<u8> {
+        let mut b = ::tar::Builder::new(Vec::new());
+        for i in 0..64u32 {
+            let data: Vec<u8> = (0..i * 997).map(|j| (j % 251) as u8).collect();
+            let mut h = ::tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(::tar::EntryType::Regular);
+            b.append_data(&mut h, format!("d/f{i}"), &data[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn scan_threaded(blob: &[u8], chunk: usize) -> Result<LayerSummary, ScanError> {
+        let mut s = LayerScanner::threaded(&sha256_digest(blob), GZ)?;
+        for c in blob.chunks(chunk) {
+            s.feed(c)?;
+        }
+        s.finish()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn threaded_scanner_matches_inline_and_reports_the_same_errors() {
+        let tar = many_files_tar();
+        assert!(tar.len() > 8 * threaded::BUF_LEN);
+        let gz = gzip(&tar);
+        let inline = scan_blob(&sha256_digest(&gz), GZ, &gz).unwrap();
+        assert_eq!(scan_threaded(&gz, 4096).unwrap(), inline);
+        assert_eq!(scan_threaded(&gz, 1 << 20).unwrap(), inline);
+
+        let cut = &gz[..gz.len() / 2];
+        let err = scan_threaded(cut, 4096).unwrap_err();
+        assert!(matches!(err, ScanError::Decompress { .. }), "{err}");
+
+        let mut bad_header = tar.clone();
+        bad_header[0] ^= 0x11; // the first header's name: checksum mismatch
+        let bad = gzip(&bad_header);
+        let err = scan_threaded(&bad, 4096).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ScanError::Tar {
+                    source: TarError::BadChecksum { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = scan_blob(&sha256_digest(&bad), GZ, &bad).unwrap_err();
+        assert!(matches!(err, ScanError::Tar { .. }), "{err}");
     }
 }
