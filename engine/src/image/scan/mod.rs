@@ -103,7 +103,7 @@ enum WalkError {
 /// The tar walk as the decoder's output: inline, or natively on its own thread.
 enum Walk {
     Inline {
-        walker: TarWalker,
+        walker: Box<TarWalker>,
         error: Option<TarError>,
     },
     #[cfg(not(target_arch = "wasm32"))]
@@ -165,6 +165,7 @@ pub struct LayerScanner {
     head: Vec<u8>,
     decoder: Option<Decoder<Walk>>,
     failed: bool,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     threaded: bool,
 }
 
@@ -329,7 +330,7 @@ impl LayerScanner {
             });
         }
         Ok(Walk::Inline {
-            walker: TarWalker::new(),
+            walker: Box::new(TarWalker::new()),
             error: None,
         })
     }
