@@ -134,6 +134,9 @@ impl<W: Write> Decoder<W> {
 
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 
+/// Largest zstd block (RFC 8878: `Block_Maximum_Size` is at most 128 KiB).
+const MAX_BLOCK: usize = 128 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     FrameStart,
@@ -226,6 +229,9 @@ impl<W: Write> ZstdDecoder<W> {
                         3 => return Err(zstd_err(self.consumed, "reserved block type")),
                         _ => (h >> 3) as usize,
                     };
+                    if content > MAX_BLOCK {
+                        return Err(zstd_err(self.consumed, "block larger than 128 KiB"));
+                    }
                     let need = 3 + content + if last && checksum { 4 } else { 0 };
                     let Some(unit) = avail.get(..need) else { break };
                     self.frame
