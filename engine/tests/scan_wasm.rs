@@ -172,3 +172,78 @@ fn writer_gives_the_same_digest_on_every_target() {
         "sha256:efbb21154a722b2afc5dc324b8feeedd22997bb513b38c021a7dcaaab63cc23a"
     );
 }
+
+/// Milliseconds from a clock that works on both targets.
+fn now_ms() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    }
+}
+
+/// Prints the scan throughput (no timed assertion). Runs in the browser; natively
+/// `cargo test --release -p kiln-engine --test scan_wasm -- --ignored --nocapture`.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(not(target_arch = "wasm32"), ignore)]
+fn scan_throughput_report() {
+    use kiln_engine::image::layer_writer::TarBuilder;
+    use std::io::Write;
+    let mut x: u32 = 99;
+    let mut data = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|j| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                if j % 8 == 0 {
+                    (x >> 24) as u8
+                } else {
+                    b'a' + (j % 19) as u8
+                }
+            })
+            .collect()
+    };
+    // Writer speed (level 6) on 4 MiB, the scan on a 48 MiB layer written fast.
+    let entries: Vec<NewEntry> = (0..4)
+        .map(|i| NewEntry::file(format!("/data/f{i}"), 0o644, data(1 << 20)))
+        .collect();
+    let t0 = now_ms();
+    write_layer(&entries, 0).unwrap();
+    let t1 = now_ms();
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = TarBuilder::new(gz, 0).unwrap();
+    let chunk = data(1 << 20);
+    for i in 0..48 {
+        tar.file(&format!("/data/f{i:02}"), 0o644, &chunk).unwrap();
+    }
+    let mut gz = tar.finish().unwrap();
+    gz.flush().unwrap();
+    let blob = gz.finish().unwrap();
+    let digest = sha256_digest(&blob);
+    let t2 = now_ms();
+    let mut scanner = LayerScanner::new(&digest, LAYER_MEDIA_TYPE).unwrap();
+    for piece in blob.chunks(64 * 1024) {
+        scanner.feed(piece).unwrap();
+    }
+    let summary = scanner.finish().unwrap();
+    let t3 = now_ms();
+    let mib = summary.uncompressed_size as f64 / (1 << 20) as f64;
+    let report = format!(
+        "write_layer: 4 MiB in {:.0} ms ({:.1} MiB/s); scan: {mib:.0} MiB tar ({} KiB gzip) in {:.0} ms ({:.0} MiB/s)",
+        t1 - t0,
+        4.0 / ((t1 - t0) / 1000.0),
+        blob.len() / 1024,
+        t3 - t2,
+        mib / ((t3 - t2) / 1000.0)
+    );
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::console_log!("{report}");
+    #[cfg(not(target_arch = "wasm32"))]
+    println!("{report}");
+}
