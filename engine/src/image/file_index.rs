@@ -3,17 +3,22 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::image::scan::path as scan_path;
+use crate::image::scan::serde_hex;
 use crate::image::scan::{EntryKind, LayerSummary, CAPTURED_PATHS};
 
 /// What a path in the merged image filesystem is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
 pub enum FileKind {
     /// A regular file (hardlinks resolve to the regular file they name, with its hash).
     Regular {
         /// Size in bytes.
         size: u64,
         /// SHA-256 of the contents.
+        #[serde(with = "serde_hex::hash32")]
         sha256: [u8; 32],
     },
     /// A directory.
@@ -42,9 +47,10 @@ pub enum FileKind {
 }
 
 /// One path of the merged image filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     /// What it is.
+    #[serde(flatten)]
     pub kind: FileKind,
     /// Permission bits (and setuid/setgid/sticky), without the file-type bits.
     pub mode: u32,
@@ -56,12 +62,13 @@ pub struct FileEntry {
 
 /// The merged view of all layers, keyed by absolute, normalised path (`/`, `/etc`,
 /// `/etc/passwd`; no trailing slash, no `.` or `..` components). Sorted by path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileIndex {
     /// Every path of the merged filesystem.
     pub entries: BTreeMap<String, FileEntry>,
     /// Contents of the few small files the enclave spec must read (`/etc/passwd`,
     /// `/etc/group`), as they stand in the merged view; keyed like `entries`.
+    #[serde(with = "serde_hex::bytes_map", default)]
     pub captured: BTreeMap<String, Vec<u8>>,
 }
 
@@ -345,6 +352,8 @@ mod tests {
                 sha256: [40; 32]
             }
         );
+        let json = serde_json::to_string(&index).unwrap();
+        assert_eq!(serde_json::from_str::<FileIndex>(&json).unwrap(), index);
         let l1_only = FileIndex::from_layers([&l1]).unwrap();
         assert_eq!(l1_only.get("/b/deep").unwrap(), &implicit_dir());
     }
