@@ -401,3 +401,21 @@ fn hardlink_metadata_follows_its_target_like_umoci() {
     l1.b.append_link(&mut h, "g", "f").unwrap();
     compare_with_umoci(vec![l1.gzip()]);
 }
+
+#[test]
+fn whiteouts_in_missing_directories_like_umoci() {
+    if !have_umoci() {
+        eprintln!("umoci not installed: skipping");
+        return;
+    }
+    let mut l1 = Layer::new(true);
+    l1.file("keep", 0o644, 0, 0, b"k");
+    let mut l2 = Layer::new(false);
+    l2.file("newdir/.wh..wh..opq", 0o644, 0, 0, b"")
+        .file("other/sub/.wh.ghost", 0o644, 0, 0, b"")
+        .file(".wh.keep", 0o644, 0, 0, b"");
+    // umoci creates no directory for a whiteout's missing parent (containerd does);
+    // kiln follows umoci.
+    let index = compare_with_umoci(vec![l1.gzip(), l2.gzip()]);
+    assert_eq!(index.entries.keys().collect::<Vec<_>>(), ["/"]);
+}

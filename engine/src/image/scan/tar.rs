@@ -415,6 +415,14 @@ impl TarWalker {
             }
         };
 
+        // Like Go's archive/tar (which unpacks most images), links, devices, fifos and
+        // directories carry no data whatever their size field says.
+        let (size, padding) = if (b'1'..=b'6').contains(&typeflag) {
+            (0, 0)
+        } else {
+            (size, padding)
+        };
+
         // OCI whiteouts.
         let name = path::file_name(&path);
         if let Some(rest) = name.strip_prefix(".wh.") {
@@ -798,6 +806,21 @@ mod tests {
         esc.extend(header("../evil", b'0', 0, ""));
         let err = walk_in_chunks(&esc, 512).unwrap_err();
         assert!(err.to_string().contains("../evil"), "{err}");
+    }
+
+    #[test]
+    fn header_only_types_carry_no_data() {
+        let mut t = Vec::new();
+        // A hard link whose size field repeats its target's size: no data follows.
+        t.extend(header("f", b'0', 3, ""));
+        t.extend(padded(b"abc"));
+        t.extend(header("g", b'1', 3, "f"));
+        t.extend(header("h", b'5', 700, ""));
+        t.extend(header("i", b'0', 0, ""));
+        t.extend([0u8; 1024]);
+        let listing = walk_in_chunks(&t, 100).unwrap();
+        let paths: Vec<_> = listing.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/f", "/g", "/h", "/i"]);
     }
 
     #[test]
