@@ -97,6 +97,36 @@ pub enum MergeError {
     },
 }
 
+/// Why a path cannot be resolved in the merged view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// A component does not exist.
+    #[error("resolving {path:?}: {missing:?} does not exist in the image")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+        /// The first path that is missing.
+        missing: String,
+    },
+    /// A non-final component is not a directory (nor a link to one).
+    #[error("resolving {path:?}: {component:?} is not a directory")]
+    NotADirectory {
+        /// The path asked for.
+        path: String,
+        /// The offending component's path.
+        component: String,
+    },
+    /// More than [`MAX_SYMLINK_HOPS`] symbolic links.
+    #[error("resolving {path:?}: too many levels of symbolic links")]
+    TooManyLinks {
+        /// The path asked for.
+        path: String,
+    },
+}
+
+/// Most symbolic links followed while resolving one path (Linux's limit).
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
 impl FileIndex {
     /// An index holding only the root directory (mode 0755, owned by root).
     pub fn new() -> Self {
@@ -193,6 +223,72 @@ impl FileIndex {
     /// The entry at `path` (absolute, normalised).
     pub fn get(&self, path: &str) -> Option<&FileEntry> {
         self.entries.get(path)
+    }
+
+    /// Every entry strictly below directory `dir` (absolute, normalised), in path order.
+    pub fn under<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a String, &'a FileEntry)> {
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
+        self.entries
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.as_str() != "/")
+    }
+
+    /// Resolves `path` as the kernel would inside the image with the image root as `/`:
+    /// symbolic links are followed in every component, including the last; `..` stops
+    /// at the root. Returns the resolved path (an entry of the index).
+    pub fn resolve(&self, path: &str) -> Result<String, ResolveError> {
+        let mut pending: std::collections::VecDeque<String> =
+            path.split('/').map(str::to_string).collect();
+        let mut cur = "/".to_string();
+        let mut hops = 0;
+        while let Some(comp) = pending.pop_front() {
+            match comp.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    cur = scan_path::parent(&cur).unwrap_or("/").to_string();
+                    continue;
+                }
+                _ => {}
+            }
+            let next = scan_path::join(&cur, &comp);
+            let is_last = pending.iter().all(|c| c.is_empty() || c == ".");
+            match self.entries.get(&next).map(|e| &e.kind) {
+                None => {
+                    return Err(ResolveError::NotFound {
+                        path: path.to_string(),
+                        missing: next,
+                    })
+                }
+                Some(FileKind::Symlink { target }) => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(ResolveError::TooManyLinks {
+                            path: path.to_string(),
+                        });
+                    }
+                    if target.starts_with('/') {
+                        cur = "/".to_string();
+                    }
+                    for c in target.split('/').rev() {
+                        pending.push_front(c.to_string());
+                    }
+                }
+                Some(FileKind::Directory) => cur = next,
+                Some(_) if is_last => cur = next,
+                Some(_) => {
+                    return Err(ResolveError::NotADirectory {
+                        path: path.to_string(),
+                        component: next,
+                    })
+                }
+            }
+        }
+        Ok(cur)
     }
 
     fn insert(&mut self, path: &str, entry: FileEntry, captured: Option<Vec<u8>>) {
@@ -408,5 +504,68 @@ mod tests {
         );
         let err = FileIndex::from_layers([&bad]).unwrap_err();
         assert!(err.to_string().contains("/nope"), "{err}");
+    }
+
+    #[test]
+    fn resolves_symlinks_like_the_kernel() {
+        let sym = |p: &str, t: &str| {
+            with(
+                p,
+                EntryKind::Symlink {
+                    target: t.to_string(),
+                },
+            )
+        };
+        let l = layer(
+            "l",
+            vec![
+                with("/usr", EntryKind::Directory),
+                with("/usr/lib", EntryKind::Directory),
+                file("/usr/lib/libc.so.6", 10, 1),
+                file("/usr/bin/python3.11", 20, 2),
+                sym("/usr/bin/python3", "python3.11"),
+                sym("/usr/bin/python", "/usr/bin/python3"),
+                sym("/lib", "usr/lib"),
+                sym("/lib64", "/lib/../lib"),
+                sym("/escape", "../../../usr/bin/python"),
+                sym("/loop1", "loop2"),
+                sym("/loop2", "loop1"),
+                sym("/dangling", "/nope"),
+            ],
+        );
+        let index = FileIndex::from_layers([&l]).unwrap();
+        assert_eq!(
+            index.resolve("/usr/bin/python").unwrap(),
+            "/usr/bin/python3.11"
+        );
+        assert_eq!(
+            index.resolve("/lib/libc.so.6").unwrap(),
+            "/usr/lib/libc.so.6"
+        );
+        assert_eq!(
+            index.resolve("/lib64/libc.so.6").unwrap(),
+            "/usr/lib/libc.so.6"
+        );
+        assert_eq!(index.resolve("/escape").unwrap(), "/usr/bin/python3.11");
+        assert_eq!(index.resolve("/lib").unwrap(), "/usr/lib");
+        assert_eq!(index.resolve("/").unwrap(), "/");
+        assert!(matches!(
+            index.resolve("/loop1"),
+            Err(ResolveError::TooManyLinks { .. })
+        ));
+        assert!(matches!(
+            index.resolve("/dangling"),
+            Err(ResolveError::NotFound { .. })
+        ));
+        assert!(matches!(
+            index.resolve("/usr/bin/python3.11/x"),
+            Err(ResolveError::NotADirectory { .. })
+        ));
+        let below: Vec<_> = index.under("/usr/bin").map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            below,
+            ["/usr/bin/python", "/usr/bin/python3", "/usr/bin/python3.11"]
+        );
+        assert_eq!(index.under("/").count(), index.entries.len() - 1);
     }
 }
