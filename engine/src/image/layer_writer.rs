@@ -5,7 +5,9 @@
 //! ustar headers (a PAX header carrying only `path`/`linkpath` when a name does not fit);
 //! every mtime the caller's (`SOURCE_DATE_EPOCH` or the input image's created time);
 //! uid/gid 0 with empty user/group names; modes exactly as given; gzip with no file
-//! name, mtime 0, OS byte 255 and level [`GZIP_LEVEL`].
+//! name, mtime 0, OS byte 255 and level [`GZIP_LEVEL`]. The deflate bytes come from
+//! miniz_oxide, pinned by Cargo.lock; a test pins one layer's digest on every target, so
+//! an upgrade that changes the output is noticed.
 //!
 //! [`TarBuilder`] is the streaming writer underneath, usable on its own for large tars.
 
