@@ -3,14 +3,22 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
+use crate::image::scan::path as scan_path;
+use crate::image::scan::serde_hex;
+use crate::image::scan::{EntryKind, LayerSummary, CAPTURED_PATHS};
+
 /// What a path in the merged image filesystem is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
 pub enum FileKind {
     /// A regular file (hardlinks resolve to the regular file they name, with its hash).
     Regular {
         /// Size in bytes.
         size: u64,
         /// SHA-256 of the contents.
+        #[serde(with = "serde_hex::hash32")]
         sha256: [u8; 32],
     },
     /// A directory.
@@ -39,9 +47,10 @@ pub enum FileKind {
 }
 
 /// One path of the merged image filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     /// What it is.
+    #[serde(flatten)]
     pub kind: FileKind,
     /// Permission bits (and setuid/setgid/sticky), without the file-type bits.
     pub mode: u32,
@@ -53,11 +62,510 @@ pub struct FileEntry {
 
 /// The merged view of all layers, keyed by absolute, normalised path (`/`, `/etc`,
 /// `/etc/passwd`; no trailing slash, no `.` or `..` components). Sorted by path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileIndex {
     /// Every path of the merged filesystem.
     pub entries: BTreeMap<String, FileEntry>,
     /// Contents of the few small files the enclave spec must read (`/etc/passwd`,
     /// `/etc/group`), as they stand in the merged view; keyed like `entries`.
+    #[serde(with = "serde_hex::bytes_map", default)]
     pub captured: BTreeMap<String, Vec<u8>>,
+}
+
+/// Why layers cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    /// A hard link names a path that does not exist in this or a lower layer.
+    #[error("layer {layer}: hard link {path:?} points to {target:?}, which does not exist")]
+    HardlinkTargetMissing {
+        /// The layer digest.
+        layer: String,
+        /// The link.
+        path: String,
+        /// What it points to.
+        target: String,
+    },
+    /// A hard link names a directory.
+    #[error("layer {layer}: hard link {path:?} points to directory {target:?}")]
+    HardlinkToDirectory {
+        /// The layer digest.
+        layer: String,
+        /// The link.
+        path: String,
+        /// What it points to.
+        target: String,
+    },
+}
+
+/// Why a path cannot be resolved in the merged view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// A component does not exist.
+    #[error("resolving {path:?}: {missing:?} does not exist in the image")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+        /// The first path that is missing.
+        missing: String,
+    },
+    /// A non-final component is not a directory (nor a link to one).
+    #[error("resolving {path:?}: {component:?} is not a directory")]
+    NotADirectory {
+        /// The path asked for.
+        path: String,
+        /// The offending component's path.
+        component: String,
+    },
+    /// More than [`MAX_SYMLINK_HOPS`] symbolic links.
+    #[error("resolving {path:?}: too many levels of symbolic links")]
+    TooManyLinks {
+        /// The path asked for.
+        path: String,
+    },
+}
+
+/// Most symbolic links followed while resolving one path (Linux's limit).
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
+impl FileIndex {
+    /// An index holding only the root directory (mode 0755, owned by root).
+    pub fn new() -> Self {
+        let mut entries = BTreeMap::new();
+        entries.insert("/".to_string(), implicit_dir());
+        Self {
+            entries,
+            captured: BTreeMap::new(),
+        }
+    }
+
+    /// Merges layer summaries, lowest layer first.
+    pub fn from_layers<'a>(
+        layers: impl IntoIterator<Item = &'a LayerSummary>,
+    ) -> Result<Self, MergeError> {
+        let mut index = Self::new();
+        for layer in layers {
+            index.apply_layer(layer)?;
+        }
+        Ok(index)
+    }
+
+    /// Lays `layer` over the current view with OCI semantics: first its whiteouts
+    /// (`.wh.NAME` deletes NAME and its subtree; an opaque directory loses its lower
+    /// contents), then its entries in tar order (a later entry replaces an earlier one; a
+    /// directory over a directory keeps the children; a non-directory over a directory
+    /// removes the subtree; missing parents become directories 0755 root:root; a hard
+    /// link takes its target's kind, metadata and captured contents).
+    pub fn apply_layer(&mut self, layer: &LayerSummary) -> Result<(), MergeError> {
+        if !self.entries.contains_key("/") {
+            self.entries.insert("/".to_string(), implicit_dir());
+        }
+        for e in &layer.entries {
+            match e.kind {
+                EntryKind::Whiteout => self.remove_subtree(&e.path, true),
+                EntryKind::Opaque => self.remove_subtree(&e.path, false),
+                _ => {}
+            }
+        }
+        for e in &layer.entries {
+            let (entry, captured) = match &e.kind {
+                EntryKind::Whiteout | EntryKind::Opaque => continue,
+                EntryKind::Hardlink { target } => {
+                    let linked = self.entries.get(target).ok_or_else(|| {
+                        MergeError::HardlinkTargetMissing {
+                            layer: layer.digest.clone(),
+                            path: e.path.clone(),
+                            target: target.clone(),
+                        }
+                    })?;
+                    if linked.kind == FileKind::Directory {
+                        return Err(MergeError::HardlinkToDirectory {
+                            layer: layer.digest.clone(),
+                            path: e.path.clone(),
+                            target: target.clone(),
+                        });
+                    }
+                    (linked.clone(), self.captured.get(target).cloned())
+                }
+                kind => {
+                    let kind = match kind {
+                        EntryKind::Regular { size, sha256 } => FileKind::Regular {
+                            size: *size,
+                            sha256: *sha256,
+                        },
+                        EntryKind::Directory => FileKind::Directory,
+                        EntryKind::Symlink { target } => FileKind::Symlink {
+                            target: target.clone(),
+                        },
+                        EntryKind::CharDevice { major, minor } => FileKind::CharDevice {
+                            major: *major,
+                            minor: *minor,
+                        },
+                        EntryKind::BlockDevice { major, minor } => FileKind::BlockDevice {
+                            major: *major,
+                            minor: *minor,
+                        },
+                        _ => FileKind::Fifo,
+                    };
+                    let entry = FileEntry {
+                        kind,
+                        mode: e.mode,
+                        uid: e.uid,
+                        gid: e.gid,
+                    };
+                    (entry, layer.captured.get(&e.path).cloned())
+                }
+            };
+            self.insert(&e.path, entry, captured);
+        }
+        Ok(())
+    }
+
+    /// The entry at `path` (absolute, normalised).
+    pub fn get(&self, path: &str) -> Option<&FileEntry> {
+        self.entries.get(path)
+    }
+
+    /// Every entry strictly below directory `dir` (absolute, normalised), in path order.
+    pub fn under<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a String, &'a FileEntry)> {
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
+        self.entries
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.as_str() != "/")
+    }
+
+    /// Resolves `path` as the kernel would inside the image with the image root as `/`:
+    /// symbolic links are followed in every component, including the last; `..` stops
+    /// at the root. Returns the resolved path (an entry of the index).
+    pub fn resolve(&self, path: &str) -> Result<String, ResolveError> {
+        let mut pending: std::collections::VecDeque<String> =
+            path.split('/').map(str::to_string).collect();
+        let mut cur = "/".to_string();
+        let mut hops = 0;
+        while let Some(comp) = pending.pop_front() {
+            match comp.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    cur = scan_path::parent(&cur).unwrap_or("/").to_string();
+                    continue;
+                }
+                _ => {}
+            }
+            let next = scan_path::join(&cur, &comp);
+            let is_last = pending.iter().all(|c| c.is_empty() || c == ".");
+            match self.entries.get(&next).map(|e| &e.kind) {
+                None => {
+                    return Err(ResolveError::NotFound {
+                        path: path.to_string(),
+                        missing: next,
+                    })
+                }
+                Some(FileKind::Symlink { target }) => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(ResolveError::TooManyLinks {
+                            path: path.to_string(),
+                        });
+                    }
+                    if target.starts_with('/') {
+                        cur = "/".to_string();
+                    }
+                    for c in target.split('/').rev() {
+                        pending.push_front(c.to_string());
+                    }
+                }
+                Some(FileKind::Directory) => cur = next,
+                Some(_) if is_last => cur = next,
+                Some(_) => {
+                    return Err(ResolveError::NotADirectory {
+                        path: path.to_string(),
+                        component: next,
+                    })
+                }
+            }
+        }
+        Ok(cur)
+    }
+
+    fn insert(&mut self, path: &str, entry: FileEntry, captured: Option<Vec<u8>>) {
+        self.ensure_parents(path);
+        let is_dir = entry.kind == FileKind::Directory;
+        if let Some(old) = self.entries.get(path) {
+            if old.kind == FileKind::Directory && !is_dir {
+                self.remove_subtree(path, false);
+            }
+        }
+        self.entries.insert(path.to_string(), entry);
+        match captured {
+            Some(bytes) if CAPTURED_PATHS.contains(&path) => {
+                self.captured.insert(path.to_string(), bytes);
+            }
+            _ => {
+                self.captured.remove(path);
+            }
+        }
+    }
+
+    /// Makes every ancestor of `path` a directory (creating it 0755 root:root, or
+    /// replacing a non-directory).
+    fn ensure_parents(&mut self, path: &str) {
+        let mut missing = Vec::new();
+        let mut cur = scan_path::parent(path);
+        while let Some(dir) = cur {
+            match self.entries.get(dir) {
+                Some(e) if e.kind == FileKind::Directory => break,
+                _ => missing.push(dir.to_string()),
+            }
+            cur = scan_path::parent(dir);
+        }
+        for dir in missing.into_iter().rev() {
+            self.captured.remove(&dir);
+            self.entries.insert(dir, implicit_dir());
+        }
+    }
+
+    /// Removes everything below `path`, and `path` itself if `including_self`.
+    fn remove_subtree(&mut self, path: &str, including_self: bool) {
+        let prefix = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        let doomed: Vec<String> = self
+            .entries
+            .range(prefix.clone()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for k in doomed {
+            self.entries.remove(&k);
+        }
+        self.captured.retain(|k, _| !k.starts_with(&prefix));
+        if including_self && path != "/" {
+            self.entries.remove(path);
+            self.captured.remove(path);
+        }
+    }
+}
+
+fn implicit_dir() -> FileEntry {
+    FileEntry {
+        kind: FileKind::Directory,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::scan::LayerEntry;
+
+    fn file(path: &str, size: u64, tag: u8) -> LayerEntry {
+        LayerEntry {
+            path: path.into(),
+            kind: EntryKind::Regular {
+                size,
+                sha256: [tag; 32],
+            },
+            mode: 0o644,
+            uid: 1,
+            gid: 2,
+        }
+    }
+
+    fn with(path: &str, kind: EntryKind) -> LayerEntry {
+        LayerEntry {
+            path: path.into(),
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    fn layer(name: &str, entries: Vec<LayerEntry>) -> LayerSummary {
+        LayerSummary {
+            digest: name.into(),
+            diff_id: String::new(),
+            compressed_size: 0,
+            uncompressed_size: 0,
+            entries,
+            captured: BTreeMap::new(),
+        }
+    }
+
+    fn paths(index: &FileIndex) -> Vec<&str> {
+        index.entries.keys().map(|k| k.as_str()).collect()
+    }
+
+    #[test]
+    fn whiteouts_opaque_dirs_and_overrides() {
+        let l1 = layer(
+            "l1",
+            vec![
+                with("/a", EntryKind::Directory),
+                file("/a/x", 1, 1),
+                with("/a/sub", EntryKind::Directory),
+                file("/a/sub/y", 2, 2),
+                file("/b/deep/z", 3, 3), // implicit parents
+                file("/c", 4, 4),
+                with("/d", EntryKind::Directory),
+                file("/d/old", 5, 5),
+            ],
+        );
+        let l2 = layer(
+            "l2",
+            vec![
+                with("/a/sub", EntryKind::Whiteout),
+                file("/c", 40, 40),
+                file("/d/new", 6, 6),
+                with("/d", EntryKind::Opaque),
+                with("/b", EntryKind::Whiteout),
+                with(
+                    "/l",
+                    EntryKind::Symlink {
+                        target: "../c".into(),
+                    },
+                ),
+            ],
+        );
+        let index = FileIndex::from_layers([&l1, &l2]).unwrap();
+        assert_eq!(
+            paths(&index),
+            ["/", "/a", "/a/x", "/c", "/d", "/d/new", "/l"]
+        );
+        assert_eq!(
+            index.get("/c").unwrap().kind,
+            FileKind::Regular {
+                size: 40,
+                sha256: [40; 32]
+            }
+        );
+        let json = serde_json::to_string(&index).unwrap();
+        assert_eq!(serde_json::from_str::<FileIndex>(&json).unwrap(), index);
+        let l1_only = FileIndex::from_layers([&l1]).unwrap();
+        assert_eq!(l1_only.get("/b/deep").unwrap(), &implicit_dir());
+    }
+
+    #[test]
+    fn hardlinks_resolve_and_dirs_replace() {
+        let mut l1 = layer(
+            "l1",
+            vec![
+                file("/etc/passwd", 5, 9),
+                with(
+                    "/etc/pw",
+                    EntryKind::Hardlink {
+                        target: "/etc/passwd".into(),
+                    },
+                ),
+                with("/x", EntryKind::Directory),
+                file("/x/inner", 1, 1),
+            ],
+        );
+        l1.captured.insert("/etc/passwd".into(), b"root\n".to_vec());
+        let l2 = layer(
+            "l2",
+            vec![
+                file("/x", 7, 7), // a file over a directory drops the subtree
+                with(
+                    "/etc/group",
+                    EntryKind::Hardlink {
+                        target: "/etc/passwd".into(),
+                    },
+                ),
+            ],
+        );
+        let index = FileIndex::from_layers([&l1, &l2]).unwrap();
+        assert_eq!(index.get("/etc/pw"), index.get("/etc/passwd"));
+        assert!(index.get("/x/inner").is_none());
+        assert_eq!(index.captured["/etc/passwd"], b"root\n");
+        assert_eq!(index.captured["/etc/group"], b"root\n");
+
+        let l3 = layer("l3", vec![with("/etc/passwd", EntryKind::Whiteout)]);
+        let index = FileIndex::from_layers([&l1, &l2, &l3]).unwrap();
+        assert!(!index.captured.contains_key("/etc/passwd"));
+
+        let bad = layer(
+            "bad",
+            vec![with(
+                "/h",
+                EntryKind::Hardlink {
+                    target: "/nope".into(),
+                },
+            )],
+        );
+        let err = FileIndex::from_layers([&bad]).unwrap_err();
+        assert!(err.to_string().contains("/nope"), "{err}");
+    }
+
+    #[test]
+    fn resolves_symlinks_like_the_kernel() {
+        let sym = |p: &str, t: &str| {
+            with(
+                p,
+                EntryKind::Symlink {
+                    target: t.to_string(),
+                },
+            )
+        };
+        let l = layer(
+            "l",
+            vec![
+                with("/usr", EntryKind::Directory),
+                with("/usr/lib", EntryKind::Directory),
+                file("/usr/lib/libc.so.6", 10, 1),
+                file("/usr/bin/python3.11", 20, 2),
+                sym("/usr/bin/python3", "python3.11"),
+                sym("/usr/bin/python", "/usr/bin/python3"),
+                sym("/lib", "usr/lib"),
+                sym("/lib64", "/lib/../lib"),
+                sym("/escape", "../../../usr/bin/python"),
+                sym("/loop1", "loop2"),
+                sym("/loop2", "loop1"),
+                sym("/dangling", "/nope"),
+            ],
+        );
+        let index = FileIndex::from_layers([&l]).unwrap();
+        assert_eq!(
+            index.resolve("/usr/bin/python").unwrap(),
+            "/usr/bin/python3.11"
+        );
+        assert_eq!(
+            index.resolve("/lib/libc.so.6").unwrap(),
+            "/usr/lib/libc.so.6"
+        );
+        assert_eq!(
+            index.resolve("/lib64/libc.so.6").unwrap(),
+            "/usr/lib/libc.so.6"
+        );
+        assert_eq!(index.resolve("/escape").unwrap(), "/usr/bin/python3.11");
+        assert_eq!(index.resolve("/lib").unwrap(), "/usr/lib");
+        assert_eq!(index.resolve("/").unwrap(), "/");
+        assert!(matches!(
+            index.resolve("/loop1"),
+            Err(ResolveError::TooManyLinks { .. })
+        ));
+        assert!(matches!(
+            index.resolve("/dangling"),
+            Err(ResolveError::NotFound { .. })
+        ));
+        assert!(matches!(
+            index.resolve("/usr/bin/python3.11/x"),
+            Err(ResolveError::NotADirectory { .. })
+        ));
+        let below: Vec<_> = index.under("/usr/bin").map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            below,
+            ["/usr/bin/python", "/usr/bin/python3", "/usr/bin/python3.11"]
+        );
+        assert_eq!(index.under("/").count(), index.entries.len() - 1);
+    }
 }

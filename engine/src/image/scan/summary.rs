@@ -1,0 +1,154 @@
+//! What a layer scan yields: one small, cacheable record per layer.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::serde_hex;
+
+/// Files whose contents a scan captures (when at most [`CAPTURE_LIMIT`] bytes), so the
+/// enclave spec can resolve users and groups without fetching the layer again.
+pub const CAPTURED_PATHS: &[&str] = &["/etc/passwd", "/etc/group"];
+
+/// Largest captured file, in bytes; larger ones are indexed but not captured.
+pub const CAPTURE_LIMIT: u64 = 1 << 20;
+
+/// What one tar entry of a layer is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A regular file.
+    Regular {
+        /// Size in bytes.
+        size: u64,
+        /// SHA-256 of the contents.
+        #[serde(with = "serde_hex::hash32")]
+        sha256: [u8; 32],
+    },
+    /// A directory.
+    Directory,
+    /// A symbolic link (target as stored, never followed).
+    Symlink {
+        /// The link target.
+        target: String,
+    },
+    /// A hard link to another path of this or a lower layer (normalised absolute path).
+    Hardlink {
+        /// The path linked to.
+        target: String,
+    },
+    /// A character device.
+    CharDevice {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A block device.
+    BlockDevice {
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
+    /// A named pipe.
+    Fifo,
+    /// An OCI whiteout (`.wh.NAME`): the entry's path (`DIR/NAME`) and its subtree are
+    /// deleted from lower layers.
+    Whiteout,
+    /// An OCI opaque whiteout (`DIR/.wh..wh..opq`): the entry's path is `DIR`, whose
+    /// contents from lower layers are hidden.
+    Opaque,
+}
+
+/// One tar entry of a layer, with its path normalised (`/usr/bin/env`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerEntry {
+    /// Absolute, normalised path (for whiteouts: the path deleted; for opaque
+    /// whiteouts: the directory made opaque).
+    pub path: String,
+    /// What the entry is.
+    #[serde(flatten)]
+    pub kind: EntryKind,
+    /// Permission bits (with setuid/setgid/sticky), without file-type bits.
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+}
+
+/// Everything the pipeline needs to know about one layer, in tar order. Small enough to
+/// cache per compressed digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerSummary {
+    /// Digest of the compressed blob, `sha256:<hex>` (verified while scanning).
+    pub digest: String,
+    /// Digest of the uncompressed tar (the OCI `diff_id`), `sha256:<hex>`.
+    pub diff_id: String,
+    /// Size of the compressed blob in bytes.
+    pub compressed_size: u64,
+    /// Size of the uncompressed tar in bytes.
+    pub uncompressed_size: u64,
+    /// The entries, in tar order.
+    pub entries: Vec<LayerEntry>,
+    /// Contents of [`CAPTURED_PATHS`] present in this layer as regular files of at most
+    /// [`CAPTURE_LIMIT`] bytes, keyed by path.
+    #[serde(with = "serde_hex::bytes_map", default)]
+    pub captured: BTreeMap<String, Vec<u8>>,
+}
+
+/// Why a serialised summary cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("layer summary: {0}")]
+pub struct SummaryDecodeError(#[from] serde_json::Error);
+
+impl LayerSummary {
+    /// Serialises the summary (JSON) for a cache.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising these plain types into a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a summary written by [`LayerSummary::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SummaryDecodeError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_round_trips_through_bytes() {
+        let summary = LayerSummary {
+            digest: "sha256:00".into(),
+            diff_id: "sha256:11".into(),
+            compressed_size: 1,
+            uncompressed_size: 2,
+            entries: vec![
+                LayerEntry {
+                    path: "/etc/passwd".into(),
+                    kind: EntryKind::Regular {
+                        size: 4,
+                        sha256: [7; 32],
+                    },
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                },
+                LayerEntry {
+                    path: "/x".into(),
+                    kind: EntryKind::Whiteout,
+                    mode: 0,
+                    uid: 0,
+                    gid: 0,
+                },
+            ],
+            captured: [("/etc/passwd".to_string(), b"root".to_vec())].into(),
+        };
+        let bytes = summary.to_bytes();
+        assert!(String::from_utf8_lossy(&bytes).contains("726f6f74"));
+        assert_eq!(LayerSummary::from_bytes(&bytes).unwrap(), summary);
+    }
+}
