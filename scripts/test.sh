@@ -23,7 +23,7 @@ step "cargo clippy (native, all targets)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo clippy (engine, wasm32)"
-cargo clippy -p kiln-engine --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo clippy -p kiln-engine --target wasm32-unknown-unknown --lib --tests -- -D warnings
 
 step "native tests"
 cargo test --workspace
