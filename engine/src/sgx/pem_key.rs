@@ -51,6 +51,15 @@ fn rsa_from_pkcs8_der(der: &[u8]) -> Result<rsa::PrivateKey, KeyError> {
     rsa::PrivateKey::from_pkcs8_der(der).map_err(|e| KeyError::Invalid(e.to_string()))
 }
 
+/// The label and DER bytes of the first PEM block; text before it (comments) is allowed.
+fn first_pem_block(pem_text: &str) -> Result<(&str, Vec<u8>), KeyError> {
+    let start = pem_text
+        .find("-----BEGIN ")
+        .ok_or_else(|| KeyError::Pem("no -----BEGIN line".into()))?;
+    let block = pem_text.get(start..).unwrap_or_default();
+    pem::decode_vec(block.as_bytes()).map_err(|e| KeyError::Pem(format!("PEM encoding: {e}")))
+}
+
 /// Reads an RSA private key from PEM text and checks it is RSA-3072 with e = 3.
 /// `passphrase` is used only for `ENCRYPTED PRIVATE KEY`.
 pub fn load_private_key_pem(
@@ -60,13 +69,7 @@ pub fn load_private_key_pem(
     if pem_text.contains("Proc-Type: 4,ENCRYPTED") {
         return Err(KeyError::LegacyEncryption);
     }
-    // Only the first PEM block is read; text before it (comments) is allowed.
-    let start = pem_text
-        .find("-----BEGIN ")
-        .ok_or_else(|| KeyError::Pem("no -----BEGIN line".into()))?;
-    let block = pem_text.get(start..).unwrap_or_default();
-    let (label, der) = pem::decode_vec(block.as_bytes())
-        .map_err(|e| KeyError::Pem(format!("PEM encoding: {e}")))?;
+    let (label, der) = first_pem_block(pem_text)?;
     let der = zeroize::Zeroizing::new(der);
     let key = match label {
         "RSA PRIVATE KEY" => {
@@ -101,12 +104,7 @@ pub fn load_private_key_pem(
 pub fn load_public_key_pem(pem_text: &str) -> Result<rsa::PublicKey, KeyError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::DecodePublicKey;
-    let start = pem_text
-        .find("-----BEGIN ")
-        .ok_or_else(|| KeyError::Pem("no -----BEGIN line".into()))?;
-    let block = pem_text.get(start..).unwrap_or_default();
-    let (label, der) = pem::decode_vec(block.as_bytes())
-        .map_err(|e| KeyError::Pem(format!("PEM encoding: {e}")))?;
+    let (label, der) = first_pem_block(pem_text)?;
     let key = match label {
         "PUBLIC KEY" => rsa::PublicKey::from_public_key_der(&der)
             .map_err(|e| KeyError::Invalid(format!("SPKI public key: {e}")))?,
