@@ -30,6 +30,7 @@ enum SgxCommand {
 }
 
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sgx(SgxCommand::Measure(args)) => cmd::sgx_measure::run(args),
@@ -57,4 +58,16 @@ fn error_chain(err: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// Rust ignores SIGPIPE, so `println!` panics when stdout is a closed pipe
+/// (`kiln sgx sign ... | head -1`). Restore the default: the process ends quietly,
+/// like other command-line tools.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_DFL at start-up, before any thread
+    // exists, has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
