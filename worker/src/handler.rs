@@ -6,7 +6,7 @@ use crate::cors::{allow_headers, ALLOWED_METHODS, EXPOSED_HEADERS, MAX_AGE_SECS}
 use crate::error::ApiError;
 use crate::proxy::{forward, Incoming};
 use crate::route::{route, Route};
-use worker::{console_log, event, Context, Env, Request, Response, Result};
+use worker::{console_log, event, Context, Env, Request, Result};
 
 /// Headers added to every answer to a page from an allowed origin.
 fn cors_headers(headers: &web_sys::Headers, origin: Option<&str>) {
@@ -17,7 +17,7 @@ fn cors_headers(headers: &web_sys::Headers, origin: Option<&str>) {
     }
 }
 
-fn json_response(status: u16, body: &str, origin: Option<&str>) -> Result<Response> {
+fn json_response(status: u16, body: &str, origin: Option<&str>) -> Result<web_sys::Response> {
     let headers = web_sys::Headers::new()?;
     headers.set("content-type", "application/json")?;
     headers.set("cache-control", "no-store")?;
@@ -25,16 +25,19 @@ fn json_response(status: u16, body: &str, origin: Option<&str>) -> Result<Respon
     let init = web_sys::ResponseInit::new();
     init.set_status(status);
     init.set_headers(&headers);
-    Ok(web_sys::Response::new_with_opt_str_and_init(Some(body), &init)?.into())
+    Ok(web_sys::Response::new_with_opt_str_and_init(
+        Some(body),
+        &init,
+    )?)
 }
 
-fn error_response(e: &ApiError, origin: Option<&str>) -> Result<Response> {
+fn error_response(e: &ApiError, origin: Option<&str>) -> Result<web_sys::Response> {
     json_response(e.status, &e.body(), origin)
 }
 
-fn with_allow(resp: Result<Response>, allow: &str) -> Result<Response> {
-    let mut r = resp?;
-    r.headers_mut().set("allow", allow)?;
+fn with_allow(resp: Result<web_sys::Response>, allow: &str) -> Result<web_sys::Response> {
+    let r = resp?;
+    r.headers().set("allow", allow)?;
     Ok(r)
 }
 
@@ -43,7 +46,7 @@ fn config(env: &Env) -> std::result::Result<Config, crate::config::ConfigError> 
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let url = req.url()?;
     let self_origin = url.origin().ascii_serialization();
     let method = req.method().to_string().to_ascii_uppercase();
@@ -137,7 +140,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                         js_sys::Date::now() - started
                     );
                     cors_headers(&resp.headers(), cors_origin);
-                    Ok(resp.into())
+                    Ok(resp)
                 }
                 Err(e) => {
                     console_log!(
@@ -153,7 +156,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
-fn preflight(req: &Request, origin: Option<&str>) -> Result<Response> {
+fn preflight(req: &Request, origin: Option<&str>) -> Result<web_sys::Response> {
     let headers = web_sys::Headers::new()?;
     if let Some(o) = origin {
         headers.set("access-control-allow-origin", o)?;
@@ -170,12 +173,12 @@ fn preflight(req: &Request, origin: Option<&str>) -> Result<Response> {
     let init = web_sys::ResponseInit::new();
     init.set_status(204);
     init.set_headers(&headers);
-    Ok(web_sys::Response::new_with_opt_str_and_init(None, &init)?.into())
+    Ok(web_sys::Response::new_with_opt_str_and_init(None, &init)?)
 }
 
 /// Serves the static assets through the `ASSETS` binding (Workers static assets on
 /// Cloudflare; a disk service in bare workerd). `/dir/` serves `/dir/index.html`.
-async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<Response> {
+async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<web_sys::Response> {
     if !matches!(method, "GET" | "HEAD") {
         return error_response(&ApiError::new(404, "NotFound", "no such endpoint"), None);
     }
@@ -207,7 +210,10 @@ async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<Response> 
     init.set_status(raw.status());
     init.set_headers(&headers);
     let body = if method == "HEAD" { None } else { raw.body() };
-    Ok(web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)?.into())
+    Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
+        body.as_ref(),
+        &init,
+    )?)
 }
 
 fn content_type(path: &str) -> &'static str {
