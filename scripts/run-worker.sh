@@ -77,8 +77,8 @@ const config :Workerd.Config = (
 
 const kilnWorker :Workerd.Worker = (
   modules = [
-    (name = "index.js", esModule = embed "$W/build/index.js"),
-    (name = "index_bg.wasm", wasm = embed "$W/build/index_bg.wasm"),
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
   ],
   compatibilityDate = "2025-09-01",
   compatibilityFlags = ["nodejs_compat"],

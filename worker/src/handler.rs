@@ -200,11 +200,16 @@ async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<web_sys::R
             None,
         );
     }
-    // A bare disk service sets no content type; add one from the extension.
+    // A bare disk service sends application/octet-stream; use the extension's type.
     let raw: web_sys::Response = resp.into();
     let headers = web_sys::Headers::new_with_headers(&raw.headers())?;
-    if headers.get("content-type")?.is_none() {
-        headers.set("content-type", content_type(target.path()))?;
+    let generic = headers
+        .get("content-type")?
+        .is_none_or(|ct| ct == "application/octet-stream");
+    if generic {
+        if let Some(ct) = content_type(target.path()) {
+            headers.set("content-type", ct)?;
+        }
     }
     let init = web_sys::ResponseInit::new();
     init.set_status(raw.status());
@@ -216,9 +221,9 @@ async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<web_sys::R
     )?)
 }
 
-fn content_type(path: &str) -> &'static str {
+fn content_type(path: &str) -> Option<&'static str> {
     let ext = path.rsplit('.').next().unwrap_or_default();
-    match ext {
+    Some(match ext {
         "html" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript",
         "css" => "text/css",
@@ -228,6 +233,6 @@ fn content_type(path: &str) -> &'static str {
         "png" => "image/png",
         "ico" => "image/x-icon",
         "txt" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
+        _ => return None,
+    })
 }
