@@ -44,16 +44,28 @@ async function get(base, repo) {
   return (performance.now() - t0) / 1000;
 }
 
+/** CPU seconds (user + system) a process has used, from /proc/PID/stat. */
+function cpuSecs(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const idleRss = await rssKiB(worker.pid);
 const proxy = `${worker.url}/proxy/${reg.host}`;
+const cpu = { put: 0, get: 0 };
 const t = { putDirect: [], putProxy: [], getDirect: [], getProxy: [] };
 try {
   for (let i = 0; i < ROUNDS; i++) {
     t.putDirect.push(await put(reg.url, `bench/direct${i}`));
+    let c0 = cpuSecs(worker.pid);
     t.putProxy.push(await put(proxy, `bench/proxy${i}`));
+    cpu.put += cpuSecs(worker.pid) - c0;
     t.getDirect.push(await get(reg.url, `bench/direct${i}`));
+    c0 = cpuSecs(worker.pid);
     t.getProxy.push(await get(proxy, `bench/proxy${i}`));
+    cpu.get += cpuSecs(worker.pid) - c0;
   }
 } finally {
   clearInterval(sampler);
@@ -66,6 +78,9 @@ const line = (name, d, p) => {
 console.log(`blob ${MB} MiB, ${ROUNDS} rounds, medians`);
 line('PUT', t.putDirect, t.putProxy);
 line('GET', t.getDirect, t.getProxy);
+const gib = (MB * ROUNDS) / 1024;
+console.log(`workerd CPU per GiB proxied: PUT ${(cpu.put / gib).toFixed(2)} s, GET ${(cpu.get / gib).toFixed(2)} s`);
+console.log(`load average: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
 console.log(`workerd RSS: idle ${(idleRss / 1024).toFixed(0)} MiB, peak during transfers ${(peakRss / 1024).toFixed(0)} MiB`);
 await worker.stop();
 await reg.stop();

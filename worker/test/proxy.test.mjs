@@ -180,6 +180,8 @@ describe('the guard', () => {
     const seen = env.recorder.state.requests.at(-1).headers;
     assert.equal(seen['content-type'], 'application/octet-stream');
     assert.equal(seen['content-range'], '0-4');
+    assert.equal(seen['content-length'], '5');
+    assert.equal(seen['transfer-encoding'], undefined);
     assert.equal(seen.authorization, 'Bearer t');
     assert.equal(seen['docker-content-digest'], sha256(body));
     for (const h of ['te', 'cookie', 'x-forwarded-for', 'expect', 'origin']) assert.equal(seen[h], undefined, h);
