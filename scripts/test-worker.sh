@@ -13,4 +13,4 @@ cargo clippy -p kiln-worker --target wasm32-unknown-unknown --all-targets -- -D 
 cargo test -q -p kiln-worker
 scripts/build-worker.sh
 cd worker
-KILN_WORKER_NO_BUILD=1 node --test --test-concurrency=1 test/
+KILN_WORKER_NO_BUILD=1 node --test --test-concurrency=1 test/*.test.mjs

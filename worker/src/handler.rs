@@ -87,6 +87,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<web_sys::Respons
                 "service": "kiln-worker",
                 "version": env!("CARGO_PKG_VERSION"),
                 "registries": cfg.policy.len(),
+                "defaultSigningKey": cfg.has_default_signing_key,
             })
             .to_string(),
             cors_origin,

@@ -16,6 +16,7 @@ describe('edge API skeleton', () => {
     const j = await r.json();
     assert.equal(j.status, 'ok');
     assert.equal(j.registries, 9);
+    assert.equal(j.defaultSigningKey, true);
   });
 
   it('answers 501 {errorType, reason} for the engine endpoints', async () => {
@@ -111,6 +112,28 @@ describe('pull and push through the proxy', () => {
     const seen = env.tokens.requests.slice(before);
     assert.ok(seen.length > 0);
     assert.ok(seen.some((r) => r.headers.authorization?.startsWith('Basic ')));
+  });
+});
+
+describe('CORS preflight', () => {
+  it('echoes the requested headers (a * would not cover Authorization) for an allowed origin', async () => {
+    const w = await fetch(`${env.proxied(env.plain)}/v2/kiln/x/blobs/uploads/`, {
+      method: 'OPTIONS',
+      headers: { origin: env.worker.url, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization,content-type,content-range' },
+    });
+    assert.equal(w.status, 204);
+    assert.equal(w.headers.get('access-control-allow-origin'), env.worker.url);
+    assert.equal(w.headers.get('access-control-allow-headers'), 'authorization, content-type, content-range');
+    assert.match(w.headers.get('access-control-allow-methods'), /PATCH/);
+    for (const h of ['Location', 'Docker-Content-Digest', 'Range', 'Docker-Upload-UUID', 'WWW-Authenticate', 'Content-Length']) {
+      assert.ok(w.headers.get('access-control-expose-headers').split(', ').includes(h), h);
+    }
+    const bad = await fetch(`${env.proxied(env.plain)}/v2/`, {
+      method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
+    });
+    assert.equal(bad.status, 403);
+    assert.equal(bad.headers.get('access-control-allow-origin'), null);
+    await bad.arrayBuffer();
   });
 });
 
@@ -215,6 +238,7 @@ describe('logs', () => {
       assert.ok(!l.includes(b64), `basic credentials in log: ${l}`);
       assert.ok(!/Bearer /i.test(l), `bearer token in log: ${l}`);
       assert.ok(!l.includes('secret-token-for-registry'), `token in log: ${l}`);
+      assert.ok(!l.includes(env.pem.split('\n')[1]), `signing key in log: ${l}`);
     }
   });
 });

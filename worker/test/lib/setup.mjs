@@ -29,7 +29,12 @@ export async function setup({ extraOrigins = [] } = {}) {
     const silent = keep(await silentServer());
     const allow = [plain, basic, tokens, token, toOffList, recorder, toRecorder, toPlain, silent]
       .map((s) => `http://${s.host}`).join(',');
+    // A stand-in PEM (not a key): only its arrival in the secret binding is checked.
+    const pem = `-----BEGIN PRIVATE KEY-----\nkiln-test-${crypto.randomBytes(8).toString('hex')}\n-----END PRIVATE KEY-----\n`;
+    const pemFile = path.join(dir, 'default-signing-key.pem');
+    fs.writeFileSync(pemFile, pem);
     const worker = keep(await startWorker({
+      KILN_DEFAULT_SIGNING_KEY_FILE: pemFile,
       KILN_REGISTRY_ALLOWLIST: allow,
       KILN_ALLOW_LOOPBACK_REGISTRIES: '1',
       KILN_ALLOWED_ORIGINS: extraOrigins.join(','),
@@ -37,7 +42,7 @@ export async function setup({ extraOrigins = [] } = {}) {
     }));
     const proxied = (s) => `${worker.url}/proxy/${s.host}`;
     return {
-      dir, user, password, plain, basic, tokens, token, offList, toOffList, recorder, toRecorder,
+      dir, user, password, pem, plain, basic, tokens, token, offList, toOffList, recorder, toRecorder,
       toPlain, silent, worker, proxied,
       async teardown() {
         for (const s of stops.reverse()) await s();
