@@ -16,6 +16,7 @@ pub mod addr;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod headers;
 pub mod policy;
 pub mod rewrite;
 pub mod route;

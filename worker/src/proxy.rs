@@ -3,6 +3,9 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::headers::{
+    client_status, is_null_body_status, passes_response_header, FORWARDED_REQUEST_HEADERS,
+};
 use crate::rewrite::{rewrite_location, rewrite_www_authenticate};
 use futures_util::future::{select, Either};
 use js_sys::Promise;
@@ -10,33 +13,6 @@ use url::Url;
 use wasm_bindgen::JsCast;
 use web_sys::{AbortController, Headers, RequestInit, RequestRedirect, ResponseInit};
 use worker::wasm_bindgen_futures::JsFuture;
-
-/// Request headers of the distribution protocol (and token endpoints) passed upstream.
-/// Everything else (cookies, Origin, Expect, TE, Transfer-Encoding, hop-by-hop) stays here.
-const FORWARDED_REQUEST_HEADERS: [&str; 8] = [
-    "authorization",
-    "accept",
-    "content-type",
-    "content-length",
-    "range",
-    "content-range",
-    "docker-content-digest",
-    "user-agent",
-];
-
-/// Upstream response headers never passed back.
-const DROPPED_RESPONSE_HEADERS: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authenticate",
-    "set-cookie",
-    "access-control-allow-origin",
-    "access-control-allow-credentials",
-];
 
 /// Redirects followed for one GET/HEAD.
 const MAX_REDIRECTS: usize = 5;
@@ -182,14 +158,14 @@ fn respond(
     upstream: &Url,
     self_origin: &str,
 ) -> Result<web_sys::Response, ApiError> {
-    let status = resp.status();
-    if status < 200 {
+    let upstream_status = resp.status();
+    let Some(status) = client_status(upstream_status) else {
         return Err(ApiError::new(
             502,
             "BadUpstreamStatus",
-            format!("registry answered with informational status {status}"),
+            format!("registry answered with informational status {upstream_status}"),
         ));
-    }
+    };
     let out = Headers::new().map_err(|e| internal("headers", e))?;
     let entries = js_sys::try_iter(&resp.headers())
         .map_err(|e| internal("header iteration", e))?
@@ -201,9 +177,7 @@ fn respond(
             continue;
         };
         let lname = name.to_ascii_lowercase();
-        if DROPPED_RESPONSE_HEADERS.contains(&lname.as_str())
-            || lname.starts_with("access-control-")
-        {
+        if !passes_response_header(&lname) {
             continue;
         }
         let value = match lname.as_str() {
@@ -218,7 +192,7 @@ fn respond(
     init.set_status(status);
     init.set_status_text(&resp.status_text());
     init.set_headers(&out);
-    let body = if matches!(status, 204 | 205 | 304) {
+    let body = if is_null_body_status(status) {
         None
     } else {
         resp.body()

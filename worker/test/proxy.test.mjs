@@ -15,7 +15,7 @@ describe('edge API skeleton', () => {
     assert.equal(r.status, 200);
     const j = await r.json();
     assert.equal(j.status, 'ok');
-    assert.equal(j.registries, 9);
+    assert.equal(j.registries, 10);
     assert.equal(j.defaultSigningKey, true);
   });
 
@@ -216,6 +216,13 @@ describe('the guard', () => {
     assert.equal(r.status, 504);
     assert.equal((await r.json()).errorType, 'RegistryTimeout');
     assert.ok(Date.now() - t0 < 20000);
+  });
+
+  it('answers 502 when the upstream answers with a status below 200', async () => {
+    const r = await fetch(`${env.proxied(env.informational)}/v2/`);
+    assert.equal(r.status, 502);
+    const j = await r.json();
+    assert.ok(['BadUpstreamStatus', 'RegistryUnreachable'].includes(j.errorType), j.errorType);
   });
 
   it('refuses a page origin that is not allowed', async () => {

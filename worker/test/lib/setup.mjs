@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startRegistry } from './registry.mjs';
 import { startTokenServer } from './tokenserver.mjs';
-import { countingServer, redirector, silentServer } from './stubs.mjs';
+import { countingServer, rawServer, redirector, silentServer } from './stubs.mjs';
 import { startWorker } from './worker.mjs';
 
 export async function setup({ extraOrigins = [] } = {}) {
@@ -27,7 +27,8 @@ export async function setup({ extraOrigins = [] } = {}) {
     const toRecorder = keep(await redirector((req) => `${recorder.url}${req.url}`));
     const toPlain = keep(await redirector((req) => `${plain.url}${req.url}`));
     const silent = keep(await silentServer());
-    const allow = [plain, basic, tokens, token, toOffList, recorder, toRecorder, toPlain, silent]
+    const informational = keep(await rawServer('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: kiln-test\r\n\r\n'));
+    const allow = [plain, basic, tokens, token, toOffList, recorder, toRecorder, toPlain, silent, informational]
       .map((s) => `http://${s.host}`).join(',');
     // A stand-in PEM (not a key): only its arrival in the secret binding is checked.
     const pem = `-----BEGIN PRIVATE KEY-----\nkiln-test-${crypto.randomBytes(8).toString('hex')}\n-----END PRIVATE KEY-----\n`;
@@ -43,7 +44,7 @@ export async function setup({ extraOrigins = [] } = {}) {
     const proxied = (s) => `${worker.url}/proxy/${s.host}`;
     return {
       dir, user, password, pem, plain, basic, tokens, token, offList, toOffList, recorder, toRecorder,
-      toPlain, silent, worker, proxied,
+      toPlain, silent, informational, worker, proxied,
       async teardown() {
         for (const s of stops.reverse()) await s();
         fs.rmSync(dir, { recursive: true, force: true });

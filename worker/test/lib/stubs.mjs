@@ -40,3 +40,19 @@ export async function silentServer() {
   const server = http.createServer(() => {});
   return { ...(await listen(server)), stop: closer(server) };
 }
+
+/** Answers every connection with `raw` bytes once the request head has arrived, then closes. */
+export async function rawServer(raw) {
+  const net = await import('node:net');
+  const server = net.createServer((sock) => {
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (buf.includes('\r\n\r\n')) sock.end(raw);
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return { port, host: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, stop: () => new Promise((r) => server.close(r)) };
+}
