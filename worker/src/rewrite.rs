@@ -197,6 +197,38 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_inputs_never_panic() {
+        let pieces = [
+            "realm",
+            "=",
+            "\"",
+            "\\",
+            ",",
+            " ",
+            "é",
+            "😀",
+            "http://h/",
+            "Bearer ",
+            "REALM",
+            "x",
+            "\t",
+        ];
+        // Every sequence of up to four pieces.
+        let n = pieces.len();
+        for i in 0..n.pow(4) {
+            let mut v = String::new();
+            let mut k = i;
+            for _ in 0..4 {
+                v.push_str(pieces[k % n]);
+                k /= n;
+            }
+            let _ = rewrite_www_authenticate(&v, ORIGIN);
+            let up = Url::parse("http://127.0.0.1:5000/v2/").unwrap();
+            let _ = rewrite_location(&v, &up, ORIGIN);
+        }
+    }
+
+    #[test]
     fn basic_realm_and_odd_inputs_are_kept() {
         let v = r#"Basic realm="basic-realm""#;
         assert_eq!(rewrite_www_authenticate(v, ORIGIN), v);
