@@ -15,7 +15,7 @@ describe('edge API skeleton', () => {
     assert.equal(r.status, 200);
     const j = await r.json();
     assert.equal(j.status, 'ok');
-    assert.equal(j.registries, 10);
+    assert.equal(j.registries, 11);
     assert.equal(j.defaultSigningKey, true);
   });
 
@@ -61,6 +61,16 @@ describe('pull and push through the proxy', () => {
     const direct = await new RegistryClient(env.plain.url).getManifest('kiln/plain', 'v1', img.mediaType);
     assert.deepEqual(direct.bytes, img.manifest);
     assert.equal(direct.digest, img.digest);
+  });
+
+  it('IPv6 loopback registry ([::1]:port)', async () => {
+    const c = new RegistryClient(env.proxied(env.plain6));
+    const img = makeImage([4096, 8192]);
+    const pushed = await c.pushImage('kiln/v6', 'v1', img);
+    assert.equal(pushed.digest, img.digest);
+    assert.ok(pushed.location.startsWith(`${env.worker.url}/proxy/${env.plain6.host}/v2/`), pushed.location);
+    const pulled = await c.pullImage('kiln/v6', 'v1');
+    assert.deepEqual(pulled.manifest, img.manifest);
   });
 
   it('range GET and HEAD pass Range and Content-Length', async () => {

@@ -9,8 +9,9 @@ import { freePort, startChild, waitHttp } from './procs.mjs';
  * Starts `docker-registry serve` in `dir`.
  * auth: undefined | { basic: { user, password } } | { token: { realm, service, issuer, certFile } }
  */
-export async function startRegistry(dir, name, auth) {
-  const port = await freePort();
+export async function startRegistry(dir, name, auth, { ipv6 = false } = {}) {
+  const port = await freePort(ipv6 ? '::1' : '127.0.0.1');
+  const hostOnly = ipv6 ? '[::1]' : '127.0.0.1';
   const root = path.join(dir, `data-${name}`);
   fs.mkdirSync(root, { recursive: true });
   let authYaml = '';
@@ -28,12 +29,12 @@ export async function startRegistry(dir, name, auth) {
     'version: 0.1',
     'log: {level: warn, accesslog: {disabled: true}}',
     `storage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}`,
-    `http: {addr: "127.0.0.1:${port}", secret: kiln-test-secret}`,
+    `http: {addr: "${hostOnly}:${port}", secret: kiln-test-secret}`,
     authYaml,
     '',
   ].join('\n'));
   const proc = startChild('docker-registry', ['serve', cfg]);
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${hostOnly}:${port}`;
   await waitHttp(`${url}/v2/`, { proc });
-  return { port, url, host: `127.0.0.1:${port}`, proc, stop: () => proc.stop() };
+  return { port, url, host: `${hostOnly}:${port}`, proc, stop: () => proc.stop() };
 }

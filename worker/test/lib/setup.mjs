@@ -18,6 +18,7 @@ export async function setup({ extraOrigins = [] } = {}) {
   const keep = (x) => { stops.push(x.stop); return x; };
   try {
     const plain = keep(await startRegistry(dir, 'plain'));
+    const plain6 = keep(await startRegistry(dir, 'plain6', undefined, { ipv6: true }));
     const basic = keep(await startRegistry(dir, 'basic', { basic: { user, password } }));
     const tokens = keep(await startTokenServer(dir, { user, password }));
     const token = keep(await startRegistry(dir, 'token', { token: tokens }));
@@ -28,7 +29,7 @@ export async function setup({ extraOrigins = [] } = {}) {
     const toPlain = keep(await redirector((req) => `${plain.url}${req.url}`));
     const silent = keep(await silentServer());
     const informational = keep(await rawServer('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: kiln-test\r\n\r\n'));
-    const allow = [plain, basic, tokens, token, toOffList, recorder, toRecorder, toPlain, silent, informational]
+    const allow = [plain, plain6, basic, tokens, token, toOffList, recorder, toRecorder, toPlain, silent, informational]
       .map((s) => `http://${s.host}`).join(',');
     // A stand-in PEM (not a key): only its arrival in the secret binding is checked.
     const pem = `-----BEGIN PRIVATE KEY-----\nkiln-test-${crypto.randomBytes(8).toString('hex')}\n-----END PRIVATE KEY-----\n`;
@@ -43,7 +44,7 @@ export async function setup({ extraOrigins = [] } = {}) {
     }));
     const proxied = (s) => `${worker.url}/proxy/${s.host}`;
     return {
-      dir, user, password, pem, plain, basic, tokens, token, offList, toOffList, recorder, toRecorder,
+      dir, user, password, pem, plain, plain6, basic, tokens, token, offList, toOffList, recorder, toRecorder,
       toPlain, silent, informational, worker, proxied,
       async teardown() {
         for (const s of stops.reverse()) await s();
