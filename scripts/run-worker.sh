@@ -55,7 +55,10 @@ case "$KILN_ALLOW_LOOPBACK_REGISTRIES" in
   *) NET_ALLOW='"public"' ;;
 esac
 
+# The config sits beside the modules (workerd resolves embeds relative to it); one per port,
+# stale ones are removed.
 CONFIG="$W/build/workerd.$PORT.capnp"
+find "$W/build" -maxdepth 1 -name 'workerd.*.capnp' -mmin +120 -delete 2>/dev/null || true
 bindings=""
 for v in KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_ORIGINS \
          KILN_PROXY_TIMEOUT_SECS KILN_PROXY_UPLOAD_TIMEOUT_SECS KILN_RUNTIME_IMAGE \
