@@ -44,3 +44,26 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   log "rustup target add x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl
 fi
+
+# ---------------------------------------------------------------------------------------------
+# Worker (worker/, kiln-worker): worker-build for the wasm bundle, and from the npm registry
+# (worker/package-lock.json) workerd to run it locally, binaryen 132 (optional wasm-opt) and
+# playwright-core to drive Debian's chromium. Never downloads a browser.
+# The worker tests also use openssl (token-server certificate) and htpasswd (apache2-utils, above).
+worker_missing=()
+command -v node >/dev/null && command -v npm >/dev/null || worker_missing+=(nodejs npm)
+command -v openssl >/dev/null || worker_missing+=(openssl)
+if [ ${#worker_missing[@]} -gt 0 ]; then
+  log "apt-get install ${worker_missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${worker_missing[@]}" >/dev/null
+fi
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "0.8.7" ]; then
+  log "cargo install worker-build 0.8.7 (several minutes, once)"
+  cargo install -q worker-build --version 0.8.7
+fi
+if [ ! -x worker/node_modules/.bin/workerd ] || [ ! -d worker/node_modules/playwright-core ] \
+   || [ worker/package-lock.json -nt worker/node_modules/.package-lock.json ]; then
+  log "npm ci in worker/ (workerd, binaryen, playwright-core)"
+  (cd worker && npm ci --no-audit --no-fund --loglevel=error)
+fi

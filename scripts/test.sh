@@ -5,6 +5,7 @@
 #   3. native tests of every crate: unit, vectors, property tests against Fortanix's sgxs,
 #      real registries on loopback, runc
 #   4. the engine's wasm tests in headless Chromium (same vectors, scan and writer)
+#   5. the worker in workerd (CORS proxy) against real registries, from headless Chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -30,3 +31,6 @@ cargo test --workspace
 
 step "wasm tests in headless Chromium"
 cargo test --release -p kiln-engine --target wasm32-unknown-unknown --tests
+
+step "worker: wasm clippy, unit tests, build, workerd tests against real registries and Chromium"
+scripts/test-worker.sh

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# All of the worker's tests:
+#   1. clippy of the worker crate for wasm32 (the handler only exists there) and native unit tests
+#   2. the release build (scripts/build-worker.sh)
+#   3. node's test runner over worker/test/: real registries (docker-registry: plain, basic,
+#      bearer token + test token server) and the worker in bare workerd on loopback; pull and
+#      push through the proxy, the guard, logs; CORS from headless Chromium on another origin.
+# Needs scripts/install-deps.sh (worker-build, workerd, playwright-core, chromium, docker-registry).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+cargo clippy -p kiln-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo test -q -p kiln-worker
+scripts/build-worker.sh
+cd worker
+KILN_WORKER_NO_BUILD=1 node --test --test-concurrency=1 test/*.test.mjs

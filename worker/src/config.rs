@@ -1,0 +1,144 @@
+//! The worker's configuration, read from its environment bindings (wrangler `[vars]` and
+//! secrets on Cloudflare; `fromEnvironment` bindings in bare workerd).
+
+use crate::cors::Origins;
+use crate::policy::{Policy, PolicyError};
+
+/// Binding: registries the proxy may reach, `[http[s]://]host[:port]` separated by commas.
+pub const ALLOWLIST: &str = "KILN_REGISTRY_ALLOWLIST";
+/// Binding: `1` lets loopback registries through the address guard (tests only).
+pub const ALLOW_LOOPBACK: &str = "KILN_ALLOW_LOOPBACK_REGISTRIES";
+/// Binding: page origins allowed to call the proxy (`*`, or a list; empty: own origin).
+pub const ALLOWED_ORIGINS: &str = "KILN_ALLOWED_ORIGINS";
+/// Binding: seconds an upstream has to answer a request without a body.
+pub const TIMEOUT_SECS: &str = "KILN_PROXY_TIMEOUT_SECS";
+/// Binding: seconds an upstream has to answer a request with a body (uploads).
+pub const UPLOAD_TIMEOUT_SECS: &str = "KILN_PROXY_UPLOAD_TIMEOUT_SECS";
+/// Secret binding: the service's default SGX signing key (PEM). Not used yet.
+pub const DEFAULT_SIGNING_KEY: &str = "KILN_DEFAULT_SIGNING_KEY";
+/// Binding: reference of the Gramine runtime image conversions build on. Not used yet.
+pub const RUNTIME_IMAGE: &str = "KILN_RUNTIME_IMAGE";
+/// Binding: endpoint of the remote KMS signer. Not used yet.
+pub const KMS_ENDPOINT: &str = "KILN_KMS_ENDPOINT";
+
+/// Default for [`TIMEOUT_SECS`].
+pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
+/// Default for [`UPLOAD_TIMEOUT_SECS`].
+pub const DEFAULT_UPLOAD_TIMEOUT_SECS: u32 = 300;
+
+/// Why the configuration is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The allowlist does not parse.
+    #[error(transparent)]
+    Allowlist(#[from] PolicyError),
+    /// A number binding is not a positive integer.
+    #[error("{name} must be a positive whole number of seconds, not {value:?}")]
+    BadNumber {
+        /// Binding name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// Everything the worker reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Reachability policy of the proxy.
+    pub policy: Policy,
+    /// Allowed page origins.
+    pub origins: Origins,
+    /// Header timeout for requests without a body, in milliseconds.
+    pub timeout_ms: u32,
+    /// Header timeout for requests with a body, in milliseconds.
+    pub upload_timeout_ms: u32,
+    /// Whether a default signing key is configured (its bytes are not kept here).
+    pub has_default_signing_key: bool,
+    /// Runtime image reference, if set.
+    pub runtime_image: Option<String>,
+    /// KMS endpoint, if set.
+    pub kms_endpoint: Option<String>,
+}
+
+impl Config {
+    /// Builds the configuration from a lookup of binding names (absent or empty: unset).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |n: &str| get(n).filter(|v| !v.trim().is_empty());
+        let flag = |n: &str| {
+            get(n).is_some_and(|v| {
+                matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
+            })
+        };
+        let secs = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(name) {
+                None => Ok(default.saturating_mul(1000)),
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n > 0 => Ok(n.saturating_mul(1000)),
+                    _ => Err(ConfigError::BadNumber { name, value: v }),
+                },
+            }
+        };
+        Ok(Config {
+            policy: Policy::new(&get(ALLOWLIST).unwrap_or_default(), flag(ALLOW_LOOPBACK))?,
+            origins: Origins::parse(&get(ALLOWED_ORIGINS).unwrap_or_default()),
+            timeout_ms: secs(TIMEOUT_SECS, DEFAULT_TIMEOUT_SECS)?,
+            upload_timeout_ms: secs(UPLOAD_TIMEOUT_SECS, DEFAULT_UPLOAD_TIMEOUT_SECS)?,
+            has_default_signing_key: get(DEFAULT_SIGNING_KEY).is_some(),
+            runtime_image: get(RUNTIME_IMAGE),
+            kms_endpoint: get(KMS_ENDPOINT),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.policy.is_empty());
+        assert_eq!(c.origins, Origins::SameOrigin);
+        assert_eq!(c.timeout_ms, 30_000);
+        assert_eq!(c.upload_timeout_ms, 300_000);
+        assert!(!c.has_default_signing_key);
+    }
+
+    #[test]
+    fn values() {
+        let c = cfg(&[
+            (ALLOWLIST, "http://127.0.0.1:5000"),
+            (ALLOW_LOOPBACK, "1"),
+            (ALLOWED_ORIGINS, "*"),
+            (TIMEOUT_SECS, "5"),
+            (DEFAULT_SIGNING_KEY, "-----BEGIN"),
+            (RUNTIME_IMAGE, "r/x:1"),
+        ])
+        .unwrap();
+        assert!(c.policy.check_authority("127.0.0.1:5000").is_ok());
+        assert_eq!(c.origins, Origins::Any);
+        assert_eq!(c.timeout_ms, 5000);
+        assert!(c.has_default_signing_key);
+        assert_eq!(c.runtime_image.as_deref(), Some("r/x:1"));
+    }
+
+    #[test]
+    fn errors_name_the_binding() {
+        let e = cfg(&[(TIMEOUT_SECS, "0")]).unwrap_err();
+        assert!(e.to_string().contains(TIMEOUT_SECS));
+        assert!(matches!(
+            cfg(&[(ALLOWLIST, "ftp://x")]),
+            Err(ConfigError::Allowlist(_))
+        ));
+    }
+}

@@ -1,0 +1,27 @@
+//! kiln's Cloudflare Worker.
+//!
+//! - `/proxy/{registry-host[:port]}/v2/...`: a CORS proxy for the OCI distribution protocol,
+//!   so that kiln's page can pull and push images on any allowlisted registry. It streams
+//!   bodies both ways, rewrites upload `Location`s and bearer-token realms to go through the
+//!   proxy, follows blob redirects itself, and never reaches a host off the allowlist or a
+//!   private, loopback or link-local address (see [`policy`]).
+//! - `GET /healthz`, and the edge API (`POST /convert-image` ...), not implemented yet.
+//! - Everything else: the static assets (the web app).
+//!
+//! The pure parts (guard, rewriting, CORS, routing, configuration) build natively and are
+//! unit-tested there; the fetch handler itself exists only on `wasm32`.
+#![warn(missing_docs)]
+
+pub mod addr;
+pub mod config;
+pub mod cors;
+pub mod error;
+pub mod headers;
+pub mod policy;
+pub mod rewrite;
+pub mod route;
+
+#[cfg(target_arch = "wasm32")]
+mod handler;
+#[cfg(target_arch = "wasm32")]
+mod proxy;

@@ -1,0 +1,202 @@
+//! The registry proxy's forwarding (wasm only): one request upstream, bodies streamed both
+//! ways, blob redirects followed here after the guard accepts them.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::headers::{
+    client_status, is_null_body_status, passes_response_header, FORWARDED_REQUEST_HEADERS,
+};
+use crate::rewrite::{rewrite_location, rewrite_www_authenticate};
+use futures_util::future::{select, Either};
+use js_sys::Promise;
+use url::Url;
+use wasm_bindgen::JsCast;
+use web_sys::{AbortController, Headers, RequestInit, RequestRedirect, ResponseInit};
+use worker::wasm_bindgen_futures::JsFuture;
+
+/// Redirects followed for one GET/HEAD.
+const MAX_REDIRECTS: usize = 5;
+
+/// What the handler needs from the incoming request.
+pub struct Incoming<'a> {
+    /// The raw request (headers, body stream).
+    pub raw: &'a web_sys::Request,
+    /// Upper-case method.
+    pub method: &'a str,
+    /// `host[:port]` from the proxy path.
+    pub authority: &'a str,
+    /// Upstream path, starting with `/`.
+    pub path: &'a str,
+    /// Query string without `?`.
+    pub query: Option<&'a str>,
+    /// The worker's own origin, for rewritten links.
+    pub self_origin: &'a str,
+}
+
+fn js_err(e: wasm_bindgen::JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "unknown error".to_string())
+}
+
+fn internal(what: &str, e: wasm_bindgen::JsValue) -> ApiError {
+    ApiError::new(500, "InternalError", format!("{what}: {}", js_err(e)))
+}
+
+/// Forwards one proxied request. Returns the upstream response with rewritten links and
+/// without hop-by-hop headers (CORS headers are added by the caller), or an error.
+pub async fn forward(cfg: &Config, inc: &Incoming<'_>) -> Result<web_sys::Response, ApiError> {
+    let target = cfg.policy.check_authority(inc.authority)?;
+    let mut url_text = format!("{}{}", target.origin(), inc.path);
+    if let Some(q) = inc.query {
+        url_text.push('?');
+        url_text.push_str(q);
+    }
+    let mut url = Url::parse(&url_text)
+        .map_err(|e| ApiError::new(400, "BadRequest", format!("bad upstream path: {e}")))?;
+    if !target.matches(&url) {
+        return Err(ApiError::new(
+            400,
+            "BadRequest",
+            "the proxied path changes the upstream host",
+        ));
+    }
+
+    let headers = Headers::new().map_err(|e| internal("headers", e))?;
+    let in_headers = inc.raw.headers();
+    for name in FORWARDED_REQUEST_HEADERS {
+        if let Ok(Some(v)) = in_headers.get(name) {
+            headers
+                .set(name, &v)
+                .map_err(|e| internal("copying a request header", e))?;
+        }
+    }
+    let has_body = !matches!(inc.method, "GET" | "HEAD");
+    let body = if has_body { inc.raw.body() } else { None };
+    let timeout_ms = if has_body {
+        cfg.upload_timeout_ms
+    } else {
+        cfg.timeout_ms
+    };
+    let follow = matches!(inc.method, "GET" | "HEAD");
+
+    let controller = AbortController::new().map_err(|e| internal("abort controller", e))?;
+    let deadline = worker::Delay::from(std::time::Duration::from_millis(u64::from(timeout_ms)));
+    let mut deadline = std::pin::pin!(deadline);
+    let mut current = target;
+    let mut first = true;
+    for _hop in 0..=MAX_REDIRECTS {
+        let init = RequestInit::new();
+        init.set_method(inc.method);
+        init.set_headers(&headers);
+        init.set_redirect(RequestRedirect::Manual);
+        init.set_signal(Some(&controller.signal()));
+        if first {
+            if let Some(b) = &body {
+                init.set_body(b);
+            }
+        }
+        first = false;
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let promise: Promise = global.fetch_with_str_and_init(url.as_str(), &init);
+        let fetch = std::pin::pin!(JsFuture::from(promise));
+        let resp = match select(fetch, deadline.as_mut()).await {
+            Either::Left((Ok(v), _)) => v
+                .dyn_into::<web_sys::Response>()
+                .map_err(|e| internal("fetch result", e))?,
+            Either::Left((Err(e), _)) => {
+                return Err(ApiError::new(
+                    502,
+                    "RegistryUnreachable",
+                    format!("{}: {}", current.origin(), js_err(e)),
+                ))
+            }
+            Either::Right(((), _)) => {
+                controller.abort();
+                return Err(ApiError::new(
+                    504,
+                    "RegistryTimeout",
+                    format!("{} did not answer within {timeout_ms} ms", current.origin()),
+                ));
+            }
+        };
+        let status = resp.status();
+        let location = resp.headers().get("location").ok().flatten();
+        match (follow, status, location) {
+            (true, 301 | 302 | 303 | 307 | 308, Some(loc)) => {
+                let next = url.join(loc.trim()).map_err(|e| {
+                    ApiError::new(502, "BadRedirect", format!("unusable redirect: {e}"))
+                })?;
+                // Guard before connecting anywhere.
+                let next_target = cfg.policy.check_url(&next).map_err(|e| {
+                    ApiError::new(403, "RegistryNotAllowed", format!("redirect refused: {e}"))
+                })?;
+                if next_target != current {
+                    // Credentials belong to the registry, not to its blob store.
+                    let _ = headers.delete("authorization");
+                }
+                if let Some(b) = resp.body() {
+                    let _ = b.cancel();
+                }
+                current = next_target;
+                url = next;
+            }
+            _ => return respond(resp, &url, inc.self_origin),
+        }
+    }
+    Err(ApiError::new(
+        502,
+        "TooManyRedirects",
+        format!("more than {MAX_REDIRECTS} redirects"),
+    ))
+}
+
+/// Builds the response passed back: status < 200 becomes 502; links rewritten; body streamed.
+fn respond(
+    resp: web_sys::Response,
+    upstream: &Url,
+    self_origin: &str,
+) -> Result<web_sys::Response, ApiError> {
+    let upstream_status = resp.status();
+    let Some(status) = client_status(upstream_status) else {
+        return Err(ApiError::new(
+            502,
+            "BadUpstreamStatus",
+            format!("registry answered with informational status {upstream_status}"),
+        ));
+    };
+    let out = Headers::new().map_err(|e| internal("headers", e))?;
+    let entries = js_sys::try_iter(&resp.headers())
+        .map_err(|e| internal("header iteration", e))?
+        .ok_or_else(|| ApiError::new(500, "InternalError", "headers are not iterable"))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| internal("header entry", e))?;
+        let pair: js_sys::Array = entry.unchecked_into();
+        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
+            continue;
+        };
+        let lname = name.to_ascii_lowercase();
+        if !passes_response_header(&lname) {
+            continue;
+        }
+        let value = match lname.as_str() {
+            "location" => rewrite_location(&value, upstream, self_origin).unwrap_or(value),
+            "www-authenticate" => rewrite_www_authenticate(&value, self_origin),
+            _ => value,
+        };
+        out.append(&name, &value)
+            .map_err(|e| internal("copying a response header", e))?;
+    }
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_status_text(&resp.status_text());
+    init.set_headers(&out);
+    let body = if is_null_body_status(status) {
+        None
+    } else {
+        resp.body()
+    };
+    web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)
+        .map_err(|e| internal("building the response", e))
+}

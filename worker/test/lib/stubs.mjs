@@ -1,0 +1,58 @@
+// Tiny loopback HTTP servers for the guard tests: one that counts every TCP connection it
+// accepts (an off-allowlist "registry"), a redirector, a header recorder, a silent server.
+import http from 'node:http';
+
+async function listen(server) {
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return { port, host: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}` };
+}
+
+function closer(server) {
+  return () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); });
+}
+
+/** A server answering like a registry's /v2/; `connections` counts accepted TCP connections. */
+export async function countingServer() {
+  const state = { connections: 0, requests: [] };
+  const server = http.createServer((req, res) => {
+    state.requests.push({ method: req.method, url: req.url, headers: req.headers });
+    res.writeHead(200, { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' });
+    res.end('{}');
+  });
+  server.on('connection', () => { state.connections++; });
+  return { ...(await listen(server)), state, stop: closer(server) };
+}
+
+/** Answers every request with `status` and `Location: target(req)`. */
+export async function redirector(target, status = 307) {
+  const state = { requests: [] };
+  const server = http.createServer((req, res) => {
+    state.requests.push({ method: req.method, url: req.url, headers: req.headers });
+    res.writeHead(status, { location: target(req) });
+    res.end();
+  });
+  return { ...(await listen(server)), state, stop: closer(server) };
+}
+
+/** Accepts connections and never answers. */
+export async function silentServer() {
+  const server = http.createServer(() => {});
+  return { ...(await listen(server)), stop: closer(server) };
+}
+
+/** Answers every connection with `raw` bytes once the request head has arrived, then closes. */
+export async function rawServer(raw) {
+  const net = await import('node:net');
+  const server = net.createServer((sock) => {
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (buf.includes('\r\n\r\n')) sock.end(raw);
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return { port, host: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, stop: () => new Promise((r) => server.close(r)) };
+}
