@@ -44,3 +44,10 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   log "rustup target add x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl
 fi
+
+# patchelf: `kiln runtime pack` rewrites the SGX loader's interpreter and RUNPATH with it.
+if ! command -v patchelf >/dev/null; then
+  log "apt-get install patchelf"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends patchelf >/dev/null
+fi
