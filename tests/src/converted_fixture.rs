@@ -44,6 +44,8 @@ pub enum Tamper {
     WrongLibpal,
     /// `ENCLAVEOS_SIGNATURE` holds the EDMM SIGSTRUCT.
     MismatchedEnvSignature,
+    /// The SGX1 SIGSTRUCT sets DEBUG although the manifest says `debug = false`.
+    DebugAttribute,
 }
 
 /// A converted image and what it claims.
@@ -146,7 +148,18 @@ fn sign(
     manifest: &[u8],
     libpal: &[u8],
 ) -> Result<Sigstruct, HarnessError> {
-    let m = measure(manifest, libpal)?;
+    sign_with(signer, manifest, libpal, false)
+}
+
+/// Signs as Gramine would; `force_debug` sets DEBUG whatever the manifest says.
+fn sign_with(
+    signer: &PrivateKeySigner,
+    manifest: &[u8],
+    libpal: &[u8],
+    force_debug: bool,
+) -> Result<Sigstruct, HarnessError> {
+    let mut m = measure(manifest, libpal)?;
+    m.params.debug |= force_debug;
     let date = SigstructDate::new(2026, 1, 2)?;
     Ok(signer.sign_sigstruct(gramine_sigstruct_body(m.mrenclave, &m.params, date))?)
 }
@@ -181,7 +194,12 @@ pub fn converted_image(tamper: Tamper) -> Result<ConvertedFixture, HarnessError>
             &files.sgx_libpal,
         )?
     } else {
-        sign(&signer, m1.as_bytes(), &files.sgx_libpal)?
+        sign_with(
+            &signer,
+            m1.as_bytes(),
+            &files.sgx_libpal,
+            tamper == Tamper::DebugAttribute,
+        )?
     };
     let sig2 = sign(&signer, m2.as_bytes(), &files.sgx_libpal)?;
     let mrenclave = hex::encode(sig1.body.enclavehash);
@@ -322,4 +340,33 @@ pub fn gsc_image() -> Result<(TestImage, String), HarnessError> {
         ],
     )?;
     Ok((image, hex::encode(sig.body.enclavehash)))
+}
+
+/// A GSC-style image holding Gramine's own test vector: `t1.manifest.sgx` and `t1.sig`
+/// (signed by Gramine v1.9's signer, not by kiln) with `libpal_test.so`. Its MRENCLAVE
+/// is `deb0d147…476b`, its MRSIGNER `6c1c0067…0bfe` (engine/testdata/gramine).
+pub fn gsc_vector_image() -> Result<TestImage, HarnessError> {
+    let d = gramine_testdata();
+    let pal = FileSpec {
+        path: "gramine/meson_build_output/lib/x86_64-linux-gnu/gramine/sgx/libpal.so".into(),
+        data: std::fs::read(d.join("libpal_test.so"))?,
+        mode: 0o755,
+    };
+    build_image(
+        ImageFormat::Oci,
+        "linux",
+        "amd64",
+        None,
+        &[vec![
+            pal,
+            FileSpec::new(
+                "gramine/app_files/entrypoint.manifest.sgx",
+                std::fs::read(d.join("t1.manifest.sgx"))?,
+            ),
+            FileSpec::new(
+                "gramine/app_files/entrypoint.sig",
+                std::fs::read(d.join("t1.sig"))?,
+            ),
+        ]],
+    )
 }

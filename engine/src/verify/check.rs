@@ -278,25 +278,49 @@ fn measure_enclave(
             format!("MRENCLAVE recomputed from the manifest and {} is {got}, but the SIGSTRUCT's ENCLAVEHASH is {claimed}", libpal.path)
         },
     );
-    let expected = gramine_sigstruct_body(m.mrenclave, &m.params, sig.body.date);
+    // ISV ids may be overridden at signing time (as `kiln sgx sign` and Gramine's
+    // signer allow), so the body is compared with the SIGSTRUCT's own ISV ids and the
+    // manifest's ids are reported separately.
+    let mut expected = gramine_sigstruct_body(m.mrenclave, &m.params, sig.body.date);
+    expected.isvprodid = sig.body.isvprodid;
+    expected.isvsvn = sig.body.isvsvn;
+    // ENCLAVEHASH is the `mrenclave` check's.
+    expected.enclavehash = sig.body.enclavehash;
     out.push(
         "sigstruct-body",
         n,
         expected == sig.body,
         if expected == sig.body {
-            format!(
-                "attributes and ISV ids (isvprodid {}, isvsvn {}) are those Gramine derives from the manifest",
-                m.params.isvprodid, m.params.isvsvn
-            )
+            "attributes, masks and MISCSELECT are those Gramine derives from the manifest".into()
         } else {
             format!(
-                "the SIGSTRUCT's attributes or ISV ids differ from those Gramine derives from the manifest \
-                 (manifest: isvprodid {}, isvsvn {}, debug {}; SIGSTRUCT: isvprodid {}, isvsvn {}, attributes {:#x}/{:#x})",
-                m.params.isvprodid, m.params.isvsvn, m.params.debug,
-                sig.body.isvprodid, sig.body.isvsvn, sig.body.attributes.flags, sig.body.attributes.xfrm
+                "the SIGSTRUCT's attributes differ from those Gramine derives from the manifest \
+                 (debug {}, edmm {}): SIGSTRUCT flags {:#x} xfrm {:#x} miscselect {:#x}, \
+                 expected flags {:#x} xfrm {:#x} miscselect {:#x}",
+                m.params.debug,
+                m.params.edmm_enable,
+                sig.body.attributes.flags,
+                sig.body.attributes.xfrm,
+                sig.body.miscselect,
+                expected.attributes.flags,
+                expected.attributes.xfrm,
+                expected.miscselect
             )
         },
     );
+    let ids = format!(
+        "manifest isvprodid/isvsvn {}/{}, SIGSTRUCT {}/{}",
+        m.params.isvprodid, m.params.isvsvn, sig.body.isvprodid, sig.body.isvsvn
+    );
+    if (m.params.isvprodid, m.params.isvsvn) == (sig.body.isvprodid, sig.body.isvsvn) {
+        out.push("manifest-isv", n, true, ids);
+    } else {
+        out.info(
+            "manifest-isv",
+            n,
+            format!("the SIGSTRUCT overrides the manifest's ISV ids ({ids})"),
+        );
+    }
     Some(m.mrenclave)
 }
 
