@@ -290,3 +290,45 @@ fn names_the_missing_file() -> R {
     );
     Ok(())
 }
+
+/// Without `--launcher`, pack builds the static launcher from the source tree
+/// (scripts/build-launcher.sh) and ships it as `<prefix>/kiln-launcher`.
+#[test]
+fn packs_the_launcher_built_from_source() -> R {
+    require_tool!("patchelf");
+    let tmp = tempfile::tempdir()?;
+    let (prefix, _) = fake_gramine(tmp.path())?;
+    let dir = tmp.path().join("oci");
+    let out = kiln(&[
+        "runtime",
+        "pack",
+        "--gramine-prefix",
+        prefix.to_str().unwrap_or_default(),
+        "--out",
+        &format!("oci:{}:rt", dir.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let layout = OciLayout::open(&dir)?;
+    let img = layout.resolve(Some("rt"), &PlatformSpec::linux_amd64())?;
+    let layer = &img.image_manifest.layers()[0];
+    let blob = layout.read_blob(&layer.digest().try_into()?, 1 << 30)?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+    let mut launcher = None;
+    for e in tar.entries()? {
+        let mut e = e?;
+        if e.path()?.to_string_lossy().trim_start_matches('/') == "opt/kiln/runtime/kiln-launcher" {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut v)?;
+            launcher = Some(v);
+        }
+    }
+    let launcher = launcher.ok_or("no kiln-launcher in the layer")?;
+    let elf = goblin::elf::Elf::parse(&launcher)?;
+    assert_eq!(elf.interpreter, None, "the launcher must be static");
+    assert!(elf.libraries.is_empty());
+    Ok(())
+}

@@ -45,6 +45,9 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
+/// The loader's interpreter, as named in `lib/` (docs/image-formats.md).
+const INTERPRETER: &str = "ld-linux-x86-64.so.2";
+
 /// Library dirs of an install prefix, where Gramine's `pkglibdir` (`<libdir>/gramine`)
 /// may be.
 const LIBDIRS: &[&str] = &["lib/x86_64-linux-gnu", "lib64", "lib"];
@@ -81,6 +84,41 @@ fn read_required(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// The Gramine version from the installed Python package (`__version__` in
+/// `<prefix>/lib*/python3*/{site,dist}-packages/graminelibos/__init__.py`), if present.
+fn version_from_graminelibos(prefix: &Path) -> Option<String> {
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    let mut candidates = Vec::new();
+    for lib in ["lib", "lib64", "local/lib"] {
+        for py in dirs(&prefix.join(lib)) {
+            let name = py.file_name().map(|n| n.to_string_lossy().to_string());
+            if !name.is_some_and(|n| n.starts_with("python3")) {
+                continue;
+            }
+            for pkgs in ["site-packages", "dist-packages"] {
+                candidates.push(py.join(pkgs).join("graminelibos").join("__init__.py"));
+            }
+        }
+    }
+    candidates.sort();
+    candidates.into_iter().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        text.lines().find_map(|l| {
+            let v = l
+                .trim()
+                .strip_prefix("__version__")?
+                .trim()
+                .strip_prefix('=')?;
+            let v = v.trim().trim_matches(|c| c == '\'' || c == '"');
+            (!v.is_empty() && !v.starts_with('@')).then(|| v.to_string())
+        })
+    })
+}
+
 /// The Gramine version from `<libdir>/pkgconfig/gramine.pc` (`Version:`), if present.
 fn version_from_pkgconfig(pkglibdir: &Path) -> Option<String> {
     let libdir = pkglibdir.parent()?;
@@ -97,7 +135,7 @@ fn patch_loader(loader: &Path, prefix: &str) -> anyhow::Result<Vec<u8>> {
     let dir = tempfile::tempdir()?;
     let copy = dir.path().join("loader");
     std::fs::copy(loader, &copy).with_context(|| format!("copying {}", loader.display()))?;
-    let interp = format!("{prefix}/lib/ld-linux-x86-64.so.2");
+    let interp = format!("{prefix}/lib/{INTERPRETER}");
     let status = Command::new("patchelf")
         .arg("--set-interpreter")
         .arg(&interp)
@@ -152,12 +190,16 @@ pub fn gather(args: &Args) -> anyhow::Result<RuntimeFiles> {
     read_required(&sgx_loader_path, "the SGX loader")?;
     let gramine_version = match &args.gramine_version {
         Some(v) => v.clone(),
-        None => version_from_pkgconfig(&pkglibdir).with_context(|| {
-            format!(
-                "cannot tell the Gramine version (no pkgconfig/gramine.pc next to {}): pass --gramine-version",
-                pkglibdir.display()
-            )
-        })?,
+        None => version_from_graminelibos(&args.gramine_prefix)
+            .or_else(|| version_from_pkgconfig(&pkglibdir))
+            .with_context(|| {
+                format!(
+                    "cannot tell the Gramine version (no graminelibos Python package under {}, \
+                     no pkgconfig/gramine.pc next to {}): pass --gramine-version",
+                    args.gramine_prefix.display(),
+                    pkglibdir.display()
+                )
+            })?,
     };
     let extra: Vec<PathBuf> = pkglibdir
         .parent()
@@ -165,7 +207,15 @@ pub fn gather(args: &Args) -> anyhow::Result<RuntimeFiles> {
         .into_iter()
         .collect();
     let mut libs = BTreeMap::new();
-    for (name, path) in resolve_libs(&sgx_loader_path, &extra)? {
+    let resolved = resolve_libs(&sgx_loader_path, &extra)?;
+    if !resolved.contains_key(INTERPRETER) {
+        bail!(
+            "{}'s ELF interpreter is not {INTERPRETER} (found: {}); only x86-64 glibc loaders are supported",
+            sgx_loader_path.display(),
+            resolved.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    for (name, path) in resolved {
         libs.insert(
             name,
             std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
@@ -248,4 +298,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("sgx libpal sha256: {}", image.descriptor.sgx_libpal_sha256);
     println!("libsysdb sha256: {}", image.descriptor.libsysdb_sha256);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_pkglibdir_in_every_layout() {
+        for libdir in ["lib/x86_64-linux-gnu", "lib64", "lib"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let pkg = tmp.path().join(libdir).join("gramine");
+            std::fs::create_dir_all(pkg.join("sgx")).unwrap();
+            std::fs::write(pkg.join("sgx/libpal.so"), b"x").unwrap();
+            assert_eq!(find_pkglibdir(tmp.path()).unwrap(), pkg);
+            // The pkglibdir itself is accepted too.
+            assert_eq!(find_pkglibdir(&pkg).unwrap(), pkg);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let err = find_pkglibdir(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("lib/x86_64-linux-gnu/gramine"), "{err}");
+    }
+
+    #[test]
+    fn version_from_pc_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pkg = tmp.path().join("gramine");
+        std::fs::create_dir_all(tmp.path().join("pkgconfig")).unwrap();
+        assert_eq!(version_from_pkgconfig(&pkg), None);
+        std::fs::write(
+            tmp.path().join("pkgconfig/gramine.pc"),
+            "prefix=/usr\nVersion: 1.9\n",
+        )
+        .unwrap();
+        assert_eq!(version_from_pkgconfig(&pkg).as_deref(), Some("1.9"));
+    }
+
+    #[test]
+    fn version_from_python_package() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(version_from_graminelibos(tmp.path()), None);
+        let d = tmp.path().join("lib/python3.11/site-packages/graminelibos");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("__init__.py"), "'''x'''\n\n__version__ = '1.9'\n").unwrap();
+        assert_eq!(
+            version_from_graminelibos(tmp.path()).as_deref(),
+            Some("1.9")
+        );
+    }
 }
