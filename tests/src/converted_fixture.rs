@@ -44,6 +44,8 @@ pub enum Tamper {
     WrongLibpal,
     /// `ENCLAVEOS_SIGNATURE` holds the EDMM SIGSTRUCT.
     MismatchedEnvSignature,
+    /// The runtime layer's libsysdb.so differs from the one the manifests name.
+    WrongLibsysdb,
     /// The SGX1 SIGSTRUCT sets DEBUG although the manifest says `debug = false`.
     DebugAttribute,
 }
@@ -170,14 +172,16 @@ pub fn converted_image(tamper: Tamper) -> Result<ConvertedFixture, HarnessError>
     let descriptor = descriptor_for(&files, PREFIX)?;
     // The runtime layer (a wrong libpal keeps the descriptor of the right one).
     let mut rt_entries = layer_entries(&files, &descriptor)?;
-    if tamper == Tamper::WrongLibpal {
-        let pal_path = descriptor.path_of(&descriptor.sgx_libpal);
-        for e in &mut rt_entries {
-            if e.path == pal_path {
-                if let NewEntryKind::File(data) = &mut e.kind {
-                    if let Some(b) = data.last_mut() {
-                        *b ^= 0xff;
-                    }
+    let altered = match tamper {
+        Tamper::WrongLibpal => Some(descriptor.path_of(&descriptor.sgx_libpal)),
+        Tamper::WrongLibsysdb => Some(descriptor.path_of(&descriptor.libsysdb)),
+        _ => None,
+    };
+    for e in &mut rt_entries {
+        if Some(&e.path) == altered.as_ref() {
+            if let NewEntryKind::File(data) = &mut e.kind {
+                if let Some(b) = data.last_mut() {
+                    *b ^= 0xff;
                 }
             }
         }

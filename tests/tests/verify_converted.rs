@@ -46,6 +46,8 @@ async fn good_image_verifies_and_inspects() -> R {
     let ids: Vec<&str> = r.checks.iter().map(|c| c.id.as_str()).collect();
     for id in [
         "runtime-libpal",
+        "libsysdb",
+        "manifest-isv",
         "signature",
         "q1q2",
         "mrenclave",
@@ -123,6 +125,10 @@ async fn tampered_images_fail_the_right_check() -> R {
             &[("sgx1", "mrenclave"), ("sgx1", "label")],
         ),
         (Tamper::WrongMrenclaveLabel, &[("sgx1", "label")]),
+        (
+            Tamper::WrongLibsysdb,
+            &[("sgx1", "libsysdb"), ("edmm", "libsysdb")],
+        ),
         (Tamper::DebugAttribute, &[("sgx1", "sigstruct-body")]),
         (
             Tamper::OtherKey,

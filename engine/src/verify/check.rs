@@ -35,7 +35,7 @@ pub enum CheckStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     /// What is checked: `signature`, `q1q2`, `mrenclave`, `sigstruct-body`, `label`,
-    /// `env-signature`, `runtime-libpal`, `mrsigner-label`, `same-key`, `same-isv`,
+    /// `env-signature`, `runtime-libpal`, `libsysdb`, `manifest-isv`, `mrsigner-label`, `same-key`, `same-isv`,
     /// `isv-labels`, `expected-mrenclave`, `expected-mrsigner`, `sigstruct`, `read`,
     /// `format`.
     pub id: String,
@@ -350,6 +350,67 @@ fn check_runtime(c: &ImageContents, out: &mut Out) {
     );
 }
 
+/// `loader.entrypoint.uri` and `.sha256` of a manifest.
+fn loader_entrypoint(manifest: &[u8]) -> Option<(String, String)> {
+    let t: toml::Table = std::str::from_utf8(manifest).ok()?.parse().ok()?;
+    let e = t.get("loader")?.get("entrypoint")?;
+    Some((
+        e.get("uri")?.as_str()?.to_string(),
+        e.get("sha256")?.as_str()?.to_string(),
+    ))
+}
+
+/// The manifest's LibOS (`loader.entrypoint`) is the runtime's `libsysdb.so`: same path
+/// and hash as the descriptor, and the runtime layer's file has that hash.
+fn check_libsysdb(c: &ImageContents, e: &EnclaveFiles, out: &mut Out) {
+    let (Some(rt), Some(manifest)) = (&c.runtime, &e.manifest) else {
+        return;
+    };
+    let n = e.name.as_str();
+    let Some((uri, sha)) = loader_entrypoint(manifest) else {
+        out.push(
+            "libsysdb",
+            n,
+            false,
+            "the manifest has no loader.entrypoint.uri/sha256".into(),
+        );
+        return;
+    };
+    let path = rt.path_of(&rt.libsysdb);
+    let in_layer = c.runtime_files.get(&path).map(hex::encode);
+    let problems: Vec<String> = [
+        (uri != rt.libsysdb_uri()).then(|| {
+            format!(
+                "loader.entrypoint.uri is {uri}, the runtime's LibOS is {}",
+                rt.libsysdb_uri()
+            )
+        }),
+        (sha != rt.libsysdb_sha256).then(|| {
+            format!(
+                "loader.entrypoint.sha256 is {sha}, the runtime descriptor says {}",
+                rt.libsysdb_sha256
+            )
+        }),
+        (in_layer.as_deref() != Some(sha.as_str())).then(|| match &in_layer {
+            Some(h) => format!("{path} in the runtime layer has sha256 {h}"),
+            None => format!("{path} is not in the runtime layer"),
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if problems.is_empty() {
+        out.push(
+            "libsysdb",
+            n,
+            true,
+            format!("the LibOS {uri} (sha256 {sha}) is the runtime layer's"),
+        );
+    } else {
+        out.push("libsysdb", n, false, problems.join("; "));
+    }
+}
+
 fn check_image(c: &ImageContents, v: &[Verified], exp: &Expectations, out: &mut Out) {
     let Some(first) = v.first() else {
         return;
@@ -487,7 +548,12 @@ pub fn verify(c: &ImageContents, exp: &Expectations) -> VerifyReport {
     let verified: Vec<Verified> = c
         .enclaves
         .iter()
-        .filter_map(|e| check_enclave(c, e, &mut out))
+        .filter_map(|e| {
+            if c.kind == ImageKind::Kiln {
+                check_libsysdb(c, e, &mut out);
+            }
+            check_enclave(c, e, &mut out)
+        })
         .collect();
     check_image(c, &verified, exp, &mut out);
     let checks = out.0;

@@ -15,7 +15,7 @@ use crate::gramine::runtime::{RuntimeDescriptor, DEFAULT_RUNTIME_PREFIX};
 use crate::image::file_index::{FileEntry, FileIndex, FileKind};
 use crate::image::reference::Digest;
 use crate::image::registry::ResolvedImage;
-use crate::image::scan::{CaptureSet, LayerSummary};
+use crate::image::scan::{CaptureSet, EntryKind, LayerSummary};
 use sha2::{Digest as _, Sha256};
 
 /// Where kiln's files live in a converted image.
@@ -135,6 +135,8 @@ pub struct ImageContents {
     pub runtime: Option<RuntimeDescriptor>,
     /// The runtime layer's digest (kiln images).
     pub runtime_layer: Option<String>,
+    /// SHA-256 of every regular file of the runtime layer, by path (kiln images).
+    pub runtime_files: BTreeMap<String, [u8; 32]>,
     /// The SGX PAL.
     pub libpal: Option<LibpalFile>,
     /// `/opt/kiln/launcher.json` (kiln images).
@@ -269,6 +271,7 @@ pub async fn read_image(
         enclaves: Vec::new(),
         runtime: None,
         runtime_layer: None,
+        runtime_files: BTreeMap::new(),
         libpal: None,
         launcher_json: None,
         conversion_json: None,
@@ -368,7 +371,16 @@ async fn read_kiln(
     let descriptor_path = format!("{prefix}/runtime.json");
     let standard_libpal = format!("{prefix}/sgx/libpal.so");
     let capture = CaptureSet::empty(LIBPAL_LIMIT).paths([descriptor_path.clone(), standard_libpal]);
-    let mut rt = scan(blobs, runtime_layer, capture).await?.captured;
+    let summary = scan(blobs, runtime_layer, capture).await?;
+    contents.runtime_files = summary
+        .entries
+        .iter()
+        .filter_map(|e| match e.kind {
+            EntryKind::Regular { sha256, .. } => Some((e.path.clone(), sha256)),
+            _ => None,
+        })
+        .collect();
+    let mut rt = summary.captured;
     let Some(json) = rt.remove(&descriptor_path) else {
         contents.problems.push(format!(
             "runtime layer {}: no {descriptor_path} (is the second-to-last layer kiln's runtime?)",
