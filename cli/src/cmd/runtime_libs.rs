@@ -137,6 +137,43 @@ mod tests {
         assert!(libs.contains_key("ld-linux-x86-64.so.2"), "{libs:?}");
     }
 
+    /// Cross-check with `ldd` on a few system binaries: the same set of libraries.
+    #[test]
+    fn agrees_with_ldd() {
+        for bin in [
+            "/bin/true",
+            "/usr/bin/gpgv",
+            "/usr/bin/curl",
+            "/usr/sbin/runc",
+        ] {
+            let bin = Path::new(bin);
+            let Ok(out) = std::process::Command::new("ldd").arg(bin).output() else {
+                return;
+            };
+            if !bin.exists() || !out.status.success() {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut from_ldd: Vec<String> = text
+                .lines()
+                .filter_map(|l| {
+                    let l = l.trim();
+                    if l.starts_with("linux-vdso") {
+                        return None;
+                    }
+                    let name = l.split_whitespace().next()?;
+                    Path::new(name)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                })
+                .collect();
+            from_ldd.sort();
+            from_ldd.dedup();
+            let ours: Vec<String> = resolve_libs(bin, &[]).unwrap().into_keys().collect();
+            assert_eq!(ours, from_ldd, "{}", bin.display());
+        }
+    }
+
     #[test]
     fn origin_expansion_and_errors() {
         assert_eq!(

@@ -1,5 +1,5 @@
 //! Reading converted images back: what an image is ([`read`]), what it says
-//! ([`inspect`]), and whether its enclave identities hold up ([`check`]).
+//! ([`mod@inspect`]), and whether its enclave identities hold up ([`check`]).
 //!
 //! Works on any image the transport can reach (registry or OCI layout through
 //! [`source::BlobSource`]), so the CLI, the app and the worker share it:
