@@ -13,6 +13,7 @@ APT_PACKAGES=(
   chromium chromium-driver
   docker-registry skopeo umoci runc apache2-utils
   busybox-static jq curl debootstrap
+  patchelf
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

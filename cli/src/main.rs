@@ -17,6 +17,19 @@ enum Command {
     /// SGX tools on an existing Gramine manifest: measure, sign, show a SIGSTRUCT.
     #[command(subcommand)]
     Sgx(SgxCommand),
+    /// The Gramine runtime image.
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
+    /// Show what a converted (or GSC) image says about its enclaves.
+    Inspect(cmd::inspect::Args),
+    /// Recompute a converted (or GSC) image's enclaves and check every claim.
+    Verify(cmd::verify::Args),
+}
+
+#[derive(Subcommand)]
+enum RuntimeCommand {
+    /// Build the runtime image from an installed Gramine.
+    Pack(cmd::runtime_pack::Args),
 }
 
 #[derive(Subcommand)]
@@ -36,6 +49,13 @@ fn main() {
         Command::Sgx(SgxCommand::Measure(args)) => cmd::sgx_measure::run(args),
         Command::Sgx(SgxCommand::Sign(args)) => cmd::sgx_sign::run(args),
         Command::Sgx(SgxCommand::Show(args)) => cmd::sgx_show::run(args),
+        Command::Runtime(RuntimeCommand::Pack(args)) => cmd::runtime_pack::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Verify(args) => match cmd::verify::run(args) {
+            Ok(0) => Ok(()),
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
     };
     if let Err(err) = result {
         eprintln!("kiln: error: {}", error_chain(&err));

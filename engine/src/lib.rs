@@ -16,5 +16,7 @@
 pub mod api;
 pub mod gramine;
 pub mod image;
+pub mod runtime_image;
 pub mod sgx;
 pub mod util;
+pub mod verify;

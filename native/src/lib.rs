@@ -9,8 +9,11 @@
 
 pub mod docker_config;
 pub mod http;
+pub mod oci_blobs;
 pub mod oci_layout;
+pub mod oci_layout_writer;
 
 pub use docker_config::{DockerConfig, DockerConfigError};
 pub use http::{HttpOptions, HttpTransport, HttpTransportError};
 pub use oci_layout::{OciLayout, OciLayoutError};
+pub use oci_layout_writer::OciLayoutWriter;

@@ -1,5 +1,10 @@
 //! One module per subcommand.
 
+pub mod inspect;
+pub mod registry_args;
+pub mod runtime_libs;
+pub mod runtime_pack;
 pub mod sgx_measure;
 pub mod sgx_show;
 pub mod sgx_sign;
+pub mod verify;

@@ -15,6 +15,7 @@
 //! # let _ = summary; Ok(()) }
 //! ```
 
+pub mod capture;
 pub mod decompress;
 pub mod path;
 pub(crate) mod serde_hex;
@@ -25,6 +26,7 @@ pub mod threaded;
 
 use std::io::{self, Write};
 
+pub use capture::CaptureSet;
 pub use decompress::Compression;
 pub use summary::{EntryKind, LayerEntry, LayerSummary, CAPTURED_PATHS, CAPTURE_LIMIT};
 
@@ -167,6 +169,7 @@ pub struct LayerScanner {
     failed: bool,
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     threaded: bool,
+    capture: CaptureSet,
 }
 
 impl std::fmt::Debug for LayerScanner {
@@ -201,6 +204,7 @@ impl LayerScanner {
             decoder: None,
             failed: false,
             threaded: false,
+            capture: CaptureSet::standard(),
         })
     }
 
@@ -212,6 +216,13 @@ impl LayerScanner {
         let mut scanner = Self::new(digest, media_type)?;
         scanner.threaded = true;
         Ok(scanner)
+    }
+
+    /// Captures the files of `capture` instead of the standard set (see
+    /// [`CaptureSet`]); their contents land in [`LayerSummary::captured`].
+    pub fn capturing(mut self, capture: CaptureSet) -> Self {
+        self.capture = capture;
+        self
     }
 
     /// The layer digest this scanner checks against.
@@ -323,14 +334,14 @@ impl LayerScanner {
     fn new_walk(&self) -> Result<Walk, ScanError> {
         #[cfg(not(target_arch = "wasm32"))]
         if self.threaded {
-            return threaded::Pipe::spawn().map(Walk::Threaded).map_err(|_| {
-                ScanError::WorkerLost {
+            return threaded::Pipe::spawn(self.capture.clone())
+                .map(Walk::Threaded)
+                .map_err(|_| ScanError::WorkerLost {
                     layer: self.layer().to_string(),
-                }
-            });
+                });
         }
         Ok(Walk::Inline {
-            walker: Box::new(TarWalker::new()),
+            walker: Box::new(TarWalker::with_capture(self.capture.clone())),
             error: None,
         })
     }

@@ -2,12 +2,13 @@
 //! any size; it parses ustar, GNU (`L`/`K` long names, base-256 numbers) and PAX (`x`,
 //! `g`) headers, hashes regular files' contents as they pass and records one
 //! [`LayerEntry`] per entry. Memory stays bounded: one header, extended headers up to
-//! [`MAX_EXTENDED_HEADER`] and captured files up to [`CAPTURE_LIMIT`].
+//! [`MAX_EXTENDED_HEADER`] and captured files up to [`CAPTURE_LIMIT`](super::summary::CAPTURE_LIMIT).
 
 use std::collections::BTreeMap;
 
+use super::capture::CaptureSet;
 use super::path::{self, PathError};
-use super::summary::{EntryKind, LayerEntry, CAPTURED_PATHS, CAPTURE_LIMIT};
+use super::summary::{EntryKind, LayerEntry};
 use crate::image::digest::Sha256Counter;
 
 /// Largest GNU long name/link or PAX extended header accepted, in bytes.
@@ -103,7 +104,7 @@ pub enum TarError {
 pub struct TarListing {
     /// The entries, in tar order.
     pub entries: Vec<LayerEntry>,
-    /// Captured small files (see [`CAPTURED_PATHS`]).
+    /// Captured small files (see [`CAPTURED_PATHS`](super::summary::CAPTURED_PATHS)).
     pub captured: BTreeMap<String, Vec<u8>>,
     /// SHA-256 of the whole tar stream (the `diff_id`).
     pub sha256: [u8; 32],
@@ -171,6 +172,7 @@ pub struct TarWalker {
     stream: Sha256Counter,
     entries: Vec<LayerEntry>,
     captured: BTreeMap<String, Vec<u8>>,
+    capture: CaptureSet,
 }
 
 impl Default for TarWalker {
@@ -191,6 +193,11 @@ impl std::fmt::Debug for TarWalker {
 impl TarWalker {
     /// A walker at the start of a tar stream.
     pub fn new() -> Self {
+        Self::with_capture(CaptureSet::standard())
+    }
+
+    /// A walker that captures the files of `capture` (instead of [`CAPTURED_PATHS`](super::summary::CAPTURED_PATHS)).
+    pub fn with_capture(capture: CaptureSet) -> Self {
         Self {
             state: State::Header,
             header: [0; BLOCK],
@@ -204,6 +211,7 @@ impl TarWalker {
             stream: Sha256Counter::new(),
             entries: Vec::new(),
             captured: BTreeMap::new(),
+            capture,
         }
     }
 
@@ -461,7 +469,9 @@ impl TarWalker {
             gid,
         };
         if matches!(entry.kind, EntryKind::Regular { .. }) {
-            let capture = (size <= CAPTURE_LIMIT && CAPTURED_PATHS.contains(&entry.path.as_str()))
+            let capture = self
+                .capture
+                .wants(&entry.path, size)
                 .then(|| Vec::with_capacity(size as usize));
             self.start_data(
                 size,
