@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
 # Debian packages: C libs for the sgxs test oracle (openssl), the browser for wasm tests,
+# patchelf for `kiln runtime pack`,
 # the real registry, image tools and runc for end-to-end tests.
 APT_PACKAGES=(
   pkg-config libssl-dev
