@@ -16,7 +16,7 @@ python3 -m http.server --bind 127.0.0.1 --directory "$dist" "$port" >/dev/null 2
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/" && break
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
   sleep 0.1
 done
 mkdir -p target/app-screenshots
