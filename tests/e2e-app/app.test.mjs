@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createHash } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const URL_BASE = process.env.KILN_APP_URL || "http://127.0.0.1:8780/";
@@ -74,6 +75,9 @@ test("convert page: inline error names the field, curl hides the password", asyn
   await err.waitFor();
   assert.match(await err.textContent(), /isvsvn: 70000 is out of range 0\.\.=65535/);
   assert.equal(await page.getAttribute("#f-isvsvn", "aria-invalid"), "true");
+  await page.locator("section[aria-labelledby=s-enclave]").screenshot({
+    path: path.join(SHOTS, "convert-error-desktop.png"),
+  });
 
   // A non-number is named too.
   await page.fill("#f-isvsvn", "abc");
@@ -146,6 +150,10 @@ test("keys page: generate a WebCrypto key and see its MRSIGNER", async () => {
   const imported = page.locator("li.key", { hasText: "gramine test key" });
   await imported.waitFor();
   assert.equal(await imported.getAttribute("data-kind"), "session-pem");
+  // MRSIGNER = SHA-256 of the little-endian modulus, stored at offset 128 of the SIGSTRUCT.
+  const sig = fs.readFileSync(path.join(VECTORS, "t1.sig"));
+  const t1Mrsigner = createHash("sha256").update(sig.subarray(128, 512)).digest("hex");
+  assert.equal((await imported.locator("[data-testid=mrsigner]").textContent()).trim(), t1Mrsigner);
   await shot(page, "keys-desktop");
   await page.setViewportSize(PHONE);
   await shot(page, "keys-phone");
