@@ -46,3 +46,63 @@ async fn the_private_key_is_not_extractable() {
         .as_bool();
     assert_eq!(extractable, Some(false));
 }
+
+#[wasm_bindgen_test]
+async fn a_stored_key_comes_back_from_indexeddb_usable_and_non_extractable() {
+    use kiln_app::keystore;
+    let key = generate_key().await.unwrap();
+    let info = keystore::store_generated("wasm test key", &key)
+        .await
+        .unwrap();
+    assert!(keystore::list()
+        .await
+        .unwrap()
+        .iter()
+        .any(|k| k.id == info.id && k.mrsigner == info.mrsigner));
+    let signer = keystore::webcrypto_signer(&info.id).await.unwrap();
+    let body = Sigstruct::parse(T1_SIG).unwrap().body;
+    let s = sign(body, &signer).await.unwrap();
+    s.verify().unwrap();
+    assert_eq!(hex::encode(s.mrsigner()), info.mrsigner);
+    keystore::delete(&info.id).await.unwrap();
+    assert!(!keystore::list()
+        .await
+        .unwrap()
+        .iter()
+        .any(|k| k.id == info.id));
+}
+
+#[wasm_bindgen_test]
+async fn sealed_bytes_need_the_passphrase() {
+    use kiln_app::webcrypto::{seal_bytes, unseal_bytes};
+    let sealed = seal_bytes("correct horse", b"pkcs8 bytes").await.unwrap();
+    assert_eq!(
+        unseal_bytes("correct horse", &sealed).await.unwrap(),
+        b"pkcs8 bytes"
+    );
+    assert!(unseal_bytes("wrong", &sealed).await.is_err());
+}
+
+#[wasm_bindgen_test]
+async fn an_imported_pem_signs_through_webcrypto_too() {
+    use kiln_app::engine_bridge::{import_pem, pkcs8_der};
+    use kiln_app::mrsigner::b64url_encode;
+    use kiln_app::webcrypto::{import_private_pkcs8, JwkPublic};
+    let pem = import_pem(
+        include_str!("../../engine/testdata/gramine/test-key.pem"),
+        None,
+    )
+    .unwrap();
+    let private_key = import_private_pkcs8(&pkcs8_der(&pem).unwrap())
+        .await
+        .unwrap();
+    let jwk = JwkPublic {
+        n: b64url_encode(&pem.public.modulus_be),
+        e: b64url_encode(&pem.public.exponent_be),
+    };
+    let signer = WebCryptoSigner::new(private_key, jwk);
+    // PKCS#1 v1.5 is deterministic: the same bytes as Gramine's t1.sig.
+    let body = Sigstruct::parse(T1_SIG).unwrap().body;
+    let s = sign(body, &signer).await.unwrap();
+    assert_eq!(s.to_bytes().as_slice(), T1_SIG);
+}
