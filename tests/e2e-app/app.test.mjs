@@ -154,6 +154,20 @@ test("keys page: generate a WebCrypto key and see its MRSIGNER", async () => {
   const sig = fs.readFileSync(path.join(VECTORS, "t1.sig"));
   const t1Mrsigner = createHash("sha256").update(sig.subarray(128, 512)).digest("hex");
   assert.equal((await imported.locator("[data-testid=mrsigner]").textContent()).trim(), t1Mrsigner);
+  // Kept encrypted under a passphrase: it survives a reload, the tab-only one does not.
+  await page.fill("#k-pem", fs.readFileSync(path.join(VECTORS, "test-key.pem"), "utf8"));
+  await page.fill("#k-imp-label", "sealed test key");
+  await page.check("#k-keep");
+  await page.fill("#k-store-pass", "short");
+  await page.click("button:text-is('Import')");
+  assert.match(await page.locator("#k-imp ~ .error, section[aria-labelledby=k-imp] .error").first().textContent(), /at least 8/);
+  await page.fill("#k-store-pass", "a long enough passphrase");
+  await page.click("button:text-is('Import')");
+  const sealed = page.locator("li.key", { hasText: "sealed test key" });
+  await sealed.waitFor({ timeout: 60000 });
+  assert.equal(await sealed.getAttribute("data-kind"), "sealed-pem");
+  assert.equal((await sealed.locator("[data-testid=mrsigner]").textContent()).trim(), t1Mrsigner);
+  assert.equal(await page.inputValue("#k-pem"), "", "the PEM is cleared from the form after import");
   await shot(page, "keys-desktop");
   await page.setViewportSize(PHONE);
   await shot(page, "keys-phone");
@@ -162,6 +176,9 @@ test("keys page: generate a WebCrypto key and see its MRSIGNER", async () => {
   page.once("dialog", (d) => d.accept());
   await again.locator("text=Delete").click();
   await page.locator("li.key", { hasText: "e2e key" }).waitFor({ state: "detached" });
+  await page.reload();
+  await page.locator("li.key", { hasText: "sealed test key" }).waitFor();
+  assert.equal(await page.locator("li.key", { hasText: "gramine test key" }).count(), 0);
   assert.deepEqual(errors, []);
   await context.close();
 });
