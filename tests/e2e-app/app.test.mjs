@@ -60,6 +60,9 @@ async function open(hash, viewport = DESKTOP) {
 }
 
 async function shot(page, name) {
+  // Nothing may overflow sideways (phone widths especially).
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${name}: the page is ${overflow}px wider than the viewport`);
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
