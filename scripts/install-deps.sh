@@ -69,3 +69,22 @@ if [ ! -x worker/node_modules/.bin/workerd ] || [ ! -d worker/node_modules/playw
   log "npm ci in worker/ (workerd, binaryen, playwright-core)"
   (cd worker && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# ---- web app (app/): Trunk and the npm tools of its e2e tests ---------------------------
+# trunk 0.21.14 (0.22 needs a newer rustc); --locked builds it with its own lockfile.
+if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "0.21.14" ]; then
+  log "cargo install trunk 0.21.14 (about 9 minutes, once)"
+  cargo install -q trunk --version 0.21.14 --locked
+fi
+# playwright-core (drives Debian's chromium; never downloads a browser) and binaryen's
+# wasm-opt 132 for Trunk, pinned by tests/e2e-app/package-lock.json.
+if ! [ -x tests/e2e-app/node_modules/.bin/wasm-opt ] \
+   || ! [ -d tests/e2e-app/node_modules/playwright-core ]; then
+  if ! command -v npm >/dev/null; then
+    log "apt-get install nodejs npm"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  log "npm ci in tests/e2e-app"
+  (cd tests/e2e-app && npm ci --no-audit --no-fund --loglevel=error)
+fi

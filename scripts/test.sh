@@ -6,6 +6,7 @@
 #      real registries on loopback, runc
 #   4. the engine's wasm tests in headless Chromium (same vectors, scan and writer)
 #   5. the worker in workerd (CORS proxy) against real registries, from headless Chromium
+#   6. the web app: wasm tests (WebCrypto signer, IndexedDB), Trunk build, e2e in Chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -34,3 +35,9 @@ cargo test --release -p kiln-engine --target wasm32-unknown-unknown --tests
 
 step "worker: wasm clippy, unit tests, build, workerd tests against real registries and Chromium"
 scripts/test-worker.sh
+
+step "cargo clippy (app, wasm32)"
+cargo clippy -p kiln-app --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+step "web app: wasm tests, build, e2e in headless Chromium"
+scripts/test-app.sh

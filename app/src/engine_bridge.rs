@@ -1,0 +1,189 @@
+//! Every call the app makes into `kiln_engine`, in one place. Today they run on the
+//! page's thread (small inputs); the heavy ones (measuring, later the whole conversion)
+//! move into a Web Worker behind this same interface.
+
+use kiln_engine::api::ConvertRequest;
+use kiln_engine::gramine::validate::{validate, FieldError};
+use kiln_engine::sgx::gramine_layout;
+use kiln_engine::sgx::signer::{PrivateKeySigner, SignerPublicKey};
+use kiln_engine::sgx::sigstruct::Sigstruct;
+use kiln_engine::sgx::sigstruct_view::SigstructView;
+
+use zeroize::Zeroizing;
+
+use crate::mrsigner::mrsigner_from_modulus_be;
+
+/// The outcome of validating a request with the engine's own rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Validation {
+    /// One entry per problem, each naming its field (`isvsvn`, `roDirs[1]`).
+    pub errors: Vec<FieldError>,
+    /// Things worth knowing about a valid request (rounded memSize, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Validates a request exactly as the API will.
+pub fn validate_request(req: &ConvertRequest) -> Validation {
+    match validate(req) {
+        Ok(v) => Validation {
+            errors: Vec::new(),
+            warnings: v.warnings,
+        },
+        Err(e) => Validation {
+            errors: e.0,
+            warnings: Vec::new(),
+        },
+    }
+}
+
+/// Parses a SIGSTRUCT file and describes every field (verifying signature and Q1/Q2).
+pub fn read_sigstruct(bytes: &[u8]) -> Result<SigstructView, String> {
+    Sigstruct::parse(bytes)
+        .map(|s| SigstructView::new(&s))
+        .map_err(|e| format!("not a SIGSTRUCT: {e}"))
+}
+
+/// MRENCLAVE of a final `.manifest.sgx` and its libpal.so, with the settings it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measured {
+    /// MRENCLAVE, hex.
+    pub mrenclave: String,
+    /// `sgx.enclave_size` in bytes.
+    pub enclave_size: u64,
+    /// `sgx.max_threads`.
+    pub max_threads: u32,
+    /// `sgx.edmm_enable`.
+    pub edmm: bool,
+    /// `sgx.debug`.
+    pub debug: bool,
+    /// `sgx.isvprodid`.
+    pub isvprodid: u16,
+    /// `sgx.isvsvn`.
+    pub isvsvn: u16,
+}
+
+/// Measures a final manifest with Gramine v1.9's layout.
+pub fn measure(manifest: &[u8], libpal: &[u8]) -> Result<Measured, String> {
+    let m = gramine_layout::measure(manifest, libpal).map_err(|e| e.to_string())?;
+    Ok(Measured {
+        mrenclave: hex::encode(m.mrenclave),
+        enclave_size: m.params.enclave_size,
+        max_threads: m.params.max_threads,
+        edmm: m.params.edmm_enable,
+        debug: m.params.debug,
+        isvprodid: m.params.isvprodid,
+        isvsvn: m.params.isvsvn,
+    })
+}
+
+/// Whether a user-typed hex value equals a computed one (spaces, `0x` and case ignored).
+pub fn hex_matches(expected: &str, actual_hex: &str) -> bool {
+    let e: String = expected
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    e.eq_ignore_ascii_case(actual_hex)
+}
+
+/// A PEM private key read by the engine (RSA-3072, e = 3 or refused).
+pub struct PemKey {
+    /// The signer (the private key in memory).
+    pub signer: PrivateKeySigner,
+    /// Its public key.
+    pub public: SignerPublicKey,
+    /// Its MRSIGNER, hex.
+    pub mrsigner: String,
+}
+
+impl std::fmt::Debug for PemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PemKey")
+            .field("mrsigner", &self.mrsigner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a PEM private key (PKCS#1, PKCS#8 or encrypted PKCS#8 with `passphrase`).
+pub fn import_pem(pem: &str, passphrase: Option<&str>) -> Result<PemKey, String> {
+    let signer = PrivateKeySigner::from_pem(pem, passphrase.map(str::as_bytes))
+        .map_err(|e| e.to_string())?;
+    let public = signer.public_key_bytes();
+    let mrsigner = mrsigner_from_modulus_be(&public.modulus_be).map_err(|e| e.to_string())?;
+    Ok(PemKey {
+        signer,
+        public,
+        mrsigner,
+    })
+}
+
+/// The DER bytes of a PEM key's unencrypted PKCS#8 form (to seal it for storage or to
+/// hand it to WebCrypto). Wiped on drop.
+pub fn pkcs8_der(key: &PemKey) -> Result<Zeroizing<Vec<u8>>, String> {
+    use base64::Engine as _;
+    let pem = key.signer.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let body: Zeroizing<String> = Zeroizing::new(
+        pem.lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("-----"))
+            .collect(),
+    );
+    base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .map(Zeroizing::new)
+        .map_err(|_| "PKCS#8: not base64".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T1_SIG: &[u8] = include_bytes!("../../engine/testdata/gramine/t1.sig");
+    const T1_MANIFEST: &[u8] = include_bytes!("../../engine/testdata/gramine/t1.manifest.sgx");
+    const LIBPAL: &[u8] = include_bytes!("../../engine/testdata/gramine/libpal_test.so");
+    const TEST_KEY: &str = include_str!("../../engine/testdata/gramine/test-key.pem");
+    const T1_MRENCLAVE: &str = "deb0d147ec1d47de844d864dd75b7d9169ea0f5bbeacad8c7e2ad3b827fd476b";
+
+    #[test]
+    fn measures_the_t1_vector() {
+        let m = measure(T1_MANIFEST, LIBPAL).unwrap();
+        assert_eq!(m.mrenclave, T1_MRENCLAVE);
+        assert!(hex_matches(
+            &format!("  0x{}", T1_MRENCLAVE.to_uppercase()),
+            &m.mrenclave
+        ));
+        assert!(!hex_matches("00", &m.mrenclave));
+    }
+
+    #[test]
+    fn reads_the_t1_sigstruct() {
+        let v = read_sigstruct(T1_SIG).unwrap();
+        assert_eq!(v.enclavehash, T1_MRENCLAVE);
+        assert!(v.signature_valid && v.q1_q2_valid);
+        assert!(read_sigstruct(&T1_SIG[..100]).is_err());
+    }
+
+    #[test]
+    fn pem_key_mrsigner_matches_the_sigstruct() {
+        let k = import_pem(TEST_KEY, None).unwrap();
+        let v = read_sigstruct(T1_SIG).unwrap();
+        assert_eq!(k.mrsigner, v.mrsigner);
+        let der = pkcs8_der(&k).unwrap();
+        assert_eq!(der.first(), Some(&0x30));
+        assert!(!format!("{k:?}").contains("BEGIN"));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let req = ConvertRequest {
+            input_image_name: "a".into(),
+            output_image_name: "b".into(),
+            isvsvn: Some(70000),
+            ..Default::default()
+        };
+        let v = validate_request(&req);
+        assert_eq!(v.errors.len(), 1);
+        assert_eq!(v.errors[0].field, "isvsvn");
+    }
+}

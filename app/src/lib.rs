@@ -1,0 +1,24 @@
+//! kiln's web app: build a convert-image request (validated by the engine's own rules),
+//! hold SGX signing keys in the browser (WebCrypto; private keys never leave it), and
+//! verify SIGSTRUCTs and MRENCLAVE offline.
+//!
+//! Pure modules (native and wasm): [`form`] (form state → request), [`curl`] (request
+//! JSON and curl, secrets redacted), [`mrsigner`], [`sample`] (the result panel's stub),
+//! [`engine_bridge`] (every engine call, to move into a Web Worker later).
+//! Browser modules (wasm32 only): `webcrypto` (the `WebCryptoSigner`), `keystore`
+//! (IndexedDB key records) and `ui` (the Leptos pages).
+
+#![warn(missing_docs)]
+
+pub mod curl;
+pub mod engine_bridge;
+pub mod form;
+pub mod mrsigner;
+pub mod sample;
+
+#[cfg(target_arch = "wasm32")]
+pub mod keystore;
+#[cfg(target_arch = "wasm32")]
+pub mod ui;
+#[cfg(target_arch = "wasm32")]
+pub mod webcrypto;

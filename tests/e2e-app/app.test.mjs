@@ -1,0 +1,229 @@
+// End-to-end tests of the kiln web app in headless Chromium (Debian's /usr/bin/chromium)
+// driven by playwright-core. scripts/test-app.sh builds dist/, serves it on loopback and
+// sets KILN_APP_URL. Screenshots of every page at desktop and phone widths are saved
+// under target/app-screenshots/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createHash } from "node:crypto";
+import { chromium } from "playwright-core";
+
+const URL_BASE = process.env.KILN_APP_URL || "http://127.0.0.1:8780/";
+const REPO = process.env.KILN_REPO || path.resolve("../..");
+const SHOTS = path.join(REPO, "target", "app-screenshots");
+const VECTORS = path.join(REPO, "engine", "testdata", "gramine");
+const T1_MRENCLAVE = "deb0d147ec1d47de844d864dd75b7d9169ea0f5bbeacad8c7e2ad3b827fd476b";
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+let browser;
+let profile;
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  profile = mkdtempSync(path.join(tmpdir(), "kiln-e2e-"));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  rmSync(profile, { recursive: true, force: true });
+});
+
+async function open(hash, viewport = DESKTOP) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  // Only loopback: the app must load nothing from elsewhere.
+  const external = [];
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if (!["127.0.0.1", "localhost"].includes(u.hostname) && !u.protocol.startsWith("data")) {
+      external.push(r.url());
+    }
+  });
+  await page.goto(new URL(hash, URL_BASE).toString());
+  await page.waitForSelector("header nav");
+  return { context, page, errors, external };
+}
+
+async function shot(page, name) {
+  // Nothing may overflow sideways (phone widths especially).
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${name}: the page is ${overflow}px wider than the viewport`);
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+test("convert page: inline error names the field, curl hides the password", async () => {
+  const { context, page, errors, external } = await open("#/convert");
+  await page.fill("#f-inputImageName", "registry.example/app:1");
+  await page.fill("#f-outputImageName", "registry.example/app-sgx:1");
+  await page.fill("[id='f-inputAuthConfig.username']", "alice");
+  await page.fill("[id='f-inputAuthConfig.password']", "hunter2-secret");
+  await page.fill("#f-isvsvn", "70000");
+  await page.press("#f-isvsvn", "Tab");
+  const err = page.locator("#e-isvsvn .error");
+  await err.waitFor();
+  assert.match(await err.textContent(), /isvsvn: 70000 is out of range 0\.\.=65535/);
+  assert.equal(await page.getAttribute("#f-isvsvn", "aria-invalid"), "true");
+  await page.locator("section[aria-labelledby=s-enclave]").screenshot({
+    path: path.join(SHOTS, "convert-error-desktop.png"),
+  });
+
+  // A non-number is named too.
+  await page.fill("#f-isvsvn", "abc");
+  assert.match(await page.locator("#e-isvsvn .error").textContent(), /isvsvn: `abc` is not a whole number/);
+
+  // A list row: an add and a relative path.
+  await page.click("fieldset[data-field='roDirs'] button.add");
+  await page.fill("fieldset[data-field='roDirs'] li.row input", "relative/dir");
+  await page.press("fieldset[data-field='roDirs'] li.row input", "Tab");
+  assert.match(await page.locator("#e-roDirs .error").textContent(), /roDirs\[0\]/);
+
+  await page.click("text=Check the request");
+  assert.match(await page.locator("[data-testid=form-status]").textContent(), /2 problems/);
+
+  const curl = await page.locator("[data-testid=curl]").textContent();
+  assert.match(curl, /curl -sS -X POST 'http:\/\/127\.0\.0\.1:\d+\/convert-image'/);
+  assert.ok(!curl.includes("hunter2-secret"), "password leaked into curl");
+  assert.ok(curl.includes("<password>"));
+  const json = JSON.parse(await page.locator("[data-testid=request-json]").textContent());
+  assert.equal(json.inputImageName, "registry.example/app:1");
+  assert.equal(json.inputAuthConfig.password, "<password>");
+  assert.deepEqual(json.roDirs, ["relative/dir"]);
+
+  // Fix both; the request is valid.
+  await page.fill("#f-isvsvn", "3");
+  await page.fill("fieldset[data-field='roDirs'] li.row input", "/");
+  assert.match(await page.locator("[data-testid=form-status]").textContent(), /valid/);
+  assert.equal(await page.locator("#e-isvsvn .error").count(), 0);
+
+  // The result panel (stub) shows every response field with a copy button.
+  await page.click("text=Preview the result panel");
+  const panel = page.locator("[data-testid=result-panel]");
+  await panel.waitFor();
+  for (const f of ["newImage", "imageSHA", "imageSize", "isvprodid", "isvsvn", "mrenclave", "mrenclave2", "mrsigner"]) {
+    assert.equal(await panel.locator(`.kv[data-field='${f}'] button.copy`).count(), 1, f);
+  }
+  await shot(page, "convert-desktop");
+  await page.setViewportSize(PHONE);
+  await shot(page, "convert-phone");
+  assert.deepEqual(errors, []);
+  assert.deepEqual(external, []);
+  await context.close();
+});
+
+test("keys page: generate a WebCrypto key and see its MRSIGNER", async () => {
+  const { context, page, errors } = await open("#/keys");
+  await page.fill("#k-label", "e2e key");
+  await page.click("text=Generate RSA-3072 e=3 key");
+  const item = page.locator("li.key", { hasText: "e2e key" });
+  await item.waitFor({ timeout: 60000 });
+  const mrsigner = (await item.locator("[data-testid=mrsigner]").textContent()).trim();
+  assert.match(mrsigner, /^[0-9a-f]{64}$/);
+  assert.equal(await item.getAttribute("data-kind"), "webcrypto");
+
+  // The key persists (IndexedDB) across a reload.
+  await page.reload();
+  await page.locator("li.key", { hasText: "e2e key" }).waitFor();
+
+  // Public key export as PEM SPKI.
+  const again = page.locator("li.key", { hasText: "e2e key" });
+  await again.locator("text=Export public key").click();
+  const pem = await again.locator("pre.code").textContent();
+  assert.match(pem, /^-----BEGIN PUBLIC KEY-----\n/);
+
+  // Import the Gramine test key for this tab: its MRSIGNER is the t1 SIGSTRUCT's.
+  const fs = await import("node:fs");
+  await page.fill("#k-pem", fs.readFileSync(path.join(VECTORS, "test-key.pem"), "utf8"));
+  await page.fill("#k-imp-label", "gramine test key");
+  await page.click("button:text-is('Import')");
+  const imported = page.locator("li.key", { hasText: "gramine test key" });
+  await imported.waitFor();
+  assert.equal(await imported.getAttribute("data-kind"), "session-pem");
+  // MRSIGNER = SHA-256 of the little-endian modulus, stored at offset 128 of the SIGSTRUCT.
+  const sig = fs.readFileSync(path.join(VECTORS, "t1.sig"));
+  const t1Mrsigner = createHash("sha256").update(sig.subarray(128, 512)).digest("hex");
+  assert.equal((await imported.locator("[data-testid=mrsigner]").textContent()).trim(), t1Mrsigner);
+  // Kept encrypted under a passphrase: it survives a reload, the tab-only one does not.
+  await page.fill("#k-pem", fs.readFileSync(path.join(VECTORS, "test-key.pem"), "utf8"));
+  await page.fill("#k-imp-label", "sealed test key");
+  await page.check("#k-keep");
+  await page.fill("#k-store-pass", "short");
+  await page.click("button:text-is('Import')");
+  assert.match(await page.locator("#k-imp ~ .error, section[aria-labelledby=k-imp] .error").first().textContent(), /at least 8/);
+  await page.fill("#k-store-pass", "a long enough passphrase");
+  await page.click("button:text-is('Import')");
+  const sealed = page.locator("li.key", { hasText: "sealed test key" });
+  await sealed.waitFor({ timeout: 60000 });
+  assert.equal(await sealed.getAttribute("data-kind"), "sealed-pem");
+  assert.equal((await sealed.locator("[data-testid=mrsigner]").textContent()).trim(), t1Mrsigner);
+  assert.equal(await page.inputValue("#k-pem"), "", "the PEM is cleared from the form after import");
+  await shot(page, "keys-desktop");
+  await page.setViewportSize(PHONE);
+  await shot(page, "keys-phone");
+
+  // Delete the generated key.
+  page.once("dialog", (d) => d.accept());
+  await again.locator("text=Delete").click();
+  await page.locator("li.key", { hasText: "e2e key" }).waitFor({ state: "detached" });
+  await page.reload();
+  await page.locator("li.key", { hasText: "sealed test key" }).waitFor();
+  assert.equal(await page.locator("li.key", { hasText: "gramine test key" }).count(), 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("verify page: t1 SIGSTRUCT and MRENCLAVE offline", async () => {
+  const { context, page, errors } = await open("#/verify");
+  await page.setInputFiles("#v-sig-file", path.join(VECTORS, "t1.sig"));
+  await page.locator("[data-testid=sig-verdict]").waitFor();
+  assert.match(await page.locator("[data-testid=sig-verdict]").textContent(), /Signature valid/);
+  assert.equal((await page.locator("[data-testid=sig-mrenclave]").textContent()).trim(), T1_MRENCLAVE);
+
+  await page.setInputFiles("#v-manifest", path.join(VECTORS, "t1.manifest.sgx"));
+  await page.setInputFiles("#v-libpal", path.join(VECTORS, "libpal_test.so"));
+  await page.locator("[data-testid=mrenclave]").waitFor();
+  assert.equal((await page.locator("[data-testid=mrenclave]").textContent()).trim(), T1_MRENCLAVE);
+
+  await page.fill("#v-expected", T1_MRENCLAVE.toUpperCase());
+  assert.match(await page.locator("[data-testid=mrenclave-compare]").textContent(), /^Match/);
+  await page.fill("#v-expected", "00".repeat(32));
+  assert.match(await page.locator("[data-testid=mrenclave-compare]").textContent(), /^Mismatch/);
+  await page.fill("#v-expected", T1_MRENCLAVE);
+
+  // The registry part is there but disabled.
+  assert.equal(await page.locator("#v-image").isDisabled(), true);
+  await shot(page, "verify-desktop");
+  await page.setViewportSize(PHONE);
+  await shot(page, "verify-phone");
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("keyboard: the sections are reachable and focus is visible", async () => {
+  const { context, page } = await open("#/convert");
+  await page.keyboard.press("Tab"); // skip link
+  await page.keyboard.press("Tab");
+  const focused = await page.evaluate(() => document.activeElement?.textContent);
+  assert.equal(focused, "Convert");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => location.hash === "#/keys");
+  await page.locator("h1", { hasText: "Signing keys" }).waitFor();
+  await context.close();
+});
