@@ -18,6 +18,7 @@
 pub mod certs;
 pub mod images;
 pub mod registry;
+pub mod runtime_fixture;
 pub mod token_server;
 
 /// True when `tool` is an executable on `PATH`.
