@@ -17,6 +17,8 @@ enum Command {
     /// SGX tools on an existing Gramine manifest: measure, sign, show a SIGSTRUCT.
     #[command(subcommand)]
     Sgx(SgxCommand),
+    /// Convert an image, registry to registry; prints the convert-image API response.
+    Convert(Box<cmd::convert::Args>),
 }
 
 #[derive(Subcommand)]
@@ -35,6 +37,7 @@ fn main() {
         Command::Sgx(SgxCommand::Measure(args)) => cmd::sgx_measure::run(args),
         Command::Sgx(SgxCommand::Sign(args)) => cmd::sgx_sign::run(args),
         Command::Sgx(SgxCommand::Show(args)) => cmd::sgx_show::run(args),
+        Command::Convert(args) => cmd::convert::run(*args),
     };
     if let Err(err) = result {
         eprintln!("kiln: error: {}", error_chain(&err));

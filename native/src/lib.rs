@@ -10,7 +10,11 @@
 pub mod docker_config;
 pub mod http;
 pub mod oci_layout;
+pub mod scans;
+pub mod state;
 
 pub use docker_config::{DockerConfig, DockerConfigError};
 pub use http::{HttpOptions, HttpTransport, HttpTransportError};
 pub use oci_layout::{OciLayout, OciLayoutError};
+pub use scans::ThreadedScans;
+pub use state::{StateDir, StateError};
