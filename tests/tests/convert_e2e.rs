@@ -229,3 +229,173 @@ async fn busybox_converted_runs_like_the_original() -> Result<(), HarnessError> 
     assert_eq!(report(&ran), want);
     Ok(())
 }
+
+/// A Debian bookworm minbase root filesystem as a gzip layer, built once with
+/// debootstrap (from deb.debian.org) and cached under target/kiln-e2e-debian/.
+fn debian_layer() -> Result<Option<(Vec<u8>, String)>, HarnessError> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kiln-e2e-debian");
+    let gz = dir.join("rootfs.tar.gz");
+    let diff = dir.join("rootfs.diffid");
+    if !gz.exists() || !diff.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let root = dir.join("rootfs");
+        let _ = std::fs::remove_dir_all(&root);
+        let o = Command::new("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(&root)
+            .arg("http://deb.debian.org/debian")
+            .output()?;
+        if !o.status.success() {
+            eprintln!(
+                "\n!!!!!!!! debootstrap FAILED; skipping the Debian case only !!!!!!!!\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return Ok(None);
+        }
+        let tar = dir.join("rootfs.tar");
+        run(Command::new("tar")
+            .args(["--sort=name", "--numeric-owner", "--mtime=@0", "-C"])
+            .arg(&root)
+            .args(["-cf"])
+            .arg(&tar)
+            .arg("."))?;
+        let digest = run(Command::new("sha256sum").arg(&tar))?;
+        let hex = String::from_utf8(digest.stdout)?
+            .split_whitespace()
+            .next()
+            .ok_or("sha256sum")?
+            .to_string();
+        run(Command::new("sh").arg("-c").arg(format!(
+            "gzip -n -c '{}' > '{}.tmp' && mv '{}.tmp' '{}'",
+            tar.display(),
+            gz.display(),
+            gz.display(),
+            gz.display()
+        )))?;
+        std::fs::write(&diff, format!("sha256:{hex}"))?;
+        let _ = std::fs::remove_file(&tar);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(Some((std::fs::read(&gz)?, std::fs::read_to_string(&diff)?)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debian_minbase_converted_runs_like_the_original() -> Result<(), HarnessError> {
+    use kiln_engine::image::manifest::{
+        ManifestKind, RawManifest, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
+    };
+    use kiln_tests::images::{Blob, ImageFormat, TestImage};
+    require_tool!("docker-registry");
+    require_tool!("skopeo");
+    require_tool!("umoci");
+    require_tool!("runc");
+    require_tool!("debootstrap");
+    if !is_root() {
+        eprintln!("\n!!!!!!!! SKIPPED: needs root !!!!!!!!\n");
+        return Ok(());
+    }
+    let Some((layer, diff_id)) = debian_layer()? else {
+        return Ok(());
+    };
+    let layer = Blob::new(OCI_LAYER_GZIP, layer);
+    let script = "echo \"argv0=$0\"; for a in \"$@\"; do echo \"arg=$a\"; done; env | sort | sed 's/^/env=/'; echo \"cwd=$(pwd)\"; echo \"ids=$(id -u):$(id -g)\"";
+    let cfg = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-06-01T00:00:00Z",
+        "config": {
+            "Cmd": ["/bin/bash", "-c", script, "report", "one two", "-x"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"],
+            "WorkingDir": "/usr/share",
+            "User": "nobody",
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    });
+    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&cfg)?);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(), "layers": [layer.descriptor()],
+    });
+    let image = TestImage {
+        format: ImageFormat::Oci,
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+        layers: vec![layer],
+        config,
+        manifest: RawManifest::with_kind(serde_json::to_vec(&manifest)?, ManifestKind::OciManifest),
+    };
+    let a = TestRegistry::plain()?;
+    let ca = a.client(None)?;
+    push_image(
+        &ca,
+        "debian",
+        &image,
+        Some("bookworm"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let rt = runtime_image(&RuntimeBinaries::build()?)?;
+    push_image(
+        &ca,
+        "kiln/runtime",
+        &rt,
+        Some("fixture"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+
+    // Through the engine directly (the busybox case goes through the CLI).
+    let mut env = kiln_engine::pipeline::PipelineEnv::new(
+        a.transport()?,
+        format!("{}/kiln/runtime:fixture", a.host()),
+    );
+    env.registry = env.registry.with_insecure(&a.host());
+    env.default_signer = Some(std::sync::Arc::new(
+        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
+            include_str!("../../engine/testdata/gramine/test-key.pem"),
+            None,
+        )?,
+    ));
+    env.scans = std::sync::Arc::new(kiln_native::ThreadedScans::default());
+    let req = kiln_engine::api::ConvertRequest {
+        input_image_name: format!("{}/debian:bookworm", a.host()),
+        output_image_name: format!("{}/debian-sgx:bookworm", a.host()),
+        ..Default::default()
+    };
+    let out = kiln_engine::pipeline::convert(req, &env).await?;
+    eprintln!("{}", serde_json::to_string_pretty(&out.response)?);
+
+    let work = tempfile::tempdir()?;
+    let original = pull_and_unpack(
+        &format!("{}/debian:bookworm", a.host()),
+        work.path(),
+        "orig",
+    )?;
+    let converted = pull_and_unpack(
+        &format!("{}/debian-sgx:bookworm", a.host()),
+        work.path(),
+        "conv",
+    )?;
+    let o = runc(&original, "kiln-e2e-deb-orig", &[])?;
+    assert!(
+        o.status.success(),
+        "original: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let want = report(&o);
+    eprintln!("original image reports:\n{}", want.join("\n"));
+    assert!(want.contains(&"ids=65534:65534".to_string()), "{want:?}");
+    let refused = runc(&converted, "kiln-e2e-deb-nosgx", &[])?;
+    assert!(!refused.status.success());
+    let ran = runc(
+        &converted,
+        "kiln-e2e-deb-direct",
+        &["KILN_INSECURE_NO_SGX=1"],
+    )?;
+    assert!(
+        ran.status.success(),
+        "converted: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(report(&ran), want);
+    Ok(())
+}

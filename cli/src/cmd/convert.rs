@@ -245,7 +245,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         None => state.default_key()?,
     };
-    let mut env = PipelineEnv::new(reg.transport()?, reg.runtime()?);
+    let runtime = reg.runtime()?;
+    let runtime_credentials = Reference::parse(&runtime)
+        .ok()
+        .and_then(|r| RegistryArgs::docker_credentials(r.domain()));
+    let mut env = PipelineEnv::new(reg.transport()?, runtime);
+    env.runtime_credentials = runtime_credentials;
     env.registry = reg.registry_config();
     env.cache = Arc::new(state.layer_cache());
     env.default_signer = Some(Arc::new(signer));
