@@ -189,7 +189,7 @@ async fn busybox_converted_runs_like_the_original() -> Result<(), HarnessError> 
     let (resp2, log2) = convert(&[])?;
     assert_eq!(resp2, resp);
     assert!(
-        !log2.contains(" read") && !log2.contains("scanned"),
+        !log2.contains("MiB read") && !log2.contains("scanned"),
         "{log2}"
     );
     assert_eq!(log2.matches("files, cached").count(), 2, "{log2}");

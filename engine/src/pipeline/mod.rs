@@ -148,24 +148,29 @@ fn launcher_args(req: &ValidRequest, image: &Value) -> (Vec<String>, Vec<String>
     }
 }
 
-async fn measure_and_sign(
+fn measure_one(
     manifest: &str,
     libpal: &[u8],
+    what: &str,
+) -> Result<crate::sgx::gramine_layout::GramineMeasurement, ApiError> {
+    measure(manifest.as_bytes(), libpal)
+        .map_err(|e| ApiError::internal(format!("measuring the {what} enclave: {e}")))
+}
+
+async fn sign_one(
+    m: &crate::sgx::gramine_layout::GramineMeasurement,
     date: crate::sgx::sigstruct_date::SigstructDate,
     signer: &dyn Signer,
     what: &str,
-) -> Result<([u8; 32], Sigstruct), ApiError> {
-    let m = measure(manifest.as_bytes(), libpal)
-        .map_err(|e| ApiError::internal(format!("measuring the {what} enclave: {e}")))?;
+) -> Result<Sigstruct, ApiError> {
     let body = gramine_sigstruct_body(m.mrenclave, &m.params, date);
-    let s = sign(body, signer).await.map_err(|e| match e {
+    sign(body, signer).await.map_err(|e| match e {
         crate::sgx::signer::SignError::Key(k) => ApiError::bad_request(format!("signingKey: {k}")),
         other => ApiError::new(
             crate::api::ErrorType::RegistryError,
             format!("signing the {what} enclave: {other}"),
         ),
-    })?;
-    Ok((m.mrenclave, s))
+    })
 }
 
 /// Converts one image, registry to registry. See the module docs for the steps.
@@ -208,7 +213,12 @@ pub async fn convert(
     let ((summaries, hits), (), rt) = futures_util::future::try_join3(
         scan::scan_layers(&ends.input.client, ends.input.repository(), &jobs, env),
         push::reuse_blobs(&ends.input, errors::Side::Input, &ends.output, &reused, env),
-        runtime::read_runtime(&ends.runtime, env),
+        async {
+            let t = Timer::start(env, Step::ReadRuntime);
+            let rt = runtime::read_runtime(&ends.runtime, env).await?;
+            t.done();
+            Ok(rt)
+        },
     )
     .await?;
     let index = FileIndex::from_layers(summaries.iter())
@@ -225,11 +235,17 @@ pub async fn convert(
     );
     t.done();
 
+    let t = Timer::start(env, Step::Measure);
+    let m1 = measure_one(&sgx1, &rt.libpal, "SGX1")?;
+    let m2 = measure_one(&edmm, &rt.libpal, "EDMM")?;
+    let (mr1, mr2) = (m1.mrenclave, m2.mrenclave);
+    t.done();
+
     let t = Timer::start(env, Step::Sign);
     let time = config::BuildTime::choose(env.source_date_epoch, &input_config);
     let date = time.sigstruct_date()?;
-    let (mr1, sig1) = measure_and_sign(&sgx1, &rt.libpal, date, signer.as_ref(), "SGX1").await?;
-    let (mr2, sig2) = measure_and_sign(&edmm, &rt.libpal, date, signer.as_ref(), "EDMM").await?;
+    let sig1 = sign_one(&m1, date, signer.as_ref(), "SGX1").await?;
+    let sig2 = sign_one(&m2, date, signer.as_ref(), "EDMM").await?;
     let mrsigner = sig1.mrsigner();
     t.done();
 
@@ -365,4 +381,33 @@ pub async fn convert(
         layers_cached: hits,
         layers_total: jobs.len(),
     })
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Native servers can spawn a conversion on a multi-threaded runtime.
+    #[test]
+    fn convert_future_is_send() {
+        struct NoTransport;
+        #[async_trait::async_trait]
+        impl crate::image::transport::Transport for NoTransport {
+            async fn send(
+                &self,
+                _req: crate::image::transport::Request,
+            ) -> Result<crate::image::transport::Response, crate::image::transport::TransportError>
+            {
+                Err(crate::image::transport::TransportError::new(
+                    crate::image::transport::TransportErrorKind::Connect,
+                    "none",
+                ))
+            }
+        }
+        let env = PipelineEnv::new(Arc::new(NoTransport), "r/runtime:1");
+        let f = convert(ConvertRequest::default(), &env);
+        assert_send(&f);
+    }
 }

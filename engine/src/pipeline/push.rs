@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use crate::api::ApiError;
 use crate::image::manifest::{ManifestKind, RawManifest};
 use crate::image::reference::Digest;
-use crate::image::registry::{copy_blob, CopyOutcome};
+use crate::image::registry::{copy_blob, CopyOutcome, RegistryError};
 use crate::image::transport::Body;
 
 use super::env::PipelineEnv;
@@ -37,6 +37,20 @@ fn how(o: CopyOutcome) -> BlobPush {
     }
 }
 
+/// The registry host an error names, if it names one.
+fn failing_registry(e: &RegistryError) -> Option<&str> {
+    match e {
+        RegistryError::Unauthorized { registry, .. }
+        | RegistryError::Forbidden { registry, .. }
+        | RegistryError::NotFound { registry, .. }
+        | RegistryError::Rejected { registry, .. }
+        | RegistryError::Failed { registry, .. }
+        | RegistryError::Transport { registry, .. }
+        | RegistryError::InvalidResponse { registry, .. } => Some(registry),
+        _ => None,
+    }
+}
+
 /// Makes `blobs` of `from` present in the output repository.
 pub async fn reuse_blobs(
     from: &Endpoint,
@@ -45,35 +59,39 @@ pub async fn reuse_blobs(
     blobs: &[Reused],
     env: &PipelineEnv,
 ) -> Result<(), ApiError> {
-    let copies = blobs.iter().map(|b| async move {
-        let digest = Digest::parse(&b.digest)
-            .map_err(|e| ApiError::bad_request(format!("layer digest: {e}")))?;
-        let outcome = copy_blob(
-            &from.client,
-            from.repository(),
-            &to.client,
-            to.repository(),
-            &digest,
-            Some(b.size),
-            env.upload_mode,
-        )
-        .await
-        .map_err(|e| {
-            // The source's errors name the source; everything else is the output's.
-            if e.to_string().contains(from.client.host()) && from.client.host() != to.client.host()
-            {
-                errors::registry(side, &e)
-            } else {
-                errors::registry(Side::Output, &e)
-            }
-        })?;
-        env.progress.event(Event::Blob {
-            digest: b.digest.clone(),
-            size: b.size,
-            how: how(outcome),
-        });
-        Ok::<_, ApiError>(())
-    });
+    let copies: Vec<_> = blobs
+        .iter()
+        .map(|b| async move {
+            let digest = Digest::parse(&b.digest)
+                .map_err(|e| ApiError::bad_request(format!("layer digest: {e}")))?;
+            let outcome = copy_blob(
+                &from.client,
+                from.repository(),
+                &to.client,
+                to.repository(),
+                &digest,
+                Some(b.size),
+                env.upload_mode,
+            )
+            .await
+            .map_err(|e| {
+                // The source's errors are the source image's; the rest the output's.
+                if from.client.host() != to.client.host()
+                    && failing_registry(&e) == Some(from.client.host())
+                {
+                    errors::registry(side, &e)
+                } else {
+                    errors::registry(Side::Output, &e)
+                }
+            })?;
+            env.progress.event(Event::Blob {
+                digest: b.digest.clone(),
+                size: b.size,
+                how: how(outcome),
+            });
+            Ok::<_, ApiError>(())
+        })
+        .collect();
     let results: Vec<Result<(), ApiError>> = futures_util::stream::iter(copies)
         .buffer_unordered(COPY_PARALLEL)
         .collect()

@@ -130,16 +130,19 @@ pub async fn scan_layers(
     env: &PipelineEnv,
 ) -> Result<(Vec<LayerSummary>, usize), ApiError> {
     let parallel = env.scans.parallelism().max(1);
-    let futures = jobs.iter().map(|job| {
-        env.scans.spawn(Box::pin(scan_one(
-            client.clone(),
-            repository.to_string(),
-            job.clone(),
-            env.cache.clone(),
-            env.progress.clone(),
-            env.scans.clone(),
-        )))
-    });
+    let futures: Vec<_> = jobs
+        .iter()
+        .map(|job| {
+            env.scans.spawn(Box::pin(scan_one(
+                client.clone(),
+                repository.to_string(),
+                job.clone(),
+                env.cache.clone(),
+                env.progress.clone(),
+                env.scans.clone(),
+            )))
+        })
+        .collect();
     let results: Vec<Result<ScanDone, ApiError>> = futures_util::stream::iter(futures)
         .buffered(parallel)
         .collect()
