@@ -238,3 +238,47 @@ async fn failures_leave_no_tag() -> Result<(), HarnessError> {
     assert!(!tag_exists(&out, "app-sgx", "1").await);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_401_and_never_quoted() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    let s = setup().await?;
+    let locked = TestRegistry::basic()?;
+    let env = {
+        let mut e = env(&s)?;
+        e.registry = e.registry.with_insecure(&locked.host());
+        e
+    };
+    let secret = "hunter2-very-secret";
+    let auth = kiln_engine::api::AuthConfig {
+        username: "nobody".into(),
+        password: Some(secret.into()),
+    };
+    // Input side: wrong password on a basic-auth registry.
+    let mut req = request(
+        &format!("{}/app:1", locked.host()),
+        &format!("{}/out:1", s.output.host()),
+    );
+    req.input_auth_config = Some(auth.clone());
+    let e = convert(req, &env)
+        .await
+        .err()
+        .ok_or("wrong credentials accepted")?;
+    assert_eq!(e.status, 401, "{e}");
+    assert!(e.reason.contains("inputImageName"), "{e}");
+    assert!(!e.to_json().contains(secret), "{e}");
+    // Output side: the push is refused.
+    let mut req = request(
+        &format!("{}/app:1", s.input.host()),
+        &format!("{}/out:1", locked.host()),
+    );
+    req.output_auth_config = Some(auth);
+    let e = convert(req, &env)
+        .await
+        .err()
+        .ok_or("wrong push credentials accepted")?;
+    assert_eq!(e.status, 401, "{e}");
+    assert!(e.reason.contains("outputImageName"), "{e}");
+    assert!(!e.to_json().contains(secret), "{e}");
+    Ok(())
+}

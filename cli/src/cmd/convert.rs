@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long)]
     debug: bool,
     /// entrypoint (repeatable: program, then its own arguments); replaces ENTRYPOINT.
-    #[arg(long, value_name = "ARG")]
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     entrypoint: Vec<String>,
     /// entrypointArgs (repeatable); replaces CMD.
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -286,5 +286,110 @@ impl kiln_engine::pipeline::env::Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: Args,
+    }
+
+    fn parse(args: &[&str]) -> Args {
+        T::parse_from(std::iter::once("convert").chain(args.iter().copied())).a
+    }
+
+    #[test]
+    fn flags_fill_the_api_body() {
+        let a = parse(&[
+            "--input",
+            "r/a:1",
+            "--output",
+            "r/b:1",
+            "--isvprodid",
+            "7",
+            "--isvsvn",
+            "2",
+            "--mem-size",
+            "1G",
+            "--threads",
+            "8",
+            "--debug",
+            "--entrypoint",
+            "/bin/app",
+            "--entrypoint",
+            "-v",
+            "--arg",
+            "--port",
+            "--arg",
+            "80",
+            "--encrypted-dir",
+            "/data",
+            "--ro-dir",
+            "/",
+            "--rw-dir",
+            "/etc/hosts",
+            "--allow-cmdline-args",
+            "--env",
+            "A=1",
+            "--manifest-option",
+            "sys.stack.size=\"2M\"",
+            "--java-mode",
+            "OPENJDK",
+            "--log-file-path",
+            "stderr",
+            "--core-dump-pattern",
+            "/tmp/core.%p",
+            "--external-packages",
+            "/pkgs",
+        ]);
+        let r = build_request(&a).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["inputImageName"], "r/a:1");
+        assert_eq!(v["isvprodid"], 7);
+        assert_eq!(v["memSize"], "1G");
+        assert_eq!(v["debug"], true);
+        assert_eq!(v["entrypoint"], serde_json::json!(["/bin/app", "-v"]));
+        assert_eq!(v["entrypointArgs"], serde_json::json!(["--port", "80"]));
+        assert_eq!(v["manifestOptions"]["sys.stack.size"], "2M");
+        assert_eq!(v["javaMode"], "OPENJDK");
+        assert_eq!(v["allowCmdlineArgs"], true);
+        assert_eq!(v["manifestEnv"], serde_json::json!(["A=1"]));
+    }
+
+    #[test]
+    fn request_file_then_flags_override() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("req.json");
+        std::fs::write(
+            &f,
+            r#"{"inputImageName":"r/a:1","outputImageName":"r/b:1","isvsvn":3,"threads":2}"#,
+        )
+        .unwrap();
+        let a = parse(&["--request", f.to_str().unwrap(), "--threads", "16"]);
+        let r = build_request(&a).unwrap();
+        assert_eq!(r.isvsvn, Some(3));
+        assert_eq!(r.threads, Some(16));
+        assert_eq!(r.output_image_name, "r/b:1");
+    }
+
+    #[test]
+    fn bad_manifest_option_and_missing_names_refused() {
+        let a = parse(&[
+            "--input",
+            "r/a:1",
+            "--output",
+            "r/b:1",
+            "--manifest-option",
+            "k=unquoted",
+        ]);
+        assert!(build_request(&a).is_err());
+        let a = parse(&["--input", "r/a:1"]);
+        assert!(build_request(&a).is_err());
     }
 }
