@@ -210,17 +210,50 @@ pub async fn convert(
             size: j.size,
         })
         .collect();
-    let ((summaries, hits), (), rt) = futures_util::future::try_join3(
-        scan::scan_layers(&ends.input.client, ends.input.repository(), &jobs, env),
-        push::reuse_blobs(&ends.input, errors::Side::Input, &ends.output, &reused, env),
-        async {
-            let t = Timer::start(env, Step::ReadRuntime);
-            let rt = runtime::read_runtime(&ends.runtime, env).await?;
-            t.done();
-            Ok(rt)
-        },
-    )
-    .await?;
+    let read_rt = async {
+        let t = Timer::start(env, Step::ReadRuntime);
+        let rt = runtime::read_runtime(&ends.runtime, env).await?;
+        t.done();
+        Ok(rt)
+    };
+    let same_registry = ends.input.client.base_url() == ends.output.client.base_url();
+    let ((summaries, hits), rt) = if same_registry {
+        // Mounts are cheap: copy (mount) while scanning.
+        let ((s, h), (), rt) = futures_util::future::try_join3(
+            scan::scan_layers(
+                &ends.input.client,
+                ends.input.repository(),
+                &jobs,
+                None,
+                env,
+            ),
+            push::reuse_blobs(&ends.input, errors::Side::Input, &ends.output, &reused, env),
+            read_rt,
+        )
+        .await?;
+        ((s, h), rt)
+    } else {
+        // Across registries each fetched layer is uploaded as it is scanned; layers
+        // served from the cache are copied afterwards.
+        let tee = scan::Tee {
+            client: ends.output.client.clone(),
+            repository: ends.output.repository().to_string(),
+            mode: env.upload_mode,
+        };
+        let (sh, rt) = futures_util::future::try_join(
+            scan::scan_layers(
+                &ends.input.client,
+                ends.input.repository(),
+                &jobs,
+                Some(tee),
+                env,
+            ),
+            read_rt,
+        )
+        .await?;
+        push::reuse_blobs(&ends.input, errors::Side::Input, &ends.output, &reused, env).await?;
+        (sh, rt)
+    };
     let index = FileIndex::from_layers(summaries.iter())
         .map_err(|e| ApiError::bad_request(format!("input image layers: {e}")))?;
     t.done();
