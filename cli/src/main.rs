@@ -17,6 +17,8 @@ enum Command {
     /// SGX tools on an existing Gramine manifest: measure, sign, show a SIGSTRUCT.
     #[command(subcommand)]
     Sgx(SgxCommand),
+    /// Convert an image, registry to registry; prints the convert-image API response.
+    Convert(Box<cmd::convert::Args>),
     /// The Gramine runtime image.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -49,6 +51,7 @@ fn main() {
         Command::Sgx(SgxCommand::Measure(args)) => cmd::sgx_measure::run(args),
         Command::Sgx(SgxCommand::Sign(args)) => cmd::sgx_sign::run(args),
         Command::Sgx(SgxCommand::Show(args)) => cmd::sgx_show::run(args),
+        Command::Convert(args) => cmd::convert::run(*args),
         Command::Runtime(RuntimeCommand::Pack(args)) => cmd::runtime_pack::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Verify(args) => match cmd::verify::run(args) {

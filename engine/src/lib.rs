@@ -9,6 +9,7 @@
 //! - [`image`]: references, registry protocol, layer scan, file index, layer writer, push.
 //! - [`gramine`]: the convert-image request, the enclave spec and Gramine's manifests.
 //! - [`sgx`]: MRENCLAVE measurement, Gramine's enclave layout, SIGSTRUCT and signing.
+//! - [`pipeline`]: the whole conversion, one async entry point over the host's traits.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod gramine;
 pub mod image;
+pub mod pipeline;
 pub mod runtime_image;
 pub mod sgx;
 pub mod util;

@@ -12,8 +12,12 @@ pub mod http;
 pub mod oci_blobs;
 pub mod oci_layout;
 pub mod oci_layout_writer;
+pub mod scans;
+pub mod state;
 
 pub use docker_config::{DockerConfig, DockerConfigError};
 pub use http::{HttpOptions, HttpTransport, HttpTransportError};
 pub use oci_layout::{OciLayout, OciLayoutError};
 pub use oci_layout_writer::OciLayoutWriter;
+pub use scans::ThreadedScans;
+pub use state::{StateDir, StateError};

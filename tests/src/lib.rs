@@ -19,6 +19,8 @@ pub mod certs;
 pub mod converted_fixture;
 pub mod images;
 pub mod registry;
+pub mod runtime_fixture;
+pub mod sample_images;
 pub mod token_server;
 
 /// True when `tool` is an executable on `PATH`.

@@ -23,8 +23,8 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let contents =
-        registry_args::runtime()?.block_on(registry_args::read(&args.image, &args.registry))?;
+    let contents = registry_args::tokio_runtime()?
+        .block_on(registry_args::read(&args.image, &args.registry))?;
     let report = inspect(&contents);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

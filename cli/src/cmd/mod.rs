@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub mod convert;
 pub mod inspect;
+pub mod progress;
 pub mod registry_args;
 pub mod runtime_libs;
 pub mod runtime_pack;

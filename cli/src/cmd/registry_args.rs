@@ -1,51 +1,85 @@
-//! Registry flags and image opening shared by `kiln inspect`, `kiln verify` and
-//! `kiln runtime pack`. A small local version: to be unified with the conversion
-//! pipeline's registry flags (`--runtime`, `--state-dir`, ...) when both are merged.
+//! Flags shared by every command that talks to registries (`convert`, `inspect`,
+//! `verify`, `runtime pack`): the runtime image, plain-HTTP registries, an extra CA, the
+//! state dir; and opening an image (`oci:DIR[:TAG]` or a registry reference) for reading.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::Context;
 use kiln_engine::image::manifest::PlatformSpec;
 use kiln_engine::image::reference::{ImageSource, Reference};
-use kiln_engine::image::registry::{RegistryClient, RegistryConfig, ResolvedImage};
+use kiln_engine::image::registry::{Credentials, RegistryClient, RegistryConfig, ResolvedImage};
 use kiln_engine::image::transport::Transport;
 use kiln_engine::verify::{read_image, ImageContents, RegistryBlobs};
-use kiln_native::{DockerConfig, HttpOptions, HttpTransport, OciLayout};
+use kiln_native::{DockerConfig, HttpOptions, HttpTransport, OciLayout, StateDir};
 
-/// How to reach registries.
+/// Registry flags. `#[command(flatten)]` them into a command's `Args`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct RegistryArgs {
-    /// A registry (`host[:port]`) reached over plain HTTP; repeatable.
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    /// The kiln runtime image (`registry/repo:tag` or `@sha256:...`), built with
+    /// `kiln runtime pack`.
+    #[arg(long, value_name = "REF", env = "KILN_RUNTIME")]
+    pub runtime: Option<String>,
+    /// A registry spoken to over plain HTTP (`HOST:PORT` as written in references);
+    /// repeatable. Every other registry is HTTPS with verified certificates.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registry: Vec<String>,
-    /// A PEM CA certificate to trust for registry TLS (in addition to the system's).
-    #[arg(long = "registry-ca", value_name = "PEM")]
+    /// Extra CA certificates (PEM) trusted for registry TLS.
+    #[arg(long, value_name = "FILE")]
     pub registry_ca: Option<PathBuf>,
+    /// kiln's state directory (default key, layer cache).
+    /// Default: `$XDG_STATE_HOME/kiln`, else `~/.local/state/kiln`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl RegistryArgs {
+    /// The HTTP transport (with `--registry-ca`).
+    pub fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
+        let mut o = HttpOptions::default();
+        if let Some(ca) = &self.registry_ca {
+            o = o.with_ca_file(ca)?;
+        }
+        Ok(Arc::new(HttpTransport::with_options(o)?))
+    }
+
+    /// The registry configuration (`--insecure-registry`).
+    pub fn registry_config(&self) -> RegistryConfig {
+        self.insecure_registry
+            .iter()
+            .fold(RegistryConfig::new(), |c, h| c.with_insecure(h))
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> anyhow::Result<StateDir> {
+        Ok(StateDir::new(match &self.state_dir {
+            Some(d) => d.clone(),
+            None => StateDir::default_root()?,
+        }))
+    }
+
+    /// The runtime image reference, required.
+    pub fn runtime(&self) -> anyhow::Result<String> {
+        self.runtime
+            .clone()
+            .context("no runtime image: pass --runtime REF (or set $KILN_RUNTIME); build one with `kiln runtime pack`")
+    }
+
+    /// Credentials for `registry` from ~/.docker/config.json (`$DOCKER_CONFIG`), if any.
+    pub fn docker_credentials(registry: &str) -> Option<Credentials> {
+        DockerConfig::load_default().ok()?.credentials_for(registry)
+    }
+
     /// A client for the registry of `reference`, with docker config.json credentials.
     pub fn client(&self, reference: &Reference) -> anyhow::Result<RegistryClient> {
-        let mut options = HttpOptions::default();
-        if let Some(ca) = &self.registry_ca {
-            options = options
-                .with_ca_file(ca)
-                .with_context(|| format!("reading registry CA {}", ca.display()))?;
-        }
-        let transport: Arc<dyn Transport> = Arc::new(HttpTransport::with_options(options)?);
-        let mut config = RegistryConfig::new();
-        for host in &self.insecure_registry {
-            config = config.with_insecure(host);
-        }
-        let credentials = DockerConfig::load_default()
-            .ok()
-            .and_then(|c| c.credentials_for(reference.domain()));
+        let transport = self
+            .transport()
+            .context("setting up the registry transport")?;
         Ok(RegistryClient::for_reference(
             transport,
             reference,
-            &config,
-            credentials,
+            &self.registry_config(),
+            Self::docker_credentials(reference.domain()),
         ))
     }
 }
@@ -73,7 +107,7 @@ pub async fn read(image: &str, args: &RegistryArgs) -> anyhow::Result<ImageConte
 }
 
 /// A single-threaded tokio runtime for one command.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)

@@ -291,7 +291,8 @@ async fn output(
 pub fn run(args: Args) -> anyhow::Result<()> {
     let files = gather(&args)?;
     let image = build_runtime_image(&files, &args.runtime_prefix, mtime()?)?;
-    let dest = registry_args::runtime()?.block_on(output(&image, &args.out, &args.registry))?;
+    let dest =
+        registry_args::tokio_runtime()?.block_on(output(&image, &args.out, &args.registry))?;
     println!("runtime image: {dest}");
     println!("digest: {}", image.manifest.digest());
     println!("gramine: {}", image.descriptor.gramine_version);

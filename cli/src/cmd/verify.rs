@@ -32,8 +32,8 @@ pub struct Args {
 
 /// Runs the command; returns the process exit code.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let contents =
-        registry_args::runtime()?.block_on(registry_args::read(&args.image, &args.registry))?;
+    let contents = registry_args::tokio_runtime()?
+        .block_on(registry_args::read(&args.image, &args.registry))?;
     let report = verify(
         &contents,
         &Expectations {

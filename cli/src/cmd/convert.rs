@@ -1,0 +1,395 @@
+//! `kiln convert`: converts an image registry to registry through the engine's
+//! pipeline (the same code the app and the worker run) and prints the convert-image
+//! API response JSON on stdout. Every API field has a flag; `--request FILE.json` takes
+//! the API body (flags override it). Progress goes to stderr (bars on a terminal).
+//!
+//! Credentials never come from argv: `--input-user`/`--output-user`/`--user` with the
+//! password from `$KILN_INPUT_PASSWORD`/`$KILN_OUTPUT_PASSWORD`/`$KILN_PASSWORD` or
+//! `--password-stdin`; without a user, ~/.docker/config.json.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use kiln_engine::api::{parse_request, AuthConfig, ConvertRequest};
+use kiln_engine::image::reference::Reference;
+use kiln_engine::pipeline::{convert, PipelineEnv};
+use kiln_engine::sgx::signer::PrivateKeySigner;
+use kiln_native::ThreadedScans;
+
+use super::progress::CliProgress;
+use super::registry_args::RegistryArgs;
+
+/// Arguments of `kiln convert`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The API request body (JSON); flags given as well override its fields.
+    #[arg(long, value_name = "FILE.json")]
+    request: Option<PathBuf>,
+    /// inputImageName: the image to convert.
+    #[arg(long, value_name = "REF")]
+    input: Option<String>,
+    /// outputImageName: where the converted image is pushed.
+    #[arg(long, value_name = "REF")]
+    output: Option<String>,
+    /// isvprodid (0..=65535).
+    #[arg(long)]
+    isvprodid: Option<i64>,
+    /// isvsvn (0..=65535).
+    #[arg(long)]
+    isvsvn: Option<i64>,
+    /// memSize, e.g. 2048M (rounded up to a power of two).
+    #[arg(long, value_name = "SIZE")]
+    mem_size: Option<String>,
+    /// threads: enclave threads.
+    #[arg(long)]
+    threads: Option<i64>,
+    /// debug: a debug enclave.
+    #[arg(long)]
+    debug: bool,
+    /// entrypoint (repeatable: program, then its own arguments); replaces ENTRYPOINT.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    entrypoint: Vec<String>,
+    /// entrypointArgs (repeatable); replaces CMD.
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// encryptedDirs (repeatable).
+    #[arg(long, value_name = "DIR")]
+    encrypted_dir: Vec<String>,
+    /// roDirs (repeatable).
+    #[arg(long, value_name = "DIR")]
+    ro_dir: Vec<String>,
+    /// rwDirs (repeatable).
+    #[arg(long, value_name = "DIR")]
+    rw_dir: Vec<String>,
+    /// allowCmdlineArgs: let `docker run` arguments reach the app.
+    #[arg(long)]
+    allow_cmdline_args: bool,
+    /// manifestEnv entry KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// manifestOptions entry KEY=JSONVALUE (repeatable), e.g. `sys.stack.size="2M"`.
+    #[arg(long, value_name = "KEY=JSON")]
+    manifest_option: Vec<String>,
+    /// javaMode: JAVA-ORACLE, OPENJDK, OPENJ9 or LIBERTY-JRE.
+    #[arg(long, value_name = "MODE")]
+    java_mode: Option<String>,
+    /// logFilePath (`stderr` or an absolute path).
+    #[arg(long, value_name = "PATH")]
+    log_file_path: Option<String>,
+    /// coreDumpPattern.
+    #[arg(long, value_name = "PATTERN")]
+    core_dump_pattern: Option<String>,
+    /// externalPackages.
+    #[arg(long, value_name = "DIR")]
+    external_packages: Option<String>,
+    /// Signing key (RSA-3072, e = 3, PEM); default: the state dir's default key
+    /// (generated on first use).
+    #[arg(long, value_name = "PEM")]
+    key: Option<PathBuf>,
+    /// Pull user (password from $KILN_INPUT_PASSWORD or --password-stdin).
+    #[arg(long, value_name = "USER")]
+    input_user: Option<String>,
+    /// Push user (password from $KILN_OUTPUT_PASSWORD or --password-stdin).
+    #[arg(long, value_name = "USER")]
+    output_user: Option<String>,
+    /// User for both sides (password from $KILN_PASSWORD or --password-stdin).
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// Read the password of the user given (one line) from stdin.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    no_bars: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+    if v.is_some() {
+        *slot = v;
+    }
+}
+
+fn set_list(slot: &mut Option<Vec<String>>, v: &[String]) {
+    if !v.is_empty() {
+        *slot = Some(v.to_vec());
+    }
+}
+
+fn read_stdin_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn auth(user: &str, var: &str, stdin: &mut Option<String>) -> anyhow::Result<AuthConfig> {
+    let password = match stdin.take() {
+        Some(p) => Some(p),
+        None => std::env::var(var).ok(),
+    };
+    Ok(AuthConfig {
+        username: user.to_string(),
+        password,
+    })
+}
+
+fn docker_auth(reference: &str) -> Option<AuthConfig> {
+    let r = Reference::parse(reference).ok()?;
+    RegistryArgs::docker_credentials(r.domain()).map(|c| AuthConfig {
+        username: c.username,
+        password: Some(c.password),
+    })
+}
+
+/// Builds the API request from `--request` and the flags.
+fn build_request(a: &Args) -> anyhow::Result<ConvertRequest> {
+    let mut r = match &a.request {
+        Some(p) => {
+            let body = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            parse_request(&body).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.reason))?
+        }
+        None => ConvertRequest::default(),
+    };
+    if let Some(i) = &a.input {
+        r.input_image_name = i.clone();
+    }
+    if let Some(o) = &a.output {
+        r.output_image_name = o.clone();
+    }
+    if r.input_image_name.is_empty() || r.output_image_name.is_empty() {
+        bail!("--input and --output (or a --request file naming both) are required");
+    }
+    set(&mut r.isvprodid, a.isvprodid);
+    set(&mut r.isvsvn, a.isvsvn);
+    set(&mut r.mem_size, a.mem_size.clone());
+    set(&mut r.threads, a.threads);
+    if a.debug {
+        r.debug = Some(true);
+    }
+    set_list(&mut r.entrypoint, &a.entrypoint);
+    set_list(&mut r.entrypoint_args, &a.args);
+    set_list(&mut r.encrypted_dirs, &a.encrypted_dir);
+    set_list(&mut r.ro_dirs, &a.ro_dir);
+    set_list(&mut r.rw_dirs, &a.rw_dir);
+    if a.allow_cmdline_args {
+        r.allow_cmdline_args = Some(true);
+    }
+    set_list(&mut r.manifest_env, &a.env);
+    if !a.manifest_option.is_empty() {
+        let opts = r.manifest_options.get_or_insert_with(Default::default);
+        for o in &a.manifest_option {
+            let (k, v) = o
+                .split_once('=')
+                .with_context(|| format!("--manifest-option {o:?}: expected KEY=JSONVALUE"))?;
+            let v: serde_json::Value = serde_json::from_str(v).with_context(|| {
+                format!(
+                    "--manifest-option {k}: the value must be JSON (quote strings: {k}='\"...\"')"
+                )
+            })?;
+            opts.insert(k.to_string(), v);
+        }
+    }
+    set(&mut r.java_mode, a.java_mode.clone());
+    set(&mut r.log_file_path, a.log_file_path.clone());
+    set(&mut r.core_dump_pattern, a.core_dump_pattern.clone());
+    set(&mut r.external_packages, a.external_packages.clone());
+
+    // Credentials: flags + env/stdin, else docker config.
+    let users = [&a.input_user, &a.output_user, &a.user]
+        .iter()
+        .filter(|u| u.is_some())
+        .count();
+    if a.password_stdin && users != 1 {
+        bail!("--password-stdin needs exactly one of --input-user, --output-user, --user");
+    }
+    let mut stdin = if a.password_stdin {
+        Some(read_stdin_line()?)
+    } else {
+        None
+    };
+    if let Some(u) = &a.user {
+        r.auth_config = Some(auth(u, "KILN_PASSWORD", &mut stdin)?);
+    }
+    if let Some(u) = &a.input_user {
+        r.input_auth_config = Some(auth(u, "KILN_INPUT_PASSWORD", &mut stdin)?);
+    }
+    if let Some(u) = &a.output_user {
+        r.output_auth_config = Some(auth(u, "KILN_OUTPUT_PASSWORD", &mut stdin)?);
+    }
+    if r.input_auth_config.is_none() && r.auth_config.is_none() {
+        r.input_auth_config = docker_auth(&r.input_image_name);
+    }
+    if r.output_auth_config.is_none() && r.auth_config.is_none() {
+        r.output_auth_config = docker_auth(&r.output_image_name);
+    }
+    Ok(r)
+}
+
+/// Runs `kiln convert`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let request = build_request(&a)?;
+    let reg = &a.registry;
+    let state = reg.state()?;
+    let signer = match &a.key {
+        Some(p) => {
+            let pem = zeroize::Zeroizing::new(
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            );
+            PrivateKeySigner::from_pem(&pem, None).with_context(|| format!("{}", p.display()))?
+        }
+        None => state.default_key()?,
+    };
+    let runtime = reg.runtime()?;
+    let runtime_credentials = Reference::parse(&runtime)
+        .ok()
+        .and_then(|r| RegistryArgs::docker_credentials(r.domain()));
+    let mut env = PipelineEnv::new(reg.transport()?, runtime);
+    env.runtime_credentials = runtime_credentials;
+    env.registry = reg.registry_config();
+    env.cache = Arc::new(state.layer_cache());
+    env.default_signer = Some(Arc::new(signer));
+    env.clock = Arc::new(SystemClock);
+    env.scans = Arc::new(ThreadedScans::default());
+    env.source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let bars = !a.no_bars && std::io::stderr().is_terminal();
+    env.progress = Arc::new(CliProgress::new(bars));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match rt.block_on(convert(request, &env)) {
+        Ok(out) => {
+            println!("{}", serde_json::to_string_pretty(&out.response)?);
+            Ok(())
+        }
+        Err(e) => {
+            println!("{}", e.to_json());
+            bail!("{e}")
+        }
+    }
+}
+
+/// The system clock.
+struct SystemClock;
+
+impl kiln_engine::pipeline::env::Clock for SystemClock {
+    fn now_unix(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: Args,
+    }
+
+    fn parse(args: &[&str]) -> Args {
+        T::parse_from(std::iter::once("convert").chain(args.iter().copied())).a
+    }
+
+    #[test]
+    fn flags_fill_the_api_body() {
+        let a = parse(&[
+            "--input",
+            "r/a:1",
+            "--output",
+            "r/b:1",
+            "--isvprodid",
+            "7",
+            "--isvsvn",
+            "2",
+            "--mem-size",
+            "1G",
+            "--threads",
+            "8",
+            "--debug",
+            "--entrypoint",
+            "/bin/app",
+            "--entrypoint",
+            "-v",
+            "--arg",
+            "--port",
+            "--arg",
+            "80",
+            "--encrypted-dir",
+            "/data",
+            "--ro-dir",
+            "/",
+            "--rw-dir",
+            "/etc/hosts",
+            "--allow-cmdline-args",
+            "--env",
+            "A=1",
+            "--manifest-option",
+            "sys.stack.size=\"2M\"",
+            "--java-mode",
+            "OPENJDK",
+            "--log-file-path",
+            "stderr",
+            "--core-dump-pattern",
+            "/tmp/core.%p",
+            "--external-packages",
+            "/pkgs",
+        ]);
+        let r = build_request(&a).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["inputImageName"], "r/a:1");
+        assert_eq!(v["isvprodid"], 7);
+        assert_eq!(v["memSize"], "1G");
+        assert_eq!(v["debug"], true);
+        assert_eq!(v["entrypoint"], serde_json::json!(["/bin/app", "-v"]));
+        assert_eq!(v["entrypointArgs"], serde_json::json!(["--port", "80"]));
+        assert_eq!(v["manifestOptions"]["sys.stack.size"], "2M");
+        assert_eq!(v["javaMode"], "OPENJDK");
+        assert_eq!(v["allowCmdlineArgs"], true);
+        assert_eq!(v["manifestEnv"], serde_json::json!(["A=1"]));
+    }
+
+    #[test]
+    fn request_file_then_flags_override() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("req.json");
+        std::fs::write(
+            &f,
+            r#"{"inputImageName":"r/a:1","outputImageName":"r/b:1","isvsvn":3,"threads":2}"#,
+        )
+        .unwrap();
+        let a = parse(&["--request", f.to_str().unwrap(), "--threads", "16"]);
+        let r = build_request(&a).unwrap();
+        assert_eq!(r.isvsvn, Some(3));
+        assert_eq!(r.threads, Some(16));
+        assert_eq!(r.output_image_name, "r/b:1");
+    }
+
+    #[test]
+    fn bad_manifest_option_and_missing_names_refused() {
+        let a = parse(&[
+            "--input",
+            "r/a:1",
+            "--output",
+            "r/b:1",
+            "--manifest-option",
+            "k=unquoted",
+        ]);
+        assert!(build_request(&a).is_err());
+        let a = parse(&["--input", "r/a:1"]);
+        assert!(build_request(&a).is_err());
+    }
+}

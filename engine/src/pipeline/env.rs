@@ -1,0 +1,172 @@
+//! What a conversion needs from its host: HTTP, storage, keys, a clock, progress, and a
+//! way to run layer scans in parallel. Everything is a trait object so the app (wasm,
+//! browser), the worker (wasm, edge) and the CLI (native) share one pipeline.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use crate::api::ApiError;
+use crate::image::cache::{CacheError, LayerCacheStore};
+use crate::image::registry::{Credentials, RegistryConfig, UploadMode};
+use crate::image::scan::{LayerScanner, ScanError};
+use crate::image::transport::Transport;
+use crate::sgx::signer::Signer;
+use crate::util::MaybeSend;
+
+use super::progress::{NoProgress, Progress};
+
+/// A boxed future: `Send` natively, not on wasm32.
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed future: `Send` natively, not on wasm32.
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
+
+/// The current time (for progress timing; never for anything measured or signed).
+pub trait Clock: MaybeSend {
+    /// Seconds since the Unix epoch.
+    fn now_unix(&self) -> i64;
+}
+
+/// A clock that always says 0 (tests, or hosts without a clock).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZeroClock;
+
+impl Clock for ZeroClock {
+    fn now_unix(&self) -> i64 {
+        0
+    }
+}
+
+/// Builds a signer for `signingKey.sdkms` (a remote KMS). Not configured by default:
+/// then a request naming `sdkms` is refused with a 400 that says so.
+pub trait SdkmsSignerFactory: MaybeSend {
+    /// A signer for the key `name`, authenticated with `api_key`. The error must not
+    /// quote the API key.
+    fn signer(&self, name: &str, api_key: &str) -> Result<Arc<dyn Signer>, ApiError>;
+}
+
+/// How layer scans run. Natively: scanners that walk the tar on a second thread
+/// ([`LayerScanner::threaded`]) and scans spawned on the runtime's worker threads,
+/// several at once; on wasm: one at a time, on the caller's task.
+pub trait ScanDriver: MaybeSend {
+    /// A scanner for one layer blob.
+    fn scanner(&self, digest: &str, media_type: &str) -> Result<LayerScanner, ScanError> {
+        LayerScanner::new(digest, media_type)
+    }
+
+    /// How many layers are scanned at once (at least 1).
+    fn parallelism(&self) -> usize {
+        1
+    }
+
+    /// Runs one layer's scan. The default polls it in place; a native driver spawns it
+    /// (e.g. `tokio::spawn`) so that scans use several cores.
+    fn spawn(
+        &self,
+        scan: BoxFuture<Result<ScanDone, ApiError>>,
+    ) -> BoxFuture<Result<ScanDone, ApiError>> {
+        scan
+    }
+}
+
+/// The result of one layer scan, as handed back through [`ScanDriver::spawn`].
+#[derive(Debug, Clone)]
+pub struct ScanDone {
+    /// The layer's summary.
+    pub summary: crate::image::scan::LayerSummary,
+    /// True when it came from the cache (no blob was fetched).
+    pub cached: bool,
+}
+
+/// One layer at a time, no threads (wasm, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SequentialScans;
+
+impl ScanDriver for SequentialScans {}
+
+/// A layer cache that remembers nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCache;
+
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl LayerCacheStore for NoCache {
+    async fn get_bytes(&self, _digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        Ok(None)
+    }
+    async fn put_bytes(&self, _digest: &str, _bytes: Vec<u8>) -> Result<(), CacheError> {
+        Ok(())
+    }
+}
+
+/// Credentials for registries the request does not name (the runtime image's), by
+/// registry host as written in references.
+pub type ExtraCredentials = HashMap<String, Credentials>;
+
+/// Everything the host provides to [`super::convert`].
+pub struct PipelineEnv {
+    /// HTTP.
+    pub transport: Arc<dyn Transport>,
+    /// Which registries are plain HTTP.
+    pub registry: RegistryConfig,
+    /// Layer summaries (and runtime PALs) by layer digest.
+    pub cache: Arc<dyn LayerCacheStore>,
+    /// The signer for `signingKey: {default: {}}` (the service's key). `None`: refused.
+    pub default_signer: Option<Arc<dyn Signer>>,
+    /// The hook for `signingKey: {sdkms: ...}`. `None`: refused as not configured.
+    pub sdkms: Option<Arc<dyn SdkmsSignerFactory>>,
+    /// A clock, for progress timing only.
+    pub clock: Arc<dyn Clock>,
+    /// The kiln runtime image (`registry/repo:tag` or `@digest`).
+    pub runtime_image: String,
+    /// Pull credentials for the runtime image's registry, if it needs some and the
+    /// request's credentials do not apply (see [`super::resolve`]).
+    pub runtime_credentials: Option<Credentials>,
+    /// Where progress goes.
+    pub progress: Arc<dyn Progress>,
+    /// How layer scans run.
+    pub scans: Arc<dyn ScanDriver>,
+    /// How blobs are uploaded.
+    pub upload_mode: UploadMode,
+    /// `SOURCE_DATE_EPOCH`, if the host has it: the SIGSTRUCT date and every mtime.
+    pub source_date_epoch: Option<i64>,
+    /// Runtime PALs already read this process, by runtime layer digest.
+    pub(crate) pal_memo: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for PipelineEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineEnv")
+            .field("registry", &self.registry)
+            .field("runtime_image", &self.runtime_image)
+            .field("upload_mode", &self.upload_mode)
+            .field("source_date_epoch", &self.source_date_epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PipelineEnv {
+    /// An environment with the defaults: no cache, no default key, no sdkms, a zero
+    /// clock, no progress, sequential scans, monolithic uploads, no
+    /// `SOURCE_DATE_EPOCH`. Set the fields you need.
+    pub fn new(transport: Arc<dyn Transport>, runtime_image: impl Into<String>) -> Self {
+        PipelineEnv {
+            transport,
+            registry: RegistryConfig::new(),
+            cache: Arc::new(NoCache),
+            default_signer: None,
+            sdkms: None,
+            clock: Arc::new(ZeroClock),
+            runtime_image: runtime_image.into(),
+            runtime_credentials: None,
+            progress: Arc::new(NoProgress),
+            scans: Arc::new(SequentialScans),
+            upload_mode: UploadMode::Monolithic,
+            source_date_epoch: None,
+            pal_memo: Mutex::new(HashMap::new()),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Mapping every failure of the pipeline onto the API's errors: 400 for the request
+//! (naming the field), 401/403/404 as the registry said, 502/504 when a registry fails,
+//! 500 only for kiln's own bugs. Reasons never contain credentials: registry errors
+//! carry none, and nothing here formats a request's secrets.
+
+use crate::api::{ApiError, ErrorType};
+use crate::gramine::validate::ValidationErrors;
+use crate::image::registry::{ErrorClass, RegistryError};
+use crate::image::scan::ScanError;
+
+/// Which image an error is about, for the reason's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `inputImageName`.
+    Input,
+    /// `outputImageName`.
+    Output,
+    /// The runtime image of the service.
+    Runtime,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Input => "input image",
+            Side::Output => "output image",
+            Side::Runtime => "runtime image",
+        }
+    }
+}
+
+/// A registry error about `side`. A missing output repository or blob is the
+/// registry's problem (502), never a 404 of the request; a missing runtime image is
+/// the service's configuration (502).
+pub fn registry(side: Side, e: &RegistryError) -> ApiError {
+    let kind = match (e.class(), side) {
+        (ErrorClass::BadInput, Side::Runtime) => ErrorType::RegistryError,
+        (ErrorClass::BadInput, _) => ErrorType::BadRequest,
+        (ErrorClass::Unauthorized, _) => ErrorType::Unauthorized,
+        (ErrorClass::Forbidden, _) => ErrorType::Forbidden,
+        (ErrorClass::NotFound, Side::Input) => ErrorType::NotFound,
+        (ErrorClass::NotFound, _) => ErrorType::RegistryError,
+        (ErrorClass::Upstream, _) => ErrorType::RegistryError,
+        (ErrorClass::Timeout, _) => ErrorType::RegistryTimeout,
+    };
+    let field = match side {
+        Side::Input => " (inputImageName)",
+        Side::Output => " (outputImageName)",
+        Side::Runtime => "",
+    };
+    ApiError::new(kind, format!("{}{field}: {e}", side.label()))
+}
+
+/// A reference that does not parse: the request's field.
+pub fn reference(field: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("{field}: {e}"))
+}
+
+/// All validation problems in one 400.
+pub fn validation(e: &ValidationErrors) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+/// A layer that cannot be scanned: an unknown media type is the image's problem (400),
+/// a broken blob is the registry's (502).
+pub fn scan(e: &ScanError) -> ApiError {
+    match e {
+        ScanError::UnknownMediaType { .. } => ApiError::bad_request(format!("input image: {e}")),
+        _ => ApiError::new(ErrorType::RegistryError, format!("input image layer: {e}")),
+    }
+}
+
+/// The runtime image is not what docs/image-formats.md describes.
+pub fn runtime(reason: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorType::RegistryError,
+        format!("runtime image is not a usable kiln runtime (format 1): {reason}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_by_side() {
+        let nf = RegistryError::NotFound {
+            registry: "r".into(),
+            what: "manifest".into(),
+            detail: "".into(),
+        };
+        assert_eq!(registry(Side::Input, &nf).status, 404);
+        assert_eq!(registry(Side::Output, &nf).status, 502);
+        assert_eq!(registry(Side::Runtime, &nf).status, 502);
+        let un = RegistryError::Unauthorized {
+            registry: "r".into(),
+            detail: "".into(),
+        };
+        assert_eq!(registry(Side::Output, &un).status, 401);
+        assert!(registry(Side::Input, &un).reason.contains("inputImageName"));
+    }
+}

@@ -1,0 +1,446 @@
+//! The conversion pipeline: one async entry point, [`convert`], that the app and the
+//! worker (wasm) and the CLI (native) all call with their own [`PipelineEnv`].
+//!
+//! validate → resolve input (index → linux/amd64) → scan each layer once (cache
+//! first; input layers copied to the output meanwhile) and read the runtime image →
+//! file index → enclave spec → manifests (SGX1, EDMM, direct) → measure both → sign
+//! both → kiln layer → config + manifest → push (runtime layer reused, kiln layer and
+//! config uploaded, manifest by digest, tag LAST) → response.
+//!
+//! Modules: [`env`] (what the host provides), [`progress`], [`errors`] (API error
+//! mapping), [`resolve`], [`scan`], [`runtime`] (runtime image reader), [`kiln_layer`],
+//! [`config`] (output config/manifest, reproducible time), [`push`], [`response`].
+
+pub mod config;
+pub mod env;
+pub mod errors;
+pub mod kiln_layer;
+pub mod progress;
+pub mod push;
+pub mod resolve;
+pub mod response;
+pub mod runtime;
+pub mod scan;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::api::{ApiError, ConvertRequest, ConvertResponse, SigningKey};
+use crate::gramine::manifest::{render_manifest, Variant};
+use crate::gramine::spec::{build_spec, EnclaveSpec};
+use crate::gramine::validate::{validate, ValidRequest};
+use crate::image::digest::sha256_digest;
+use crate::image::file_index::FileIndex;
+use crate::sgx::gramine_layout::measure;
+use crate::sgx::signer::{gramine_sigstruct_body, sign, Signer};
+use crate::sgx::sigstruct::Sigstruct;
+
+pub use env::{PipelineEnv, ScanDriver, SdkmsSignerFactory};
+pub use progress::{Event, Progress, Step};
+
+/// kiln's version, recorded in the output image.
+pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What a conversion produced, beyond the response.
+#[derive(Debug, Clone)]
+pub struct ConvertOutcome {
+    /// The API response.
+    pub response: ConvertResponse,
+    /// The output manifest (exact bytes).
+    pub manifest: Vec<u8>,
+    /// The output config (exact bytes).
+    pub config: Vec<u8>,
+    /// Input layers served from the cache.
+    pub layers_cached: usize,
+    /// Input layers in the image.
+    pub layers_total: usize,
+}
+
+struct Timer<'a> {
+    env: &'a PipelineEnv,
+    step: Step,
+    start: i64,
+}
+
+impl<'a> Timer<'a> {
+    fn start(env: &'a PipelineEnv, step: Step) -> Self {
+        env.progress.event(Event::StepStarted(step));
+        Timer {
+            env,
+            step,
+            start: env.clock.now_unix(),
+        }
+    }
+    fn done(self) {
+        self.env.progress.event(Event::StepDone {
+            step: self.step,
+            seconds: self.env.clock.now_unix() - self.start,
+        });
+    }
+}
+
+fn signer_for(req: &ValidRequest, env: &PipelineEnv) -> Result<Arc<dyn Signer>, ApiError> {
+    match &req.signing_key {
+        SigningKey::Default(_) => env.default_signer.clone().ok_or_else(|| {
+            ApiError::bad_request(
+                "signingKey.default: this kiln has no default signing key configured",
+            )
+        }),
+        SigningKey::Sdkms(k) => match &env.sdkms {
+            Some(f) => f.signer(&k.name, &k.api_key),
+            None => Err(ApiError::bad_request(
+                "signingKey.sdkms: SDKMS signing is not configured on this kiln",
+            )),
+        },
+    }
+}
+
+/// The request as recorded in `conversion.json`: no credential, no API key.
+fn redacted_request(request: &ConvertRequest) -> Value {
+    let mut v = serde_json::to_value(request).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("inputAuthConfig");
+        o.remove("outputAuthConfig");
+        o.remove("authConfig");
+        if let Some(s) = o
+            .get_mut("signingKey")
+            .and_then(|k| k.get_mut("sdkms"))
+            .and_then(Value::as_object_mut)
+        {
+            s.remove("apiKey");
+        }
+    }
+    v
+}
+
+/// Launcher arguments for `allowCmdlineArgs` (Docker's ENTRYPOINT/CMD rule).
+fn launcher_args(req: &ValidRequest, image: &Value) -> (Vec<String>, Vec<String>) {
+    if !req.allow_cmdline_args {
+        return (Vec::new(), Vec::new());
+    }
+    let list = |k: &str| -> Vec<String> {
+        image
+            .get("config")
+            .and_then(|c| c.get(k))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (entry, args) = match &req.entrypoint {
+        Some(e) => (e.clone(), req.entrypoint_args.clone().unwrap_or_default()),
+        None => (
+            list("Entrypoint"),
+            req.entrypoint_args.clone().unwrap_or_else(|| list("Cmd")),
+        ),
+    };
+    if entry.is_empty() {
+        (Vec::new(), args.into_iter().skip(1).collect())
+    } else {
+        (entry.into_iter().skip(1).collect(), args)
+    }
+}
+
+fn measure_one(
+    manifest: &str,
+    libpal: &[u8],
+    what: &str,
+) -> Result<crate::sgx::gramine_layout::GramineMeasurement, ApiError> {
+    measure(manifest.as_bytes(), libpal)
+        .map_err(|e| ApiError::internal(format!("measuring the {what} enclave: {e}")))
+}
+
+async fn sign_one(
+    m: &crate::sgx::gramine_layout::GramineMeasurement,
+    date: crate::sgx::sigstruct_date::SigstructDate,
+    signer: &dyn Signer,
+    what: &str,
+) -> Result<Sigstruct, ApiError> {
+    let body = gramine_sigstruct_body(m.mrenclave, &m.params, date);
+    sign(body, signer).await.map_err(|e| match e {
+        crate::sgx::signer::SignError::Key(k) => ApiError::bad_request(format!("signingKey: {k}")),
+        other => ApiError::new(
+            crate::api::ErrorType::RegistryError,
+            format!("signing the {what} enclave: {other}"),
+        ),
+    })
+}
+
+/// Converts one image, registry to registry. See the module docs for the steps.
+pub async fn convert(
+    request: ConvertRequest,
+    env: &PipelineEnv,
+) -> Result<ConvertOutcome, ApiError> {
+    let t = Timer::start(env, Step::Validate);
+    let req = validate(&request).map_err(|e| errors::validation(&e))?;
+    let signer = signer_for(&req, env)?;
+    let ends = resolve::endpoints(&req, env)?;
+    t.done();
+
+    let t = Timer::start(env, Step::ResolveInput);
+    let input = resolve::resolve_input(&ends.input).await?;
+    let input_config: Value = serde_json::from_slice(&input.config)
+        .map_err(|e| ApiError::bad_request(format!("input image: config: {e}")))?;
+    let image_config: oci_spec::image::ImageConfiguration =
+        serde_json::from_slice(&input.config)
+            .map_err(|e| ApiError::bad_request(format!("input image: config: {e}")))?;
+    let input_manifest: Value = serde_json::from_slice(input.manifest.bytes())
+        .map_err(|e| ApiError::bad_request(format!("input image: manifest: {e}")))?;
+    let input_layers: Vec<Value> = input_manifest
+        .get("layers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let jobs = scan::layer_jobs(&input.image_manifest);
+    t.done();
+
+    // Scan the layers, copy them to the output, and read the runtime, all at once.
+    let t = Timer::start(env, Step::ScanLayers);
+    let reused: Vec<push::Reused> = jobs
+        .iter()
+        .map(|j| push::Reused {
+            digest: j.digest.clone(),
+            size: j.size,
+        })
+        .collect();
+    let read_rt = async {
+        let t = Timer::start(env, Step::ReadRuntime);
+        let rt = runtime::read_runtime(&ends.runtime, env).await?;
+        t.done();
+        Ok(rt)
+    };
+    let same_registry = ends.input.client.base_url() == ends.output.client.base_url();
+    let ((summaries, hits), rt) = if same_registry {
+        // Mounts are cheap: copy (mount) while scanning.
+        let ((s, h), (), rt) = futures_util::future::try_join3(
+            scan::scan_layers(
+                &ends.input.client,
+                ends.input.repository(),
+                &jobs,
+                None,
+                env,
+            ),
+            push::reuse_blobs(&ends.input, errors::Side::Input, &ends.output, &reused, env),
+            read_rt,
+        )
+        .await?;
+        ((s, h), rt)
+    } else {
+        // Across registries each fetched layer is uploaded as it is scanned; layers
+        // served from the cache are copied afterwards.
+        let tee = scan::Tee {
+            client: ends.output.client.clone(),
+            repository: ends.output.repository().to_string(),
+            mode: env.upload_mode,
+        };
+        let (sh, rt) = futures_util::future::try_join(
+            scan::scan_layers(
+                &ends.input.client,
+                ends.input.repository(),
+                &jobs,
+                Some(tee),
+                env,
+            ),
+            read_rt,
+        )
+        .await?;
+        push::reuse_blobs(&ends.input, errors::Side::Input, &ends.output, &reused, env).await?;
+        (sh, rt)
+    };
+    let index = FileIndex::from_layers(summaries.iter())
+        .map_err(|e| ApiError::bad_request(format!("input image layers: {e}")))?;
+    t.done();
+
+    let t = Timer::start(env, Step::Manifests);
+    let spec: EnclaveSpec = build_spec(&req, &image_config, &index, &rt.descriptor)?;
+    let render = |v| render_manifest(&spec, v).map_err(|e| ApiError::bad_request(e.to_string()));
+    let (sgx1, edmm, direct) = (
+        render(Variant::Sgx1)?,
+        render(Variant::Edmm)?,
+        render(Variant::Direct)?,
+    );
+    t.done();
+
+    let t = Timer::start(env, Step::Measure);
+    let m1 = measure_one(&sgx1, &rt.libpal, "SGX1")?;
+    let m2 = measure_one(&edmm, &rt.libpal, "EDMM")?;
+    let (mr1, mr2) = (m1.mrenclave, m2.mrenclave);
+    t.done();
+
+    let t = Timer::start(env, Step::Sign);
+    let time = config::BuildTime::choose(env.source_date_epoch, &input_config);
+    let date = time.sigstruct_date()?;
+    let sig1 = sign_one(&m1, date, signer.as_ref(), "SGX1").await?;
+    let sig2 = sign_one(&m2, date, signer.as_ref(), "EDMM").await?;
+    let mrsigner = sig1.mrsigner();
+    t.done();
+
+    let t = Timer::start(env, Step::BuildImage);
+    let (fixed, default) = launcher_args(&req, &input_config);
+    let mut lc = kiln_launcher::config::LauncherConfig::standard(
+        true,
+        req.allow_cmdline_args,
+        fixed,
+        default,
+    );
+    lc.sgx_loader_start = kiln_launcher::config::SgxLoaderStart::Exec;
+    let launcher_json = lc
+        .to_json()
+        .map_err(|e| ApiError::internal(format!("launcher config: {e}")))?;
+    let conversion = json!({
+        "kilnVersion": KILN_VERSION,
+        "input": {"reference": req.input_image, "digest": input.manifest.digest().to_string()},
+        "runtime": {"reference": env.runtime_image, "digest": rt.manifest_digest},
+        "request": redacted_request(&request),
+        "result": {
+            "mrenclave": hex::encode(mr1),
+            "mrenclave2": hex::encode(mr2),
+            "mrsigner": hex::encode(mrsigner),
+            "isvprodid": req.isvprodid,
+            "isvsvn": req.isvsvn,
+            "memSize": req.mem_size.bytes,
+        },
+    });
+    let mut conversion_json = serde_json::to_vec_pretty(&conversion)
+        .map_err(|e| ApiError::internal(format!("conversion.json: {e}")))?;
+    conversion_json.push(b'\n');
+    let layer = kiln_layer::build(
+        &kiln_layer::KilnFiles {
+            launcher_json,
+            sgx1_manifest: sgx1.into_bytes(),
+            sgx1_sig: sig1.to_bytes().to_vec(),
+            edmm_manifest: edmm.into_bytes(),
+            edmm_sig: sig2.to_bytes().to_vec(),
+            direct_manifest: direct.into_bytes(),
+            conversion_json,
+            host_dirs: spec.host_dirs(),
+        },
+        &index,
+        time.unix,
+    )?;
+    let mut labels = BTreeMap::new();
+    for (k, v) in [
+        ("dev.kiln.format", "1".to_string()),
+        ("dev.kiln.version", KILN_VERSION.to_string()),
+        ("dev.kiln.mrenclave", hex::encode(mr1)),
+        ("dev.kiln.mrenclave2", hex::encode(mr2)),
+        ("dev.kiln.mrsigner", hex::encode(mrsigner)),
+        ("dev.kiln.isvprodid", req.isvprodid.to_string()),
+        ("dev.kiln.isvsvn", req.isvsvn.to_string()),
+        ("dev.kiln.runtime", rt.manifest_digest.clone()),
+    ] {
+        labels.insert(k.to_string(), v);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let changes = config::ConfigChanges {
+        entrypoint: kiln_launcher::config::LAUNCHER_PATH.to_string(),
+        env: vec![
+            format!("ENCLAVEOS_SIGNATURE={}", b64.encode(sig1.to_bytes())),
+            format!("ENCLAVEOS_SIGNATURE2={}", b64.encode(sig2.to_bytes())),
+        ],
+        labels: labels.clone(),
+        diff_ids: vec![rt.diff_id.clone(), layer.diff_id.clone()],
+        created_by: vec![
+            format!("kiln convert: runtime layer of {}", env.runtime_image),
+            "kiln convert: kiln layer (launcher, signed manifests)".to_string(),
+        ],
+        time,
+    };
+    let config_bytes = config::output_config(&input_config, &changes)?;
+    let config_digest = sha256_digest(&config_bytes);
+    let mut layers = input_layers;
+    layers.push(rt.layer.clone());
+    layers.push(
+        json!({"mediaType": config::OCI_LAYER_GZIP, "digest": layer.digest, "size": layer.size}),
+    );
+    let image_size = config_bytes.len() as u64
+        + layers
+            .iter()
+            .filter_map(|l| l.get("size").and_then(Value::as_u64))
+            .sum::<u64>();
+    let manifest =
+        config::output_manifest(&config_digest, config_bytes.len() as u64, layers, &labels)?;
+    t.done();
+
+    let t = Timer::start(env, Step::Push);
+    push::reuse_blobs(
+        &ends.runtime,
+        errors::Side::Runtime,
+        &ends.output,
+        &[push::Reused {
+            digest: rt.layer_digest.clone(),
+            size: rt.layer_size,
+        }],
+        env,
+    )
+    .await?;
+    push::upload_blob(&ends.output, &layer.digest, Bytes::from(layer.blob), env).await?;
+    push::upload_blob(
+        &ends.output,
+        &config_digest,
+        Bytes::from(config_bytes.clone()),
+        env,
+    )
+    .await?;
+    let digest = push::push_manifest(&ends.output, manifest.clone()).await?;
+    t.done();
+
+    let mut warnings = spec.warnings.clone();
+    warnings.dedup();
+    let response = response::response(response::Facts {
+        new_image: req.output_image.clone(),
+        config_digest,
+        manifest_digest: digest.to_string(),
+        image_size,
+        isvprodid: req.isvprodid,
+        isvsvn: req.isvsvn,
+        mrenclave: mr1,
+        mrenclave2: mr2,
+        mrsigner,
+        mem_size: req.mem_size.bytes,
+        warnings,
+    });
+    Ok(ConvertOutcome {
+        response,
+        manifest,
+        config: config_bytes,
+        layers_cached: hits,
+        layers_total: jobs.len(),
+    })
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Native servers can spawn a conversion on a multi-threaded runtime.
+    #[test]
+    fn convert_future_is_send() {
+        struct NoTransport;
+        #[async_trait::async_trait]
+        impl crate::image::transport::Transport for NoTransport {
+            async fn send(
+                &self,
+                _req: crate::image::transport::Request,
+            ) -> Result<crate::image::transport::Response, crate::image::transport::TransportError>
+            {
+                Err(crate::image::transport::TransportError::new(
+                    crate::image::transport::TransportErrorKind::Connect,
+                    "none",
+                ))
+            }
+        }
+        let env = PipelineEnv::new(Arc::new(NoTransport), "r/runtime:1");
+        let f = convert(ConvertRequest::default(), &env);
+        assert_send(&f);
+    }
+}

@@ -1,0 +1,168 @@
+//! kiln's native state directory (`$XDG_STATE_HOME/kiln`, else `~/.local/state/kiln`):
+//! the default signing key (generated on first use, mode 0600) and the layer cache.
+//!
+//! ```text
+//! <state>/keys/default.pem     RSA-3072 e=3 PKCS#8 PEM, 0600 (directory 0700)
+//! <state>/layers/               one layer summary per digest (engine DirCacheStore)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use kiln_engine::image::cache::DirCacheStore;
+use kiln_engine::sgx::signer::{PrivateKeySigner, SignError};
+
+/// A state directory problem.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Neither `$XDG_STATE_HOME` nor `$HOME` is set.
+    #[error("no state directory: set $XDG_STATE_HOME or $HOME, or pass --state-dir")]
+    NoHome,
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The key could not be read or generated.
+    #[error("{path}: {source}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: SignError,
+    },
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl StateDir {
+    /// A state directory at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        StateDir { root: root.into() }
+    }
+
+    /// `$XDG_STATE_HOME/kiln`, else `$HOME/.local/state/kiln`.
+    pub fn default_root() -> Result<PathBuf, StateError> {
+        if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+            return Ok(PathBuf::from(x).join("kiln"));
+        }
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or(StateError::NoHome)?;
+        Ok(PathBuf::from(home).join(".local/state/kiln"))
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The default key's path.
+    pub fn default_key_path(&self) -> PathBuf {
+        self.root.join("keys").join("default.pem")
+    }
+
+    /// The default signing key: read, or generated and written (0600) on first use.
+    pub fn default_key(&self) -> Result<PrivateKeySigner, StateError> {
+        let path = self.default_key_path();
+        let key_err = |source| StateError::Key {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => return PrivateKeySigner::from_pem(&pem, None).map_err(key_err),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+        let dir = self.root.join("keys");
+        create_private_dir(&dir)?;
+        let key = PrivateKeySigner::generate_with_os_rng().map_err(key_err)?;
+        let pem = key.to_pkcs8_pem().map_err(key_err)?;
+        write_private(&path, pem.as_bytes())?;
+        Ok(key)
+    }
+
+    /// The layer cache.
+    pub fn layer_cache(&self) -> DirCacheStore {
+        DirCacheStore::new(self.root.join("layers"))
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> Result<(), StateError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))
+}
+
+/// Writes a new file readable only by its owner, atomically (temp file, rename); an
+/// existing key (a concurrent first use) is kept.
+fn write_private(path: &Path, data: &[u8]) -> Result<(), StateError> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(&tmp).map_err(io(&tmp))?;
+    f.write_all(data).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    if path.exists() {
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(());
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_generated_once_with_mode_0600() {
+        let d = tempfile::tempdir().unwrap();
+        let s = StateDir::new(d.path().join("kiln"));
+        let k1 = s.default_key().unwrap();
+        let k2 = s.default_key().unwrap();
+        assert_eq!(k1.public_key_bytes(), k2.public_key_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::metadata(s.default_key_path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(m & 0o777, 0o600);
+            let m = std::fs::metadata(d.path().join("kiln/keys"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(m & 0o777, 0o700);
+        }
+    }
+}

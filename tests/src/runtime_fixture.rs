@@ -1,0 +1,144 @@
+//! A fixture kiln runtime image in the format of docs/image-formats.md ("Runtime image
+//! (format 1)"), for tests and the demo. It is NOT Gramine: `sgx/libpal.so` is the
+//! engine's synthetic test PAL (engine/testdata/gramine/libpal_test.so, so measurements
+//! are real computations over a fake PAL), `libsysdb.so` is a few fixed bytes, and
+//! `sgx/loader` and `direct/libpal.so` are the fixture loader (tests/fixture-loader),
+//! which execs the app as Gramine would set it up. `kiln-launcher` is the real launcher.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kiln_engine::gramine::runtime::RuntimeDescriptor;
+use kiln_engine::image::layer_writer::{write_layer, NewEntry};
+use kiln_engine::image::manifest::{
+    ManifestKind, RawManifest, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
+};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use crate::images::{Blob, ImageFormat, TestImage};
+use crate::HarnessError;
+
+/// The synthetic SGX PAL the engine's measurement tests use.
+pub const LIBPAL_TEST: &[u8] = include_bytes!("../../engine/testdata/gramine/libpal_test.so");
+/// The fixture LibOS bytes.
+pub const LIBSYSDB_FIXTURE: &[u8] = b"kiln fixture libsysdb.so: not Gramine\n";
+/// The runtime prefix.
+pub const PREFIX: &str = "/opt/kiln/runtime";
+
+/// The executables of the fixture runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeBinaries {
+    /// The static `kiln-launcher`.
+    pub launcher: Vec<u8>,
+    /// The static fixture loader.
+    pub loader: Vec<u8>,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+fn run_script(name: &str) -> Result<PathBuf, HarnessError> {
+    let out = Command::new(repo_root().join("scripts").join(name)).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/{name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let path = String::from_utf8(out.stdout)?.trim().to_string();
+    Ok(PathBuf::from(path))
+}
+
+impl RuntimeBinaries {
+    /// Placeholder bytes (images that are converted but never run).
+    pub fn placeholders() -> Self {
+        RuntimeBinaries {
+            launcher: b"#!/bin/sh\necho placeholder launcher\n".to_vec(),
+            loader: b"#!/bin/sh\necho placeholder loader\n".to_vec(),
+        }
+    }
+
+    /// Builds the real static launcher and fixture loader (scripts/build-launcher.sh,
+    /// scripts/build-fixture-loader.sh).
+    pub fn build() -> Result<Self, HarnessError> {
+        let launcher = std::fs::read(run_script("build-launcher.sh")?)?;
+        let loader = std::fs::read(run_script("build-fixture-loader.sh")?)?;
+        Ok(RuntimeBinaries { launcher, loader })
+    }
+}
+
+fn sha256_hex(d: &[u8]) -> String {
+    hex::encode(Sha256::digest(d))
+}
+
+/// The fixture's runtime descriptor.
+pub fn descriptor() -> RuntimeDescriptor {
+    RuntimeDescriptor {
+        gramine_version: "1.9".into(),
+        prefix: PREFIX.into(),
+        sgx_libpal: "sgx/libpal.so".into(),
+        sgx_loader: "sgx/loader".into(),
+        direct_libpal: "direct/libpal.so".into(),
+        libsysdb: "libsysdb.so".into(),
+        libsysdb_sha256: sha256_hex(LIBSYSDB_FIXTURE),
+        sgx_libpal_sha256: sha256_hex(LIBPAL_TEST),
+        lib_dir: "lib".into(),
+    }
+}
+
+/// Builds the fixture runtime image (OCI, one deterministic gzip layer, labels).
+pub fn runtime_image(bins: &RuntimeBinaries) -> Result<TestImage, HarnessError> {
+    let d = descriptor();
+    let p = |rel: &str| format!("{PREFIX}/{rel}");
+    let entries = vec![
+        NewEntry::dir("/opt", 0o755),
+        NewEntry::dir("/opt/kiln", 0o755),
+        NewEntry::dir(PREFIX, 0o755),
+        NewEntry::dir(p("sgx"), 0o755),
+        NewEntry::dir(p("direct"), 0o755),
+        NewEntry::dir(p("lib"), 0o755),
+        NewEntry::file(p("runtime.json"), 0o644, d.to_json().into_bytes()),
+        NewEntry::file(p("sgx/libpal.so"), 0o755, LIBPAL_TEST.to_vec()),
+        NewEntry::file(p("sgx/loader"), 0o755, bins.loader.clone()),
+        NewEntry::file(p("direct/libpal.so"), 0o755, bins.loader.clone()),
+        NewEntry::file(p("libsysdb.so"), 0o755, LIBSYSDB_FIXTURE.to_vec()),
+        NewEntry::file(p("kiln-launcher"), 0o755, bins.launcher.clone()),
+    ];
+    let layer = write_layer(&entries, 0)?;
+    let compact = serde_json::to_string(&d)?;
+    let cfg = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": {
+            "dev.kiln.runtime.format": "1",
+            "dev.kiln.runtime.descriptor": compact,
+            "dev.kiln.runtime.gramine-version": "1.9",
+            "dev.kiln.runtime.fixture": "synthetic PAL, fixture loader: not Gramine",
+        }},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "kiln tests: fixture runtime"}],
+    });
+    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&cfg)?);
+    let layer_blob = Blob::new(OCI_LAYER_GZIP, layer.blob);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [layer_blob.descriptor()],
+    });
+    Ok(TestImage {
+        format: ImageFormat::Oci,
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+        layers: vec![layer_blob],
+        config,
+        manifest: RawManifest::with_kind(serde_json::to_vec(&manifest)?, ManifestKind::OciManifest),
+    })
+}

@@ -1,0 +1,401 @@
+//! End to end on loopback: a busybox image (Debian's static busybox, packed by the
+//! harness) in a local registry is converted registry to registry by `kiln convert`
+//! (the CLI binary, over the engine pipeline) with the fixture runtime image (synthetic
+//! PAL, fixture loader standing in for Gramine, the real static launcher). The output is
+//! pulled with skopeo, unpacked with umoci and run with runc: without SGX the launcher
+//! refuses in one line; with `KILN_INSECURE_NO_SGX=1` the app's argv, environment,
+//! working directory and user equal those of the original image run the same way.
+//!
+//! Needs root, docker-registry, skopeo, umoci, runc and /bin/busybox (busybox-static);
+//! skips loudly otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kiln_engine::api::ConvertResponse;
+use kiln_engine::image::reference::Digest;
+use kiln_engine::image::registry::UploadMode;
+use kiln_tests::images::push_image;
+use kiln_tests::registry::TestRegistry;
+use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::sample_images::busybox_image;
+use kiln_tests::{require_tool, HarnessError};
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The `kiln` CLI binary of this workspace (built on demand).
+fn kiln_bin() -> Result<PathBuf, HarnessError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "kiln"])
+        .status()?;
+    if !st.success() {
+        return Err("cargo build -p kiln failed".into());
+    }
+    // target/debug/deps/<test> → target/debug/kiln
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(Path::parent).ok_or("no target dir")?;
+    Ok(dir.join("kiln"))
+}
+
+fn run(cmd: &mut Command) -> Result<Output, HarnessError> {
+    let o = cmd.output()?;
+    if !o.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .into());
+    }
+    Ok(o)
+}
+
+/// Pulls `reference` with skopeo into an OCI layout and unpacks it with umoci.
+fn pull_and_unpack(reference: &str, work: &Path, name: &str) -> Result<PathBuf, HarnessError> {
+    let layout = work.join(format!("{name}-oci"));
+    let bundle = work.join(format!("{name}-bundle"));
+    run(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:x", layout.display()),
+    ]))?;
+    run(Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{}:x", layout.display()),
+        &bundle.display().to_string(),
+    ]))?;
+    Ok(bundle)
+}
+
+/// Runs a bundle with runc (no terminal, umoci's namespaces: no network), with extra env.
+fn runc(bundle: &Path, id: &str, extra_env: &[&str]) -> Result<Output, HarnessError> {
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    if let Some(env) = cfg["process"]["env"].as_array_mut() {
+        env.extend(extra_env.iter().map(|e| serde_json::json!(e)));
+    }
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+    let state = bundle.join("runc-state");
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .output()?;
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["delete", "--force", id])
+        .output();
+    Ok(out)
+}
+
+/// The app's report, without what the container runtime adds on its own.
+fn report(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("env=TERM=") && !l.starts_with("env=HOSTNAME="))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busybox_converted_runs_like_the_original() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    require_tool!("skopeo");
+    require_tool!("umoci");
+    require_tool!("runc");
+    if !is_root() || !Path::new("/bin/busybox").exists() {
+        eprintln!("\n!!!!!!!! SKIPPED: needs root and /bin/busybox (busybox-static) !!!!!!!!\n");
+        return Ok(());
+    }
+    let a = TestRegistry::plain()?;
+    let b = TestRegistry::plain()?;
+    let ca = a.client(None)?;
+    push_image(
+        &ca,
+        "busybox",
+        &busybox_image()?,
+        Some("1"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let rt = runtime_image(&RuntimeBinaries::build()?)?;
+    push_image(
+        &ca,
+        "kiln/runtime",
+        &rt,
+        Some("fixture"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+
+    let work = tempfile::tempdir()?;
+    let state = work.path().join("state");
+    let kiln = kiln_bin()?;
+    let convert = |extra: &[&str]| -> Result<(ConvertResponse, String), HarnessError> {
+        let mut c = Command::new(&kiln);
+        c.args(["convert", "--input"])
+            .arg(format!("{}/busybox:1", a.host()))
+            .arg("--output")
+            .arg(format!("{}/busybox-sgx:1", b.host()))
+            .arg("--runtime")
+            .arg(format!("{}/kiln/runtime:fixture", a.host()))
+            .args([
+                "--insecure-registry",
+                &a.host(),
+                "--insecure-registry",
+                &b.host(),
+            ])
+            .arg("--state-dir")
+            .arg(&state)
+            .args(extra)
+            .env_remove("SOURCE_DATE_EPOCH");
+        let o = run(&mut c)?;
+        Ok((
+            serde_json::from_slice(&o.stdout)?,
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ))
+    };
+    let (resp, log1) = convert(&[])?;
+    assert!(log1.contains("scanned"), "{log1}");
+
+    // The response says what the labels say.
+    let cb = b.client(None)?;
+    let m = cb.get_manifest("busybox-sgx", "1").await?;
+    assert_eq!(m.digest().to_string(), resp.digest);
+    let im = m.image_manifest()?;
+    let cfg_digest = Digest::try_from(im.config().digest())?;
+    let cfg = cb
+        .get_blob_bytes("busybox-sgx", &cfg_digest, 1 << 20)
+        .await?;
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg)?;
+    let labels = &cfg["config"]["Labels"];
+    assert_eq!(labels["dev.kiln.mrenclave"], resp.mrenclave.as_str());
+    assert_eq!(labels["dev.kiln.mrenclave2"], resp.mrenclave2.as_str());
+    assert_eq!(labels["dev.kiln.mrsigner"], resp.mrsigner.as_str());
+    assert_eq!(resp.image_sha, cfg_digest.hex()[..12]);
+
+    // Second run, warm cache, same state dir: same digest, no layer fetched.
+    let (resp2, log2) = convert(&[])?;
+    assert_eq!(resp2, resp);
+    assert!(
+        !log2.contains("MiB read") && !log2.contains("scanned"),
+        "{log2}"
+    );
+    assert_eq!(log2.matches("files, cached").count(), 2, "{log2}");
+    assert!(
+        !log2.contains("copied") && !log2.contains("uploaded"),
+        "{log2}"
+    );
+
+    // Run both images.
+    let original = pull_and_unpack(&format!("{}/busybox:1", a.host()), work.path(), "orig")?;
+    let converted = pull_and_unpack(&format!("{}/busybox-sgx:1", b.host()), work.path(), "conv")?;
+    let o = runc(&original, "kiln-e2e-orig", &[])?;
+    assert!(
+        o.status.success(),
+        "original: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let want = report(&o);
+    eprintln!("original image reports:\n{}", want.join("\n"));
+    assert!(want.contains(&"arg=first arg".to_string()), "{want:?}");
+    assert!(want.contains(&"ids=1000:1000".to_string()), "{want:?}");
+    assert!(want.contains(&"cwd=/work".to_string()), "{want:?}");
+
+    let refused = runc(&converted, "kiln-e2e-nosgx", &[])?;
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    eprintln!("without SGX: {err}");
+
+    let ran = runc(&converted, "kiln-e2e-direct", &["KILN_INSECURE_NO_SGX=1"])?;
+    assert!(
+        ran.status.success(),
+        "converted: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(report(&ran), want);
+    Ok(())
+}
+
+/// A Debian bookworm minbase root filesystem as a gzip layer, built once with
+/// debootstrap (from deb.debian.org) and cached under target/kiln-e2e-debian/.
+fn debian_layer() -> Result<Option<(Vec<u8>, String)>, HarnessError> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kiln-e2e-debian");
+    let gz = dir.join("rootfs.tar.gz");
+    let diff = dir.join("rootfs.diffid");
+    if !gz.exists() || !diff.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let root = dir.join("rootfs");
+        let _ = std::fs::remove_dir_all(&root);
+        let o = Command::new("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(&root)
+            .arg("http://deb.debian.org/debian")
+            .output()?;
+        if !o.status.success() {
+            eprintln!(
+                "\n!!!!!!!! debootstrap FAILED; skipping the Debian case only !!!!!!!!\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return Ok(None);
+        }
+        let tar = dir.join("rootfs.tar");
+        run(Command::new("tar")
+            .args(["--sort=name", "--numeric-owner", "--mtime=@0", "-C"])
+            .arg(&root)
+            .args(["-cf"])
+            .arg(&tar)
+            .arg("."))?;
+        let digest = run(Command::new("sha256sum").arg(&tar))?;
+        let hex = String::from_utf8(digest.stdout)?
+            .split_whitespace()
+            .next()
+            .ok_or("sha256sum")?
+            .to_string();
+        run(Command::new("sh").arg("-c").arg(format!(
+            "gzip -n -c '{}' > '{}.tmp' && mv '{}.tmp' '{}'",
+            tar.display(),
+            gz.display(),
+            gz.display(),
+            gz.display()
+        )))?;
+        std::fs::write(&diff, format!("sha256:{hex}"))?;
+        let _ = std::fs::remove_file(&tar);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(Some((std::fs::read(&gz)?, std::fs::read_to_string(&diff)?)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debian_minbase_converted_runs_like_the_original() -> Result<(), HarnessError> {
+    use kiln_engine::image::manifest::{
+        ManifestKind, RawManifest, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
+    };
+    use kiln_tests::images::{Blob, ImageFormat, TestImage};
+    require_tool!("docker-registry");
+    require_tool!("skopeo");
+    require_tool!("umoci");
+    require_tool!("runc");
+    require_tool!("debootstrap");
+    if !is_root() {
+        eprintln!("\n!!!!!!!! SKIPPED: needs root !!!!!!!!\n");
+        return Ok(());
+    }
+    let Some((layer, diff_id)) = debian_layer()? else {
+        return Ok(());
+    };
+    let layer = Blob::new(OCI_LAYER_GZIP, layer);
+    let script = "echo \"argv0=$0\"; for a in \"$@\"; do echo \"arg=$a\"; done; env | sort | sed 's/^/env=/'; echo \"cwd=$(pwd)\"; echo \"ids=$(id -u):$(id -g)\"";
+    let cfg = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-06-01T00:00:00Z",
+        "config": {
+            "Cmd": ["/bin/bash", "-c", script, "report", "one two", "-x"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"],
+            "WorkingDir": "/usr/share",
+            "User": "nobody",
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    });
+    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&cfg)?);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(), "layers": [layer.descriptor()],
+    });
+    let image = TestImage {
+        format: ImageFormat::Oci,
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+        layers: vec![layer],
+        config,
+        manifest: RawManifest::with_kind(serde_json::to_vec(&manifest)?, ManifestKind::OciManifest),
+    };
+    let a = TestRegistry::plain()?;
+    let ca = a.client(None)?;
+    push_image(
+        &ca,
+        "debian",
+        &image,
+        Some("bookworm"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let rt = runtime_image(&RuntimeBinaries::build()?)?;
+    push_image(
+        &ca,
+        "kiln/runtime",
+        &rt,
+        Some("fixture"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+
+    // Through the engine directly (the busybox case goes through the CLI).
+    let mut env = kiln_engine::pipeline::PipelineEnv::new(
+        a.transport()?,
+        format!("{}/kiln/runtime:fixture", a.host()),
+    );
+    env.registry = env.registry.with_insecure(&a.host());
+    env.default_signer = Some(std::sync::Arc::new(
+        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
+            include_str!("../../engine/testdata/gramine/test-key.pem"),
+            None,
+        )?,
+    ));
+    env.scans = std::sync::Arc::new(kiln_native::ThreadedScans::default());
+    let req = kiln_engine::api::ConvertRequest {
+        input_image_name: format!("{}/debian:bookworm", a.host()),
+        output_image_name: format!("{}/debian-sgx:bookworm", a.host()),
+        ..Default::default()
+    };
+    let out = kiln_engine::pipeline::convert(req, &env).await?;
+    eprintln!("{}", serde_json::to_string_pretty(&out.response)?);
+
+    let work = tempfile::tempdir()?;
+    let original = pull_and_unpack(
+        &format!("{}/debian:bookworm", a.host()),
+        work.path(),
+        "orig",
+    )?;
+    let converted = pull_and_unpack(
+        &format!("{}/debian-sgx:bookworm", a.host()),
+        work.path(),
+        "conv",
+    )?;
+    let o = runc(&original, "kiln-e2e-deb-orig", &[])?;
+    assert!(
+        o.status.success(),
+        "original: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let want = report(&o);
+    eprintln!("original image reports:\n{}", want.join("\n"));
+    assert!(want.contains(&"ids=65534:65534".to_string()), "{want:?}");
+    let refused = runc(&converted, "kiln-e2e-deb-nosgx", &[])?;
+    assert!(!refused.status.success());
+    let ran = runc(
+        &converted,
+        "kiln-e2e-deb-direct",
+        &["KILN_INSECURE_NO_SGX=1"],
+    )?;
+    assert!(
+        ran.status.success(),
+        "converted: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(report(&ran), want);
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! The conversion pipeline (engine::pipeline::convert) against real registries on
+//! loopback, with the fixture runtime image (placeholder executables: these images are
+//! converted and inspected, not run; tests/tests/convert_e2e.rs runs them).
+
+use std::sync::Arc;
+
+use kiln_engine::api::{ConvertRequest, ErrorType, SdkmsKey, SigningKey};
+use kiln_engine::image::cache::{LayerCacheStore, MemoryCacheStore};
+use kiln_engine::image::registry::{RegistryClient, UploadMode};
+use kiln_engine::pipeline::progress::{BlobPush, RecordingProgress};
+use kiln_engine::pipeline::{convert, ConvertOutcome, Event, PipelineEnv};
+use kiln_engine::sgx::signer::PrivateKeySigner;
+use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat, TestImage};
+use kiln_tests::registry::TestRegistry;
+use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::{require_tool, HarnessError};
+
+const KEY: &str = include_str!("../../engine/testdata/gramine/test-key.pem");
+
+fn app_image(seed: &str) -> Result<TestImage, HarnessError> {
+    let mut sh = FileSpec::new("bin/sh", format!("#!fake shell {seed}\n"));
+    sh.mode = 0o755;
+    build_image(
+        ImageFormat::Oci,
+        "linux",
+        "amd64",
+        None,
+        &[
+            vec![
+                sh,
+                FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+            ],
+            vec![FileSpec::new("opt/data", format!("data {seed}\n"))],
+        ],
+    )
+}
+
+struct Setup {
+    input: TestRegistry,
+    output: TestRegistry,
+    cache: Arc<MemoryCacheStore>,
+    progress: Arc<RecordingProgress>,
+}
+
+async fn setup() -> Result<Setup, HarnessError> {
+    let input = TestRegistry::plain()?;
+    // Same-registry tests convert into `input` and leave `output` unused.
+    let output = TestRegistry::plain()?;
+    let client = input.client(None)?;
+    push_image(
+        &client,
+        "app",
+        &app_image("one")?,
+        Some("1"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let rt = runtime_image(&RuntimeBinaries::placeholders())?;
+    push_image(
+        &client,
+        "kiln/runtime",
+        &rt,
+        Some("fixture"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    Ok(Setup {
+        input,
+        output,
+        cache: Arc::new(MemoryCacheStore::new()),
+        progress: Arc::new(RecordingProgress::default()),
+    })
+}
+
+fn env(s: &Setup) -> Result<PipelineEnv, HarnessError> {
+    let mut env = PipelineEnv::new(
+        s.input.transport()?,
+        format!("{}/kiln/runtime:fixture", s.input.host()),
+    );
+    env.registry = env
+        .registry
+        .with_insecure(&s.input.host())
+        .with_insecure(&s.output.host());
+    env.cache = s.cache.clone() as Arc<dyn LayerCacheStore>;
+    env.default_signer = Some(Arc::new(PrivateKeySigner::from_pem(KEY, None)?));
+    env.progress = s.progress.clone();
+    Ok(env)
+}
+
+fn request(input: &str, output: &str) -> ConvertRequest {
+    ConvertRequest {
+        input_image_name: input.into(),
+        output_image_name: output.into(),
+        ..Default::default()
+    }
+}
+
+fn blob_events(p: &RecordingProgress) -> Vec<BlobPush> {
+    p.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Blob { how, .. } => Some(how),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn tag_exists(client: &RegistryClient, repo: &str, tag: &str) -> bool {
+    matches!(client.head_manifest(repo, tag).await, Ok(Some(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converts_across_registries_reproducibly_and_warm() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    let s = setup().await?;
+    let env = env(&s)?;
+    let input = format!("{}/app:1", s.input.host());
+    let output = format!("{}/app-sgx:1", s.output.host());
+    let first: ConvertOutcome = convert(request(&input, &output), &env).await?;
+    let r = &first.response;
+    assert_eq!(r.new_image, output);
+    assert_eq!(r.mrenclave.len(), 64);
+    assert_eq!(r.mrenclave2.len(), 64);
+    assert_ne!(r.mrenclave, r.mrenclave2);
+    assert_eq!(r.image_sha.len(), 12);
+    assert_eq!(r.mem_size, 256 << 20);
+    assert_eq!(first.layers_cached, 0);
+    // Labels say what the response says.
+    let cfg: serde_json::Value = serde_json::from_slice(&first.config)?;
+    let labels = &cfg["config"]["Labels"];
+    assert_eq!(labels["dev.kiln.mrenclave"], r.mrenclave.as_str());
+    assert_eq!(labels["dev.kiln.mrenclave2"], r.mrenclave2.as_str());
+    assert_eq!(labels["dev.kiln.mrsigner"], r.mrsigner.as_str());
+    assert_eq!(labels["dev.kiln.isvprodid"], "0");
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!(["/opt/kiln/runtime/kiln-launcher"])
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&first.manifest)?;
+    let sizes: u64 = manifest["layers"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|d| d["size"].as_u64()).sum())
+        .unwrap_or(0);
+    assert_eq!(r.image_size, sizes + first.config.len() as u64);
+    assert_eq!(manifest["layers"].as_array().map(Vec::len), Some(4));
+    assert!(r.digest.starts_with("sha256:"));
+    // Tag points at the digest.
+    let out = s.output.client(None)?;
+    let info = out.head_manifest("app-sgx", "1").await?.ok_or("no tag")?;
+    assert_eq!(info.digest.map(|d| d.to_string()), Some(r.digest.clone()));
+    // Across registries: every input and runtime layer streamed across, then uploaded.
+    let hows = blob_events(&s.progress);
+    assert_eq!(
+        hows.iter().filter(|h| **h == BlobPush::Copied).count(),
+        3,
+        "{hows:?}"
+    );
+
+    // Again, warm: same digest, no layer fetched, nothing re-uploaded.
+    let before = s.progress.events().len();
+    let second = convert(request(&input, &output), &env).await?;
+    assert_eq!(second.response, first.response);
+    assert_eq!(second.manifest, first.manifest);
+    assert_eq!(second.layers_cached, 2);
+    let later: Vec<Event> = s.progress.events().split_off(before);
+    assert!(
+        !later.iter().any(|e| matches!(e, Event::LayerBytes { .. })),
+        "{later:?}"
+    );
+    assert!(later
+        .iter()
+        .all(|e| !matches!(e, Event::Blob { how, .. } if *how != BlobPush::Present)));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_registry_mounts() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    let s = setup().await?;
+    let env = env(&s)?;
+    let input = format!("{}/app:1", s.input.host());
+    let output = format!("{}/app-sgx:1", s.input.host());
+    convert(request(&input, &output), &env).await?;
+    let hows = blob_events(&s.progress);
+    assert_eq!(
+        hows.iter().filter(|h| **h == BlobPush::Mounted).count(),
+        3,
+        "{hows:?}"
+    );
+    assert!(!hows.contains(&BlobPush::Copied));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_leave_no_tag() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    let s = setup().await?;
+    let env = env(&s)?;
+    let out = s.output.client(None)?;
+    let output = format!("{}/app-sgx:1", s.output.host());
+
+    let e = convert(
+        request(&format!("{}/nope:1", s.input.host()), &output),
+        &env,
+    )
+    .await
+    .err()
+    .ok_or("converted a missing image")?;
+    assert_eq!(e.status, 404, "{e}");
+    assert!(!tag_exists(&out, "app-sgx", "1").await);
+
+    let mut req = request(&format!("{}/app:1", s.input.host()), &output);
+    req.entrypoint = Some(vec!["/no/such/program".into()]);
+    let e = convert(req, &env)
+        .await
+        .err()
+        .ok_or("bad entrypoint accepted")?;
+    assert_eq!(e.error_type, ErrorType::BadRequest, "{e}");
+    assert!(!tag_exists(&out, "app-sgx", "1").await);
+
+    let mut req = request(&format!("{}/app:1", s.input.host()), &output);
+    req.signing_key = Some(SigningKey::Sdkms(SdkmsKey {
+        name: "k".into(),
+        api_key: "secret-api-key".into(),
+    }));
+    let e = convert(req, &env).await.err().ok_or("sdkms accepted")?;
+    assert_eq!(e.status, 400);
+    assert!(
+        e.reason.contains("sdkms") && !e.reason.contains("secret-api-key"),
+        "{e}"
+    );
+
+    let mut req = request(&format!("{}/app:1", s.input.host()), &output);
+    req.isvprodid = Some(70000);
+    let e = convert(req, &env).await.err().ok_or("isvprodid accepted")?;
+    assert_eq!(e.status, 400);
+    assert!(e.reason.contains("isvprodid"), "{e}");
+    assert!(!tag_exists(&out, "app-sgx", "1").await);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_401_and_never_quoted() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    let s = setup().await?;
+    let locked = TestRegistry::basic()?;
+    let env = {
+        let mut e = env(&s)?;
+        e.registry = e.registry.with_insecure(&locked.host());
+        e
+    };
+    let secret = "hunter2-very-secret";
+    let auth = kiln_engine::api::AuthConfig {
+        username: "nobody".into(),
+        password: Some(secret.into()),
+    };
+    // Input side: wrong password on a basic-auth registry.
+    let mut req = request(
+        &format!("{}/app:1", locked.host()),
+        &format!("{}/out:1", s.output.host()),
+    );
+    req.input_auth_config = Some(auth.clone());
+    let e = convert(req, &env)
+        .await
+        .err()
+        .ok_or("wrong credentials accepted")?;
+    assert_eq!(e.status, 401, "{e}");
+    assert!(e.reason.contains("inputImageName"), "{e}");
+    assert!(!e.to_json().contains(secret), "{e}");
+    // Output side: the push is refused.
+    let mut req = request(
+        &format!("{}/app:1", s.input.host()),
+        &format!("{}/out:1", locked.host()),
+    );
+    req.output_auth_config = Some(auth);
+    let e = convert(req, &env)
+        .await
+        .err()
+        .ok_or("wrong push credentials accepted")?;
+    assert_eq!(e.status, 401, "{e}");
+    assert!(e.reason.contains("outputImageName"), "{e}");
+    assert!(!e.to_json().contains(secret), "{e}");
+    Ok(())
+}
