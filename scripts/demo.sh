@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # kiln's first command: convert a sample image on this machine, registry to registry.
 #
-#   scripts/demo.sh [--keep]
+#   scripts/demo.sh [--keep] [--no-serve]
 #
 # Installs what it needs (scripts/install-deps.sh), builds kiln, starts a local
 # docker-registry on a free loopback port (in a temp dir; stopped on exit unless --keep),
 # builds the sample busybox image without a container engine, builds and pushes the
-# FIXTURE runtime image, converts the sample with `kiln convert` and prints the response.
+# FIXTURE runtime image, converts the sample with `kiln convert` and prints the response;
+# then builds the web app, starts the worker (app + registry proxy on one origin) and prints
+# the app's URL, serving until Ctrl-C (`--no-serve` stops after the conversion).
 #
 # The fixture runtime is NOT Gramine: its sgx/libpal.so is a synthetic test PAL (so the
 # measurements are real computations over a fake PAL) and its loaders are a test stand-in.
@@ -16,10 +18,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 keep=0
+serve=1
+worker_pid=
 for a in "$@"; do
   case "$a" in
     --keep) keep=1 ;;
-    *) echo "usage: scripts/demo.sh [--keep]" >&2; exit 2 ;;
+    --no-serve) serve=0 ;;
+    *) echo "usage: scripts/demo.sh [--keep] [--no-serve]" >&2; exit 2 ;;
   esac
 done
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -47,6 +52,7 @@ cleanup() {
   if [ "$keep" = 1 ]; then
     echo "registry left running: pid $registry_pid on $host (data in $work)" >&2
   else
+    [ -z "$worker_pid" ] || kill "$worker_pid" 2>/dev/null || true
     kill "$registry_pid" 2>/dev/null || true
     wait "$registry_pid" 2>/dev/null || true
     rm -rf "$work"
@@ -73,11 +79,26 @@ say "kiln convert $host/sample/busybox:1 -> $host/sample/busybox-sgx:1"
   --state-dir "$work/state" \
   | tee "$work/response.json"
 
-if [ -x scripts/run-worker.sh ]; then
-  say "starting the worker (scripts/run-worker.sh)"
-  scripts/run-worker.sh &
-  echo "the worker prints the app's URL above; Ctrl-C to stop" >&2
-  wait
-else
-  say "scripts/run-worker.sh not present yet: skipping the worker and web app"
-fi
+[ "$serve" = 1 ] || exit 0
+
+say "building the web app (scripts/build-app.sh)"
+scripts/build-app.sh >/dev/null
+wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+say "starting the worker on 127.0.0.1:$wport (the app, and a registry proxy allowed to reach $host only)"
+KILN_REGISTRY_ALLOWLIST="http://$host" KILN_ALLOW_LOOPBACK_REGISTRIES=1 \
+  scripts/run-worker.sh "$wport" >"$work/worker.log" 2>&1 &
+worker_pid=$!
+for _ in $(seq 1 600); do
+  curl -fsS "http://127.0.0.1:$wport/healthz" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$wport/healthz" >/dev/null
+cat >&2 <<MSG
+
+  the app:             http://127.0.0.1:$wport/
+  the registry proxy:  http://127.0.0.1:$wport/proxy/$host/v2/
+  the converted image: $host/sample/busybox-sgx:1   (try: $kiln verify $host/sample/busybox-sgx:1 --insecure-registry $host)
+
+Serving until Ctrl-C.
+MSG
+wait "$worker_pid"

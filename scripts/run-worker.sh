@@ -20,6 +20,8 @@
 #   KILN_RUNTIME_IMAGE               reference of the Gramine runtime image (not used yet).
 #   KILN_KMS_ENDPOINT                remote KMS signer endpoint (not used yet).
 #   KILN_WORKER_NO_BUILD=1           never build; fail if worker/build is missing.
+#   KILN_ASSETS_DIR                  static files served at / (default: the web app's dist/ when
+#                                    scripts/build-app.sh has built it, else worker/public).
 # workerd's own network permissions follow the loopback switch: public only, unless loopback
 # registries are allowed (then private/local too, and the worker's guard decides).
 set -euo pipefail
@@ -38,6 +40,13 @@ fi
 [ -f "$wasm" ] || { echo "run-worker: $wasm missing; run scripts/build-worker.sh" >&2; exit 1; }
 
 export KILN_REGISTRY_ALLOWLIST="${KILN_REGISTRY_ALLOWLIST:-}"
+if [ -n "${KILN_ASSETS_DIR:-}" ]; then
+  ASSETS_DIR=$(cd "$KILN_ASSETS_DIR" && pwd)
+elif [ -f "$ROOT/dist/index.html" ]; then
+  ASSETS_DIR="$ROOT/dist"
+else
+  ASSETS_DIR="$W/public"
+fi
 export KILN_ALLOW_LOOPBACK_REGISTRIES="${KILN_ALLOW_LOOPBACK_REGISTRIES:-}"
 export KILN_ALLOWED_ORIGINS="${KILN_ALLOWED_ORIGINS:-}"
 export KILN_PROXY_TIMEOUT_SECS="${KILN_PROXY_TIMEOUT_SECS:-}"
@@ -73,7 +82,7 @@ const config :Workerd.Config = (
   services = [
     (name = "kiln", worker = .kilnWorker),
     (name = "internet", network = (allow = [$NET_ALLOW], tlsOptions = (trustBrowserCas = true))),
-    (name = "assets", disk = (path = "$W/public", writable = false)),
+    (name = "assets", disk = (path = "$ASSETS_DIR", writable = false)),
   ],
   sockets = [(name = "http", address = "${KILN_WORKER_ADDRESS:-127.0.0.1}:$PORT", http = (), service = "kiln")],
 );

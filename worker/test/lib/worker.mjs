@@ -10,7 +10,13 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 export async function startWorker(env) {
   const port = await freePort();
   const proc = startChild(path.join(ROOT, 'scripts/run-worker.sh'), [String(port)], {
-    env: { ...process.env, KILN_WORKER_NO_BUILD: process.env.KILN_WORKER_NO_BUILD ?? '1', ...env },
+    env: {
+      ...process.env,
+      KILN_WORKER_NO_BUILD: process.env.KILN_WORKER_NO_BUILD ?? '1',
+      // The worker's own placeholder page, whether or not the web app has been built.
+      KILN_ASSETS_DIR: path.join(ROOT, 'worker/public'),
+      ...env,
+    },
   });
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/healthz`, { proc, timeoutMs: 60000 });
