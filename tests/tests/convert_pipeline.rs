@@ -105,6 +105,57 @@ fn blob_events(p: &RecordingProgress) -> Vec<BlobPush> {
         .collect()
 }
 
+/// Reads the pushed image back with the engine's verification (what `kiln inspect` and
+/// `kiln verify` run): every check passes, and the recomputed measurements, the labels and
+/// the SIGSTRUCTs say exactly what the conversion's response said.
+async fn read_back_matches(
+    client: &RegistryClient,
+    image: &str,
+    r: &kiln_engine::api::ConvertResponse,
+) -> Result<(), HarnessError> {
+    use kiln_engine::image::manifest::PlatformSpec;
+    use kiln_engine::image::reference::Reference;
+    use kiln_engine::verify::{inspect, read_image, verify, Expectations, RegistryBlobs};
+    let reference = Reference::parse(image)?;
+    let resolved = client
+        .resolve_image(&reference, &PlatformSpec::linux_amd64())
+        .await?;
+    let contents = read_image(
+        &resolved,
+        &RegistryBlobs::new(client, reference.repository()),
+    )
+    .await?;
+    let report = verify(
+        &contents,
+        &Expectations {
+            mrenclave: Some(r.mrenclave.clone()),
+            mrsigner: Some(r.mrsigner.clone()),
+        },
+    );
+    assert!(report.passed, "{report:#?}");
+    let recomputed: Vec<&str> = report.mrenclaves.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(recomputed.contains(&r.mrenclave.as_str()), "{recomputed:?}");
+    assert!(
+        recomputed.contains(&r.mrenclave2.as_str()),
+        "{recomputed:?}"
+    );
+    assert_eq!(report.mrsigner.as_deref(), Some(r.mrsigner.as_str()));
+    assert_eq!(report.manifest_digest, r.digest);
+    let info = inspect(&contents);
+    assert_eq!(info.mrenclave.as_deref(), Some(r.mrenclave.as_str()));
+    assert_eq!(info.mrenclave2.as_deref(), Some(r.mrenclave2.as_str()));
+    assert_eq!(info.mrsigner.as_deref(), Some(r.mrsigner.as_str()));
+    assert_eq!(info.isvprodid, Some(r.isvprodid.to_string()));
+    assert_eq!(info.isvsvn, Some(r.isvsvn.to_string()));
+    assert_eq!(info.manifest_digest, r.digest);
+    assert_eq!(info.enclaves.len(), 2, "{info:#?}");
+    for enclave in &info.enclaves {
+        let view = enclave.sigstruct.as_ref().ok_or("no SIGSTRUCT")?;
+        assert_eq!(view.mrsigner, r.mrsigner);
+    }
+    Ok(())
+}
+
 async fn tag_exists(client: &RegistryClient, repo: &str, tag: &str) -> bool {
     matches!(client.head_manifest(repo, tag).await, Ok(Some(_)))
 }
@@ -155,6 +206,9 @@ async fn converts_across_registries_reproducibly_and_warm() -> Result<(), Harnes
         3,
         "{hows:?}"
     );
+
+    // What kiln inspect / kiln verify read back from the pushed image equals the response.
+    read_back_matches(&out, &output, r).await?;
 
     // Again, warm: same digest, no layer fetched, nothing re-uploaded.
     let before = s.progress.events().len();
