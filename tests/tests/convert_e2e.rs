@@ -513,7 +513,7 @@ fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf, HarnessError> {
                 if t.starts_with('/') {
                     done = PathBuf::new();
                 }
-                rest.extend(parts.drain(..));
+                rest.append(&mut parts);
                 parts = rest;
             }
             _ => done = candidate,
