@@ -32,7 +32,13 @@ pub struct KilnFiles {
     pub conversion_json: Vec<u8>,
     /// Host directories of the encrypted mounts.
     pub host_dirs: Vec<String>,
+    /// The manifests set `sys.enable_extra_runtime_domain_names_conf`: Gramine then reads
+    /// the host's `/etc/resolv.conf` at start-up and stops if it is missing.
+    pub needs_resolv_conf: bool,
 }
+
+/// Where Gramine reads the host's DNS configuration.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// Parent directories of `path` (not `/`), shallowest first.
 fn parents(path: &str) -> Vec<String> {
@@ -66,6 +72,12 @@ pub fn build(files: &KilnFiles, input: &FileIndex, mtime: u64) -> Result<Written
         ),
         NewEntry::file(CONVERSION_PATH, 0o644, files.conversion_json.clone()),
     ];
+    // Container runtimes bind-mount /etc/resolv.conf over this; an image without one (and
+    // a runtime that does not mount it) would otherwise stop Gramine at start-up. It is a
+    // runtime domain-names file, never a trusted file, so the measurement does not change.
+    if files.needs_resolv_conf && input.get(RESOLV_CONF).is_none() {
+        file_entries.push(NewEntry::file(RESOLV_CONF, 0o644, Vec::new()));
+    }
     let mut dirs: BTreeSet<String> = BTreeSet::new();
     for e in &file_entries {
         dirs.extend(parents(&e.path));
@@ -106,9 +118,57 @@ mod tests {
             direct_manifest: b"e".to_vec(),
             conversion_json: b"{}".to_vec(),
             host_dirs: vec!["/opt/fortanix/enclave-os/default-efs-dirs/tmp".into()],
+            needs_resolv_conf: true,
         };
         let a = build(&f, &FileIndex::new(), 5).unwrap();
         let b = build(&f, &FileIndex::new(), 5).unwrap();
         assert_eq!(a, b);
+    }
+
+    fn paths(layer: &WrittenLayer) -> Vec<String> {
+        let summary = crate::image::scan::scan_blob(
+            &layer.digest,
+            crate::image::layer_writer::LAYER_MEDIA_TYPE,
+            &layer.blob,
+        )
+        .unwrap();
+        summary.entries.into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn adds_an_empty_resolv_conf_only_when_needed_and_missing() {
+        let mut f = KilnFiles {
+            launcher_json: b"{}".to_vec(),
+            sgx1_manifest: b"a".to_vec(),
+            sgx1_sig: b"b".to_vec(),
+            edmm_manifest: b"c".to_vec(),
+            edmm_sig: b"d".to_vec(),
+            direct_manifest: b"e".to_vec(),
+            conversion_json: b"{}".to_vec(),
+            host_dirs: vec![],
+            needs_resolv_conf: true,
+        };
+        let missing = paths(&build(&f, &FileIndex::new(), 5).unwrap());
+        assert!(missing.iter().any(|p| p == RESOLV_CONF), "{missing:?}");
+        assert!(missing.iter().any(|p| p == "/etc"), "{missing:?}");
+
+        let mut with = FileIndex::new();
+        with.entries.insert(
+            RESOLV_CONF.into(),
+            crate::image::file_index::FileEntry {
+                kind: crate::image::file_index::FileKind::Symlink {
+                    target: "../run/resolv.conf".into(),
+                },
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+            },
+        );
+        let present = paths(&build(&f, &with, 5).unwrap());
+        assert!(!present.iter().any(|p| p == RESOLV_CONF), "{present:?}");
+
+        f.needs_resolv_conf = false;
+        let unneeded = paths(&build(&f, &FileIndex::new(), 5).unwrap());
+        assert!(!unneeded.iter().any(|p| p == RESOLV_CONF), "{unneeded:?}");
     }
 }

@@ -321,6 +321,7 @@ pub async fn convert(
             direct_manifest: direct.into_bytes(),
             conversion_json,
             host_dirs: spec.host_dirs(),
+            needs_resolv_conf: spec.runtime_domain_names,
         },
         &index,
         time.unix,
