@@ -3,7 +3,6 @@
 //! `sgx/libpal.so` streamed out of the layer once, checked against
 //! `sgxLibpalSha256`, and cached by layer digest.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -13,6 +12,7 @@ use crate::api::ApiError;
 use crate::gramine::runtime::RuntimeDescriptor;
 use crate::image::manifest::PlatformSpec;
 use crate::image::reference::Digest;
+use crate::image::scan::{CaptureSet, LayerScanner};
 
 use super::env::PipelineEnv;
 use super::errors::{self, Side};
@@ -110,7 +110,20 @@ pub async fn read_runtime(runtime: &Endpoint, env: &PipelineEnv) -> Result<Runti
         .and_then(|d| d.as_str())
         .ok_or_else(|| errors::runtime("config rootfs.diff_ids is empty"))?
         .to_string();
-    let libpal = libpal(runtime, env, &descriptor, &layer_digest, layer_size).await?;
+    let media_type = layer
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .unwrap_or(crate::image::layer_writer::LAYER_MEDIA_TYPE)
+        .to_string();
+    let libpal = libpal(
+        runtime,
+        env,
+        &descriptor,
+        &layer_digest,
+        &media_type,
+        layer_size,
+    )
+    .await?;
     Ok(RuntimeImage {
         manifest_digest: resolved.manifest.digest().to_string(),
         descriptor,
@@ -127,6 +140,7 @@ async fn libpal(
     env: &PipelineEnv,
     descriptor: &RuntimeDescriptor,
     layer_digest: &str,
+    media_type: &str,
     layer_size: u64,
 ) -> Result<Arc<Vec<u8>>, ApiError> {
     let want = descriptor.sgx_libpal_sha256.as_str();
@@ -152,18 +166,22 @@ async fn libpal(
         .get_blob(runtime.repository(), &digest, Some(layer_size))
         .await
         .map_err(|e| errors::registry(Side::Runtime, &e))?;
-    let mut gz = flate2::write::MultiGzDecoder::new(TarPick::new(&path));
+    // The layer's digest is checked as it streams; only the PAL's bytes are kept.
+    let mut scanner = pal_scanner(layer_digest, media_type, &path)?;
     while let Some(chunk) = blob.next().await {
         let chunk = chunk.map_err(|e| errors::registry(Side::Runtime, &e))?;
-        gz.write_all(&chunk)
+        scanner
+            .feed(&chunk)
             .map_err(|e| errors::runtime(format!("layer {layer_digest}: {e}")))?;
     }
-    let pick = gz
+    let mut summary = scanner
         .finish()
         .map_err(|e| errors::runtime(format!("layer {layer_digest}: {e}")))?;
-    let found = pick
-        .found
-        .ok_or_else(|| errors::runtime(format!("layer {layer_digest} has no {path}")))?;
+    let found = summary.captured.remove(&path).ok_or_else(|| {
+        errors::runtime(format!(
+            "layer {layer_digest} has no {path} (or it is larger than {PAL_MAX} bytes)"
+        ))
+    })?;
     let got = sha256_hex(&found);
     if got != want {
         return Err(errors::runtime(format!(
@@ -176,195 +194,17 @@ async fn libpal(
     Ok(p)
 }
 
+/// A scanner over the runtime layer that keeps only the PAL's bytes (and checks the
+/// layer's digest as it streams).
+fn pal_scanner(layer_digest: &str, media_type: &str, path: &str) -> Result<LayerScanner, ApiError> {
+    Ok(LayerScanner::new(layer_digest, media_type)
+        .map_err(|e| errors::runtime(format!("layer {layer_digest}: {e}")))?
+        .capturing(CaptureSet::empty(PAL_MAX).paths([path.to_string()])))
+}
+
 fn remember(env: &PipelineEnv, layer_digest: &str, pal: &Arc<Vec<u8>>) {
     if let Ok(mut memo) = env.pal_memo.lock() {
         memo.insert(layer_digest.to_string(), pal.clone());
-    }
-}
-
-/// A push-based tar reader that keeps one regular file's contents (by absolute path)
-/// and skips everything else. Understands ustar prefixes, PAX `path` records and GNU
-/// long names.
-#[derive(Debug)]
-struct TarPick {
-    want: String,
-    buf: Vec<u8>,
-    /// Bytes of entry data still to pass (including padding), and whether to keep them.
-    data_left: u64,
-    data_real: u64,
-    keeping: Option<Kind>,
-    next_name: Option<String>,
-    current: Vec<u8>,
-    found: Option<Vec<u8>>,
-    ended: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Wanted,
-    Pax,
-    LongName,
-    Skip,
-}
-
-fn norm(p: &str) -> String {
-    let t = p.trim_start_matches("./").trim_start_matches('/');
-    format!("/{}", t.trim_end_matches('/'))
-}
-
-fn octal(field: &[u8]) -> std::io::Result<u64> {
-    // GNU base-256 for big sizes.
-    if field.first().is_some_and(|b| b & 0x80 != 0) {
-        let mut v: u64 = 0;
-        for (i, b) in field.iter().enumerate() {
-            let b = if i == 0 { b & 0x7f } else { *b };
-            v = v
-                .checked_mul(256)
-                .and_then(|v| v.checked_add(u64::from(b)))
-                .ok_or_else(|| bad("size overflows"))?;
-        }
-        return Ok(v);
-    }
-    let s: String = field
-        .iter()
-        .take_while(|b| **b != 0)
-        .map(|b| *b as char)
-        .collect();
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(0);
-    }
-    u64::from_str_radix(s, 8).map_err(|_| bad("bad octal number in a tar header"))
-}
-
-fn bad(m: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string())
-}
-
-fn cstr(b: &[u8]) -> String {
-    String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or_default()).into_owned()
-}
-
-impl TarPick {
-    fn new(want: &str) -> Self {
-        TarPick {
-            want: norm(want),
-            buf: Vec::new(),
-            data_left: 0,
-            data_real: 0,
-            keeping: None,
-            next_name: None,
-            current: Vec::new(),
-            found: None,
-            ended: false,
-        }
-    }
-
-    fn header(&mut self, h: &[u8]) -> std::io::Result<()> {
-        if h.iter().all(|b| *b == 0) {
-            self.ended = true;
-            return Ok(());
-        }
-        let size = octal(h.get(124..136).unwrap_or_default())?;
-        let typeflag = h.get(156).copied().unwrap_or(b'0');
-        let mut name = cstr(h.get(0..100).unwrap_or_default());
-        if h.get(257..262) == Some(b"ustar") {
-            let prefix = cstr(h.get(345..500).unwrap_or_default());
-            if !prefix.is_empty() {
-                name = format!("{prefix}/{name}");
-            }
-        }
-        let kind = match typeflag {
-            b'x' => Kind::Pax,
-            b'L' => Kind::LongName,
-            b'0' | 0 | b'7' => {
-                let name = self.next_name.take().unwrap_or(name);
-                if norm(&name) == self.want {
-                    if size > PAL_MAX {
-                        return Err(bad("the SGX PAL is implausibly large"));
-                    }
-                    Kind::Wanted
-                } else {
-                    Kind::Skip
-                }
-            }
-            b'g' => Kind::Skip,
-            _ => {
-                self.next_name = None;
-                Kind::Skip
-            }
-        };
-        if matches!(kind, Kind::Pax | Kind::LongName) && size > 1 << 20 {
-            return Err(bad("tar extended header too large"));
-        }
-        self.keeping = Some(kind);
-        self.current.clear();
-        self.data_real = size;
-        self.data_left = size.div_ceil(512) * 512;
-        if self.data_left == 0 {
-            self.end_entry();
-        }
-        Ok(())
-    }
-
-    fn end_entry(&mut self) {
-        let data = std::mem::take(&mut self.current);
-        match self.keeping.take() {
-            Some(Kind::Wanted) => self.found = Some(data),
-            Some(Kind::Pax) => {
-                // Records: "<len> key=value\n".
-                let text = String::from_utf8_lossy(&data);
-                for rec in text.split('\n') {
-                    if let Some((_, kv)) = rec.split_once(' ') {
-                        if let Some(p) = kv.strip_prefix("path=") {
-                            self.next_name = Some(p.to_string());
-                        }
-                    }
-                }
-            }
-            Some(Kind::LongName) => self.next_name = Some(cstr(&data)),
-            _ => {}
-        }
-    }
-}
-
-impl Write for TarPick {
-    fn write(&mut self, mut data: &[u8]) -> std::io::Result<usize> {
-        let n = data.len();
-        while !data.is_empty() && !self.ended {
-            if self.data_left > 0 {
-                let take = (self.data_left as usize).min(data.len());
-                let (now, rest) = data.split_at(take);
-                if !matches!(self.keeping, Some(Kind::Skip) | None) {
-                    let real_left = self
-                        .data_real
-                        .saturating_sub(self.current.len() as u64)
-                        .min(take as u64) as usize;
-                    self.current
-                        .extend_from_slice(now.get(..real_left).unwrap_or(now));
-                }
-                self.data_left -= take as u64;
-                data = rest;
-                if self.data_left == 0 {
-                    self.end_entry();
-                }
-                continue;
-            }
-            let need = 512 - self.buf.len();
-            let take = need.min(data.len());
-            let (now, rest) = data.split_at(take);
-            self.buf.extend_from_slice(now);
-            data = rest;
-            if self.buf.len() == 512 {
-                let h = std::mem::take(&mut self.buf);
-                self.header(&h)?;
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -374,7 +214,7 @@ mod tests {
     use crate::image::layer_writer::{write_layer, NewEntry};
 
     #[test]
-    fn picks_one_file_from_a_written_layer() {
+    fn picks_the_pal_from_a_written_layer() {
         let long = format!("/opt/kiln/runtime/{}/x", "d".repeat(120));
         let layer = write_layer(
             &[
@@ -385,21 +225,28 @@ mod tests {
             0,
         )
         .unwrap();
-        for chunk in [1usize, 7, 512, 100_000] {
-            let mut gz =
-                flate2::write::MultiGzDecoder::new(TarPick::new("/opt/kiln/runtime/sgx/libpal.so"));
-            for c in layer.blob.chunks(chunk) {
-                gz.write_all(c).unwrap();
+        for (path, want) in [
+            ("/opt/kiln/runtime/sgx/libpal.so", vec![9u8; 5000]),
+            (long.as_str(), vec![7u8; 1000]),
+        ] {
+            for chunk in [1usize, 7, 512, 100_000] {
+                let mut scanner = pal_scanner(
+                    &layer.digest,
+                    crate::image::layer_writer::LAYER_MEDIA_TYPE,
+                    path,
+                )
+                .unwrap();
+                for c in layer.blob.chunks(chunk) {
+                    scanner.feed(c).unwrap();
+                }
+                let mut summary = scanner.finish().unwrap();
+                assert_eq!(
+                    summary.captured.remove(path),
+                    Some(want.clone()),
+                    "chunk {chunk}"
+                );
+                assert!(summary.captured.is_empty());
             }
-            let p = gz.finish().unwrap();
-            assert_eq!(
-                p.found.as_deref(),
-                Some(&vec![9u8; 5000][..]),
-                "chunk {chunk}"
-            );
-            let mut gz = flate2::write::MultiGzDecoder::new(TarPick::new(&long));
-            gz.write_all(&layer.blob).unwrap();
-            assert_eq!(gz.finish().unwrap().found.unwrap(), vec![7u8; 1000]);
         }
     }
 
