@@ -25,3 +25,5 @@ pub mod route;
 mod handler;
 #[cfg(target_arch = "wasm32")]
 mod proxy;
+#[cfg(target_arch = "wasm32")]
+pub mod transport;
