@@ -16,8 +16,9 @@
 #   KILN_PROXY_TIMEOUT_SECS          seconds an upstream has to answer (no request body); default 30.
 #   KILN_PROXY_UPLOAD_TIMEOUT_SECS   same for requests with a body (uploads); default 300.
 #   KILN_DEFAULT_SIGNING_KEY_FILE    PEM file of the service's default signing key, read into the
-#                                    secret binding KILN_DEFAULT_SIGNING_KEY (not used yet).
-#   KILN_RUNTIME_IMAGE               reference of the Gramine runtime image (not used yet).
+#                                    secret binding KILN_DEFAULT_SIGNING_KEY (POST /convert-image with
+#                                    signingKey.default or none).
+#   KILN_RUNTIME_IMAGE               reference of the Gramine runtime image (POST /convert-image).
 #   KILN_KMS_ENDPOINT                remote KMS signer endpoint (not used yet).
 #   KILN_WORKER_NO_BUILD=1           never build; fail if worker/build is missing.
 #   KILN_ASSETS_DIR                  static files served at / (default: the web app's dist/ when

@@ -217,7 +217,9 @@ impl LauncherConfig {
         }
         for (key, value) in paths {
             let text = value.to_string_lossy();
-            if !value.is_absolute() || text.contains('\0') {
+            // Container (Linux) paths: `Path::is_absolute` is false for everything on
+            // wasm32-unknown-unknown, where the engine also validates this config.
+            if !text.starts_with('/') || text.contains('\0') {
                 return Err(ConfigError::BadPath {
                     path: path.to_owned(),
                     key,

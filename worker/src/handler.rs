@@ -46,7 +46,7 @@ fn config(env: &Env) -> std::result::Result<Config, crate::config::ConfigError> 
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let url = req.url()?;
     let self_origin = url.origin().ascii_serialization();
     let method = req.method().to_string().to_ascii_uppercase();
@@ -93,13 +93,37 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<web_sys::Respons
             cors_origin,
         ),
         Route::Preflight => preflight(&req, cors_origin),
+        Route::VerifyImage | Route::ConvertImage => {
+            let what = if route == Route::VerifyImage {
+                "verify-image"
+            } else {
+                "convert-image"
+            };
+            let started = js_sys::Date::now();
+            let result = match read_body(&mut req).await {
+                Ok(body) if route == Route::VerifyImage => {
+                    crate::api::verify_image(&cfg, &body).await
+                }
+                Ok(body) => crate::api::convert_image(&cfg, &env, &body).await,
+                Err(e) => Err(e),
+            };
+            // Never log the body: it may hold credentials.
+            match result {
+                Ok(json) => {
+                    console_log!("{what} -> 200 ({:.0} ms)", js_sys::Date::now() - started);
+                    json_response(200, &json, cors_origin)
+                }
+                Err(e) => {
+                    console_log!("{what} -> {} {}", e.status, e.error_type);
+                    error_response(&e, cors_origin)
+                }
+            }
+        }
         Route::NotImplemented(path) => error_response(
             &ApiError::new(
                 501,
                 "NotImplemented",
-                format!(
-                    "{path} needs kiln's conversion engine, which this worker does not include yet"
-                ),
+                format!("{path} (the offline two-step conversion) is not implemented yet"),
             ),
             cors_origin,
         ),
@@ -155,6 +179,24 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<web_sys::Respons
         }
         Route::Asset => assets(&env, &url, &method).await,
     }
+}
+
+async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+    let body = req
+        .bytes()
+        .await
+        .map_err(|e| ApiError::new(400, "BadRequest", format!("request body: {e}")))?;
+    if body.len() > crate::api::MAX_REQUEST_BYTES {
+        return Err(ApiError::new(
+            413,
+            "BadRequest",
+            format!(
+                "request body larger than {} bytes",
+                crate::api::MAX_REQUEST_BYTES
+            ),
+        ));
+    }
+    Ok(body)
 }
 
 fn preflight(req: &Request, origin: Option<&str>) -> Result<web_sys::Response> {

@@ -5,7 +5,8 @@
 //!   bodies both ways, rewrites upload `Location`s and bearer-token realms to go through the
 //!   proxy, follows blob redirects itself, and never reaches a host off the allowlist or a
 //!   private, loopback or link-local address (see [`policy`]).
-//! - `GET /healthz`, and the edge API (`POST /convert-image` ...), not implemented yet.
+//! - `GET /healthz`, and the edge API: `POST /verify-image` and `POST /convert-image` run the
+//!   engine here ([`transport`] is its guarded `fetch`); the offline two-step answers 501.
 //! - Everything else: the static assets (the web app).
 //!
 //! The pure parts (guard, rewriting, CORS, routing, configuration) build natively and are
@@ -22,6 +23,10 @@ pub mod rewrite;
 pub mod route;
 
 #[cfg(target_arch = "wasm32")]
+mod api;
+#[cfg(target_arch = "wasm32")]
 mod handler;
 #[cfg(target_arch = "wasm32")]
 mod proxy;
+#[cfg(target_arch = "wasm32")]
+pub mod transport;

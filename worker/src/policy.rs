@@ -184,6 +184,22 @@ impl Policy {
         })
     }
 
+    /// The `host:port` of every plain-http, non-wildcard allowlist entry: the registries the
+    /// engine must reach over http (its `RegistryConfig` insecure hosts).
+    pub fn plain_http_authorities(&self) -> Vec<String> {
+        self.allowlist
+            .iter()
+            .filter(|e| e.scheme == Scheme::Http && !e.wildcard)
+            .map(|e| {
+                if e.host.contains(':') {
+                    format!("[{}]:{}", e.host, e.port)
+                } else {
+                    format!("{}:{}", e.host, e.port)
+                }
+            })
+            .collect()
+    }
+
     /// Checks an absolute URL (a redirect target or a rewritten link) before connecting.
     /// A plain-http URL is accepted only when the matching allowlist entry is plain http.
     pub fn check_url(&self, url: &Url) -> Result<Target, GuardError> {
@@ -298,6 +314,19 @@ fn parse_entry(raw: &str) -> Result<AllowEntry, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_authorities_lists_http_entries() {
+        let p = Policy::new(
+            "http://127.0.0.1:5000, registry.example, http://*.x.example",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            p.plain_http_authorities(),
+            vec!["127.0.0.1:5000".to_string()]
+        );
+    }
 
     fn policy(list: &str, lo: bool) -> Policy {
         Policy::new(list, lo).unwrap()

@@ -14,6 +14,10 @@ pub enum Route<'a> {
         /// The upstream path, starting with `/`.
         path: &'a str,
     },
+    /// `POST /verify-image`.
+    VerifyImage,
+    /// `POST /convert-image`.
+    ConvertImage,
     /// An edge API endpoint that is not implemented yet (its path).
     NotImplemented(&'a str),
     /// A known path with a method it does not accept.
@@ -66,6 +70,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ("GET" | "HEAD", "/healthz") => Route::Healthz,
         (_, "/healthz") => Route::MethodNotAllowed("GET, HEAD"),
         ("OPTIONS", _) if is_api => Route::Preflight,
+        ("POST", "/verify-image") => Route::VerifyImage,
+        ("POST", "/convert-image") => Route::ConvertImage,
         ("POST", _) if is_api => Route::NotImplemented(path),
         (_, _) if is_api => Route::MethodNotAllowed("POST, OPTIONS"),
         _ => Route::Asset,
@@ -83,13 +89,11 @@ mod tests {
             route("POST", "/healthz"),
             Route::MethodNotAllowed("GET, HEAD")
         );
+        assert_eq!(route("POST", "/convert-image"), Route::ConvertImage);
+        assert_eq!(route("POST", "/verify-image"), Route::VerifyImage);
         assert_eq!(
-            route("POST", "/convert-image"),
-            Route::NotImplemented("/convert-image")
-        );
-        assert_eq!(
-            route("POST", "/verify-image"),
-            Route::NotImplemented("/verify-image")
+            route("POST", "/convert-image/prepare"),
+            Route::NotImplemented("/convert-image/prepare")
         );
         assert!(matches!(
             route("GET", "/convert-image/prepare"),

@@ -19,13 +19,13 @@ describe('edge API skeleton', () => {
     assert.equal(j.defaultSigningKey, true);
   });
 
-  it('answers 501 {errorType, reason} for the engine endpoints', async () => {
-    for (const p of ['/convert-image', '/convert-image/prepare', '/convert-image/complete', '/verify-image']) {
+  it('answers 501 {errorType, reason} for the offline two-step endpoints', async () => {
+    for (const p of ['/convert-image/prepare', '/convert-image/complete']) {
       const r = await fetch(`${env.worker.url}${p}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
       assert.equal(r.status, 501, p);
       const j = await r.json();
       assert.equal(j.errorType, 'NotImplemented');
-      assert.match(j.reason, /engine/);
+      assert.match(j.reason, /not implemented/);
     }
     const r = await fetch(`${env.worker.url}/convert-image`);
     assert.equal(r.status, 405);

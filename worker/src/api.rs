@@ -1,0 +1,192 @@
+//! The edge API (wasm only): `POST /verify-image` and `POST /convert-image`, running the
+//! engine in the worker over [`FetchTransport`] (guarded by the registry allowlist).
+
+use std::sync::Arc;
+
+use kiln_engine::api::ErrorType;
+use kiln_engine::image::manifest::PlatformSpec;
+use kiln_engine::image::reference::Reference;
+use kiln_engine::image::registry::{
+    Credentials, ErrorClass, RegistryClient, RegistryConfig, RegistryError,
+};
+use kiln_engine::verify::{read_image, verify, Expectations, RegistryBlobs};
+use serde::Deserialize;
+
+use kiln_engine::image::registry::UploadMode;
+use kiln_engine::pipeline::{convert, PipelineEnv};
+use kiln_engine::sgx::signer::PrivateKeySigner;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::transport::FetchTransport;
+
+/// Largest JSON request body accepted.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// An engine error as the worker's error (same status and `errorType`).
+pub fn from_engine(e: &kiln_engine::api::ApiError) -> ApiError {
+    ApiError::new(e.status, e.error_type.as_str(), e.reason.clone())
+}
+
+fn bad_request(reason: impl Into<String>) -> ApiError {
+    ApiError::new(400, ErrorType::BadRequest.as_str(), reason)
+}
+
+/// The engine's transport and registry configuration for this worker's policy.
+pub fn engine_transport(cfg: &Config) -> (Arc<FetchTransport>, RegistryConfig) {
+    let mut reg = RegistryConfig::new();
+    for a in cfg.policy.plain_http_authorities() {
+        reg = reg.with_insecure(&a);
+    }
+    let t = FetchTransport::new(cfg.policy.clone(), cfg.timeout_ms, cfg.upload_timeout_ms);
+    (Arc::new(t), reg)
+}
+
+/// `authConfig` of a verify request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Auth {
+    username: String,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// The body of `POST /verify-image`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VerifyBody {
+    image: String,
+    #[serde(default)]
+    auth_config: Option<Auth>,
+    #[serde(default)]
+    expect_mrenclave: Option<String>,
+    #[serde(default)]
+    expect_mrsigner: Option<String>,
+}
+
+fn registry_error(what: &str, e: &RegistryError) -> ApiError {
+    let kind = match e.class() {
+        ErrorClass::BadInput => ErrorType::BadRequest,
+        ErrorClass::Unauthorized => ErrorType::Unauthorized,
+        ErrorClass::Forbidden => ErrorType::Forbidden,
+        ErrorClass::NotFound => ErrorType::NotFound,
+        ErrorClass::Upstream => ErrorType::RegistryError,
+        ErrorClass::Timeout => ErrorType::RegistryTimeout,
+    };
+    ApiError::new(kind.status(), kind.as_str(), format!("{what}: {e}"))
+}
+
+/// Parses a JSON body; errors name the field when serde can.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))
+}
+
+/// `POST /verify-image`: reads the image from its registry and runs every check. Returns the
+/// engine's `VerifyReport` as JSON.
+pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError> {
+    let req: VerifyBody = parse(body)?;
+    let reference = Reference::parse(&req.image).map_err(|e| bad_request(format!("image: {e}")))?;
+    cfg.policy.check_authority(reference.domain())?;
+    let (transport, reg) = engine_transport(cfg);
+    let creds = req
+        .auth_config
+        .map(|a| Credentials::new(a.username, a.password.unwrap_or_default()));
+    let client = RegistryClient::for_reference(transport, &reference, &reg, creds);
+    let resolved = client
+        .resolve_image(&reference, &PlatformSpec::linux_amd64())
+        .await
+        .map_err(|e| registry_error("image", &e))?;
+    let blobs = RegistryBlobs::new(&client, reference.repository());
+    let contents = read_image(&resolved, &blobs).await.map_err(|e| {
+        ApiError::new(
+            ErrorType::RegistryError.status(),
+            ErrorType::RegistryError.as_str(),
+            format!("image: reading its contents: {e}"),
+        )
+    })?;
+    let report = verify(
+        &contents,
+        &Expectations {
+            mrenclave: req.expect_mrenclave,
+            mrsigner: req.expect_mrsigner,
+        },
+    );
+    serde_json::to_string(&report).map_err(|e| ApiError::new(500, "Internal", e.to_string()))
+}
+
+/// Bytes per PATCH when the worker uploads a blob (request bodies are buffered here).
+pub const UPLOAD_CHUNK_SIZE: usize = 4 << 20;
+
+/// The wall clock of the worker (`Date.now()`).
+struct JsClock;
+
+impl kiln_engine::pipeline::env::Clock for JsClock {
+    fn now_unix(&self) -> i64 {
+        (js_sys::Date::now() / 1000.0) as i64
+    }
+}
+
+/// `POST /convert-image`: runs the engine's pipeline in the worker. `signingKey.default`
+/// (or no `signingKey`) signs with the secret `KILN_DEFAULT_SIGNING_KEY`; the runtime image
+/// is `KILN_RUNTIME_IMAGE`.
+pub async fn convert_image(
+    cfg: &Config,
+    env: &worker::Env,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let request = kiln_engine::api::parse_request(body).map_err(|e| from_engine(&e))?;
+    for (field, name) in [
+        ("inputImageName", &request.input_image_name),
+        ("outputImageName", &request.output_image_name),
+    ] {
+        let r = Reference::parse(name).map_err(|e| bad_request(format!("{field}: {e}")))?;
+        cfg.policy.check_authority(r.domain()).map_err(|e| {
+            let e = ApiError::from(e);
+            ApiError::new(e.status, e.error_type, format!("{field}: {}", e.reason))
+        })?;
+    }
+    let Some(runtime) = cfg.runtime_image.clone() else {
+        return Err(ApiError::new(
+            500,
+            "ConfigurationError",
+            "this worker has no runtime image configured (KILN_RUNTIME_IMAGE)",
+        ));
+    };
+    let (transport, reg) = engine_transport(cfg);
+    let mut penv = PipelineEnv::new(transport, runtime);
+    penv.registry = reg;
+    penv.upload_mode = UploadMode::Chunked {
+        chunk_size: UPLOAD_CHUNK_SIZE,
+    };
+    penv.clock = Arc::new(JsClock);
+    let pem = env
+        .secret("KILN_DEFAULT_SIGNING_KEY")
+        .map(|s| s.to_string())
+        .or_else(|_| env.var("KILN_DEFAULT_SIGNING_KEY").map(|s| s.to_string()))
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let uses_default = matches!(
+        request.signing_key,
+        None | Some(kiln_engine::api::SigningKey::Default(_))
+    );
+    if uses_default {
+        let Some(pem) = pem else {
+            return Err(ApiError::new(
+                500,
+                "ConfigurationError",
+                "signingKey: no default signing key is configured on this worker \
+                 (secret KILN_DEFAULT_SIGNING_KEY); pass signingKey.sdkms or configure one",
+            ));
+        };
+        let signer = PrivateKeySigner::from_pem(&pem, None).map_err(|e| {
+            ApiError::new(
+                500,
+                "ConfigurationError",
+                format!("the configured default signing key is unusable: {e}"),
+            )
+        })?;
+        penv.default_signer = Some(Arc::new(signer));
+    }
+    let out = convert(request, &penv).await.map_err(|e| from_engine(&e))?;
+    serde_json::to_string(&out.response).map_err(|e| ApiError::new(500, "Internal", e.to_string()))
+}
