@@ -3,19 +3,14 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::guarded_fetch::{fetch_guarded, js_err, FetchFailure, MAX_REDIRECTS};
 use crate::headers::{
     client_status, is_null_body_status, passes_response_header, FORWARDED_REQUEST_HEADERS,
 };
 use crate::rewrite::{rewrite_location, rewrite_www_authenticate};
-use futures_util::future::{select, Either};
-use js_sys::Promise;
 use url::Url;
 use wasm_bindgen::JsCast;
-use web_sys::{AbortController, Headers, RequestInit, RequestRedirect, ResponseInit};
-use worker::wasm_bindgen_futures::JsFuture;
-
-/// Redirects followed for one GET/HEAD.
-const MAX_REDIRECTS: usize = 5;
+use web_sys::{Headers, ResponseInit};
 
 /// What the handler needs from the incoming request.
 pub struct Incoming<'a> {
@@ -33,13 +28,6 @@ pub struct Incoming<'a> {
     pub self_origin: &'a str,
 }
 
-fn js_err(e: wasm_bindgen::JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown error".to_string())
-}
-
 fn internal(what: &str, e: wasm_bindgen::JsValue) -> ApiError {
     ApiError::new(500, "InternalError", format!("{what}: {}", js_err(e)))
 }
@@ -53,7 +41,7 @@ pub async fn forward(cfg: &Config, inc: &Incoming<'_>) -> Result<web_sys::Respon
         url_text.push('?');
         url_text.push_str(q);
     }
-    let mut url = Url::parse(&url_text)
+    let url = Url::parse(&url_text)
         .map_err(|e| ApiError::new(400, "BadRequest", format!("bad upstream path: {e}")))?;
     if !target.matches(&url) {
         return Err(ApiError::new(
@@ -79,77 +67,29 @@ pub async fn forward(cfg: &Config, inc: &Incoming<'_>) -> Result<web_sys::Respon
     } else {
         cfg.timeout_ms
     };
-    let follow = matches!(inc.method, "GET" | "HEAD");
-
-    let controller = AbortController::new().map_err(|e| internal("abort controller", e))?;
-    let deadline = worker::Delay::from(std::time::Duration::from_millis(u64::from(timeout_ms)));
-    let mut deadline = std::pin::pin!(deadline);
-    let mut current = target;
-    let mut first = true;
-    for _hop in 0..=MAX_REDIRECTS {
-        let init = RequestInit::new();
-        init.set_method(inc.method);
-        init.set_headers(&headers);
-        init.set_redirect(RequestRedirect::Manual);
-        init.set_signal(Some(&controller.signal()));
-        if first {
-            if let Some(b) = &body {
-                init.set_body(b);
-            }
-        }
-        first = false;
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let promise: Promise = global.fetch_with_str_and_init(url.as_str(), &init);
-        let fetch = std::pin::pin!(JsFuture::from(promise));
-        let resp = match select(fetch, deadline.as_mut()).await {
-            Either::Left((Ok(v), _)) => v
-                .dyn_into::<web_sys::Response>()
-                .map_err(|e| internal("fetch result", e))?,
-            Either::Left((Err(e), _)) => {
-                return Err(ApiError::new(
-                    502,
-                    "RegistryUnreachable",
-                    format!("{}: {}", current.origin(), js_err(e)),
-                ))
-            }
-            Either::Right(((), _)) => {
-                controller.abort();
-                return Err(ApiError::new(
-                    504,
-                    "RegistryTimeout",
-                    format!("{} did not answer within {timeout_ms} ms", current.origin()),
-                ));
-            }
-        };
-        let status = resp.status();
-        let location = resp.headers().get("location").ok().flatten();
-        match (follow, status, location) {
-            (true, 301 | 302 | 303 | 307 | 308, Some(loc)) => {
-                let next = url.join(loc.trim()).map_err(|e| {
-                    ApiError::new(502, "BadRedirect", format!("unusable redirect: {e}"))
-                })?;
-                // Guard before connecting anywhere.
-                let next_target = cfg.policy.check_url(&next).map_err(|e| {
-                    ApiError::new(403, "RegistryNotAllowed", format!("redirect refused: {e}"))
-                })?;
-                if next_target != current {
-                    // Credentials belong to the registry, not to its blob store.
-                    let _ = headers.delete("authorization");
-                }
-                if let Some(b) = resp.body() {
-                    let _ = b.cancel();
-                }
-                current = next_target;
-                url = next;
-            }
-            _ => return respond(resp, &url, inc.self_origin),
-        }
-    }
-    Err(ApiError::new(
-        502,
-        "TooManyRedirects",
-        format!("more than {MAX_REDIRECTS} redirects"),
-    ))
+    let (resp, url) = fetch_guarded(
+        &cfg.policy,
+        url,
+        target,
+        inc.method,
+        &headers,
+        body.as_ref().map(|b| b.as_ref()),
+        timeout_ms,
+    )
+    .await
+    .map_err(|f| match f {
+        FetchFailure::RedirectRefused(m) => ApiError::new(403, "RegistryNotAllowed", m),
+        FetchFailure::BadRedirect(m) => ApiError::new(502, "BadRedirect", m),
+        FetchFailure::Unreachable(m) => ApiError::new(502, "RegistryUnreachable", m),
+        FetchFailure::Timeout(m) => ApiError::new(504, "RegistryTimeout", m),
+        FetchFailure::TooManyRedirects => ApiError::new(
+            502,
+            "TooManyRedirects",
+            format!("more than {MAX_REDIRECTS} redirects"),
+        ),
+        FetchFailure::Internal(m) => ApiError::new(500, "InternalError", m),
+    })?;
+    respond(resp, &url, inc.self_origin)
 }
 
 /// Builds the response passed back: status < 200 becomes 502; links rewritten; body streamed.

@@ -3,21 +3,16 @@
 //! Request bodies are buffered (the engine uploads in chunks here); response bodies stream.
 
 use bytes::Bytes;
-use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use js_sys::{Promise, Uint8Array};
+use js_sys::Uint8Array;
 use kiln_engine::image::transport::{
     Body, Headers, Request, Response, Transport, TransportError, TransportErrorKind,
 };
 use url::Url;
-use wasm_bindgen::JsCast;
-use web_sys::{AbortController, RequestInit, RequestRedirect};
-use worker::wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsValue;
 
+use crate::guarded_fetch::{fetch_guarded, js_err, FetchFailure, MAX_REDIRECTS};
 use crate::policy::Policy;
-
-/// Redirects followed for one GET/HEAD.
-const MAX_REDIRECTS: usize = 5;
 
 /// Largest request body buffered (a streamed body is collected before sending).
 const MAX_BUFFERED_BODY: usize = 64 << 20;
@@ -38,13 +33,6 @@ impl FetchTransport {
             upload_timeout_ms,
         }
     }
-}
-
-fn js_err(e: wasm_bindgen::JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown error".to_string())
 }
 
 fn invalid(msg: impl Into<String>) -> TransportError {
@@ -83,8 +71,8 @@ fn guard(policy: &Policy, url: &Url) -> Result<crate::policy::Target, TransportE
 #[async_trait::async_trait(?Send)]
 impl Transport for FetchTransport {
     async fn send(&self, request: Request) -> Result<Response, TransportError> {
-        let mut url = Url::parse(&request.url).map_err(|e| invalid(format!("bad URL: {e}")))?;
-        let mut current = guard(&self.policy, &url)?;
+        let url = Url::parse(&request.url).map_err(|e| invalid(format!("bad URL: {e}")))?;
+        let current = guard(&self.policy, &url)?;
         let method = request.method.as_str();
         let headers = web_sys::Headers::new().map_err(|e| invalid(js_err(e)))?;
         for (n, v) in request.headers.iter() {
@@ -100,65 +88,29 @@ impl Transport for FetchTransport {
         } else {
             self.timeout_ms
         };
-        let follow = matches!(method, "GET" | "HEAD");
-        let controller = AbortController::new().map_err(|e| invalid(js_err(e)))?;
-        let deadline = worker::Delay::from(std::time::Duration::from_millis(u64::from(timeout_ms)));
-        let mut deadline = std::pin::pin!(deadline);
-        for _hop in 0..=MAX_REDIRECTS {
-            let init = RequestInit::new();
-            init.set_method(method);
-            init.set_headers(&headers);
-            init.set_redirect(RequestRedirect::Manual);
-            init.set_signal(Some(&controller.signal()));
-            if let Some(b) = &body {
-                init.set_body(b);
-            }
-            let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-            let promise: Promise = global.fetch_with_str_and_init(url.as_str(), &init);
-            let fetch = std::pin::pin!(JsFuture::from(promise));
-            let resp = match select(fetch, deadline.as_mut()).await {
-                Either::Left((Ok(v), _)) => v
-                    .dyn_into::<web_sys::Response>()
-                    .map_err(|e| TransportError::new(TransportErrorKind::Other, js_err(e)))?,
-                Either::Left((Err(e), _)) => {
-                    return Err(TransportError::new(
-                        TransportErrorKind::Connect,
-                        format!("{}: {}", current.origin(), js_err(e)),
-                    ))
-                }
-                Either::Right(((), _)) => {
-                    controller.abort();
-                    return Err(TransportError::new(
-                        TransportErrorKind::Timeout,
-                        format!("{} did not answer within {timeout_ms} ms", current.origin()),
-                    ));
-                }
-            };
-            let status = resp.status();
-            let location = resp.headers().get("location").ok().flatten();
-            match (follow, status, location) {
-                (true, 301 | 302 | 303 | 307 | 308, Some(loc)) => {
-                    let next = url
-                        .join(loc.trim())
-                        .map_err(|e| invalid(format!("unusable redirect: {e}")))?;
-                    let next_target = guard(&self.policy, &next)?;
-                    if next_target != current {
-                        // Credentials belong to the registry, not to its blob store.
-                        let _ = headers.delete("authorization");
-                    }
-                    if let Some(b) = resp.body() {
-                        let _ = b.cancel();
-                    }
-                    current = next_target;
-                    url = next;
-                }
-                _ => return Ok(convert_response(resp)),
-            }
-        }
-        Err(TransportError::new(
-            TransportErrorKind::Other,
-            format!("more than {MAX_REDIRECTS} redirects"),
-        ))
+        let body = body.map(JsValue::from);
+        let (resp, _url) = fetch_guarded(
+            &self.policy,
+            url,
+            current,
+            method,
+            &headers,
+            body.as_ref(),
+            timeout_ms,
+        )
+        .await
+        .map_err(|f| match f {
+            FetchFailure::RedirectRefused(m) => TransportError::new(TransportErrorKind::Connect, m),
+            FetchFailure::BadRedirect(m) => invalid(m),
+            FetchFailure::Unreachable(m) => TransportError::new(TransportErrorKind::Connect, m),
+            FetchFailure::Timeout(m) => TransportError::new(TransportErrorKind::Timeout, m),
+            FetchFailure::TooManyRedirects => TransportError::new(
+                TransportErrorKind::Other,
+                format!("more than {MAX_REDIRECTS} redirects"),
+            ),
+            FetchFailure::Internal(m) => TransportError::new(TransportErrorKind::Other, m),
+        })?;
+        Ok(convert_response(resp))
     }
 }
 
