@@ -18,6 +18,7 @@ use kiln_engine::pipeline::{convert, PipelineEnv};
 use kiln_engine::sgx::signer::PrivateKeySigner;
 use kiln_native::ThreadedScans;
 
+use super::external_packages::stage_runtime;
 use super::progress::CliProgress;
 use super::registry_args::RegistryArgs;
 
@@ -245,12 +246,33 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         None => state.default_key()?,
     };
-    let runtime = reg.runtime()?;
-    let runtime_credentials = Reference::parse(&runtime)
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut runtime = reg.runtime()?;
+    let mut runtime_credentials = Reference::parse(&runtime)
         .ok()
         .and_then(|r| RegistryArgs::docker_credentials(r.domain()));
+    let staged = match request.external_packages.clone() {
+        Some(dir) => {
+            // Validate first: a bad request must not push anything.
+            if let Err(e) = kiln_engine::gramine::validate::validate(&request) {
+                let e = kiln_engine::pipeline::errors::validation(&e);
+                println!("{}", e.to_json());
+                bail!("{e}");
+            }
+            runtime = rt.block_on(stage_runtime(&dir, &runtime, &request, reg))?;
+            // The staged runtime lives in the output repository: its credentials apply.
+            runtime_credentials = None;
+            true
+        }
+        None => false,
+    };
     let mut env = PipelineEnv::new(reg.transport()?, runtime);
     env.runtime_credentials = runtime_credentials;
+    env.external_packages_staged = staged;
     env.registry = reg.registry_config();
     env.cache = Arc::new(state.layer_cache());
     env.default_signer = Some(Arc::new(signer));
@@ -261,11 +283,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .and_then(|s| s.trim().parse().ok());
     let bars = !a.no_bars && std::io::stderr().is_terminal();
     env.progress = Arc::new(CliProgress::new(bars));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     match rt.block_on(convert(request, &env)) {
         Ok(out) => {
             println!("{}", serde_json::to_string_pretty(&out.response)?);

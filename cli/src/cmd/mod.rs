@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod convert;
+pub mod external_packages;
 pub mod inspect;
 pub mod progress;
 pub mod registry_args;

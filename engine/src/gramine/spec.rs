@@ -36,8 +36,10 @@
 //!   host kernel): it is launcher configuration, kept in the spec.
 //! - `certificates` have no Gramine equivalent either (Gramine's RA-TLS makes self-signed
 //!   attestation certificates, not CA-issued ones): they are kept in the spec for the
-//!   launcher, and a warning says they are not provisioned by the enclave runtime.
-//! - `externalPackages` is recorded (where the pipeline looks up runtime images).
+//!   record (`/opt/kiln/conversion.json`), and a warning says they are not provisioned.
+//! - `externalPackages` is where the host looks the runtime image up: natively the CLI
+//!   stages it from that directory (an OCI image layout) before the pipeline runs; the
+//!   browser and the worker refuse it (see [`crate::pipeline::env::PipelineEnv`]).
 //! - `debug` → `sgx.debug = true` and `loader.log_level = "debug"` (else `"error"`).
 //! - `logFilePath` → `loader.log_file` (`"stderr"` means Gramine's default, so no key).
 //! - Environment: as docker/runc, `PATH` defaults to docker's default PATH and `HOME` to
@@ -299,7 +301,7 @@ pub fn build_spec(
 
     if !req.certificates.is_empty() {
         warnings.push(
-            "certificates: recorded in the launcher configuration; Gramine does not provision CA-issued certificates itself"
+            "certificates: recorded in /opt/kiln/conversion.json but not provisioned: Gramine v1.9 does not obtain CA-issued certificates at start-up"
                 .into(),
         );
     }

@@ -133,6 +133,11 @@ pub struct PipelineEnv {
     pub upload_mode: UploadMode,
     /// `SOURCE_DATE_EPOCH`, if the host has it: the SIGSTRUCT date and every mtime.
     pub source_date_epoch: Option<i64>,
+    /// Whether the host looked `externalPackages` up before calling the pipeline
+    /// (natively the CLI stages the runtime image from that directory and sets
+    /// [`Self::runtime_image`]). `false` (browser, worker): a request naming
+    /// `externalPackages` is refused, since there is no filesystem to look in.
+    pub external_packages_staged: bool,
     /// Runtime PALs already read this process, by runtime layer digest.
     pub(crate) pal_memo: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
@@ -166,6 +171,7 @@ impl PipelineEnv {
             scans: Arc::new(SequentialScans),
             upload_mode: UploadMode::Monolithic,
             source_date_epoch: None,
+            external_packages_staged: false,
             pal_memo: Mutex::new(HashMap::new()),
         }
     }

@@ -180,6 +180,12 @@ pub async fn convert(
 ) -> Result<ConvertOutcome, ApiError> {
     let t = Timer::start(env, Step::Validate);
     let req = validate(&request).map_err(|e| errors::validation(&e))?;
+    if req.external_packages.is_some() && !env.external_packages_staged {
+        return Err(ApiError::bad_request(
+            "externalPackages: this kiln has no filesystem to look runtime packages up in \
+             (browser or edge); convert with the kiln CLI, which reads the directory",
+        ));
+    }
     let signer = signer_for(&req, env)?;
     let ends = resolve::endpoints(&req, env)?;
     t.done();
@@ -443,5 +449,66 @@ mod tests {
         let env = PipelineEnv::new(Arc::new(NoTransport), "r/runtime:1");
         let f = convert(ConvertRequest::default(), &env);
         assert_send(&f);
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+    use crate::image::transport::{Request, Response, Transport, TransportError};
+
+    /// A transport that fails the test if the pipeline touches the network at all.
+    struct NoNetwork;
+
+    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    impl Transport for NoNetwork {
+        async fn send(&self, request: Request) -> Result<Response, TransportError> {
+            panic!(
+                "no request expected, got {} {}",
+                request.method, request.url
+            );
+        }
+    }
+
+    /// Polls a future that never waits (refusals happen before any I/O).
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    fn request(extra: &str) -> ConvertRequest {
+        crate::api::parse_request(
+            format!(
+                r#"{{"inputImageName":"r.example/a:1","outputImageName":"r.example/b:1"{extra}}}"#
+            )
+            .as_bytes(),
+        )
+        .expect("request parses")
+    }
+
+    #[test]
+    fn external_packages_refused_where_the_host_cannot_stage_them() {
+        let env = PipelineEnv::new(Arc::new(NoNetwork), "r.example/kiln/runtime:1");
+        let e = block_on(convert(request(r#","externalPackages":"/pkgs""#), &env))
+            .expect_err("refused");
+        assert_eq!(e.status, 400);
+        assert!(e.reason.contains("externalPackages"), "{}", e.reason);
+    }
+
+    #[test]
+    fn refusals_happen_before_any_request() {
+        let env = PipelineEnv::new(Arc::new(NoNetwork), "r.example/kiln/runtime:1");
+        // No default key configured: refused by name, nothing fetched.
+        let e = block_on(convert(request(""), &env)).expect_err("refused");
+        assert!(e.reason.contains("signingKey.default"), "{}", e.reason);
+        let e = block_on(convert(request(r#","isvsvn":70000"#), &env)).expect_err("refused");
+        assert!(e.reason.contains("isvsvn"), "{}", e.reason);
     }
 }

@@ -1,0 +1,132 @@
+//! `externalPackages`: natively, the directory where kiln looks the runtime image up.
+//!
+//! The directory is an OCI image layout (what `kiln runtime pack --out oci:DIR[:TAG]`
+//! writes). The runtime image is the one tagged like `--runtime`'s tag, else the
+//! layout's only image. Its blobs and manifest are pushed **by digest, without a tag**
+//! into the output repository (where the converted image needs its layer anyway), and
+//! the pipeline then reads the runtime from there as from any registry: nothing is
+//! left behind under a name, and a failed conversion leaves only untagged blobs.
+//!
+//! The browser and the worker have no filesystem: there the engine refuses the field.
+
+use anyhow::Context;
+use kiln_engine::api::{AuthConfig, ConvertRequest};
+use kiln_engine::image::manifest::PlatformSpec;
+use kiln_engine::image::reference::{Digest, Reference};
+use kiln_engine::image::registry::{blob_to_body_stream, Credentials, RegistryClient, UploadMode};
+use kiln_engine::image::transport::Body;
+use kiln_native::OciLayout;
+
+use super::registry_args::RegistryArgs;
+
+/// Chunk size for runtime layer uploads.
+const CHUNK: usize = 8 * 1024 * 1024;
+
+/// The output credentials of a request (`outputAuthConfig`, else `authConfig`).
+fn output_credentials(request: &ConvertRequest) -> Option<Credentials> {
+    let a: &AuthConfig = request
+        .output_auth_config
+        .as_ref()
+        .or(request.auth_config.as_ref())?;
+    Some(Credentials::new(
+        a.username.clone(),
+        a.password.clone().unwrap_or_default(),
+    ))
+}
+
+/// Copies the runtime image from the layout at `dir` into the output repository of
+/// `request` by digest; returns the reference (`REGISTRY/REPO@sha256:...`) to convert with.
+pub async fn stage_runtime(
+    dir: &str,
+    runtime: &str,
+    request: &ConvertRequest,
+    reg: &RegistryArgs,
+) -> anyhow::Result<String> {
+    let layout = OciLayout::open(std::path::Path::new(dir))
+        .with_context(|| format!("externalPackages: {dir} is not an OCI image layout"))?;
+    let wanted_tag = Reference::parse(runtime)
+        .ok()
+        .and_then(|r| r.tag().map(str::to_string));
+    let tag = match wanted_tag {
+        Some(t) if layout.find(Some(&t)).is_ok() => Some(t),
+        _ => None,
+    };
+    let image = layout
+        .resolve(tag.as_deref(), &PlatformSpec::linux_amd64())
+        .with_context(|| {
+            format!(
+                "externalPackages: no runtime image in {dir} (looked for tag {:?}, else the only image)",
+                Reference::parse(runtime).ok().and_then(|r| r.tag().map(str::to_string))
+            )
+        })?;
+    let output = Reference::parse(&request.output_image_name)
+        .with_context(|| format!("outputImageName {:?}", request.output_image_name))?;
+    let client = RegistryClient::for_reference(
+        reg.transport()?,
+        &output,
+        &reg.registry_config(),
+        output_credentials(request),
+    );
+    let repo = output.repository();
+    let mut blobs: Vec<(Digest, u64)> = Vec::new();
+    for l in image.image_manifest.layers() {
+        let d = Digest::try_from(l.digest())
+            .with_context(|| format!("externalPackages: {dir}: layer digest {}", l.digest()))?;
+        blobs.push((d, l.size()));
+    }
+    for (digest, size) in &blobs {
+        if client.blob_exists(repo, digest).await?.is_some() {
+            continue;
+        }
+        let stream = layout.blob_stream(digest, Some(*size))?;
+        client
+            .push_blob(
+                repo,
+                digest,
+                Body::Stream {
+                    stream: blob_to_body_stream(stream),
+                    length: Some(*size),
+                },
+                UploadMode::Chunked { chunk_size: CHUNK },
+            )
+            .await
+            .with_context(|| format!("externalPackages: pushing runtime layer {digest}"))?;
+    }
+    let config_digest = Digest::sha256_of(&image.config);
+    if client.blob_exists(repo, &config_digest).await?.is_none() {
+        client
+            .push_blob(
+                repo,
+                &config_digest,
+                Body::Bytes(image.config.clone()),
+                UploadMode::Monolithic,
+            )
+            .await
+            .context("externalPackages: pushing the runtime config")?;
+    }
+    client
+        .push_manifest(repo, &image.manifest)
+        .await
+        .context("externalPackages: pushing the runtime manifest")?;
+    Ok(format!("{}@{}", output.name(), image.manifest.digest()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_credentials_prefer_output_auth() {
+        let mut r: ConvertRequest = serde_json::from_str(
+            r#"{"inputImageName":"a","outputImageName":"b","authConfig":{"username":"u","password":"p"}}"#,
+        )
+        .unwrap();
+        assert_eq!(output_credentials(&r).unwrap().username, "u");
+        r.output_auth_config = Some(AuthConfig {
+            username: "o".into(),
+            password: None,
+        });
+        let c = output_credentials(&r).unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("o", ""));
+    }
+}
