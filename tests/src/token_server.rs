@@ -3,8 +3,13 @@
 //! whose header carries the issuer certificate as `x5c`, which the registry checks
 //! against its `rootcertbundle`.
 //!
+//! Also the OAuth2 form (`POST /token`, distribution's token spec): `grant_type=password`
+//! with `username`/`password`, or `grant_type=refresh_token` with the server's identity
+//! token ([`TokenServer::identity_token`]); scopes space-separated in `scope`.
+//!
 //! Policy: right credentials get every action asked for; no credentials get `pull`
-//! only; wrong credentials get 401. Every request is recorded for assertions.
+//! only; wrong credentials get 401 (400 `invalid_grant` on POST). Every request is
+//! recorded for assertions.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -30,6 +35,8 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     /// False when the credentials were wrong (401).
     pub granted: bool,
+    /// `GET` or `POST`.
+    pub method: String,
 }
 
 struct Shared {
@@ -103,6 +110,11 @@ impl TokenServer {
         &self.shared.issuer.cert_pem
     }
 
+    /// The identity (refresh) token this server accepts with `grant_type=refresh_token`.
+    pub fn identity_token(&self) -> String {
+        identity_token_of(&self.shared)
+    }
+
     /// The requests seen so far.
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.shared
@@ -143,6 +155,36 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+fn identity_token_of(s: &Shared) -> String {
+    format!("kiln-refresh-{}-{}", s.username, s.password.len())
+}
+
+/// Reads the request body after the head (`Content-Length` bytes, at most 64 KiB).
+fn read_body(conn: &mut TcpStream, head: &str, already: &[u8]) -> std::io::Result<Vec<u8>> {
+    let len = head
+        .split("\r\n")
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .unwrap_or(0)
+        .min(64 * 1024);
+    let mut body = already.to_vec();
+    let mut chunk = [0u8; 4096];
+    while body.len() < len {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(len);
+    Ok(body)
+}
+
 fn respond(conn: &mut TcpStream, status: &str, body: &[u8]) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -164,13 +206,22 @@ fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(buf.len(), |p| p + 4);
+    let text = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut lines = text.split("\r\n");
     let request_line = lines.next().unwrap_or("");
+    let method = request_line.split(' ').next().unwrap_or("").to_string();
     let target = request_line.split(' ').nth(1).unwrap_or("");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != "/token" {
+    if path != "/token" || !matches!(method.as_str(), "GET" | "POST") {
         return respond(&mut conn, "404 Not Found", b"{}");
+    }
+    if method == "POST" {
+        let body = read_body(&mut conn, &text, &buf[end..])?;
+        return handle_post(conn, s, &String::from_utf8_lossy(&body));
     }
     let mut service = None;
     let mut scopes = Vec::new();
@@ -205,6 +256,7 @@ fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                     service,
                     scopes,
                     granted: false,
+                    method,
                 });
             }
             return respond(
@@ -215,6 +267,69 @@ fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
         }
         user = Some(s.username.clone());
     }
+    grant(conn, s, user, service, scopes, method)
+}
+
+/// `POST /token`: the OAuth2 password or refresh-token grant.
+fn handle_post(mut conn: TcpStream, s: &Shared, form: &str) -> std::io::Result<()> {
+    let mut f: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for pair in form.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        f.insert(percent_decode(k), percent_decode(v));
+    }
+    let get = |k: &str| f.get(k).map(String::as_str);
+    let ok = match get("grant_type") {
+        Some("password") => {
+            get("username") == Some(s.username.as_str())
+                && get("password") == Some(s.password.as_str())
+        }
+        Some("refresh_token") => get("refresh_token") == Some(identity_token_of(s).as_str()),
+        _ => false,
+    };
+    let service = get("service").map(str::to_string);
+    let scopes: Vec<String> = get("scope")
+        .map(|sc| {
+            sc.split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !ok || get("client_id").is_none_or(str::is_empty) {
+        if let Ok(mut r) = s.requests.lock() {
+            r.push(TokenRequest {
+                user: None,
+                service,
+                scopes,
+                granted: false,
+                method: "POST".into(),
+            });
+        }
+        return respond(
+            &mut conn,
+            "400 Bad Request",
+            br#"{"error":"invalid_grant"}"#,
+        );
+    }
+    grant(
+        conn,
+        s,
+        Some(s.username.clone()),
+        service,
+        scopes,
+        "POST".into(),
+    )
+}
+
+/// Answers a token for `scopes` (every action for a user, `pull` for anonymous).
+fn grant(
+    mut conn: TcpStream,
+    s: &Shared,
+    user: Option<String>,
+    service: Option<String>,
+    scopes: Vec<String>,
+    method: String,
+) -> std::io::Result<()> {
     let mut access = Vec::new();
     for sc in &scopes {
         let Some((typ, rest)) = sc.split_once(':') else {
@@ -253,6 +368,7 @@ fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             service,
             scopes,
             granted: true,
+            method,
         });
     }
     let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});

@@ -189,3 +189,40 @@ async fn copy_blob_skips_mounts_or_streams() -> R {
     assert_eq!(dst.blob_exists("out/c", &l2.digest).await?, None);
     Ok(())
 }
+
+/// An identity token (what `docker login` stores as `identitytoken`, or a credential
+/// helper answers with user `<token>`) is exchanged with the OAuth2 refresh-token
+/// grant: POST, never Basic; a wrong one is refused without being quoted.
+#[tokio::test]
+async fn identity_token_uses_the_oauth2_post_grant() -> R {
+    require_tool!("docker-registry");
+    let reg = TestRegistry::token()?;
+    let token = reg
+        .token_server()
+        .map(|t| t.identity_token())
+        .ok_or("token server")?;
+    let client = reg.client(Some(Credentials::identity_token(token)))?;
+    let img = simple_image(ImageFormat::Oci, "amd64", "idt")?;
+    push_image(&client, "tok/idt", &img, Some("v1"), UploadMode::Monolithic).await?;
+    assert_eq!(
+        client.get_manifest("tok/idt", "v1").await?.bytes(),
+        img.manifest.bytes()
+    );
+    let reqs = reg.token_server().map(|t| t.requests()).unwrap_or_default();
+    assert!(!reqs.is_empty());
+    assert!(
+        reqs.iter().all(|r| r.method == "POST" && r.granted),
+        "{reqs:?}"
+    );
+    assert!(reqs.iter().any(|r| r.user.as_deref() == Some(TEST_USER)
+        && r.scopes
+            .contains(&"repository:tok/idt:pull,push".to_string())));
+
+    let wrong = "kiln-refresh-wrong-7781";
+    let bad = reg.client(Some(Credentials::identity_token(wrong)))?;
+    let e = bad.get_manifest("tok/idt", "v1").await;
+    let Err(e) = e else { panic!("must fail") };
+    assert_eq!(e.class(), ErrorClass::Unauthorized, "{e}");
+    assert!(!format!("{e} {e:?}").contains(wrong));
+    Ok(())
+}

@@ -66,8 +66,17 @@ impl RegistryArgs {
     }
 
     /// Credentials for `registry` from ~/.docker/config.json (`$DOCKER_CONFIG`), if any.
+    /// A broken file or a failing credential helper is reported on stderr (never a
+    /// secret) and counts as no credentials.
     pub fn docker_credentials(registry: &str) -> Option<Credentials> {
-        DockerConfig::load_default().ok()?.credentials_for(registry)
+        let found = DockerConfig::load_default().and_then(|c| c.lookup(registry));
+        match found {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("kiln: warning: docker config: {e}");
+                None
+            }
+        }
     }
 
     /// A client for the registry of `reference`, with docker config.json credentials.

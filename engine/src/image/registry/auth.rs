@@ -9,6 +9,9 @@ use std::fmt;
 
 use base64::Engine as _;
 
+/// The user name Docker uses to mark an identity token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 /// A username and password (or identity token). The password never appears in
 /// `Debug` output, errors or logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -26,6 +29,18 @@ impl Credentials {
             username: username.into(),
             password: password.into(),
         }
+    }
+
+    /// An identity (refresh) token, as `docker login` stores it (`identitytoken`) or a
+    /// credential helper returns it: Docker's convention, user name `<token>`. A token
+    /// server is asked with the OAuth2 `refresh_token` grant (POST), never with Basic.
+    pub fn identity_token(token: impl Into<String>) -> Self {
+        Credentials::new(IDENTITY_TOKEN_USER, token)
+    }
+
+    /// True for an identity token (see [`Credentials::identity_token`]).
+    pub fn is_identity_token(&self) -> bool {
+        self.username == IDENTITY_TOKEN_USER
     }
 
     /// The `Authorization: Basic ...` header value.
@@ -225,6 +240,42 @@ pub fn query_escape(s: &str) -> String {
     out
 }
 
+/// The OAuth2 client id kiln sends in POST token requests.
+pub const OAUTH_CLIENT_ID: &str = "kiln";
+
+/// The form body of an OAuth2 token request (distribution's `POST /token`):
+/// `grant_type=refresh_token` for an identity token, else `grant_type=password`;
+/// `service`, the scopes space-separated in one `scope`, and `client_id`.
+pub fn token_form(credentials: &Credentials, service: Option<&str>, scopes: &[Scope]) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if credentials.is_identity_token() {
+        pairs.push(("grant_type", "refresh_token".into()));
+        pairs.push(("refresh_token", credentials.password.clone()));
+    } else {
+        pairs.push(("grant_type", "password".into()));
+        pairs.push(("username", credentials.username.clone()));
+        pairs.push(("password", credentials.password.clone()));
+    }
+    if let Some(s) = service {
+        pairs.push(("service", s.to_string()));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for s in scopes {
+        if !seen.contains(&s.0.as_str()) {
+            seen.push(&s.0);
+        }
+    }
+    if !seen.is_empty() {
+        pairs.push(("scope", seen.join(" ")));
+    }
+    pairs.push(("client_id", OAUTH_CLIENT_ID.into()));
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", query_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// The token request URL: `REALM?service=S&scope=A&scope=B`.
 pub fn token_url(realm: &str, service: Option<&str>, scopes: &[Scope]) -> String {
     let mut url = realm.to_string();
@@ -307,6 +358,24 @@ mod tests {
                 realm: Some("a \"q\" b".into())
             })
         );
+    }
+
+    #[test]
+    fn oauth_forms() {
+        let scopes = [Scope::pull("a/b"), Scope::push("c"), Scope::pull("a/b")];
+        let f = token_form(&Credentials::identity_token("r t"), Some("reg"), &scopes);
+        assert_eq!(
+            f,
+            "grant_type=refresh_token&refresh_token=r%20t&service=reg\
+             &scope=repository%3Aa%2Fb%3Apull%20repository%3Ac%3Apull%2Cpush&client_id=kiln"
+        );
+        let f = token_form(&Credentials::new("u", "p&w"), None, &[]);
+        assert_eq!(
+            f,
+            "grant_type=password&username=u&password=p%26w&client_id=kiln"
+        );
+        assert!(Credentials::identity_token("x").is_identity_token());
+        assert!(!Credentials::new("u", "x").is_identity_token());
     }
 
     #[test]

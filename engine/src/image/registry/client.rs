@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::auth::{
-    parse_challenge, scope_key, token_url, Challenge, Credentials, Scope, TokenResponse,
+    parse_challenge, scope_key, token_form, token_url, Challenge, Credentials, Scope, TokenResponse,
 };
 use super::error::{summarize_error_body, RegistryError};
 use super::verify::{BlobStream, VerifiedStream};
@@ -232,38 +232,47 @@ impl RegistryClient {
         }
     }
 
+    /// Asks the token server for a token carrying `scopes`. An identity token goes by
+    /// the OAuth2 `refresh_token` grant (POST); a password by GET with Basic auth, and
+    /// by the OAuth2 `password` grant (POST) when the server does not serve GET (404,
+    /// 405); anonymous by GET.
     async fn fetch_token(
         &self,
         realm: &str,
         service: Option<&str>,
         scopes: &[Scope],
     ) -> Result<String, RegistryError> {
+        let post = |c: &Credentials| {
+            Request::new(Method::Post, realm.to_string())
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(token_form(c, service, scopes).into_bytes())
+        };
+        let (status, body) = match &self.credentials {
+            Some(c) if c.is_identity_token() => self.token_exchange(post(c)).await?,
+            creds => {
+                let mut req = Request::new(Method::Get, token_url(realm, service, scopes));
+                if let Some(c) = creds {
+                    req.headers.set("Authorization", c.basic_header());
+                }
+                let (status, body) = self.token_exchange(req).await?;
+                match creds {
+                    Some(c) if matches!(status, 404 | 405) => self.token_exchange(post(c)).await?,
+                    _ => (status, body),
+                }
+            }
+        };
         let op = "token request";
-        let mut req = Request::new(Method::Get, token_url(realm, service, scopes));
-        if let Some(c) = &self.credentials {
-            req.headers.set("Authorization", c.basic_header());
-        }
-        let resp = self
-            .transport
-            .send(req)
-            .await
-            .map_err(|e| self.transport_err(op, e))?;
-        let status = resp.status;
-        let body = resp
-            .bytes_limited(TOKEN_BODY_MAX)
-            .await
-            .map_err(|e| self.transport_err(op, e))?;
         match status {
             200 => {}
-            401 | 403 => {
+            400 | 401 | 403 => {
                 return Err(RegistryError::Unauthorized {
                     registry: self.host.clone(),
                     detail: format!(
                         "the token server refused {} (HTTP {status})",
-                        if self.credentials.is_some() {
-                            "the credentials"
-                        } else {
-                            "anonymous access"
+                        match &self.credentials {
+                            Some(c) if c.is_identity_token() => "the identity token",
+                            Some(_) => "the credentials",
+                            None => "anonymous access",
                         }
                     ),
                 })
@@ -285,6 +294,22 @@ impl RegistryClient {
                 operation: op.into(),
                 detail: "no token in the token server's answer".into(),
             })
+    }
+
+    /// Sends one token request; returns its status and (bounded) body.
+    async fn token_exchange(&self, req: Request) -> Result<(u16, Vec<u8>), RegistryError> {
+        let op = "token request";
+        let resp = self
+            .transport
+            .send(req)
+            .await
+            .map_err(|e| self.transport_err(op, e))?;
+        let status = resp.status;
+        let body = resp
+            .bytes_limited(TOKEN_BODY_MAX)
+            .await
+            .map_err(|e| self.transport_err(op, e))?;
+        Ok((status, body))
     }
 
     /// Sends a request with authentication for `scopes`, answering one challenge.

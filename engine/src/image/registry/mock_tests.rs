@@ -174,6 +174,59 @@ fn bearer_wrong_password_is_unauthorized_without_leaking() {
     assert!(!format!("{e} {e:?} {c:?}").contains("secret-pw"));
 }
 
+/// A token server that only speaks OAuth2 (GET answers 404): the password grant by POST.
+#[test]
+fn password_falls_back_to_the_oauth2_post_grant() {
+    let m = mock(Box::new(|req, _| {
+        if req.url.starts_with("https://auth.test/token") {
+            if req.method == Method::Get {
+                return (404, vec![], vec![]);
+            }
+            let body = match &req.body {
+                Body::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            };
+            if body.contains("grant_type=password")
+                && body.contains("username=u&password=secret-pw")
+                && req.headers.get("content-type") == Some("application/x-www-form-urlencoded")
+            {
+                return (200, vec![], br#"{"access_token":"OA"}"#.to_vec());
+            }
+            return (400, vec![], br#"{"error":"invalid_grant"}"#.to_vec());
+        }
+        if req.headers.get("authorization") == Some("Bearer OA") {
+            (
+                200,
+                vec![("Content-Type", OCI_MANIFEST.to_string())],
+                manifest_bytes(),
+            )
+        } else {
+            (
+                401,
+                vec![("WWW-Authenticate", CHALLENGE.to_string())],
+                vec![],
+            )
+        }
+    }));
+    let c = RegistryClient::new(
+        m.clone(),
+        "reg.test",
+        ClientOptions {
+            insecure: false,
+            credentials: Some(creds()),
+        },
+    );
+    let r = run(c.get_manifest("a/b", "latest"));
+    assert!(r.is_ok(), "{r:?}");
+    let methods: Vec<Method> = seen(&m).iter().map(|s| s.method).collect();
+    assert_eq!(
+        methods,
+        [Method::Get, Method::Get, Method::Post, Method::Get]
+    );
+    // The POST carries no Basic header: the password travels only in the form.
+    assert_eq!(seen(&m)[2].auth, None);
+}
+
 #[test]
 fn basic_flow_and_rejection() {
     let m = mock(Box::new(|req, _| match req.headers.get("authorization") {
