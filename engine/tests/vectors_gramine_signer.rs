@@ -20,7 +20,9 @@ const PAL: &[u8] = include_bytes!("../testdata/gramine/libpal_test.so");
 const KEY: &str = include_str!("../testdata/gramine/test-key.pem");
 
 /// (name, date, manifest, Gramine's SIGSTRUCT)
-const CASES: &[(&str, (u16, u8, u8), &[u8], &[u8])] = &[
+type Case = (&'static str, (u16, u8, u8), &'static [u8], &'static [u8]);
+
+const CASES: &[Case] = &[
     (
         "g01-sgx1-min",
         (2024, 2, 29),
