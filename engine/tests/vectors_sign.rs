@@ -2,8 +2,6 @@
 //! natively and in headless Chromium (wasm32).
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use kiln_engine::sgx::attributes::SigningAttributes;
 use kiln_engine::sgx::manifest_params::{CpuFeatures, SgxManifestParams};
@@ -39,14 +37,9 @@ const EC_P256_SEC1: &str = include_str!("../testdata/keys/ec-p256-sec1.pem");
 
 const T1_MRENCLAVE: &str = "deb0d147ec1d47de844d864dd75b7d9169ea0f5bbeacad8c7e2ad3b827fd476b";
 
-/// Runs a future that never waits (all signers here answer at once).
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("the signer future did not complete at once"),
-    }
+/// Runs a future that completes on its first poll (everything here is synchronous underneath).
+fn block_on<F: Future>(f: F) -> F::Output {
+    futures_util::FutureExt::now_or_never(f).expect("the future never pends")
 }
 
 fn hash32(hex_text: &str) -> [u8; 32] {

@@ -471,16 +471,9 @@ mod refusal_tests {
         }
     }
 
-    /// Polls a future that never waits (refusals happen before any I/O).
+    /// Runs a future that completes on its first poll (everything here is synchronous underneath).
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        use std::task::{Context, Poll, Waker};
-        let mut f = std::pin::pin!(f);
-        let mut cx = Context::from_waker(Waker::noop());
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
+        futures_util::FutureExt::now_or_never(f).expect("the future never pends")
     }
 
     fn request(extra: &str) -> ConvertRequest {
