@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod certs;
+pub mod cli;
 pub mod converted_fixture;
 pub mod images;
 pub mod registry;

@@ -4,30 +4,17 @@
 //! measurements as the same runtime read from a registry. A directory that does not
 //! hold it is refused by name and leaves no tag.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use kiln_engine::api::ConvertResponse;
 use kiln_engine::image::registry::UploadMode;
+use kiln_tests::cli::kiln_bin;
 use kiln_tests::images::{push_image, write_oci_layout};
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
 use kiln_tests::sample_images::busybox_image;
 use kiln_tests::{require_tool, HarnessError};
-
-/// The `kiln` CLI binary of this workspace (built on demand).
-fn kiln_bin() -> Result<PathBuf, HarnessError> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "kiln"])
-        .status()?;
-    if !st.success() {
-        return Err("cargo build -p kiln failed".into());
-    }
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(Path::parent).ok_or("no target dir")?;
-    Ok(dir.join("kiln"))
-}
 
 struct Run {
     out: Output,
