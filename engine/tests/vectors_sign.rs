@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use kiln_engine::sgx::attributes::SigningAttributes;
-use kiln_engine::sgx::manifest_params::{CpuFeatures, SgxManifestParams};
+use kiln_engine::sgx::manifest_params::SgxManifestParams;
 use kiln_engine::sgx::rsa3072::{self, KeyError, SignatureError};
 use kiln_engine::sgx::signer::{
     complete, gramine_sigstruct_body, prepare, sign, ExternalSignature, PrivateKeySigner,
@@ -71,11 +71,9 @@ fn t1_params() -> SgxManifestParams {
         enclave_size: 2 << 20,
         max_threads: 2,
         debug: true,
-        edmm_enable: false,
-        use_exinfo: false,
         isvprodid: 7,
         isvsvn: 3,
-        cpu_features: CpuFeatures::default(),
+        ..SgxManifestParams::default()
     }
 }
 

@@ -191,19 +191,9 @@ impl SigningAttributes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sgx::manifest_params::CpuFeatures;
 
     fn params() -> SgxManifestParams {
-        SgxManifestParams {
-            enclave_size: 256 << 20,
-            max_threads: 4,
-            debug: false,
-            edmm_enable: false,
-            use_exinfo: false,
-            isvprodid: 0,
-            isvsvn: 0,
-            cpu_features: CpuFeatures::default(),
-        }
+        SgxManifestParams::default()
     }
 
     #[test]

@@ -62,6 +62,23 @@ pub struct SgxManifestParams {
     pub cpu_features: CpuFeatures,
 }
 
+/// Gramine v1.9's defaults for a manifest without any `sgx.*` key (an SGX1 enclave):
+/// what `SgxManifestParams::from_manifest(b"")` gives.
+impl Default for SgxManifestParams {
+    fn default() -> Self {
+        SgxManifestParams {
+            enclave_size: 256 << 20,
+            max_threads: 4,
+            debug: false,
+            edmm_enable: false,
+            use_exinfo: false,
+            isvprodid: 0,
+            isvsvn: 0,
+            cpu_features: CpuFeatures::default(),
+        }
+    }
+}
+
 /// Why a manifest's `sgx.*` settings are refused. Every variant names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestParamsError {
@@ -307,19 +324,12 @@ mod tests {
     #[test]
     fn defaults() {
         let p = parse("").unwrap();
-        assert_eq!(
-            p,
-            SgxManifestParams {
-                enclave_size: 256 << 20,
-                max_threads: 4,
-                debug: false,
-                edmm_enable: false,
-                use_exinfo: false,
-                isvprodid: 0,
-                isvsvn: 0,
-                cpu_features: CpuFeatures::default(),
-            }
-        );
+        assert_eq!(p, SgxManifestParams::default());
+        // Hand-checked against Gramine v1.9's manifest.py defaults.
+        assert_eq!((p.enclave_size, p.max_threads), (256 << 20, 4));
+        assert!(!p.debug && !p.edmm_enable && !p.use_exinfo);
+        assert_eq!((p.isvprodid, p.isvsvn), (0, 0));
+        assert_eq!(p.cpu_features, CpuFeatures::default());
         assert_eq!(
             parse("sgx.edmm_enable = true").unwrap().enclave_size,
             1 << 40
