@@ -19,7 +19,8 @@
 #                                    secret binding KILN_DEFAULT_SIGNING_KEY (POST /convert-image with
 #                                    signingKey.default or none).
 #   KILN_RUNTIME_IMAGE               reference of the Gramine runtime image (POST /convert-image).
-#   KILN_KMS_ENDPOINT                remote KMS signer endpoint (not used yet).
+#   KILN_KMS_URL                     Fortanix DSM base URL for signingKey.sdkms (its origin is the
+#                                    KMS transport's own exemption; KILN_KMS_ENDPOINT: older name).
 #   KILN_WORKER_NO_BUILD=1           never build; fail if worker/build is missing.
 #   KILN_ASSETS_DIR                  static files served at / (default: the web app's dist/ when
 #                                    scripts/build-app.sh has built it, else worker/public).
@@ -54,6 +55,7 @@ export KILN_PROXY_TIMEOUT_SECS="${KILN_PROXY_TIMEOUT_SECS:-}"
 export KILN_PROXY_UPLOAD_TIMEOUT_SECS="${KILN_PROXY_UPLOAD_TIMEOUT_SECS:-}"
 export KILN_RUNTIME_IMAGE="${KILN_RUNTIME_IMAGE:-}"
 export KILN_KMS_ENDPOINT="${KILN_KMS_ENDPOINT:-}"
+export KILN_KMS_URL="${KILN_KMS_URL:-}"
 KILN_DEFAULT_SIGNING_KEY=""
 if [ -n "${KILN_DEFAULT_SIGNING_KEY_FILE:-}" ]; then
   KILN_DEFAULT_SIGNING_KEY=$(cat "$KILN_DEFAULT_SIGNING_KEY_FILE")
@@ -72,7 +74,7 @@ find "$W/build" -maxdepth 1 -name 'workerd.*.capnp' -mmin +120 -delete 2>/dev/nu
 bindings=""
 for v in KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_ORIGINS \
          KILN_PROXY_TIMEOUT_SECS KILN_PROXY_UPLOAD_TIMEOUT_SECS KILN_RUNTIME_IMAGE \
-         KILN_KMS_ENDPOINT KILN_DEFAULT_SIGNING_KEY; do
+         KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY; do
   bindings+="    (name = \"$v\", fromEnvironment = \"$v\"),"$'\n'
 done
 cat > "$CONFIG" <<CAPNP

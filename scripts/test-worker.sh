@@ -5,7 +5,8 @@
 #   3. node's test runner over worker/test/: real registries (docker-registry: plain, basic,
 #      bearer token + test token server) and the worker in bare workerd on loopback; pull and
 #      push through the proxy, the guard, logs; CORS from headless Chromium on another origin;
-#      the edge API (verify-image, convert-image) against the native `kiln convert`.
+#      the edge API (verify-image, convert-image) against the native `kiln convert`;
+#      signingKey.sdkms against the stand-in DSM (example dsm_standin).
 # Needs scripts/install-deps.sh (worker-build, workerd, playwright-core, chromium, docker-registry).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +16,6 @@ cargo test -q -p kiln-worker
 scripts/build-worker.sh
 # The edge API tests push the sample and fixture runtime (demo_images) and compare with `kiln convert`.
 cargo build -q -p kiln --bin kiln
-cargo build -q -p kiln-tests --example demo_images
+cargo build -q -p kiln-tests --example demo_images --example dsm_standin
 cd worker
 KILN_WORKER_NO_BUILD=1 node --test --test-concurrency=1 test/*.test.mjs

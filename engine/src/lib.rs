@@ -10,6 +10,7 @@
 //! - [`gramine`]: the convert-image request, the enclave spec and Gramine's manifests.
 //! - [`sgx`]: MRENCLAVE measurement, Gramine's enclave layout, SIGSTRUCT and signing.
 //! - [`pipeline`]: the whole conversion, one async entry point over the host's traits.
+//! - [`kms`]: signers backed by a remote KMS (Fortanix DSM, `signingKey.sdkms`).
 
 #![forbid(unsafe_code)]
 // The same code shares `Arc`s across threads natively; on wasm32 the transports are `!Send`
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod gramine;
 pub mod image;
+pub mod kms;
 pub mod pipeline;
 pub mod runtime_image;
 pub mod sgx;

@@ -4,6 +4,8 @@
 //! - [`registry::TestRegistry`]: Debian's `docker-registry` (distribution 2.8) on a
 //!   free 127.0.0.1 port in a temp dir, stopped on drop; anonymous, htpasswd basic
 //!   auth, TLS with a private CA, or bearer tokens from [`token_server::TokenServer`].
+//! - [`dsm_server::DsmServer`]: a stand-in Fortanix DSM (session auth, key info, sign)
+//!   with a real RSA-3072 e = 3 key, for `signingKey.sdkms`.
 //! - [`certs`]: a private CA and leaf certificate (rcgen), and the token signing cert.
 //! - [`images`]: deterministic OCI/Docker test images (tar + gzip layers, config,
 //!   manifest, index), an OCI layout writer (for skopeo/umoci) and a pusher that uses
@@ -18,6 +20,7 @@
 pub mod certs;
 pub mod cli;
 pub mod converted_fixture;
+pub mod dsm_server;
 pub mod images;
 pub mod registry;
 pub mod runtime_fixture;

@@ -126,6 +126,27 @@ impl kiln_engine::pipeline::env::Clock for JsClock {
     }
 }
 
+/// The `signingKey.sdkms` signer factory: Fortanix DSM at `KILN_KMS_URL`, reached through
+/// a [`FetchTransport`] that may reach only that origin (its own exemption, under the same
+/// address guard). `None` when unset: the engine then refuses `signingKey.sdkms` (400).
+// wasm32 runs on one thread; the engine's transports are `!Send` there.
+#[allow(clippy::arc_with_non_send_sync)]
+pub fn sdkms_factory(
+    cfg: &Config,
+) -> Result<Option<Arc<dyn kiln_engine::pipeline::SdkmsSignerFactory>>, ApiError> {
+    let Some(url) = cfg.kms_endpoint.as_deref() else {
+        return Ok(None);
+    };
+    let transport = FetchTransport::new(
+        cfg.kms_policy.clone(),
+        cfg.timeout_ms,
+        cfg.upload_timeout_ms,
+    );
+    let factory = kiln_engine::kms::sdkms::SdkmsFactory::new(Arc::new(transport), url)
+        .map_err(|e| ApiError::new(500, "ConfigurationError", format!("KILN_KMS_URL: {e}")))?;
+    Ok(Some(Arc::new(factory)))
+}
+
 /// `POST /convert-image`: runs the engine's pipeline in the worker. `signingKey.default`
 /// (or no `signingKey`) signs with the secret `KILN_DEFAULT_SIGNING_KEY`; the runtime image
 /// is `KILN_RUNTIME_IMAGE`.
@@ -187,6 +208,7 @@ pub async fn convert_image(
         })?;
         penv.default_signer = Some(Arc::new(signer));
     }
+    penv.sdkms = sdkms_factory(cfg)?;
     let out = convert(request, &penv).await.map_err(|e| from_engine(&e))?;
     serde_json::to_string(&out.response).map_err(|e| ApiError::new(500, "Internal", e.to_string()))
 }

@@ -18,7 +18,12 @@ pub const UPLOAD_TIMEOUT_SECS: &str = "KILN_PROXY_UPLOAD_TIMEOUT_SECS";
 pub const DEFAULT_SIGNING_KEY: &str = "KILN_DEFAULT_SIGNING_KEY";
 /// Binding: reference of the Gramine runtime image conversions build on. Not used yet.
 pub const RUNTIME_IMAGE: &str = "KILN_RUNTIME_IMAGE";
-/// Binding: endpoint of the remote KMS signer. Not used yet.
+/// Binding: base URL of the Fortanix DSM that `signingKey.sdkms` signs with, e.g.
+/// `https://api.amer.smartkey.io`. Its origin is the one host the engine's KMS transport
+/// may reach (its own exemption, not on the registry allowlist, still under the address
+/// guard). Unset: `signingKey.sdkms` is refused as not configured.
+pub const KMS_URL: &str = "KILN_KMS_URL";
+/// Binding: older name of [`KMS_URL`], read when that is unset.
 pub const KMS_ENDPOINT: &str = "KILN_KMS_ENDPOINT";
 
 /// Default for [`TIMEOUT_SECS`].
@@ -32,6 +37,14 @@ pub enum ConfigError {
     /// The allowlist does not parse.
     #[error(transparent)]
     Allowlist(#[from] PolicyError),
+    /// The KMS URL is not `http(s)://host[:port][/path]`.
+    #[error("{KMS_URL} {url:?} is not http(s)://host[:port][/path]: {why}")]
+    KmsUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A number binding is not a positive integer.
     #[error("{name} must be a positive whole number of seconds, not {value:?}")]
     BadNumber {
@@ -57,8 +70,11 @@ pub struct Config {
     pub has_default_signing_key: bool,
     /// Runtime image reference, if set.
     pub runtime_image: Option<String>,
-    /// KMS endpoint, if set.
+    /// Fortanix DSM base URL ([`KMS_URL`]), if set.
     pub kms_endpoint: Option<String>,
+    /// What the KMS transport may reach: only the origin of [`Config::kms_endpoint`]
+    /// (empty when unset), under the same address rules as registries.
+    pub kms_policy: Policy,
 }
 
 impl Config {
@@ -79,15 +95,42 @@ impl Config {
                 },
             }
         };
-        Ok(Config {
+        Config {
             policy: Policy::new(&get(ALLOWLIST).unwrap_or_default(), flag(ALLOW_LOOPBACK))?,
             origins: Origins::parse(&get(ALLOWED_ORIGINS).unwrap_or_default()),
             timeout_ms: secs(TIMEOUT_SECS, DEFAULT_TIMEOUT_SECS)?,
             upload_timeout_ms: secs(UPLOAD_TIMEOUT_SECS, DEFAULT_UPLOAD_TIMEOUT_SECS)?,
             has_default_signing_key: get(DEFAULT_SIGNING_KEY).is_some(),
             runtime_image: get(RUNTIME_IMAGE),
-            kms_endpoint: get(KMS_ENDPOINT),
-        })
+            kms_endpoint: get(KMS_URL).or_else(|| get(KMS_ENDPOINT)),
+            kms_policy: Policy::default(),
+        }
+        .with_kms_policy(flag(ALLOW_LOOPBACK))
+    }
+
+    /// Derives [`Config::kms_policy`] from [`Config::kms_endpoint`].
+    fn with_kms_policy(mut self, allow_loopback: bool) -> Result<Self, ConfigError> {
+        let Some(raw) = self.kms_endpoint.clone() else {
+            return Ok(self);
+        };
+        let bad = |why: String| ConfigError::KmsUrl {
+            url: raw.clone(),
+            why,
+        };
+        let url = url::Url::parse(raw.trim()).map_err(|e| bad(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("only http:// and https:// are allowed".into()));
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+            return Err(bad("no credentials or query in the URL".into()));
+        }
+        let host = url.host_str().ok_or_else(|| bad("no host".into()))?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| bad("no port".into()))?;
+        let entry = format!("{}://{host}:{port}", url.scheme());
+        self.kms_policy = Policy::new(&entry, allow_loopback).map_err(|e| bad(e.to_string()))?;
+        Ok(self)
     }
 }
 
@@ -130,6 +173,43 @@ mod tests {
         assert_eq!(c.timeout_ms, 5000);
         assert!(c.has_default_signing_key);
         assert_eq!(c.runtime_image.as_deref(), Some("r/x:1"));
+    }
+
+    #[test]
+    fn kms_url_is_its_own_exemption() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.kms_endpoint, None);
+        assert!(c.kms_policy.is_empty());
+        let c = cfg(&[
+            (ALLOWLIST, "ghcr.io"),
+            (KMS_URL, "https://api.amer.smartkey.io/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.kms_endpoint.as_deref(),
+            Some("https://api.amer.smartkey.io/")
+        );
+        assert!(c.kms_policy.check_authority("api.amer.smartkey.io").is_ok());
+        assert!(c.kms_policy.check_authority("ghcr.io").is_err());
+        assert!(c.policy.check_authority("api.amer.smartkey.io").is_err());
+        // The older binding name still works; loopback only with the test flag.
+        let c = cfg(&[
+            (KMS_ENDPOINT, "http://127.0.0.1:8200"),
+            (ALLOW_LOOPBACK, "1"),
+        ])
+        .unwrap();
+        assert!(c.kms_policy.check_authority("127.0.0.1:8200").is_ok());
+        let c = cfg(&[(KMS_URL, "http://127.0.0.1:8200")]).unwrap();
+        assert!(c.kms_policy.check_authority("127.0.0.1:8200").is_err());
+        for bad in [
+            "ftp://x",
+            "api.smartkey.io",
+            "https://u:p@h",
+            "https://h/?q=1",
+        ] {
+            let e = cfg(&[(KMS_URL, bad)]).unwrap_err();
+            assert!(e.to_string().contains(KMS_URL), "{e}");
+        }
     }
 
     #[test]

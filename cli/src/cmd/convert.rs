@@ -6,14 +6,19 @@
 //! Credentials never come from argv: `--input-user`/`--output-user`/`--user` with the
 //! password from `$KILN_INPUT_PASSWORD`/`$KILN_OUTPUT_PASSWORD`/`$KILN_PASSWORD` or
 //! `--password-stdin`; without a user, ~/.docker/config.json.
+//!
+//! `signingKey.sdkms` (a Fortanix DSM key): `--sdkms-key NAME` with the API key from
+//! `$KILN_SDKMS_API_KEY` (or a `--request` file naming it), and the DSM at `--kms-url`
+//! (`$KILN_KMS_URL`).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use kiln_engine::api::{parse_request, AuthConfig, ConvertRequest};
+use kiln_engine::api::{parse_request, AuthConfig, ConvertRequest, SdkmsKey, SigningKey};
 use kiln_engine::image::reference::Reference;
+use kiln_engine::kms::sdkms::SdkmsFactory;
 use kiln_engine::pipeline::{convert, PipelineEnv};
 use kiln_engine::sgx::signer::PrivateKeySigner;
 use kiln_native::ThreadedScans;
@@ -89,6 +94,14 @@ pub struct Args {
     /// (generated on first use).
     #[arg(long, value_name = "PEM")]
     key: Option<PathBuf>,
+    /// signingKey.sdkms.name: sign with this Fortanix DSM key instead (API key from
+    /// $KILN_SDKMS_API_KEY, never argv; needs --kms-url).
+    #[arg(long, value_name = "NAME")]
+    sdkms_key: Option<String>,
+    /// Fortanix DSM base URL for signingKey.sdkms, e.g. https://api.amer.smartkey.io
+    /// (--registry-ca applies to it too).
+    #[arg(long, value_name = "URL", env = "KILN_KMS_URL")]
+    kms_url: Option<String>,
     /// Pull user (password from $KILN_INPUT_PASSWORD or --password-stdin).
     #[arg(long, value_name = "USER")]
     input_user: Option<String>,
@@ -200,6 +213,16 @@ fn build_request(a: &Args) -> anyhow::Result<ConvertRequest> {
     set(&mut r.log_file_path, a.log_file_path.clone());
     set(&mut r.core_dump_pattern, a.core_dump_pattern.clone());
     set(&mut r.external_packages, a.external_packages.clone());
+    if let Some(name) = &a.sdkms_key {
+        let api_key = std::env::var("KILN_SDKMS_API_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .context("--sdkms-key needs the DSM API key in $KILN_SDKMS_API_KEY")?;
+        r.signing_key = Some(SigningKey::Sdkms(SdkmsKey {
+            name: name.clone(),
+            api_key,
+        }));
+    }
 
     // Credentials: flags + env/stdin, else docker config.
     let users = [&a.input_user, &a.output_user, &a.user]
@@ -237,14 +260,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let request = build_request(&a)?;
     let reg = &a.registry;
     let state = reg.state()?;
+    let uses_sdkms = matches!(request.signing_key, Some(SigningKey::Sdkms(_)));
+    if uses_sdkms && a.kms_url.is_none() {
+        bail!("signingKey.sdkms needs the Fortanix DSM URL: pass --kms-url URL (or set $KILN_KMS_URL)");
+    }
     let signer = match &a.key {
+        _ if uses_sdkms => None,
         Some(p) => {
             let pem = zeroize::Zeroizing::new(
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             );
-            PrivateKeySigner::from_pem(&pem, None).with_context(|| format!("{}", p.display()))?
+            Some(
+                PrivateKeySigner::from_pem(&pem, None)
+                    .with_context(|| format!("{}", p.display()))?,
+            )
         }
-        None => state.default_key()?,
+        None => Some(state.default_key()?),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -275,7 +306,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     env.external_packages_staged = staged;
     env.registry = reg.registry_config();
     env.cache = Arc::new(state.layer_cache());
-    env.default_signer = Some(Arc::new(signer));
+    env.default_signer = signer.map(|s| Arc::new(s) as _);
+    if let Some(url) = &a.kms_url {
+        env.sdkms = Some(Arc::new(
+            SdkmsFactory::new(reg.transport()?, url).context("--kms-url")?,
+        ));
+    }
     env.clock = Arc::new(SystemClock);
     env.scans = Arc::new(ThreadedScans::default());
     env.source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")

@@ -166,6 +166,7 @@ async fn sign_one(
     let body = gramine_sigstruct_body(m.mrenclave, &m.params, date);
     sign(body, signer).await.map_err(|e| match e {
         crate::sgx::signer::SignError::Key(k) => ApiError::bad_request(format!("signingKey: {k}")),
+        crate::sgx::signer::SignError::Api(e) => e,
         other => ApiError::new(
             crate::api::ErrorType::RegistryError,
             format!("signing the {what} enclave: {other}"),

@@ -52,6 +52,10 @@ pub enum SignError {
     /// The signer itself failed (KMS unreachable, user cancelled, …).
     #[error("signer failed: {0}")]
     Signer(String),
+    /// A remote signer failed with a known API error (a KMS refused the API key: 401;
+    /// no such key: 400; KMS unreachable: 502). Reported as it is.
+    #[error("{0}")]
+    Api(crate::api::ApiError),
 }
 
 /// A source of SIGSTRUCT signatures: RSA-3072, e = 3, RSASSA-PKCS#1 v1.5 with SHA-256.
