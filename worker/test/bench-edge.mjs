@@ -1,7 +1,8 @@
 // Benchmark: an edge conversion of the busybox sample through POST /convert-image (the engine in
 // workerd), cold (first request of a fresh workerd) and warm (later requests), against the native
-// `kiln convert` of the same image in the same run (cold: empty state dir, so no layer cache;
-// warm: same state dir). Not a test: prints numbers, asserts nothing about time.
+// `kiln convert` of the same image in the same run with an empty state dir (no layer cache: the
+// worker has none either), and, for reference, the native one with its layer cache warm.
+// Not a test: prints numbers, asserts nothing about time.
 //   node worker/test/bench-edge.mjs     (scripts/bench-worker.sh builds first)
 // KILN_BENCH_ROUNDS (3) rounds; KILN_BENCH_KILN: the kiln binary (default target/release/kiln when
 // it exists, else target/debug/kiln; the worker is always the release wasm build).
@@ -54,12 +55,15 @@ function native(stateDir) {
   return secs(t0);
 }
 
-const t = { edgeCold: [], edgeWarm: [], nativeCold: [], nativeWarm: [] };
+const t = { edgeCold: [], edgeWarm: [], nativeCold: [], nativeNoCache: [], nativeCached: [] };
 let peakRss = 0;
+let dirs = 0;
+const fresh = () => path.join(dir, `state${dirs++}`);
 for (let i = 0; i < ROUNDS; i++) {
-  const stateDir = path.join(dir, `state${i}`);
+  const stateDir = fresh();
   t.nativeCold.push(native(stateDir));
-  for (let k = 0; k < WARM; k++) t.nativeWarm.push(native(stateDir));
+  for (let k = 0; k < WARM; k++) t.nativeNoCache.push(native(fresh()));
+  for (let k = 0; k < WARM; k++) t.nativeCached.push(native(stateDir));
   const worker = await startWorker({
     KILN_DEFAULT_SIGNING_KEY_FILE: keyFile,
     KILN_REGISTRY_ALLOWLIST: `http://${reg.host}`,
@@ -81,8 +85,9 @@ const line = (name, e, b) => {
   console.log(`${name}: edge ${me.toFixed(2)} s, native ${mb.toFixed(2)} s, ratio ${(me / mb).toFixed(2)}x  [edge ${fmt(e)}; native ${fmt(b)}]`);
 };
 console.log(`busybox sample via POST /convert-image vs ${path.relative(ROOT, KILN)} convert, ${ROUNDS} rounds (warm: ${WARM} per round), medians`);
-line('cold', t.edgeCold, t.nativeCold);
-line('warm', t.edgeWarm, t.nativeWarm);
+line('cold (fresh workerd / first native run)', t.edgeCold, t.nativeCold);
+line('warm (later requests / native without cache)', t.edgeWarm, t.nativeNoCache);
+line('warm vs native with its layer cache warm', t.edgeWarm, t.nativeCached);
 console.log(`load average: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
 console.log(`workerd RSS after the conversions: ${(peakRss / 1024).toFixed(0)} MiB`);
 await reg.stop();
