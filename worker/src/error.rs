@@ -1,5 +1,16 @@
 //! The JSON error body every failure of the worker carries: `{"errorType", "reason"}`.
 
+/// Every `errorType` the worker itself answers with, besides the engine's
+/// (`kiln_engine::api::ErrorType`). `openapi.json` documents exactly these plus the engine's.
+pub const WORKER_ERROR_TYPES: [&str; 6] = [
+    "RegistryNotAllowed",
+    "ConfigurationError",
+    "OriginNotAllowed",
+    "MethodNotAllowed",
+    "InvalidToken",
+    "TokenExpired",
+];
+
 /// An error answered to the client. `reason` never holds credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {

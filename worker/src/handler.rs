@@ -1,5 +1,5 @@
-//! The fetch handler (wasm only): routing, CORS, configuration, the API placeholders and the
-//! static assets.
+//! The fetch handler (wasm only): routing, CORS, configuration, the edge API, the OpenAPI
+//! document and the static assets.
 
 use crate::config::Config;
 use crate::cors::{allow_headers, ALLOWED_METHODS, EXPOSED_HEADERS, MAX_AGE_SECS};
@@ -119,14 +119,33 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 }
             }
         }
-        Route::NotImplemented(path) => error_response(
-            &ApiError::new(
-                501,
-                "NotImplemented",
-                format!("{path} (the offline two-step conversion) is not implemented yet"),
-            ),
-            cors_origin,
-        ),
+        Route::PrepareImage | Route::CompleteImage => {
+            let what = if route == Route::PrepareImage {
+                "convert-image/prepare"
+            } else {
+                "convert-image/complete"
+            };
+            let started = js_sys::Date::now();
+            let result = match read_body(&mut req).await {
+                Ok(body) if route == Route::PrepareImage => {
+                    crate::two_step::prepare(&cfg, &env, &body).await
+                }
+                Ok(body) => crate::two_step::complete(&cfg, &env, &body).await,
+                Err(e) => Err(e),
+            };
+            // Never log the body, the token or the signatures.
+            match result {
+                Ok(json) => {
+                    console_log!("{what} -> 200 ({:.0} ms)", js_sys::Date::now() - started);
+                    json_response(200, &json, cors_origin)
+                }
+                Err(e) => {
+                    console_log!("{what} -> {} {}", e.status, e.error_type);
+                    error_response(&e, cors_origin)
+                }
+            }
+        }
+        Route::OpenApi => json_response(200, crate::openapi::DOCUMENT, cors_origin),
         Route::MethodNotAllowed(allow) => with_allow(
             error_response(
                 &ApiError::new(

@@ -6,7 +6,8 @@
 //!   proxy, follows blob redirects itself, and never reaches a host off the allowlist or a
 //!   private, loopback or link-local address (see [`policy`]).
 //! - `GET /healthz`, and the edge API: `POST /verify-image` and `POST /convert-image` run the
-//!   engine here ([`transport`] is its guarded `fetch`); the offline two-step answers 501.
+//!   engine here ([`transport`] is its guarded `fetch`); `POST /convert-image/prepare` and
+//!   `/complete` run the offline two-step ([`token`]); `GET /openapi.json` is [`openapi`].
 //! - Everything else: the static assets (the web app).
 //!
 //! The pure parts (guard, rewriting, CORS, routing, configuration) build natively and are
@@ -18,9 +19,11 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod headers;
+pub mod openapi;
 pub mod policy;
 pub mod rewrite;
 pub mod route;
+pub mod token;
 
 #[cfg(target_arch = "wasm32")]
 mod api;
@@ -32,3 +35,5 @@ mod handler;
 mod proxy;
 #[cfg(target_arch = "wasm32")]
 pub mod transport;
+#[cfg(target_arch = "wasm32")]
+mod two_step;

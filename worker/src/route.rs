@@ -18,8 +18,12 @@ pub enum Route<'a> {
     VerifyImage,
     /// `POST /convert-image`.
     ConvertImage,
-    /// An edge API endpoint that is not implemented yet (its path).
-    NotImplemented(&'a str),
+    /// `POST /convert-image/prepare` (offline two-step, step 1).
+    PrepareImage,
+    /// `POST /convert-image/complete` (offline two-step, step 2).
+    CompleteImage,
+    /// `GET /openapi.json`: the edge API's OpenAPI document.
+    OpenApi,
     /// A known path with a method it does not accept.
     MethodNotAllowed(&'static str),
     /// A proxy path that is not a registry API or token path, or lacks a path.
@@ -28,7 +32,7 @@ pub enum Route<'a> {
     Asset,
 }
 
-/// Edge API endpoints that will run the engine.
+/// Edge API endpoints (they run the engine).
 pub const API_PATHS: [&str; 4] = [
     "/convert-image",
     "/convert-image/prepare",
@@ -72,7 +76,9 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ("OPTIONS", _) if is_api => Route::Preflight,
         ("POST", "/verify-image") => Route::VerifyImage,
         ("POST", "/convert-image") => Route::ConvertImage,
-        ("POST", _) if is_api => Route::NotImplemented(path),
+        ("POST", "/convert-image/prepare") => Route::PrepareImage,
+        ("POST", "/convert-image/complete") => Route::CompleteImage,
+        ("GET" | "HEAD", "/openapi.json") => Route::OpenApi,
         (_, _) if is_api => Route::MethodNotAllowed("POST, OPTIONS"),
         _ => Route::Asset,
     }
@@ -91,10 +97,12 @@ mod tests {
         );
         assert_eq!(route("POST", "/convert-image"), Route::ConvertImage);
         assert_eq!(route("POST", "/verify-image"), Route::VerifyImage);
+        assert_eq!(route("POST", "/convert-image/prepare"), Route::PrepareImage);
         assert_eq!(
-            route("POST", "/convert-image/prepare"),
-            Route::NotImplemented("/convert-image/prepare")
+            route("POST", "/convert-image/complete"),
+            Route::CompleteImage
         );
+        assert_eq!(route("GET", "/openapi.json"), Route::OpenApi);
         assert!(matches!(
             route("GET", "/convert-image/prepare"),
             Route::MethodNotAllowed(_)

@@ -19,13 +19,13 @@ describe('edge API skeleton', () => {
     assert.equal(j.defaultSigningKey, true);
   });
 
-  it('answers 501 {errorType, reason} for the offline two-step endpoints', async () => {
+  it('answers 500 ConfigurationError for the offline two-step without its secret', async () => {
     for (const p of ['/convert-image/prepare', '/convert-image/complete']) {
       const r = await fetch(`${env.worker.url}${p}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
-      assert.equal(r.status, 501, p);
+      assert.equal(r.status, 500, p);
       const j = await r.json();
-      assert.equal(j.errorType, 'NotImplemented');
-      assert.match(j.reason, /not implemented/);
+      assert.equal(j.errorType, 'ConfigurationError');
+      assert.match(j.reason, /KILN_TWO_STEP_SECRET/);
     }
     const r = await fetch(`${env.worker.url}/convert-image`);
     assert.equal(r.status, 405);

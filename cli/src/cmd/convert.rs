@@ -10,6 +10,11 @@
 //! `signingKey.sdkms` (a Fortanix DSM key): `--sdkms-key NAME` with the API key from
 //! `$KILN_SDKMS_API_KEY` (or a `--request` file naming it), and the DSM at `--kms-url`
 //! (`$KILN_KMS_URL`).
+//!
+//! The offline two-step: `--prepare FILE.json` runs up to the two SIGSTRUCTs and writes
+//! the payloads to sign (also `FILE.json.sgx1.bin`, `FILE.json.edmm.bin`) and the state;
+//! `--complete FILE.json --sgx1-signature S1 --edmm-signature S2 --public-key PUB.pem`
+//! verifies the signatures over the same bodies and pushes (credentials given again).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -19,8 +24,10 @@ use anyhow::{bail, Context};
 use kiln_engine::api::{parse_request, AuthConfig, ConvertRequest, SdkmsKey, SigningKey};
 use kiln_engine::image::reference::Reference;
 use kiln_engine::kms::sdkms::SdkmsFactory;
-use kiln_engine::pipeline::{convert, PipelineEnv};
-use kiln_engine::sgx::signer::PrivateKeySigner;
+use kiln_engine::pipeline::{
+    complete, convert, prepare, ExternalSignatures, PipelineEnv, PreparedState,
+};
+use kiln_engine::sgx::signer::{PrivateKeySigner, SignerPublicKey};
 use kiln_native::ThreadedScans;
 
 use super::external_packages::stage_runtime;
@@ -117,6 +124,24 @@ pub struct Args {
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     no_bars: bool,
+    /// Offline two-step, step 1: write the payloads to sign and the state to FILE.json
+    /// (payloads also as FILE.json.sgx1.bin and FILE.json.edmm.bin); nothing is tagged.
+    #[arg(long, value_name = "FILE.json", conflicts_with_all = ["complete", "key"])]
+    prepare: Option<PathBuf>,
+    /// Offline two-step, step 2: the FILE.json of --prepare, with --sgx1-signature,
+    /// --edmm-signature and --public-key; credentials are given again.
+    #[arg(long, value_name = "FILE.json", conflicts_with = "key",
+          requires_all = ["sgx1_signature", "edmm_signature", "public_key"])]
+    complete: Option<PathBuf>,
+    /// Signature over the SGX1 payload: 384 raw bytes (as `openssl dgst -sign` writes).
+    #[arg(long, value_name = "FILE", requires = "complete")]
+    sgx1_signature: Option<PathBuf>,
+    /// Signature over the EDMM payload: 384 raw bytes.
+    #[arg(long, value_name = "FILE", requires = "complete")]
+    edmm_signature: Option<PathBuf>,
+    /// The signer's public key (PEM: PUBLIC KEY or RSA PUBLIC KEY).
+    #[arg(long, value_name = "PEM", requires = "complete")]
+    public_key: Option<PathBuf>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -162,8 +187,15 @@ fn docker_auth(reference: &str) -> Option<AuthConfig> {
 }
 
 /// Builds the API request from `--request` and the flags.
+#[cfg(test)]
 fn build_request(a: &Args) -> anyhow::Result<ConvertRequest> {
+    build_request_on(a, None)
+}
+
+/// [`build_request`] on top of `base` (the prepared request of `--complete`).
+fn build_request_on(a: &Args, base: Option<ConvertRequest>) -> anyhow::Result<ConvertRequest> {
     let mut r = match &a.request {
+        _ if base.is_some() => base.unwrap_or_default(),
         Some(p) => {
             let body = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
             parse_request(&body).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.reason))?
@@ -255,17 +287,72 @@ fn build_request(a: &Args) -> anyhow::Result<ConvertRequest> {
     Ok(r)
 }
 
+/// Reads the state `--prepare` wrote.
+fn read_prepared(p: &std::path::Path) -> anyhow::Result<PreparedState> {
+    let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{}", p.display()))?;
+    serde_json::from_value(v.get("state").cloned().unwrap_or_default())
+        .with_context(|| format!("{}: state", p.display()))
+}
+
+/// The signatures and key of `--complete`.
+fn read_signatures(a: &Args) -> anyhow::Result<ExternalSignatures> {
+    let read = |p: &Option<PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
+        let p = p
+            .as_ref()
+            .with_context(|| format!("--{what} is required"))?;
+        std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let pem = String::from_utf8(read(&a.public_key, "public-key")?)
+        .context("--public-key: not a PEM text file")?;
+    let key = kiln_engine::sgx::pem_key::load_public_key_pem(&pem).context("--public-key")?;
+    Ok(ExternalSignatures {
+        public_key: SignerPublicKey::from(&key),
+        sgx1: read(&a.sgx1_signature, "sgx1-signature")?,
+        edmm: read(&a.edmm_signature, "edmm-signature")?,
+    })
+}
+
+/// Writes the result of `--prepare`: FILE.json and the two payload files.
+fn write_prepared(
+    out: &std::path::Path,
+    p: &kiln_engine::pipeline::Prepared,
+) -> anyhow::Result<()> {
+    let bin = |v: &str| PathBuf::from(format!("{}.{v}.bin", out.display()));
+    let doc = serde_json::json!({
+        "state": p.state,
+        "payloadsHex": {"sgx1": hex::encode(p.sgx1_payload), "edmm": hex::encode(p.edmm_payload)},
+    });
+    std::fs::write(out, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    for (v, payload) in [("sgx1", &p.sgx1_payload), ("edmm", &p.edmm_payload)] {
+        std::fs::write(bin(v), payload).with_context(|| format!("writing {}", bin(v).display()))?;
+    }
+    let summary = serde_json::json!({
+        "prepared": out,
+        "mrenclave": p.state.mrenclave,
+        "mrenclave2": p.state.mrenclave2,
+        "payloads": {"sgx1": bin("sgx1"), "edmm": bin("edmm")},
+        "signatureScheme": "RSASSA-PKCS1-v1_5 with SHA-256, RSA-3072, public exponent 3",
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
 /// Runs `kiln convert`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let request = build_request(&a)?;
+    let prepared = a.complete.as_deref().map(read_prepared).transpose()?;
+    let request = build_request_on(&a, prepared.as_ref().map(|s| s.request.clone()))?;
     let reg = &a.registry;
     let state = reg.state()?;
     let uses_sdkms = matches!(request.signing_key, Some(SigningKey::Sdkms(_)));
     if uses_sdkms && a.kms_url.is_none() {
         bail!("signingKey.sdkms needs the Fortanix DSM URL: pass --kms-url URL (or set $KILN_KMS_URL)");
     }
+    let two_step = a.prepare.is_some() || prepared.is_some();
     let signer = match &a.key {
-        _ if uses_sdkms => None,
+        _ if uses_sdkms || two_step => None,
         Some(p) => {
             let pem = zeroize::Zeroizing::new(
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
@@ -319,7 +406,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .and_then(|s| s.trim().parse().ok());
     let bars = !a.no_bars && std::io::stderr().is_terminal();
     env.progress = Arc::new(CliProgress::new(bars));
-    match rt.block_on(convert(request, &env)) {
+    let result = if let Some(out) = &a.prepare {
+        match rt.block_on(prepare(request, &env)) {
+            Ok(p) => return write_prepared(out, &p),
+            Err(e) => Err(e),
+        }
+    } else if let Some(st) = &prepared {
+        let sigs = read_signatures(&a)?;
+        rt.block_on(complete(request, st, &sigs, &env))
+    } else {
+        rt.block_on(convert(request, &env))
+    };
+    match result {
         Ok(out) => {
             println!("{}", serde_json::to_string_pretty(&out.response)?);
             Ok(())
@@ -429,6 +527,27 @@ mod tests {
         assert_eq!(r.isvsvn, Some(3));
         assert_eq!(r.threads, Some(16));
         assert_eq!(r.output_image_name, "r/b:1");
+    }
+
+    #[test]
+    fn two_step_flags() {
+        let t = |args: &[&str]| {
+            T::try_parse_from(std::iter::once("convert").chain(args.iter().copied()))
+        };
+        assert!(t(&["--prepare", "p.json", "--key", "k.pem"]).is_err());
+        assert!(t(&["--complete", "p.json"]).is_err());
+        assert!(t(&["--sgx1-signature", "s"]).is_err());
+        assert!(t(&[
+            "--complete",
+            "p.json",
+            "--sgx1-signature",
+            "a",
+            "--edmm-signature",
+            "b",
+            "--public-key",
+            "k"
+        ])
+        .is_ok());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod resolve;
 pub mod response;
 pub mod runtime;
 pub mod scan;
+pub mod two_step;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use crate::sgx::sigstruct::Sigstruct;
 
 pub use env::{PipelineEnv, ScanDriver, SdkmsSignerFactory};
 pub use progress::{Event, Progress, Step};
+pub use two_step::{complete, prepare, ExternalSignatures, Prepared, PreparedState};
 
 /// kiln's version, recorded in the output image.
 pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -179,6 +181,20 @@ pub async fn convert(
     request: ConvertRequest,
     env: &PipelineEnv,
 ) -> Result<ConvertOutcome, ApiError> {
+    match run(request, env, two_step::Mode::Convert).await? {
+        two_step::Ran::Converted(o) => Ok(*o),
+        two_step::Ran::Prepared(_) => Err(ApiError::internal("convert stopped before signing")),
+    }
+}
+
+/// The pipeline, in one of its [`two_step::Mode`]s: a whole conversion with the request's
+/// signer, or up to the SIGSTRUCT bodies (prepare), or with signatures made elsewhere
+/// (complete; nothing tagged before they verify).
+pub(crate) async fn run(
+    request: ConvertRequest,
+    env: &PipelineEnv,
+    mode: two_step::Mode<'_>,
+) -> Result<two_step::Ran, ApiError> {
     let t = Timer::start(env, Step::Validate);
     let req = validate(&request).map_err(|e| errors::validation(&e))?;
     if req.external_packages.is_some() && !env.external_packages_staged {
@@ -187,8 +203,12 @@ pub async fn convert(
              (browser or edge); convert with the kiln CLI, which reads the directory",
         ));
     }
-    let signer = signer_for(&req, env)?;
-    let ends = resolve::endpoints(&req, env)?;
+    let signer = match mode {
+        two_step::Mode::Convert => Some(signer_for(&req, env)?),
+        _ => None,
+    };
+    let mut ends = resolve::endpoints(&req, env)?;
+    mode.pin(&mut ends)?;
     t.done();
 
     let t = Timer::start(env, Step::ResolveInput);
@@ -282,10 +302,31 @@ pub async fn convert(
     t.done();
 
     let t = Timer::start(env, Step::Sign);
-    let time = config::BuildTime::choose(env.source_date_epoch, &input_config);
+    let time = mode.build_time(config::BuildTime::choose(
+        env.source_date_epoch,
+        &input_config,
+    ));
     let date = time.sigstruct_date()?;
-    let sig1 = sign_one(&m1, date, signer.as_ref(), "SGX1").await?;
-    let sig2 = sign_one(&m2, date, signer.as_ref(), "EDMM").await?;
+    let (sig1, sig2) = match (&mode, &signer) {
+        (two_step::Mode::Convert, Some(signer)) => (
+            sign_one(&m1, date, signer.as_ref(), "SGX1").await?,
+            sign_one(&m2, date, signer.as_ref(), "EDMM").await?,
+        ),
+        _ => {
+            let facts = two_step::Facts {
+                request: &request,
+                input_digest: input.manifest.digest().to_string(),
+                runtime_digest: rt.manifest_digest.clone(),
+                time,
+                sgx1: gramine_sigstruct_body(m1.mrenclave, &m1.params, date),
+                edmm: gramine_sigstruct_body(m2.mrenclave, &m2.params, date),
+            };
+            match mode.sign(facts)? {
+                two_step::Signed::Prepared(p) => return Ok(two_step::Ran::Prepared(p)),
+                two_step::Signed::Sigstructs(s1, s2) => (*s1, *s2),
+            }
+        }
+    };
     let mrsigner = sig1.mrsigner();
     t.done();
 
@@ -415,13 +456,13 @@ pub async fn convert(
         mem_size: req.mem_size.bytes,
         warnings,
     });
-    Ok(ConvertOutcome {
+    Ok(two_step::Ran::Converted(Box::new(ConvertOutcome {
         response,
         manifest,
         config: config_bytes,
         layers_cached: hits,
         layers_total: jobs.len(),
-    })
+    })))
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -1,0 +1,223 @@
+//! The offline two-step conversion at the edge (wasm only):
+//! `POST /convert-image/prepare` and `POST /convert-image/complete`.
+//!
+//! prepare: the body is a convert-image request without `signingKey`; the answer holds
+//! the two 256-byte payloads to sign (base64 and hex), both MRENCLAVEs and a token
+//! ([`crate::token`], HMAC-SHA256 with the secret `KILN_TWO_STEP_SECRET`, 1 h).
+//! complete: `{token, signatures: {sgx1, edmm}, publicKey | modulus, inputAuthConfig?,
+//! outputAuthConfig?, authConfig?}`; the worker checks the token, rebuilds the same
+//! SIGSTRUCT bodies, verifies both signatures and pushes: the standard convert response.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use kiln_engine::api::{AuthConfig, ConvertRequest, ErrorType};
+use kiln_engine::image::reference::Reference;
+use kiln_engine::image::registry::UploadMode;
+use kiln_engine::pipeline::{self, ExternalSignatures, PipelineEnv, PreparedState};
+use kiln_engine::sgx::signer::SignerPublicKey;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{engine_transport, from_engine, UPLOAD_CHUNK_SIZE};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::token::{self, TokenError, MIN_SECRET_LEN, TOKEN_TTL_SECS};
+
+/// The secret binding that authenticates tokens.
+pub const SECRET_BINDING: &str = "KILN_TWO_STEP_SECRET";
+
+/// Bytes of an RSA-3072 modulus or signature.
+const RSA_BYTES: usize = 384;
+
+fn bad_request(reason: impl Into<String>) -> ApiError {
+    ApiError::new(400, ErrorType::BadRequest.as_str(), reason)
+}
+
+fn config_error(reason: impl Into<String>) -> ApiError {
+    ApiError::new(500, "ConfigurationError", reason)
+}
+
+fn now() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
+}
+
+/// The worker's wall clock, for progress timing.
+struct JsClock;
+
+impl pipeline::env::Clock for JsClock {
+    fn now_unix(&self) -> i64 {
+        now()
+    }
+}
+
+fn secret(env: &worker::Env) -> Result<Vec<u8>, ApiError> {
+    let s = env
+        .secret(SECRET_BINDING)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(SECRET_BINDING).map(|s| s.to_string()))
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            config_error(format!(
+                "the offline two-step needs the secret {SECRET_BINDING}, which this worker \
+                 does not have"
+            ))
+        })?;
+    if s.len() < MIN_SECRET_LEN {
+        return Err(config_error(format!(
+            "{SECRET_BINDING} is shorter than {MIN_SECRET_LEN} bytes"
+        )));
+    }
+    Ok(s.into_bytes())
+}
+
+/// The engine's environment: this worker's transport, runtime image, chunked uploads.
+/// No signer: the caller signs.
+fn engine_env(cfg: &Config, request: &ConvertRequest) -> Result<PipelineEnv, ApiError> {
+    for (field, name) in [
+        ("inputImageName", &request.input_image_name),
+        ("outputImageName", &request.output_image_name),
+    ] {
+        let r = Reference::parse(name).map_err(|e| bad_request(format!("{field}: {e}")))?;
+        cfg.policy.check_authority(r.domain()).map_err(|e| {
+            let e = ApiError::from(e);
+            ApiError::new(e.status, e.error_type, format!("{field}: {}", e.reason))
+        })?;
+    }
+    let runtime = cfg.runtime_image.clone().ok_or_else(|| {
+        config_error("this worker has no runtime image configured (KILN_RUNTIME_IMAGE)")
+    })?;
+    let (transport, reg) = engine_transport(cfg);
+    let mut penv = PipelineEnv::new(transport, runtime);
+    penv.registry = reg;
+    penv.upload_mode = UploadMode::Chunked {
+        chunk_size: UPLOAD_CHUNK_SIZE,
+    };
+    penv.clock = Arc::new(JsClock);
+    Ok(penv)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(500, "Internal", e.to_string())
+}
+
+/// `POST /convert-image/prepare`.
+pub async fn prepare(cfg: &Config, env: &worker::Env, body: &[u8]) -> Result<String, ApiError> {
+    let secret = secret(env)?;
+    let request = kiln_engine::api::parse_request(body).map_err(|e| from_engine(&e))?;
+    let penv = engine_env(cfg, &request)?;
+    let p = pipeline::prepare(request, &penv)
+        .await
+        .map_err(|e| from_engine(&e))?;
+    let state = serde_json::to_value(&p.state).map_err(internal)?;
+    let (token, exp) = token::seal(&secret, &state, now(), TOKEN_TTL_SECS);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let out = json!({
+        "token": token,
+        "expiresAt": exp,
+        "mrenclave": p.state.mrenclave,
+        "mrenclave2": p.state.mrenclave2,
+        "payloads": {"sgx1": b64.encode(p.sgx1_payload), "edmm": b64.encode(p.edmm_payload)},
+        "payloadsHex": {"sgx1": hex::encode(p.sgx1_payload), "edmm": hex::encode(p.edmm_payload)},
+        "signatureScheme": "RSASSA-PKCS1-v1_5 with SHA-256, RSA-3072, public exponent 3",
+    });
+    Ok(out.to_string())
+}
+
+/// `signatures` of a complete request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Signatures {
+    sgx1: String,
+    edmm: String,
+}
+
+/// The non-secret part of a complete request.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CompleteBody {
+    token: String,
+    signatures: Signatures,
+    #[serde(default)]
+    public_key: Option<String>,
+    #[serde(default)]
+    modulus: Option<String>,
+}
+
+/// The auth fields a complete request may carry (as in convert-image).
+const AUTH_FIELDS: [&str; 3] = ["inputAuthConfig", "outputAuthConfig", "authConfig"];
+
+/// Parses a complete body. The auth fields are taken out first and parsed with errors
+/// that never quote a value; serde's messages are used only for the rest.
+fn parse_complete(body: &[u8]) -> Result<(CompleteBody, [Option<AuthConfig>; 3]), ApiError> {
+    let mut v: Value =
+        serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| bad_request("request body: expected a JSON object"))?;
+    let mut auth: [Option<AuthConfig>; 3] = [None, None, None];
+    for (slot, field) in auth.iter_mut().zip(AUTH_FIELDS) {
+        if let Some(a) = obj.remove(field) {
+            *slot = Some(serde_json::from_value(a).map_err(|_| {
+                bad_request(format!(
+                    "{field}: expected {{\"username\": string, \"password\"?: string}}"
+                ))
+            })?);
+        }
+    }
+    let b: CompleteBody =
+        serde_json::from_value(v).map_err(|e| bad_request(format!("request body: {e}")))?;
+    Ok((b, auth))
+}
+
+fn public_key(b: &CompleteBody) -> Result<SignerPublicKey, ApiError> {
+    match (&b.public_key, &b.modulus) {
+        (Some(pem), None) => kiln_engine::sgx::pem_key::load_public_key_pem(pem)
+            .map(|k| SignerPublicKey::from(&k))
+            .map_err(|e| bad_request(format!("publicKey: {e}"))),
+        (None, Some(m)) => Ok(SignerPublicKey {
+            modulus_be: token::decode_bytes("modulus", m, RSA_BYTES).map_err(bad_request)?,
+            exponent_be: vec![3],
+        }),
+        _ => Err(bad_request(
+            "publicKey or modulus: give exactly one (PEM public key, or the big-endian \
+             modulus in hex or base64 with e = 3)",
+        )),
+    }
+}
+
+fn token_error(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Malformed(_) => ApiError::new(400, "InvalidToken", e.to_string()),
+        TokenError::Forged => ApiError::new(401, "InvalidToken", e.to_string()),
+        TokenError::Expired { .. } => ApiError::new(401, "TokenExpired", e.to_string()),
+    }
+}
+
+/// `POST /convert-image/complete`.
+pub async fn complete(cfg: &Config, env: &worker::Env, body: &[u8]) -> Result<String, ApiError> {
+    let secret = secret(env)?;
+    let (b, [input_auth, output_auth, auth]) = parse_complete(body)?;
+    let state = token::open(&secret, &b.token, now()).map_err(token_error)?;
+    let state: PreparedState = serde_json::from_value(state)
+        .map_err(|e| ApiError::new(400, "InvalidToken", format!("token: state: {e}")))?;
+    let sigs = ExternalSignatures {
+        public_key: public_key(&b)?,
+        sgx1: token::decode_bytes("signatures.sgx1", &b.signatures.sgx1, RSA_BYTES)
+            .map_err(bad_request)?,
+        edmm: token::decode_bytes("signatures.edmm", &b.signatures.edmm, RSA_BYTES)
+            .map_err(bad_request)?,
+    };
+    let request = ConvertRequest {
+        input_auth_config: input_auth,
+        output_auth_config: output_auth,
+        auth_config: auth,
+        ..state.request.clone()
+    };
+    let penv = engine_env(cfg, &request)?;
+    let out = pipeline::complete(request, &state, &sigs, &penv)
+        .await
+        .map_err(|e| from_engine(&e))?;
+    serde_json::to_string(&out.response).map_err(internal)
+}
