@@ -180,6 +180,13 @@ async fn converts_with_a_dsm_key() -> Result<(), HarnessError> {
     let r = &out.response;
     assert_eq!(r.mrsigner, dsm.sgx_mrsigner_hex());
     assert_eq!(dsm.signatures(), 2, "SGX1 and EDMM enclaves");
+    // The pipeline ends the DSM session once it has signed.
+    let paths: Vec<String> = dsm.calls().into_iter().map(|c| c.path).collect();
+    assert_eq!(
+        paths.last().map(String::as_str),
+        Some("/sys/v1/session/terminate"),
+        "{paths:?}"
+    );
     // The pushed image verifies and says the same.
     {
         use kiln_engine::image::manifest::PlatformSpec;

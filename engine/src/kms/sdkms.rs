@@ -492,6 +492,12 @@ impl Signer for SdkmsSigner {
     ) -> Result<Vec<u8>, SignError> {
         self.sign(payload).await.map_err(SignError::Api)
     }
+
+    /// Ends the DSM session (`/sys/v1/session/terminate`); a failure only means the
+    /// session expires on DSM's side.
+    async fn finish(&self) {
+        let _ = self.terminate().await;
+    }
 }
 
 #[cfg(test)]

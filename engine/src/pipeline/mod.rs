@@ -308,10 +308,17 @@ pub(crate) async fn run(
     ));
     let date = time.sigstruct_date()?;
     let (sig1, sig2) = match (&mode, &signer) {
-        (two_step::Mode::Convert, Some(signer)) => (
-            sign_one(&m1, date, signer.as_ref(), "SGX1").await?,
-            sign_one(&m2, date, signer.as_ref(), "EDMM").await?,
-        ),
+        (two_step::Mode::Convert, Some(signer)) => {
+            let signed = match sign_one(&m1, date, signer.as_ref(), "SGX1").await {
+                Ok(s1) => sign_one(&m2, date, signer.as_ref(), "EDMM")
+                    .await
+                    .map(|s2| (s1, s2)),
+                Err(e) => Err(e),
+            };
+            // A remote signer's session ends here, whatever happened.
+            signer.finish().await;
+            signed?
+        }
         _ => {
             let facts = two_step::Facts {
                 request: &request,

@@ -69,6 +69,10 @@ pub trait Signer: MaybeSend {
     /// big-endian (384 bytes).
     async fn sign_payload(&self, payload: &[u8; SIGNED_PAYLOAD_SIZE])
         -> Result<Vec<u8>, SignError>;
+
+    /// Called once when the pipeline has made its signatures (or failed to): a remote
+    /// signer ends its session here. Best effort; the default does nothing.
+    async fn finish(&self) {}
 }
 
 /// Builds the unsigned SIGSTRUCT body Gramine v1.9 would: its attribute defaults
