@@ -19,14 +19,14 @@ fn main() {
 }
 
 /// Starts a conversion in the engine's Web Worker (for scripts and end-to-end tests):
-/// `onEvent` gets each event as JSON. See `kiln_app::browser::script_api`.
+/// `onEvent` gets each event as JSON; returns a function that cancels it. See `kiln_app::browser::script_api`.
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn kiln_convert(
     request_json: &str,
     pem: String,
     on_event: js_sys::Function,
-) -> Result<(), wasm_bindgen::JsValue> {
+) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     kiln_app::browser::script_api::convert(request_json, pem, on_event)
 }
 
@@ -37,6 +37,6 @@ pub fn kiln_verify(
     image: String,
     expect_mrsigner: Option<String>,
     on_event: js_sys::Function,
-) -> Result<(), wasm_bindgen::JsValue> {
+) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     kiln_app::browser::script_api::verify(image, expect_mrsigner, on_event)
 }

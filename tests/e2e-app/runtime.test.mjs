@@ -168,6 +168,25 @@ describe('the engine in the page\'s Web Worker', () => {
     assert.match(end.reason, /isvsvn/);
   });
 
+  it('cancel terminates the worker: no further event, no output tag', async () => {
+    const seen = await t.page.evaluate(([request, pem]) => new Promise((resolve) => {
+      const events = [];
+      let cancel;
+      cancel = window.wasmBindings.kiln_convert(JSON.stringify(request), pem, (json) => {
+        events.push(JSON.parse(json));
+        if (events.length === 1) setTimeout(() => cancel(), 0);
+      });
+      setTimeout(() => resolve(events), 4000);
+    }), [{
+      inputImageName: `${t.reg.host}/sample/busybox:1`,
+      outputImageName: `${t.reg.host}/out/cancelled:1`,
+    }, t.pem]);
+    assert.ok(seen.length >= 1);
+    assert.ok(seen.every((e) => e.type === 'progress'), JSON.stringify(seen));
+    const r = await fetch(`${t.reg.url}/v2/out/cancelled/manifests/1`);
+    assert.equal(r.status, 404);
+  });
+
   it('GET /kiln-config.json names the runtime, the proxy and the registries', async () => {
     const c = await (await fetch(`${t.worker.url}/kiln-config.json`)).json();
     assert.deepEqual(c, {
