@@ -87,7 +87,9 @@ describe('the engine in the page\'s Web Worker', () => {
       inputImageName: `${t.reg.host}/sample/busybox:1`,
       outputImageName: `${t.reg.host}/out/browser:1`,
     };
+    let t0 = performance.now();
     const events = await job('convert', { request, pem: t.pem });
+    const browserMs = performance.now() - t0;
     const end = last(events);
     assert.equal(end.type, 'converted', `${JSON.stringify(end)}\n${t.console.join('\n')}`);
     converted = end.response;
@@ -98,6 +100,7 @@ describe('the engine in the page\'s Web Worker', () => {
     }
     assert.ok(events.some((e) => e.type === 'progress' && e.event.kind === 'layer-done'
       && e.event.cached === false), 'a layer was scanned');
+    t0 = performance.now();
     const r = await fetch(`${t.worker.url}/convert-image`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -105,7 +108,11 @@ describe('the engine in the page\'s Web Worker', () => {
       body: JSON.stringify(request),
     });
     const edge = await r.json();
+    const edgeMs = performance.now() - t0;
     assert.equal(r.status, 200, JSON.stringify(edge));
+    // A measurement, not an assertion: the page's worker against the edge worker, same run.
+    console.log(`# convert sample: browser ${browserMs.toFixed(0)} ms, edge ${edgeMs.toFixed(0)} ms, `
+      + `ratio ${(browserMs / edgeMs).toFixed(2)}`);
     assert.equal(converted.mrenclave, edge.mrenclave);
     assert.equal(converted.mrenclave2, edge.mrenclave2);
     assert.equal(converted.mrsigner, edge.mrsigner);
@@ -113,6 +120,7 @@ describe('the engine in the page\'s Web Worker', () => {
   });
 
   it('serves the second conversion\'s layers from the IndexedDB layer cache', async () => {
+    const t0 = performance.now();
     const events = await job('convert', {
       request: {
         inputImageName: `${t.reg.host}/sample/busybox:1`,
@@ -121,6 +129,7 @@ describe('the engine in the page\'s Web Worker', () => {
       pem: t.pem,
     });
     assert.equal(last(events).type, 'converted', JSON.stringify(last(events)));
+    console.log(`# convert sample again (layers cached): browser ${(performance.now() - t0).toFixed(0)} ms`);
     const done = events.filter((e) => e.type === 'progress' && e.event.kind === 'layer-done');
     assert.ok(done.length > 0);
     assert.ok(done.every((e) => e.event.cached === true), JSON.stringify(done));
