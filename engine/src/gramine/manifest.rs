@@ -14,6 +14,9 @@
 //! `sys.enable_extra_runtime_domain_names_conf`. Key names follow Gramine v1.9's
 //! Documentation/manifest-syntax.rst and python/graminelibos/manifest_check.py.
 //!
+//! With certificates ([`super::init`]), `libos.entrypoint` is kiln-init (which execs the
+//! app with the same `loader.argv`) and `sgx.remote_attestation = "dcap"`.
+//!
 //! Two variants: [`Variant::Sgx1`] (`sgx.edmm_enable = false`, every page added at build
 //! time) and [`Variant::Edmm`] (`sgx.edmm_enable = true`). Both use the *same*
 //! `sgx.enclave_size` (the request's memSize), not Gramine's 1024G EDMM default: the app
@@ -95,7 +98,11 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
         ("start_dir", Value::str(spec.start_dir.clone())),
     ]);
 
-    let libos = t(vec![("entrypoint", Value::str(spec.program.clone()))]);
+    let entrypoint = match &spec.init {
+        Some(init) => init.entrypoint.clone(),
+        None => spec.program.clone(),
+    };
+    let libos = t(vec![("entrypoint", Value::str(entrypoint))]);
 
     let env: Table = spec
         .env
@@ -160,7 +167,14 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
             ])),
         ),
         ("file_check_policy", Value::str("strict")),
-        ("remote_attestation", Value::str("none")),
+        (
+            "remote_attestation",
+            Value::str(if spec.init.is_some() {
+                super::init::REMOTE_ATTESTATION
+            } else {
+                "none"
+            }),
+        ),
         ("enable_stats", Value::Boolean(false)),
         ("trusted_files", Value::Array(trusted)),
         ("allowed_files", Value::Array(allowed)),
