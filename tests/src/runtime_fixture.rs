@@ -3,7 +3,8 @@
 //! engine's synthetic test PAL (engine/testdata/gramine/libpal_test.so, so measurements
 //! are real computations over a fake PAL), `libsysdb.so` is a few fixed bytes, and
 //! `sgx/loader` and `direct/libpal.so` are the fixture loader (tests/fixture-loader),
-//! which execs the app as Gramine would set it up. `kiln-launcher` is the real launcher.
+//! which execs the app as Gramine would set it up. `kiln-launcher` and `kiln-init` are the
+//! real ones.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,8 @@ pub struct RuntimeBinaries {
     pub launcher: Vec<u8>,
     /// The static fixture loader.
     pub loader: Vec<u8>,
+    /// The static kiln-init.
+    pub init: Vec<u8>,
 }
 
 fn repo_root() -> PathBuf {
@@ -61,15 +64,21 @@ impl RuntimeBinaries {
         RuntimeBinaries {
             launcher: b"#!/bin/sh\necho placeholder launcher\n".to_vec(),
             loader: b"#!/bin/sh\necho placeholder loader\n".to_vec(),
+            init: b"#!/bin/sh\necho placeholder kiln-init\n".to_vec(),
         }
     }
 
-    /// Builds the real static launcher and fixture loader (scripts/build-launcher.sh,
-    /// scripts/build-fixture-loader.sh).
+    /// Builds the real static launcher, kiln-init and fixture loader
+    /// (scripts/build-launcher.sh, scripts/build-init.sh, scripts/build-fixture-loader.sh).
     pub fn build() -> Result<Self, HarnessError> {
         let launcher = std::fs::read(run_script("build-launcher.sh")?)?;
         let loader = std::fs::read(run_script("build-fixture-loader.sh")?)?;
-        Ok(RuntimeBinaries { launcher, loader })
+        let init = std::fs::read(run_script("build-init.sh")?)?;
+        Ok(RuntimeBinaries {
+            launcher,
+            loader,
+            init,
+        })
     }
 }
 
@@ -109,6 +118,7 @@ pub fn runtime_image(bins: &RuntimeBinaries) -> Result<TestImage, HarnessError> 
         NewEntry::file(p("direct/libpal.so"), 0o755, bins.loader.clone()),
         NewEntry::file(p("libsysdb.so"), 0o755, LIBSYSDB_FIXTURE.to_vec()),
         NewEntry::file(p("kiln-launcher"), 0o755, bins.launcher.clone()),
+        NewEntry::file(p("kiln-init"), 0o755, bins.init.clone()),
     ];
     let layer = write_layer(&entries, 0)?;
     let compact = serde_json::to_string(&d)?;
