@@ -34,7 +34,8 @@ pub struct RuntimeBinaries {
     pub launcher: Vec<u8>,
     /// The static fixture loader.
     pub loader: Vec<u8>,
-    /// The static kiln-init.
+    /// The static kiln-init (empty: the runtime image has none, as one packed before
+    /// kiln-init existed).
     pub init: Vec<u8>,
 }
 
@@ -105,7 +106,7 @@ pub fn descriptor() -> RuntimeDescriptor {
 pub fn runtime_image(bins: &RuntimeBinaries) -> Result<TestImage, HarnessError> {
     let d = descriptor();
     let p = |rel: &str| format!("{PREFIX}/{rel}");
-    let entries = vec![
+    let mut entries = vec![
         NewEntry::dir("/opt", 0o755),
         NewEntry::dir("/opt/kiln", 0o755),
         NewEntry::dir(PREFIX, 0o755),
@@ -118,8 +119,11 @@ pub fn runtime_image(bins: &RuntimeBinaries) -> Result<TestImage, HarnessError> 
         NewEntry::file(p("direct/libpal.so"), 0o755, bins.loader.clone()),
         NewEntry::file(p("libsysdb.so"), 0o755, LIBSYSDB_FIXTURE.to_vec()),
         NewEntry::file(p("kiln-launcher"), 0o755, bins.launcher.clone()),
-        NewEntry::file(p("kiln-init"), 0o755, bins.init.clone()),
     ];
+    // An empty kiln-init stands for a runtime packed before kiln-init existed.
+    if !bins.init.is_empty() {
+        entries.push(NewEntry::file(p("kiln-init"), 0o755, bins.init.clone()));
+    }
     let layer = write_layer(&entries, 0)?;
     let compact = serde_json::to_string(&d)?;
     let cfg = json!({

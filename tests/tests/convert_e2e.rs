@@ -657,3 +657,72 @@ async fn busybox_with_a_certificate_gets_it_before_the_app_starts() -> Result<()
     assert_eq!(key.size() * 8, 3072);
     Ok(())
 }
+
+/// A runtime image without kiln-init (packed before it existed) still converts requests
+/// without certificates; with certificates the conversion fails naming the runtime image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_need_a_runtime_with_kiln_init() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("\n!!!!!!!! SKIPPED: needs /bin/busybox (busybox-static) !!!!!!!!\n");
+        return Ok(());
+    }
+    let a = TestRegistry::plain()?;
+    let ca = a.client(None)?;
+    push_image(
+        &ca,
+        "busybox",
+        &busybox_image()?,
+        Some("1"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let old = RuntimeBinaries {
+        init: Vec::new(),
+        ..RuntimeBinaries::placeholders()
+    };
+    push_image(
+        &ca,
+        "kiln/runtime",
+        &runtime_image(&old)?,
+        Some("old"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let runtime = format!("{}/kiln/runtime:old", a.host());
+    let mut env = kiln_engine::pipeline::PipelineEnv::new(a.transport()?, runtime.clone());
+    env.registry = env.registry.with_insecure(&a.host());
+    env.default_signer = Some(std::sync::Arc::new(
+        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
+            include_str!("../../engine/testdata/gramine/test-key.pem"),
+            None,
+        )?,
+    ));
+    let request = |certs: bool| {
+        let mut body = serde_json::json!({
+            "inputImageName": format!("{}/busybox:1", a.host()),
+            "outputImageName": format!("{}/busybox-sgx:1", a.host()),
+        });
+        if certs {
+            body["certificates"] = serde_json::json!([{
+                "subject": "x.test", "keyPath": "/tmp/k.pem", "certPath": "/tmp/c.pem",
+            }]);
+        }
+        kiln_engine::api::parse_request(body.to_string().as_bytes())
+    };
+    let err = kiln_engine::pipeline::convert(request(true).map_err(|e| e.reason)?, &env)
+        .await
+        .err()
+        .ok_or("a conversion with certificates succeeded without kiln-init")?;
+    assert!(
+        err.reason.contains(&runtime)
+            && err
+                .reason
+                .contains("lacks kiln-init; repack it with `kiln runtime pack`"),
+        "{}",
+        err.reason
+    );
+    let ok = kiln_engine::pipeline::convert(request(false).map_err(|e| e.reason)?, &env).await?;
+    assert!(!ok.response.warnings.iter().any(|w| w.contains("kiln-init")));
+    Ok(())
+}
