@@ -158,6 +158,53 @@ fn certificates_start_kiln_init_with_the_apps_argv() {
 }
 
 #[test]
+fn direct_mode_keeps_kiln_inits_files_across_exec() {
+    let s = spec(&request(CERTS), Some(KILN_INIT_HASH)).unwrap();
+    let direct: toml::Table = render_manifest(&s, Variant::Direct)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let host = "/opt/fortanix/enclave-os/default-efs-dirs/data";
+    let mount = direct["fs"]["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"].as_str() == Some("/data"))
+        .unwrap();
+    assert_eq!(mount["type"].as_str(), Some("chroot"));
+    assert_eq!(mount["uri"].as_str(), Some(format!("file:{host}").as_str()));
+    let allowed: Vec<&str> = direct["sgx"]["allowed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        allowed.contains(&format!("file:{host}/").as_str()),
+        "{allowed:?}"
+    );
+    // The measured manifests keep the encrypted mount and allow nothing more.
+    let sgx1: toml::Table = render_manifest(&s, Variant::Sgx1).unwrap().parse().unwrap();
+    let enc = sgx1["fs"]["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"].as_str() == Some("/data"))
+        .unwrap();
+    assert_eq!(enc["type"].as_str(), Some("encrypted"));
+    assert!(!sgx1["sgx"]["allowed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v.as_str().unwrap_or_default().contains("default-efs-dirs")));
+    // Without certificates, direct mode keeps its tmpfs.
+    let plain = spec(&request(""), Some(KILN_INIT_HASH)).unwrap();
+    let text = render_manifest(&plain, Variant::Direct).unwrap();
+    assert!(text.contains("type = \"tmpfs\""), "{text}");
+    assert!(!text.contains("default-efs-dirs"), "{text}");
+}
+
+#[test]
 fn a_runtime_without_kiln_init_is_refused_only_when_certificates_are_asked() {
     let e = spec(&request(CERTS), None).unwrap_err();
     assert_eq!(e, SpecError::Runtime(NO_KILN_INIT.into()));
