@@ -90,13 +90,17 @@ fn fake_gramine(root: &Path) -> Result<(PathBuf, bool), E> {
 fn fake_launcher(root: &Path) -> Result<PathBuf, E> {
     let p = root.join("kiln-launcher");
     std::fs::write(&p, b"\x7fELF fake launcher")?;
+    std::fs::write(root.join("kiln-init"), b"\x7fELF fake kiln-init")?;
     Ok(p)
 }
 
 fn pack(prefix: &Path, launcher: &Path, out: &str, extra: &[&str]) -> Output {
+    let init = launcher.with_file_name("kiln-init");
     let mut args = vec![
         "runtime",
         "pack",
+        "--kiln-init",
+        init.to_str().unwrap_or_default(),
         "--gramine-prefix",
         prefix.to_str().unwrap_or_default(),
         "--launcher",
@@ -177,6 +181,7 @@ fn packs_a_fake_install_to_an_oci_layout() -> R {
         "direct/libpal.so",
         "libsysdb.so",
         "kiln-launcher",
+        "kiln-init",
         "lib/ld-linux-x86-64.so.2",
         "lib/libc.so.6",
     ] {
@@ -291,8 +296,9 @@ fn names_the_missing_file() -> R {
     Ok(())
 }
 
-/// Without `--launcher`, pack builds the static launcher from the source tree
-/// (scripts/build-launcher.sh) and ships it as `<prefix>/kiln-launcher`.
+/// Without `--launcher` and `--kiln-init`, pack builds the static launcher and kiln-init
+/// from the source tree (scripts/build-launcher.sh, scripts/build-init.sh) and ships them
+/// as `<prefix>/kiln-launcher` and `<prefix>/kiln-init`.
 #[test]
 fn packs_the_launcher_built_from_source() -> R {
     require_tool!("patchelf");
@@ -317,18 +323,27 @@ fn packs_the_launcher_built_from_source() -> R {
     let layer = &img.image_manifest.layers()[0];
     let blob = layout.read_blob(&layer.digest().try_into()?, 1 << 30)?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
-    let mut launcher = None;
+    let mut bins = std::collections::BTreeMap::new();
     for e in tar.entries()? {
         let mut e = e?;
-        if e.path()?.to_string_lossy().trim_start_matches('/') == "opt/kiln/runtime/kiln-launcher" {
+        let path = e
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_string();
+        if let Some(name @ ("kiln-launcher" | "kiln-init")) = path.strip_prefix("opt/kiln/runtime/")
+        {
+            let name = name.to_string();
             let mut v = Vec::new();
             std::io::Read::read_to_end(&mut e, &mut v)?;
-            launcher = Some(v);
+            bins.insert(name, v);
         }
     }
-    let launcher = launcher.ok_or("no kiln-launcher in the layer")?;
-    let elf = goblin::elf::Elf::parse(&launcher)?;
-    assert_eq!(elf.interpreter, None, "the launcher must be static");
-    assert!(elf.libraries.is_empty());
+    for name in ["kiln-launcher", "kiln-init"] {
+        let bin = bins.get(name).ok_or(format!("no {name} in the layer"))?;
+        let elf = goblin::elf::Elf::parse(bin)?;
+        assert_eq!(elf.interpreter, None, "{name} must be static");
+        assert!(elf.libraries.is_empty(), "{name}");
+    }
     Ok(())
 }

@@ -77,6 +77,7 @@ fn build(label_mrenclave: Option<&str>) -> Built {
         libsysdb: b"libsysdb".to_vec(),
         libs: Default::default(),
         launcher: b"launcher".to_vec(),
+        kiln_init: b"init".to_vec(),
     };
     let rt = build_runtime_image(&files, "/opt/kiln/runtime", 0).unwrap();
     let d = &rt.descriptor;

@@ -93,6 +93,7 @@ pub fn test_runtime_files() -> Result<RuntimeFiles, HarnessError> {
         libsysdb: b"\x7fELF fake libsysdb".to_vec(),
         libs: [("ld-linux-x86-64.so.2".to_string(), b"ld".to_vec())].into(),
         launcher: b"\x7fELF fake launcher".to_vec(),
+        kiln_init: b"\x7fELF fake kiln-init".to_vec(),
     })
 }
 

@@ -3,7 +3,8 @@
 //! engine's synthetic test PAL (engine/testdata/gramine/libpal_test.so, so measurements
 //! are real computations over a fake PAL), `libsysdb.so` is a few fixed bytes, and
 //! `sgx/loader` and `direct/libpal.so` are the fixture loader (tests/fixture-loader),
-//! which execs the app as Gramine would set it up. `kiln-launcher` is the real launcher.
+//! which execs the app as Gramine would set it up. `kiln-launcher` and `kiln-init` are the
+//! real ones.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,9 @@ pub struct RuntimeBinaries {
     pub launcher: Vec<u8>,
     /// The static fixture loader.
     pub loader: Vec<u8>,
+    /// The static kiln-init (empty: the runtime image has none, as one packed before
+    /// kiln-init existed).
+    pub init: Vec<u8>,
 }
 
 fn repo_root() -> PathBuf {
@@ -61,15 +65,21 @@ impl RuntimeBinaries {
         RuntimeBinaries {
             launcher: b"#!/bin/sh\necho placeholder launcher\n".to_vec(),
             loader: b"#!/bin/sh\necho placeholder loader\n".to_vec(),
+            init: b"#!/bin/sh\necho placeholder kiln-init\n".to_vec(),
         }
     }
 
-    /// Builds the real static launcher and fixture loader (scripts/build-launcher.sh,
-    /// scripts/build-fixture-loader.sh).
+    /// Builds the real static launcher, kiln-init and fixture loader
+    /// (scripts/build-launcher.sh, scripts/build-init.sh, scripts/build-fixture-loader.sh).
     pub fn build() -> Result<Self, HarnessError> {
         let launcher = std::fs::read(run_script("build-launcher.sh")?)?;
         let loader = std::fs::read(run_script("build-fixture-loader.sh")?)?;
-        Ok(RuntimeBinaries { launcher, loader })
+        let init = std::fs::read(run_script("build-init.sh")?)?;
+        Ok(RuntimeBinaries {
+            launcher,
+            loader,
+            init,
+        })
     }
 }
 
@@ -96,7 +106,7 @@ pub fn descriptor() -> RuntimeDescriptor {
 pub fn runtime_image(bins: &RuntimeBinaries) -> Result<TestImage, HarnessError> {
     let d = descriptor();
     let p = |rel: &str| format!("{PREFIX}/{rel}");
-    let entries = vec![
+    let mut entries = vec![
         NewEntry::dir("/opt", 0o755),
         NewEntry::dir("/opt/kiln", 0o755),
         NewEntry::dir(PREFIX, 0o755),
@@ -110,6 +120,10 @@ pub fn runtime_image(bins: &RuntimeBinaries) -> Result<TestImage, HarnessError> 
         NewEntry::file(p("libsysdb.so"), 0o755, LIBSYSDB_FIXTURE.to_vec()),
         NewEntry::file(p("kiln-launcher"), 0o755, bins.launcher.clone()),
     ];
+    // An empty kiln-init stands for a runtime packed before kiln-init existed.
+    if !bins.init.is_empty() {
+        entries.push(NewEntry::file(p("kiln-init"), 0o755, bins.init.clone()));
+    }
     let layer = write_layer(&entries, 0)?;
     let compact = serde_json::to_string(&d)?;
     let cfg = json!({

@@ -521,3 +521,243 @@ fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf, HarnessError> {
     }
     Ok(root.join(done))
 }
+
+/// Certificates through kiln-init, under runc with the fixture loader (direct mode): a
+/// root busybox whose app prints the certificate kiln-init wrote under an encrypted dir
+/// before exec'ing it with the original argv.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busybox_with_a_certificate_gets_it_before_the_app_starts() -> Result<(), HarnessError> {
+    certificate_case(None).await
+}
+
+/// The same under real Gramine: the runtime image is packed by `kiln runtime pack` from the
+/// Gramine install at `KILN_TEST_GRAMINE_PREFIX` (default /opt/gramine), and the launcher
+/// starts Gramine's direct-mode PAL, whose LibOS runs kiln-init and then busybox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Gramine install (KILN_TEST_GRAMINE_PREFIX, default /opt/gramine) and patchelf"]
+async fn busybox_with_a_certificate_under_gramine_direct() -> Result<(), HarnessError> {
+    let prefix =
+        std::env::var("KILN_TEST_GRAMINE_PREFIX").unwrap_or_else(|_| "/opt/gramine".into());
+    if !Path::new(&prefix).is_dir() {
+        eprintln!("\n!!!!!!!! SKIPPED: no Gramine install at {prefix} !!!!!!!!\n");
+        return Ok(());
+    }
+    certificate_case(Some(Path::new(&prefix))).await
+}
+
+async fn certificate_case(gramine: Option<&Path>) -> Result<(), HarnessError> {
+    use kiln_engine::image::manifest::{ManifestKind, RawManifest, OCI_CONFIG, OCI_MANIFEST};
+    use kiln_tests::images::{Blob, TestImage};
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    use sha2::{Digest as _, Sha256};
+    use x509_cert::der::{DecodePem as _, Encode as _};
+    require_tool!("docker-registry");
+    require_tool!("skopeo");
+    require_tool!("umoci");
+    require_tool!("runc");
+    if !is_root() || !Path::new("/bin/busybox").exists() {
+        eprintln!("\n!!!!!!!! SKIPPED: needs root and /bin/busybox (busybox-static) !!!!!!!!\n");
+        return Ok(());
+    }
+    // The busybox sample, run as root, its app printing the certificate.
+    let sample = busybox_image()?;
+    let mut cfg: serde_json::Value = serde_json::from_slice(&sample.config.data)?;
+    let script = "cat /data/tls/cert.pem; echo \"argv0=$0 arg=$1\"; ls -ln /data/tls/key.pem";
+    cfg["config"]["User"] = serde_json::json!("0:0");
+    cfg["config"]["Entrypoint"] = serde_json::json!(["/bin/sh", "-c", script, "report"]);
+    cfg["config"]["Cmd"] = serde_json::json!(["first"]);
+    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&cfg)?);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
+        "layers": sample.layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
+    });
+    let image = TestImage {
+        config,
+        manifest: RawManifest::with_kind(serde_json::to_vec(&manifest)?, ManifestKind::OciManifest),
+        ..sample
+    };
+    let a = TestRegistry::plain()?;
+    let ca = a.client(None)?;
+    push_image(
+        &ca,
+        "busybox-root",
+        &image,
+        Some("1"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let runtime = match gramine {
+        None => {
+            let rt = runtime_image(&RuntimeBinaries::build()?)?;
+            push_image(
+                &ca,
+                "kiln/runtime",
+                &rt,
+                Some("fixture"),
+                UploadMode::Monolithic,
+            )
+            .await?;
+            format!("{}/kiln/runtime:fixture", a.host())
+        }
+        Some(prefix) => {
+            let runtime = format!("{}/kiln/runtime:gramine", a.host());
+            run(Command::new(kiln_bin()?)
+                .args(["runtime", "pack", "--gramine-prefix"])
+                .arg(prefix)
+                .args(["--out", &runtime, "--insecure-registry", &a.host()]))?;
+            runtime
+        }
+    };
+    let mut env = kiln_engine::pipeline::PipelineEnv::new(a.transport()?, runtime);
+    env.registry = env.registry.with_insecure(&a.host());
+    env.default_signer = Some(std::sync::Arc::new(
+        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
+            include_str!("../../engine/testdata/gramine/test-key.pem"),
+            None,
+        )?,
+    ));
+    let body = serde_json::json!({
+        "inputImageName": format!("{}/busybox-root:1", a.host()),
+        "outputImageName": format!("{}/busybox-root-sgx:1", a.host()),
+        "encryptedDirs": ["/data"],
+        "certificates": [{
+            "issuer": "NODE", "subject": "e2e.kiln.test", "keyType": "RSA",
+            "keyParam": {"size": 3072},
+            "keyPath": "/data/tls/key.pem", "certPath": "/data/tls/cert.pem",
+        }],
+    });
+    let req = kiln_engine::api::parse_request(body.to_string().as_bytes()).map_err(|e| e.reason)?;
+    let out = kiln_engine::pipeline::convert(req, &env).await?;
+    let warnings = out.response.warnings.join("\n");
+    assert!(warnings.contains("self-signed"), "{warnings}");
+    assert!(
+        warnings.contains("certificates[0].issuer NODE"),
+        "{warnings}"
+    );
+
+    let work = tempfile::tempdir()?;
+    let converted = pull_and_unpack(
+        &format!("{}/busybox-root-sgx:1", a.host()),
+        work.path(),
+        "conv",
+    )?;
+    // kiln-init is the enclave's entrypoint and a trusted file with its real hash.
+    let rootfs = converted.join("rootfs");
+    let text = std::fs::read_to_string(rootfs.join("opt/kiln/sgx1/app.manifest.sgx"))?;
+    let manifest: toml::Table = toml::from_str(&text)?;
+    assert_eq!(
+        manifest["libos"]["entrypoint"].as_str(),
+        Some("/opt/kiln/runtime/kiln-init")
+    );
+    assert_eq!(manifest["sgx"]["remote_attestation"].as_str(), Some("dcap"));
+    for path in ["/opt/kiln/runtime/kiln-init", "/opt/kiln/init.json"] {
+        let listed = manifest["sgx"]["trusted_files"]
+            .as_array()
+            .ok_or("no trusted files")?
+            .iter()
+            .find(|t| t["uri"].as_str() == Some(&format!("file:{path}")))
+            .and_then(|t| t["sha256"].as_str())
+            .ok_or(format!("{path} is not a trusted file"))?;
+        let real = std::fs::read(rootfs.join(path.trim_start_matches('/')))?;
+        assert_eq!(listed, hex::encode(Sha256::digest(&real)), "{path}");
+    }
+
+    let ran = runc(&converted, "kiln-e2e-certs", &["KILN_INSECURE_NO_SGX=1"])?;
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    eprintln!("converted app printed:\n{stdout}\nstderr:\n{stderr}");
+    // Gramine sends the enclave's stderr to the host's stdout (its console), the fixture
+    // loader leaves it on stderr.
+    let both = format!("{stdout}{stderr}");
+    assert!(
+        both.contains("kiln-init: /dev/attestation is not available")
+            && both.contains("no SGX quote"),
+        "{both}"
+    );
+    let (pem, rest) = stdout
+        .split_once("-----END CERTIFICATE-----\n")
+        .ok_or("no certificate printed")?;
+    let pem = &pem[pem
+        .find("-----BEGIN CERTIFICATE-----")
+        .ok_or("no certificate printed")?..];
+    assert!(rest.starts_with("argv0=report arg=first\n"), "{rest}");
+    assert!(rest.contains("-rw-------"), "key mode: {rest}");
+    let cert = x509_cert::Certificate::from_pem(format!("{pem}-----END CERTIFICATE-----\n"))?;
+    let tbs = cert.tbs_certificate();
+    assert_eq!(tbs.subject().to_string(), "CN=e2e.kiln.test");
+    let spki = tbs.subject_public_key_info().to_der()?;
+    let key = rsa::PublicKey::from_public_key_der(&spki)?;
+    assert_eq!(key.size() * 8, 3072);
+    Ok(())
+}
+
+/// A runtime image without kiln-init (packed before it existed) still converts requests
+/// without certificates; with certificates the conversion fails naming the runtime image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_need_a_runtime_with_kiln_init() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("\n!!!!!!!! SKIPPED: needs /bin/busybox (busybox-static) !!!!!!!!\n");
+        return Ok(());
+    }
+    let a = TestRegistry::plain()?;
+    let ca = a.client(None)?;
+    push_image(
+        &ca,
+        "busybox",
+        &busybox_image()?,
+        Some("1"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let old = RuntimeBinaries {
+        init: Vec::new(),
+        ..RuntimeBinaries::placeholders()
+    };
+    push_image(
+        &ca,
+        "kiln/runtime",
+        &runtime_image(&old)?,
+        Some("old"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let runtime = format!("{}/kiln/runtime:old", a.host());
+    let mut env = kiln_engine::pipeline::PipelineEnv::new(a.transport()?, runtime.clone());
+    env.registry = env.registry.with_insecure(&a.host());
+    env.default_signer = Some(std::sync::Arc::new(
+        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
+            include_str!("../../engine/testdata/gramine/test-key.pem"),
+            None,
+        )?,
+    ));
+    let request = |certs: bool| {
+        let mut body = serde_json::json!({
+            "inputImageName": format!("{}/busybox:1", a.host()),
+            "outputImageName": format!("{}/busybox-sgx:1", a.host()),
+        });
+        if certs {
+            body["certificates"] = serde_json::json!([{
+                "subject": "x.test", "keyPath": "/tmp/k.pem", "certPath": "/tmp/c.pem",
+            }]);
+        }
+        kiln_engine::api::parse_request(body.to_string().as_bytes())
+    };
+    let err = kiln_engine::pipeline::convert(request(true).map_err(|e| e.reason)?, &env)
+        .await
+        .err()
+        .ok_or("a conversion with certificates succeeded without kiln-init")?;
+    assert!(
+        err.reason.contains(&runtime)
+            && err
+                .reason
+                .contains("lacks kiln-init; repack it with `kiln runtime pack`"),
+        "{}",
+        err.reason
+    );
+    let ok = kiln_engine::pipeline::convert(request(false).map_err(|e| e.reason)?, &env).await?;
+    assert!(!ok.response.warnings.iter().any(|w| w.contains("kiln-init")));
+    Ok(())
+}

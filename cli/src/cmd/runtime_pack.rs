@@ -34,6 +34,10 @@ pub struct Args {
     /// from kiln's source tree).
     #[arg(long, value_name = "PATH")]
     pub launcher: Option<PathBuf>,
+    /// The static kiln-init (default: built with scripts/build-init.sh when run from
+    /// kiln's source tree).
+    #[arg(long, value_name = "PATH")]
+    pub kiln_init: Option<PathBuf>,
     /// The Gramine version (default: from the install's pkg-config file).
     #[arg(long, value_name = "VERSION")]
     pub gramine_version: Option<String>,
@@ -156,17 +160,30 @@ fn patch_loader(loader: &Path, prefix: &str) -> anyhow::Result<Vec<u8>> {
 
 /// The launcher: `--launcher`, else built from kiln's source tree.
 fn launcher(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    static_binary(path, "build-launcher.sh", "launcher", "kiln-launcher")
+}
+
+/// kiln-init: `--kiln-init`, else built from kiln's source tree.
+fn kiln_init(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    static_binary(path, "build-init.sh", "kiln-init", "kiln-init")
+}
+
+/// One of kiln's static binaries: the given path, else built by `scripts/<script>`.
+fn static_binary(
+    path: Option<&Path>,
+    script: &str,
+    what: &str,
+    flag: &str,
+) -> anyhow::Result<Vec<u8>> {
     if let Some(p) = path {
-        return std::fs::read(p).with_context(|| format!("reading launcher {}", p.display()));
+        return std::fs::read(p).with_context(|| format!("reading {what} {}", p.display()));
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("scripts")
-        .join("build-launcher.sh");
+        .join(script);
     if !script.is_file() {
-        bail!(
-            "pass --launcher PATH (the static kiln-launcher): not running from kiln's source tree"
-        );
+        bail!("pass --{flag} PATH (the static {flag}): not running from kiln's source tree");
     }
     let out = Command::new("bash")
         .arg(&script)
@@ -180,7 +197,7 @@ fn launcher(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
         );
     }
     let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    std::fs::read(&bin).with_context(|| format!("reading launcher {bin}"))
+    std::fs::read(&bin).with_context(|| format!("reading {what} {bin}"))
 }
 
 /// Gathers the runtime's files from an install.
@@ -232,6 +249,7 @@ pub fn gather(args: &Args) -> anyhow::Result<RuntimeFiles> {
         libsysdb: read_required(&pkglibdir.join("libsysdb.so"), "the LibOS")?,
         libs,
         launcher: launcher(args.launcher.as_deref())?,
+        kiln_init: kiln_init(args.kiln_init.as_deref())?,
     })
 }
 

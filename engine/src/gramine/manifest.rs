@@ -14,6 +14,9 @@
 //! `sys.enable_extra_runtime_domain_names_conf`. Key names follow Gramine v1.9's
 //! Documentation/manifest-syntax.rst and python/graminelibos/manifest_check.py.
 //!
+//! With certificates ([`super::init`]), `libos.entrypoint` is kiln-init (which execs the
+//! app with the same `loader.argv`) and `sgx.remote_attestation = "dcap"`.
+//!
 //! Two variants: [`Variant::Sgx1`] (`sgx.edmm_enable = false`, every page added at build
 //! time) and [`Variant::Edmm`] (`sgx.edmm_enable = true`). Both use the *same*
 //! `sgx.enclave_size` (the request's memSize), not Gramine's 1024G EDMM default: the app
@@ -24,7 +27,11 @@
 //! (`gramine-direct`, which reads `app.manifest`, not `.manifest.sgx`): it equals the SGX1
 //! manifest except that encrypted dirs become `tmpfs` mounts, because the `_sgx_mrenclave`
 //! key does not exist outside SGX (Gramine v1.9 mounts them but every file access fails).
-//! Trusted files are still checked in direct mode.
+//! Trusted files are still checked in direct mode. With certificates, direct mode maps
+//! encrypted dirs to their host directories unencrypted (`chroot`) instead: Gramine's
+//! tmpfs is per process and does not survive kiln-init's `execve` of the app (checked
+//! with gramine-direct v1.9), so the app would find no certificate; their host directories
+//! (`file:<host dir>/`) are then allowed files of the direct manifest.
 //!
 //! `manifestOptions` (validated) are merged last: leaves overwrite, `fs.mounts` entries are
 //! appended after kiln's mounts.
@@ -66,7 +73,13 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
         .encrypted_mounts
         .iter()
         .map(|m| {
-            Value::Table(if variant == Variant::Direct {
+            Value::Table(if variant == Variant::Direct && spec.init.is_some() {
+                t(vec![
+                    ("type", Value::str("chroot")),
+                    ("path", Value::str(m.path.clone())),
+                    ("uri", Value::str(format!("file:{}", m.host_path))),
+                ])
+            } else if variant == Variant::Direct {
                 t(vec![
                     ("type", Value::str("tmpfs")),
                     ("path", Value::str(m.path.clone())),
@@ -95,7 +108,11 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
         ("start_dir", Value::str(spec.start_dir.clone())),
     ]);
 
-    let libos = t(vec![("entrypoint", Value::str(spec.program.clone()))]);
+    let entrypoint = match &spec.init {
+        Some(init) => init.entrypoint.clone(),
+        None => spec.program.clone(),
+    };
+    let libos = t(vec![("entrypoint", Value::str(entrypoint))]);
 
     let env: Table = spec
         .env
@@ -136,11 +153,19 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
             ]))
         })
         .collect();
-    let allowed: Vec<Value> = spec
+    let mut allowed: Vec<Value> = spec
         .allowed_files
         .iter()
         .map(|p| Value::str(format!("file:{p}")))
         .collect();
+    if variant == Variant::Direct && spec.init.is_some() {
+        // Gramine checks allowed files by host URI; the trailing `/` allows the tree.
+        allowed.extend(
+            spec.encrypted_mounts
+                .iter()
+                .map(|m| Value::str(format!("file:{}/", m.host_path))),
+        );
+    }
     let sgx = t(vec![
         ("debug", Value::Boolean(spec.debug)),
         ("edmm_enable", Value::Boolean(variant == Variant::Edmm)),
@@ -160,7 +185,14 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
             ])),
         ),
         ("file_check_policy", Value::str("strict")),
-        ("remote_attestation", Value::str("none")),
+        (
+            "remote_attestation",
+            Value::str(if spec.init.is_some() {
+                super::init::REMOTE_ATTESTATION
+            } else {
+                "none"
+            }),
+        ),
         ("enable_stats", Value::Boolean(false)),
         ("trusted_files", Value::Array(trusted)),
         ("allowed_files", Value::Array(allowed)),

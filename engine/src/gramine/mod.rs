@@ -9,7 +9,8 @@
 //! Modules: [`request`] (wire types), [`validate`] (checks and defaults), [`options`]
 //! (`manifestOptions`), [`size`], [`paths`], [`fsview`] (lookups in the image),
 //! [`users`] (USER), [`env`], [`argv`], [`dirs`] (trusted/allowed/encrypted),
-//! [`spec`] (the enclave spec and the mount choices), [`manifest`] (the writer),
+//! [`spec`] (the enclave spec and the mount choices), [`init`] (certificates through
+//! kiln-init), [`manifest`] (the writer),
 //! [`canonical`] (TOML values and canonical serialisation), [`runtime`] (runtime
 //! descriptor).
 
@@ -18,6 +19,7 @@ pub mod canonical;
 pub mod dirs;
 pub mod env;
 pub mod fsview;
+pub mod init;
 pub mod manifest;
 pub mod options;
 pub mod paths;

@@ -34,9 +34,11 @@
 //!   `loader.insecure__use_cmdline_argv = false` is written explicitly.
 //! - `coreDumpPattern` has no Gramine key (an enclave's memory cannot be dumped by the
 //!   host kernel): it is launcher configuration, kept in the spec.
-//! - `certificates` have no Gramine equivalent either (Gramine's RA-TLS makes self-signed
-//!   attestation certificates, not CA-issued ones): they are kept in the spec for the
-//!   record (`/opt/kiln/conversion.json`), and a warning says they are not provisioned.
+//! - `certificates` are provisioned inside the enclave at start-up by kiln-init
+//!   ([`super::init`]): it becomes `libos.entrypoint` (the app's argv unchanged), it and
+//!   `/opt/kiln/init.json` become trusted files, and `sgx.remote_attestation = "dcap"`.
+//!   The certificates are self-signed with the SGX quote embedded (RA-TLS style); the
+//!   warnings say so per issuer. Without certificates nothing of this appears.
 //! - `externalPackages` is where the host looks the runtime image up: natively the CLI
 //!   stages it from that directory (an OCI image layout) before the pipeline runs; the
 //!   browser and the worker refuse it (see [`crate::pipeline::env::PipelineEnv`]).
@@ -54,6 +56,7 @@ use super::argv::{compose_argv, find_program, ArgvError};
 use super::dirs::{collect, name_some, DirRules, EFS_HOST_ROOT, KILN_ROOT, PSEUDO_FS};
 use super::env::{build_env, DEFAULT_PATH};
 use super::fsview::{resolve, Node};
+use super::init::{InitSetup, NO_KILN_INIT};
 use super::options::ManifestOptions;
 use super::paths::join;
 use super::runtime::RuntimeDescriptor;
@@ -165,6 +168,9 @@ pub struct EnclaveSpec {
     pub core_dump_pattern: Option<String>,
     /// Launcher configuration: `certificates`.
     pub certificates: Vec<Certificate>,
+    /// kiln-init (when certificates are requested): `libos.entrypoint`, `init.json`,
+    /// `sgx.remote_attestation = "dcap"`; its trusted files are in `trusted_files`.
+    pub init: Option<InitSetup>,
     /// `externalPackages`, recorded.
     pub external_packages: Option<String>,
     /// Things to tell the user.
@@ -181,12 +187,26 @@ impl EnclaveSpec {
     }
 }
 
-/// Builds the enclave spec.
+/// Builds the enclave spec for a runtime without kiln-init (a request with
+/// `certificates` fails); see [`build_spec_with_init`].
 pub fn build_spec(
     req: &ValidRequest,
     config: &ImageConfiguration,
     index: &FileIndex,
     runtime: &RuntimeDescriptor,
+) -> Result<EnclaveSpec, SpecError> {
+    build_spec_with_init(req, config, index, runtime, None)
+}
+
+/// Builds the enclave spec. `kiln_init_sha256` is the hash of the runtime's kiln-init
+/// (from the runtime layer's scan), `None` when the runtime image has none; it is only
+/// used when the request has `certificates`.
+pub fn build_spec_with_init(
+    req: &ValidRequest,
+    config: &ImageConfiguration,
+    index: &FileIndex,
+    runtime: &RuntimeDescriptor,
+    kiln_init_sha256: Option<[u8; 32]>,
 ) -> Result<EnclaveSpec, SpecError> {
     runtime
         .validate()
@@ -276,11 +296,22 @@ pub fn build_spec(
     if !set.files.contains_key(&program) {
         return Err(SpecError::ProgramNotTrusted(program));
     }
-    let trusted_files: Vec<TrustedFile> = set
+    let mut trusted_files: Vec<TrustedFile> = set
         .files
         .into_iter()
         .map(|(path, sha256)| TrustedFile { path, sha256 })
         .collect();
+    let init = if req.certificates.is_empty() {
+        None
+    } else {
+        let hash = kiln_init_sha256.ok_or_else(|| SpecError::Runtime(NO_KILN_INIT.into()))?;
+        let setup = super::init::setup(&program, &req.certificates, runtime, hash);
+        trusted_files.extend(setup.trusted_files.iter().cloned());
+        trusted_files.sort();
+        trusted_files.dedup_by(|a, b| a.path == b.path);
+        warnings.extend(super::init::warnings(&req.certificates, &rules));
+        Some(setup)
+    };
 
     let runtime_domain_names = req.rw_dirs.iter().any(|p| p == "/etc/resolv.conf");
     let allowed_files: Vec<String> = req
@@ -299,12 +330,6 @@ pub fn build_spec(
         })
         .collect();
 
-    if !req.certificates.is_empty() {
-        warnings.push(
-            "certificates: recorded in /opt/kiln/conversion.json but not provisioned: Gramine v1.9 does not obtain CA-issued certificates at start-up"
-                .into(),
-        );
-    }
     Ok(EnclaveSpec {
         program,
         argv,
@@ -329,6 +354,7 @@ pub fn build_spec(
         options: req.manifest_options.clone(),
         core_dump_pattern: req.core_dump_pattern.clone(),
         certificates: req.certificates.clone(),
+        init,
         external_packages: req.external_packages.clone(),
         warnings,
     })

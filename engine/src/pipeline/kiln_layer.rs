@@ -1,6 +1,6 @@
 //! The kiln layer: launcher configuration, both signed manifests, the direct-mode
-//! manifest, the conversion record and the host directories of the encrypted mounts,
-//! written deterministically (docs/image-formats.md).
+//! manifest, the conversion record, kiln-init's `init.json` (with certificates) and the host
+//! directories of the encrypted mounts, written deterministically (docs/image-formats.md).
 
 use std::collections::BTreeSet;
 
@@ -30,6 +30,8 @@ pub struct KilnFiles {
     pub direct_manifest: Vec<u8>,
     /// `conversion.json` bytes.
     pub conversion_json: Vec<u8>,
+    /// kiln-init's `init.json` bytes (only when certificates are requested).
+    pub init_json: Option<Vec<u8>>,
     /// Host directories of the encrypted mounts.
     pub host_dirs: Vec<String>,
     /// The manifests set `sys.enable_extra_runtime_domain_names_conf`: Gramine then reads
@@ -72,6 +74,13 @@ pub fn build(files: &KilnFiles, input: &FileIndex, mtime: u64) -> Result<Written
         ),
         NewEntry::file(CONVERSION_PATH, 0o644, files.conversion_json.clone()),
     ];
+    if let Some(init) = &files.init_json {
+        file_entries.push(NewEntry::file(
+            crate::gramine::init::INIT_JSON_PATH,
+            0o644,
+            init.clone(),
+        ));
+    }
     // Container runtimes bind-mount /etc/resolv.conf over this; an image without one (and
     // a runtime that does not mount it) would otherwise stop Gramine at start-up. It is a
     // runtime domain-names file, never a trusted file, so the measurement does not change.
@@ -117,6 +126,7 @@ mod tests {
             edmm_sig: b"d".to_vec(),
             direct_manifest: b"e".to_vec(),
             conversion_json: b"{}".to_vec(),
+            init_json: None,
             host_dirs: vec!["/opt/fortanix/enclave-os/default-efs-dirs/tmp".into()],
             needs_resolv_conf: true,
         };
@@ -145,6 +155,7 @@ mod tests {
             edmm_sig: b"d".to_vec(),
             direct_manifest: b"e".to_vec(),
             conversion_json: b"{}".to_vec(),
+            init_json: None,
             host_dirs: vec![],
             needs_resolv_conf: true,
         };

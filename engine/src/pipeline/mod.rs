@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 
 use crate::api::{ApiError, ConvertRequest, ConvertResponse, SigningKey};
 use crate::gramine::manifest::{render_manifest, Variant};
-use crate::gramine::spec::{build_spec, EnclaveSpec};
+use crate::gramine::spec::{build_spec_with_init, EnclaveSpec};
 use crate::gramine::validate::{validate, ValidRequest};
 use crate::image::digest::sha256_digest;
 use crate::image::file_index::FileIndex;
@@ -286,7 +286,20 @@ pub(crate) async fn run(
     t.done();
 
     let t = Timer::start(env, Step::Manifests);
-    let spec: EnclaveSpec = build_spec(&req, &image_config, &index, &rt.descriptor)?;
+    if !req.certificates.is_empty() && rt.kiln_init_sha256.is_none() {
+        return Err(errors::runtime(format!(
+            "{}: {}",
+            env.runtime_image,
+            crate::gramine::init::NO_KILN_INIT
+        )));
+    }
+    let spec: EnclaveSpec = build_spec_with_init(
+        &req,
+        &image_config,
+        &index,
+        &rt.descriptor,
+        rt.kiln_init_sha256,
+    )?;
     let render = |v| render_manifest(&spec, v).map_err(|e| ApiError::bad_request(e.to_string()));
     let (sgx1, edmm, direct) = (
         render(Variant::Sgx1)?,
@@ -375,6 +388,7 @@ pub(crate) async fn run(
             edmm_sig: sig2.to_bytes().to_vec(),
             direct_manifest: direct.into_bytes(),
             conversion_json,
+            init_json: spec.init.as_ref().map(|i| i.init_json.clone()),
             host_dirs: spec.host_dirs(),
             needs_resolv_conf: spec.runtime_domain_names,
         },

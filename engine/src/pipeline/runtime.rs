@@ -1,7 +1,9 @@
 //! Reading a kiln runtime image (docs/image-formats.md, "Runtime image (format 1)"):
 //! the descriptor from the config label, the single layer's descriptor and diff_id, and
 //! `sgx/libpal.so` streamed out of the layer once, checked against
-//! `sgxLibpalSha256`, and cached by layer digest.
+//! `sgxLibpalSha256`, and cached by layer digest. The same scan records the SHA-256 of
+//! `<prefix>/kiln-init` (the scanner hashes every file), cached alongside: the manifests
+//! list it as a trusted file when a request has certificates.
 
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ pub struct RuntimeImage {
     pub diff_id: String,
     /// `sgx/libpal.so`, checked.
     pub libpal: Arc<Vec<u8>>,
+    /// SHA-256 of `<prefix>/kiln-init` when the runtime layer has it as a regular file.
+    pub kiln_init_sha256: Option<[u8; 32]>,
 }
 
 fn label<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a str> {
@@ -53,6 +57,31 @@ fn label<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a str> {
 fn pal_cache_key(layer_digest: &str) -> String {
     let h = Sha256::digest(format!("kiln-runtime-sgx-libpal\0{layer_digest}").as_bytes());
     format!("sha256:{}", hex::encode(h))
+}
+
+/// The cache key under which a runtime layer's kiln-init record is kept (the 32-byte hash,
+/// or [`NO_INIT`] when the layer has none).
+fn init_cache_key(layer_digest: &str) -> String {
+    let h = Sha256::digest(format!("kiln-runtime-kiln-init\0{layer_digest}").as_bytes());
+    format!("sha256:{}", hex::encode(h))
+}
+
+/// The kiln-init record of a runtime layer without kiln-init.
+const NO_INIT: &[u8] = b"none";
+
+fn init_record(hash: Option<[u8; 32]>) -> Vec<u8> {
+    match hash {
+        Some(h) => h.to_vec(),
+        None => NO_INIT.to_vec(),
+    }
+}
+
+/// Reads a kiln-init record back (`None`: not a record; `Some(None)`: no kiln-init).
+fn parse_init_record(bytes: &[u8]) -> Option<Option<[u8; 32]>> {
+    if bytes == NO_INIT {
+        return Some(None);
+    }
+    <[u8; 32]>::try_from(bytes).ok().map(Some)
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -115,7 +144,7 @@ pub async fn read_runtime(runtime: &Endpoint, env: &PipelineEnv) -> Result<Runti
         .and_then(|m| m.as_str())
         .unwrap_or(crate::image::layer_writer::LAYER_MEDIA_TYPE)
         .to_string();
-    let libpal = libpal(
+    let (libpal, kiln_init_sha256) = libpal(
         runtime,
         env,
         &descriptor,
@@ -132,8 +161,11 @@ pub async fn read_runtime(runtime: &Endpoint, env: &PipelineEnv) -> Result<Runti
         layer_size,
         diff_id,
         libpal,
+        kiln_init_sha256,
     })
 }
+
+type PalAndInit = (Arc<Vec<u8>>, Option<[u8; 32]>);
 
 async fn libpal(
     runtime: &Endpoint,
@@ -142,23 +174,49 @@ async fn libpal(
     layer_digest: &str,
     media_type: &str,
     layer_size: u64,
-) -> Result<Arc<Vec<u8>>, ApiError> {
+) -> Result<PalAndInit, ApiError> {
     let want = descriptor.sgx_libpal_sha256.as_str();
+    let init_memo_key = format!("{layer_digest}#kiln-init");
     if let Ok(memo) = env.pal_memo.lock() {
-        if let Some(p) = memo.get(layer_digest) {
+        if let (Some(p), Some(init)) = (
+            memo.get(layer_digest),
+            memo.get(&init_memo_key).and_then(|r| parse_init_record(r)),
+        ) {
             if sha256_hex(p) == want {
-                return Ok(p.clone());
+                return Ok((p.clone(), init));
             }
         }
     }
     let key = pal_cache_key(layer_digest);
-    if let Ok(Some(bytes)) = env.cache.get_bytes(&key).await {
-        if sha256_hex(&bytes) == want {
+    let ikey = init_cache_key(layer_digest);
+    if let (Ok(Some(bytes)), Ok(Some(record))) = (
+        env.cache.get_bytes(&key).await,
+        env.cache.get_bytes(&ikey).await,
+    ) {
+        if let (true, Some(init)) = (sha256_hex(&bytes) == want, parse_init_record(&record)) {
             let p = Arc::new(bytes);
-            remember(env, layer_digest, &p);
-            return Ok(p);
+            remember(env, layer_digest, &p, init);
+            return Ok((p, init));
         }
     }
+    let (pal, init) =
+        scan_runtime_layer(runtime, descriptor, layer_digest, media_type, layer_size).await?;
+    let _ = env.cache.put_bytes(&key, pal.clone()).await;
+    let _ = env.cache.put_bytes(&ikey, init_record(init)).await;
+    let p = Arc::new(pal);
+    remember(env, layer_digest, &p, init);
+    Ok((p, init))
+}
+
+/// Streams the runtime layer once: the PAL's bytes (checked) and kiln-init's hash.
+async fn scan_runtime_layer(
+    runtime: &Endpoint,
+    descriptor: &RuntimeDescriptor,
+    layer_digest: &str,
+    media_type: &str,
+    layer_size: u64,
+) -> Result<(Vec<u8>, Option<[u8; 32]>), ApiError> {
+    let want = descriptor.sgx_libpal_sha256.as_str();
     let path = descriptor.path_of(&descriptor.sgx_libpal);
     let digest = Digest::parse(layer_digest).map_err(errors::runtime)?;
     let mut blob = runtime
@@ -188,10 +246,25 @@ async fn libpal(
             "{path}: sha256 {got} differs from the descriptor's sgxLibpalSha256 {want}"
         )));
     }
-    let _ = env.cache.put_bytes(&key, found.clone()).await;
-    let p = Arc::new(found);
-    remember(env, layer_digest, &p);
-    Ok(p)
+    Ok((found, kiln_init_hash(&summary, descriptor)))
+}
+
+/// kiln-init's hash from a scanned runtime layer (a regular file at `<prefix>/kiln-init`;
+/// the last entry for the path wins, as in a tar extraction).
+fn kiln_init_hash(
+    summary: &crate::image::scan::LayerSummary,
+    descriptor: &RuntimeDescriptor,
+) -> Option<[u8; 32]> {
+    let path = crate::gramine::init::kiln_init_path(descriptor);
+    summary
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.path == path)
+        .and_then(|e| match e.kind {
+            crate::image::scan::EntryKind::Regular { sha256, .. } => Some(sha256),
+            _ => None,
+        })
 }
 
 /// A scanner over the runtime layer that keeps only the PAL's bytes (and checks the
@@ -202,9 +275,13 @@ fn pal_scanner(layer_digest: &str, media_type: &str, path: &str) -> Result<Layer
         .capturing(CaptureSet::empty(PAL_MAX).paths([path.to_string()])))
 }
 
-fn remember(env: &PipelineEnv, layer_digest: &str, pal: &Arc<Vec<u8>>) {
+fn remember(env: &PipelineEnv, layer_digest: &str, pal: &Arc<Vec<u8>>, init: Option<[u8; 32]>) {
     if let Ok(mut memo) = env.pal_memo.lock() {
         memo.insert(layer_digest.to_string(), pal.clone());
+        memo.insert(
+            format!("{layer_digest}#kiln-init"),
+            Arc::new(init_record(init)),
+        );
     }
 }
 
@@ -248,6 +325,49 @@ mod tests {
                 assert!(summary.captured.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn records_kiln_init_hash_from_the_same_scan() {
+        let d = RuntimeDescriptor::from_json(
+            serde_json::json!({
+                "gramineVersion": "1.9", "prefix": "/opt/kiln/runtime",
+                "sgxLibpal": "sgx/libpal.so", "sgxLoader": "sgx/loader",
+                "directLibpal": "direct/libpal.so", "libsysdb": "libsysdb.so",
+                "libsysdbSha256": "ab".repeat(32), "sgxLibpalSha256": "cd".repeat(32),
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let scan = |entries: &[NewEntry]| {
+            let layer = write_layer(entries, 0).unwrap();
+            let mut scanner = pal_scanner(
+                &layer.digest,
+                crate::image::layer_writer::LAYER_MEDIA_TYPE,
+                "/opt/kiln/runtime/sgx/libpal.so",
+            )
+            .unwrap();
+            scanner.feed(&layer.blob).unwrap();
+            scanner.finish().unwrap()
+        };
+        let pal = NewEntry::file("/opt/kiln/runtime/sgx/libpal.so", 0o755, vec![9u8; 50]);
+        let with = scan(&[
+            pal.clone(),
+            NewEntry::file("/opt/kiln/runtime/kiln-init", 0o755, b"init".to_vec()),
+        ]);
+        let want: [u8; 32] = Sha256::digest(b"init").into();
+        assert_eq!(kiln_init_hash(&with, &d), Some(want));
+        // The summary keeps only the PAL's bytes.
+        assert_eq!(with.captured.len(), 1);
+        assert_eq!(kiln_init_hash(&scan(&[pal]), &d), None);
+
+        for h in [None, Some(want)] {
+            assert_eq!(parse_init_record(&init_record(h)), Some(h));
+        }
+        assert_eq!(parse_init_record(b"junk"), None);
+        assert!(crate::image::digest::parse_sha256(&init_cache_key("sha256:00")).is_ok());
+        assert_ne!(init_cache_key("sha256:00"), pal_cache_key("sha256:00"));
     }
 
     #[test]

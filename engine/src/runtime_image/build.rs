@@ -8,8 +8,8 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::labels::{
-    DESCRIPTOR_FILE, LABEL_DESCRIPTOR, LABEL_FORMAT, LABEL_GRAMINE_VERSION, LAUNCHER_FILE,
-    RUNTIME_FORMAT,
+    DESCRIPTOR_FILE, INIT_FILE, LABEL_DESCRIPTOR, LABEL_FORMAT, LABEL_GRAMINE_VERSION,
+    LAUNCHER_FILE, RUNTIME_FORMAT,
 };
 use crate::gramine::runtime::{RuntimeDescriptor, RuntimeError};
 use crate::image::digest::sha256_digest;
@@ -34,6 +34,8 @@ pub struct RuntimeFiles {
     pub libs: BTreeMap<String, Vec<u8>>,
     /// The static launcher.
     pub launcher: Vec<u8>,
+    /// The static kiln-init (provisions certificates inside the enclave).
+    pub kiln_init: Vec<u8>,
 }
 
 /// Why a runtime image cannot be built.
@@ -107,6 +109,7 @@ pub fn layer_entries(
         ("direct/libpal.so", &files.direct_libpal),
         ("libsysdb.so", &files.libsysdb),
         ("kiln-launcher", &files.launcher),
+        ("kiln-init", &files.kiln_init),
     ] {
         if data.is_empty() {
             return Err(BuildError::EmptyFile(name));
@@ -121,6 +124,7 @@ pub fn layer_entries(
         NewEntry::file(p(&d.direct_libpal), 0o755, files.direct_libpal.clone()),
         NewEntry::file(p(&d.libsysdb), 0o755, files.libsysdb.clone()),
         NewEntry::file(p(LAUNCHER_FILE), 0o755, files.launcher.clone()),
+        NewEntry::file(p(INIT_FILE), 0o755, files.kiln_init.clone()),
         NewEntry::dir(p(&d.lib_dir), 0o755),
     ];
     for (name, data) in &files.libs {
@@ -197,6 +201,7 @@ mod tests {
             libsysdb: b"sysdb".to_vec(),
             libs: [("libc.so.6".to_string(), b"libc".to_vec())].into(),
             launcher: b"launcher".to_vec(),
+            kiln_init: b"init".to_vec(),
         }
     }
 
@@ -216,6 +221,7 @@ mod tests {
         let paths: Vec<&str> = s.entries.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"/opt/kiln/runtime/lib/libc.so.6"));
         assert!(paths.contains(&"/opt/kiln/runtime/runtime.json"));
+        assert!(paths.contains(&"/opt/kiln/runtime/kiln-init"));
         assert!(paths.iter().all(|p| p.starts_with("/opt")));
         let c = build_runtime_image(&files(), "/opt/kiln/runtime", 1).unwrap();
         assert_ne!(a.manifest.digest(), c.manifest.digest());
@@ -228,6 +234,12 @@ mod tests {
         assert!(matches!(
             build_runtime_image(&f, "/opt/kiln/runtime", 0),
             Err(BuildError::EmptyFile("libsysdb.so"))
+        ));
+        let mut f = files();
+        f.kiln_init.clear();
+        assert!(matches!(
+            build_runtime_image(&f, "/opt/kiln/runtime", 0),
+            Err(BuildError::EmptyFile("kiln-init"))
         ));
         let mut f = files();
         f.libs.insert("../x".into(), vec![1]);

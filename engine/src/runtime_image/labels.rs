@@ -14,6 +14,8 @@ pub const RUNTIME_FORMAT: &str = "1";
 pub const DESCRIPTOR_FILE: &str = "runtime.json";
 /// Name of the launcher below the prefix.
 pub const LAUNCHER_FILE: &str = "kiln-launcher";
+/// Name of kiln-init below the prefix (see [`crate::gramine::init`]).
+pub const INIT_FILE: &str = crate::gramine::init::KILN_INIT;
 
 /// Why an image config is not a usable runtime image config.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

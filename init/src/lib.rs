@@ -1,0 +1,18 @@
+//! kiln-init: the program Gramine starts inside the enclave (`libos.entrypoint`) when a
+//! conversion requested `certificates`. It reads [`config::INIT_JSON`], provisions every
+//! certificate ([`provision`]: an RSA key generated in the enclave, a self-signed X.509
+//! certificate that embeds the SGX quote over the key when Gramine's attestation files
+//! exist, see [`attest`] and [`cert`]), and then execs the app with its own argv and
+//! environment. Any failure stops the start-up: the app never runs without its
+//! certificates.
+//!
+//! Modules: [`config`] (`init.json`), [`cert`] (key and certificate), [`attest`]
+//! (`/dev/attestation`), [`provision`] (files on disk), [`exec`] (hand-over to the app).
+
+#![warn(missing_docs)]
+
+pub mod attest;
+pub mod cert;
+pub mod config;
+pub mod exec;
+pub mod provision;
