@@ -4,9 +4,12 @@
 //! cargo test -p kiln-tests --release --test convert_bench -- --ignored --nocapture
 //! ```
 //!
-//! A synthetic ~1 GiB image (3 gzip layers: 7,000 small files and big files each, from a
-//! token generator so it compresses like real content, as engine/benches/scan.rs) in
-//! local registry A is
+//! A synthetic ~1 GiB image (engine/benches/synth_image: 3 gzip layers, 7,000 small files
+//! and big files each, the generator engine/benches/scan.rs uses too) is, in one run,
+//! 0. scanned from its OCI layout: `gzip -dc LAYER | sha256sum` for all layers in parallel
+//!    (lower bound), then kiln's native scan in this process (threaded scanners, layers
+//!    in parallel); and, once in local registry A, copied by `skopeo copy docker://A
+//!    oci:DIR` (what a plain pull costs);
 //! 1. copied A → B by `skopeo copy` (baseline),
 //! 2. converted A → C by `kiln convert` (release binary, cold cache: scan + copy),
 //! 3. converted again A → C (warm cache, every blob present),
@@ -16,126 +19,26 @@
 //! Env: KILN_BENCH_GIB (default 1.0). The image is generated once under
 //! target/kiln-bench-convert/.
 
+#[path = "../../engine/benches/synth_image/mod.rs"]
+mod synth_image;
+
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use kiln_engine::image::digest::format_sha256;
-use kiln_engine::image::layer_writer::{HashingWriter, TarBuilder};
+use kiln_engine::image::scan::LayerScanner;
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
 use kiln_tests::{require_tool, HarnessError};
 use serde_json::json;
-
-const LAYERS: usize = 3;
-const SMALL: usize = 7_000;
-const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-struct Gen {
-    x: u64,
-    tokens: Vec<Vec<u8>>,
-}
-
-impl Gen {
-    fn new(seed: u64) -> Self {
-        let mut g = Gen {
-            x: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-            tokens: Vec::new(),
-        };
-        for _ in 0..256 {
-            let n = 3 + (g.next() % 12) as usize;
-            let t: Vec<u8> = (0..n).map(|_| b'a' + (g.next() % 26) as u8).collect();
-            g.tokens.push(t);
-        }
-        g
-    }
-    fn next(&mut self) -> u64 {
-        self.x ^= self.x << 13;
-        self.x ^= self.x >> 7;
-        self.x ^= self.x << 17;
-        self.x
-    }
-    fn fill(&mut self, buf: &mut Vec<u8>, n: usize) {
-        buf.clear();
-        while buf.len() < n {
-            let r = self.next();
-            if r & 7 == 0 {
-                buf.extend_from_slice(&r.to_le_bytes());
-            } else {
-                let t = &self.tokens[((r >> 8) & 255) as usize];
-                buf.extend_from_slice(t);
-            }
-        }
-        buf.truncate(n);
-    }
-}
-
-struct Layer {
-    digest: String,
-    diff_id: String,
-    size: u64,
-}
+use synth_image::{SynthLayer, GZIP, LAYERS};
 
 fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     layout
         .join("blobs/sha256")
         .join(digest.trim_start_matches("sha256:"))
-}
-
-fn generate_layer(layout: &Path, i: usize, bytes: u64) -> Result<Layer, HarnessError> {
-    let tmp = layout.join(format!("layer{i}.tmp"));
-    let blob = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(&tmp)?));
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(blob, flate2::Compression::fast());
-    let mut tar = TarBuilder::new(HashingWriter::new(gz), 1_700_000_000)?;
-    let mut g = Gen::new(i as u64 + 1);
-    let mut buf = Vec::new();
-    let mut written = 0u64;
-    if i == 0 {
-        tar.directory("/bin", 0o755)?;
-        tar.file("/bin/sh", 0o755, b"#!synthetic\n")?;
-    }
-    let top = format!("/layer{i}");
-    tar.directory(&top, 0o755)?;
-    for d in 0..100 {
-        tar.directory(&format!("{top}/d{d:03}"), 0o755)?;
-    }
-    for f in 0..SMALL {
-        let size = 64 + (g.next() % 16_384) as usize;
-        g.fill(&mut buf, size);
-        tar.file(&format!("{top}/d{:03}/small-{f:05}", f % 100), 0o644, &buf)?;
-        written += size as u64;
-    }
-    let mut big = 0;
-    while written < bytes {
-        let size = (bytes - written).min(48 << 20);
-        tar.file_header(&format!("{top}/big-{big:03}"), 0o644, size)?;
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(64 * 1024) as usize;
-            g.fill(&mut buf, n);
-            tar.file_data(&buf)?;
-            left -= n as u64;
-        }
-        tar.end_file()?;
-        written += size;
-        big += 1;
-    }
-    let tarw = tar.finish()?;
-    let (diff, _) = tarw.hasher.finish();
-    let mut blob = tarw.inner.finish()?;
-    blob.flush()?;
-    let (digest, size) = blob.hasher.finish();
-    let digest = format_sha256(&digest);
-    std::fs::rename(&tmp, blob_path(layout, &digest))?;
-    Ok(Layer {
-        digest,
-        diff_id: format_sha256(&diff),
-        size,
-    })
 }
 
 fn write_blob(layout: &Path, data: &[u8]) -> Result<(String, u64), HarnessError> {
@@ -148,21 +51,19 @@ fn write_blob(layout: &Path, data: &[u8]) -> Result<(String, u64), HarnessError>
 fn ensure_layout(gib: f64) -> Result<PathBuf, HarnessError> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kiln-bench-convert");
     let layout = root.join(format!("oci-{gib}"));
+    // The generator is unchanged since the first layouts (see synth_image::FORMAT_VERSION).
     if layout.join("index.json").exists() {
         return Ok(layout);
     }
     std::fs::create_dir_all(layout.join("blobs/sha256"))?;
-    let per = (gib * (1u64 << 30) as f64 / LAYERS as f64) as u64;
     let t = Instant::now();
-    let handles: Vec<_> = (0..LAYERS)
-        .map(|i| {
-            let l = layout.clone();
-            std::thread::spawn(move || generate_layer(&l, i, per).map_err(|e| e.to_string()))
-        })
-        .collect();
+    let tmp = layout.clone();
+    let written = synth_image::write_layers(gib, |i| tmp.join(format!("layer{i}.tmp")))?;
     let mut layers = Vec::new();
-    for h in handles {
-        layers.push(h.join().map_err(|_| "generator panicked")??);
+    for l in written {
+        let path = blob_path(&layout, &l.digest);
+        std::fs::rename(&l.path, &path)?;
+        layers.push(SynthLayer { path, ..l });
     }
     let cfg = json!({
         "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
@@ -211,6 +112,81 @@ fn rss_mib(stderr: &str) -> f64 {
         .map_or(f64::NAN, |k| k / 1024.0)
 }
 
+/// The layer blobs of the layout's one manifest, in order.
+fn layout_layers(layout: &Path) -> Result<Vec<PathBuf>, HarnessError> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json"))?)?;
+    let md = index["manifests"][0]["digest"]
+        .as_str()
+        .ok_or("index.json: no manifest digest")?;
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(blob_path(layout, md))?)?;
+    let layers = m["layers"].as_array().ok_or("manifest: no layers")?;
+    layers
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .map(|d| blob_path(layout, d))
+                .ok_or_else(|| "manifest: layer without digest".into())
+        })
+        .collect()
+}
+
+/// Lower bound: `gzip -dc LAYER | sha256sum`, all layers in parallel; seconds.
+fn gzip_lower_bound(blobs: &[PathBuf]) -> Result<f64, HarnessError> {
+    let t = Instant::now();
+    let children = blobs
+        .iter()
+        .map(|b| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("gzip -dc '{}' | sha256sum", b.display()))
+                .stdout(Stdio::null())
+                .spawn()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut c in children {
+        if !c.wait()?.success() {
+            return Err("gzip -dc | sha256sum failed".into());
+        }
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// kiln's native scan in this process: a threaded `LayerScanner` per layer (tar walk on
+/// a second thread), all layers in parallel, fed from the blob in 64 KiB chunks; seconds.
+fn native_scan(blobs: &[PathBuf]) -> Result<f64, HarnessError> {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = blobs
+            .iter()
+            .map(|b| {
+                s.spawn(move || -> Result<(), String> {
+                    let name = b.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    let digest = format!("sha256:{name}");
+                    let mut scanner =
+                        LayerScanner::threaded(&digest, GZIP).map_err(|e| e.to_string())?;
+                    let mut file = File::open(b).map_err(|e| e.to_string())?;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = file.read(&mut buf).map_err(|e| e.to_string())?;
+                        if n == 0 {
+                            break;
+                        }
+                        scanner.feed(&buf[..n]).map_err(|e| e.to_string())?;
+                    }
+                    scanner.finish().map(|_| ()).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "scan thread panicked")??;
+        }
+        Ok::<(), HarnessError>(())
+    })?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with --release --ignored --nocapture"]
 async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
@@ -221,6 +197,13 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
         .and_then(|g| g.parse().ok())
         .unwrap_or(1.0);
     let layout = ensure_layout(gib)?;
+    let blobs = layout_layers(&layout)?;
+    for b in &blobs {
+        // Page cache warm for both contenders.
+        std::io::copy(&mut File::open(b)?, &mut std::io::sink())?;
+    }
+    let lower = gzip_lower_bound(&blobs)?;
+    let scan = native_scan(&blobs)?;
     let (a, b, c) = (
         TestRegistry::plain()?,
         TestRegistry::plain()?,
@@ -279,6 +262,14 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
             .arg(format!("docker://{}/bench:1", a.host()))
             .arg(format!("docker://{}/bench:1", b.host())),
     )?;
+    let oci_dir = tempfile::tempdir()?;
+    let (skopeo_oci, _) = timed(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/bench:1", a.host()))
+            .arg(format!("oci:{}:bench", oci_dir.path().display())),
+    )?;
+    drop(oci_dir);
     let (first, rss1) = kiln_run(format!("{}/bench-sgx:1", c.host()), state.path())?;
     let (warm, rss2) = kiln_run(format!("{}/bench-sgx:1", c.host()), state.path())?;
     let state2 = tempfile::tempdir()?;
@@ -287,9 +278,24 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
         "convert benchmark, {gib} GiB synthetic image, {} layers",
         LAYERS
     );
+    println!("  gzip -dc | sha256sum, layers in parallel (lower bound)  {lower:8.2} s");
+    println!(
+        "  kiln native scan, threaded, layers in parallel {scan:8.2} s  = {:.2}x lower bound",
+        scan / lower
+    );
+    println!(
+        "  skopeo copy docker://A oci:DIR     {skopeo_oci:8.2} s  = {:.2}x lower bound",
+        skopeo_oci / lower
+    );
     println!("  skopeo copy A->B (baseline)        {skopeo:8.2} s");
     println!("  kiln convert A->C (cold cache)     {first:8.2} s  = {:.2}x skopeo  peak RSS {rss1:.0} MiB", first / skopeo);
     println!("  kiln convert A->C again (warm)     {warm:8.2} s  = {:.1}% of first  peak RSS {rss2:.0} MiB", 100.0 * warm / first);
     println!("  kiln convert A->A (mounts, cold)   {same:8.2} s  = {:.2}x skopeo  peak RSS {rss3:.0} MiB", same / skopeo);
+    println!(
+        "  load average at end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     Ok(())
 }
