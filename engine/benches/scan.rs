@@ -1,8 +1,9 @@
 //! Layer scan benchmark (plain `main`, `harness = false`):
 //! `cargo bench -p kiln-engine --bench scan` (or scripts/bench-scan.sh).
 //!
-//! Generates (once, untimed, cached under target/bench-scan) a synthetic image of
-//! >= 1 GiB uncompressed in >= 20,000 files over 3 gzip layers, then measures in one run:
+//! Generates (once, untimed, cached under target/bench-scan) the synthetic image of
+//! `synth_image` (shared with tests/tests/convert_bench.rs): >= 1 GiB uncompressed in
+//! >= 20,000 files over 3 gzip layers; then measures in one run:
 //! - lower bound: `gzip -dc LAYER | sha256sum` for all layers in parallel;
 //! - kiln's native scan: one `LayerScanner` per layer on its own thread, fed from the
 //!   file in 64 KiB chunks, then the merged `FileIndex`; and the same with

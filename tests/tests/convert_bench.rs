@@ -15,8 +15,11 @@
 //! 3. converted again A → C (warm cache, every blob present),
 //! 4. converted A → A (same registry: mounts; cold cache),
 //!
-//! timing each and reading each kiln run's peak RSS (`/usr/bin/time -f %M`).
-//! Env: KILN_BENCH_GIB (default 1.0). The image is generated once under
+//! timing each and reading each kiln run's CPU time and peak RSS (`/usr/bin/time`). The
+//! whole sequence runs KILN_BENCH_RUNS times (default 3, fresh registries B and C and
+//! fresh state dirs each time) and the best of each is printed: the machine is shared.
+//! Env: KILN_BENCH_GIB (default 1.0), KILN_BENCH_KILN (a kiln binary to measure instead
+//! of this tree's release build). The image is generated once under
 //! target/kiln-bench-convert/.
 
 #[path = "../../engine/benches/synth_image/mod.rs"]
@@ -103,15 +106,6 @@ fn timed(cmd: &mut Command) -> Result<(f64, String), HarnessError> {
     Ok((secs, err))
 }
 
-/// `/usr/bin/time -f %M` prints the peak RSS in KiB as the last stderr line.
-fn rss_mib(stderr: &str) -> f64 {
-    stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |k| k / 1024.0)
-}
-
 /// The layer blobs of the layout's one manifest, in order.
 fn layout_layers(layout: &Path) -> Result<Vec<PathBuf>, HarnessError> {
     let index: serde_json::Value =
@@ -187,6 +181,70 @@ fn native_scan(blobs: &[PathBuf]) -> Result<f64, HarnessError> {
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// One measured run: wall seconds, CPU seconds (user + sys), peak RSS in MiB.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    wall: f64,
+    cpu: f64,
+    rss: f64,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            wall: f64::INFINITY,
+            cpu: f64::NAN,
+            rss: f64::NAN,
+        }
+    }
+}
+
+impl Run {
+    /// Keeps the faster of the two (wall time).
+    fn add_run(&mut self, r: Run) {
+        if r.wall < self.wall {
+            *self = r;
+        }
+    }
+
+    fn add(&mut self, wall: f64) {
+        self.add_run(Run {
+            wall,
+            cpu: f64::NAN,
+            rss: f64::NAN,
+        });
+    }
+}
+
+/// The best run of each contender.
+#[derive(Debug, Default)]
+struct Best {
+    lower: Run,
+    scan: Run,
+    skopeo_oci: Run,
+    skopeo: Run,
+    cold: Run,
+    warm: Run,
+    same: Run,
+}
+
+/// `/usr/bin/time -f "%U %S %M"` prints user and system seconds and the peak RSS in KiB
+/// as the last stderr line; returns (CPU seconds, RSS MiB).
+fn time_stats(stderr: &str) -> (f64, f64) {
+    let nums: Option<Vec<f64>> = stderr.lines().rev().find_map(|l| {
+        let v: Vec<f64> = l
+            .split_whitespace()
+            .map(|x| x.parse::<f64>())
+            .collect::<Result<_, _>>()
+            .ok()?;
+        (v.len() == 3).then_some(v)
+    });
+    match nums.as_deref() {
+        Some([u, s, m]) => (u + s, m / 1024.0),
+        _ => (f64::NAN, f64::NAN),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with --release --ignored --nocapture"]
 async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
@@ -202,18 +260,15 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
         // Page cache warm for both contenders.
         std::io::copy(&mut File::open(b)?, &mut std::io::sink())?;
     }
-    let lower = gzip_lower_bound(&blobs)?;
-    let scan = native_scan(&blobs)?;
-    let (a, b, c) = (
-        TestRegistry::plain()?,
-        TestRegistry::plain()?,
-        TestRegistry::plain()?,
-    );
-    let tls = ["--src-tls-verify=false", "--dest-tls-verify=false"];
+    let runs: usize = std::env::var("KILN_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let a = TestRegistry::plain()?;
     timed(
         Command::new("skopeo")
-            .args(["copy", "--quiet"])
-            .args(&tls[1..])
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:bench", layout.display()))
             .arg(format!("docker://{}/bench:1", a.host())),
     )?;
@@ -227,18 +282,25 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
     )
     .await?;
 
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "kiln"])
-        .status()?;
-    if !st.success() {
-        return Err("cargo build --release -p kiln failed".into());
-    }
-    let kiln = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/kiln");
-    let state = tempfile::tempdir()?;
-    let kiln_run = |out: String, state_dir: &Path| -> Result<(f64, f64), HarnessError> {
+    // KILN_BENCH_KILN: a kiln binary to measure instead of this tree's release build
+    // (for before/after comparisons).
+    let kiln = match std::env::var_os("KILN_BENCH_KILN") {
+        Some(k) => PathBuf::from(k),
+        None => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let st = Command::new(cargo)
+                .args(["build", "--release", "--quiet", "-p", "kiln"])
+                .status()?;
+            if !st.success() {
+                return Err("cargo build --release -p kiln failed".into());
+            }
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/kiln")
+        }
+    };
+    // (wall s, CPU s, peak RSS MiB) of one `kiln convert` from A.
+    let kiln_run = |out: &str, out_host: &str, state_dir: &Path| -> Result<Run, HarnessError> {
         let mut cmd = Command::new("/usr/bin/time");
-        cmd.args(["-f", "%M"])
+        cmd.args(["-f", "%U %S %M"])
             .arg(&kiln)
             .args(["convert", "--no-bars", "--input"])
             .arg(format!("{}/bench:1", a.host()))
@@ -249,48 +311,81 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
             .arg("--insecure-registry")
             .arg(a.host())
             .arg("--insecure-registry")
-            .arg(c.host())
+            .arg(out_host)
             .arg("--state-dir")
             .arg(state_dir);
-        let (s, err) = timed(&mut cmd)?;
-        Ok((s, rss_mib(&err)))
+        let (wall, err) = timed(&mut cmd)?;
+        let (cpu, rss) = time_stats(&err);
+        Ok(Run { wall, cpu, rss })
     };
-    let (skopeo, _) = timed(
-        Command::new("skopeo")
-            .args(["copy", "--quiet"])
-            .args(tls)
-            .arg(format!("docker://{}/bench:1", a.host()))
-            .arg(format!("docker://{}/bench:1", b.host())),
-    )?;
-    let oci_dir = tempfile::tempdir()?;
-    let (skopeo_oci, _) = timed(
-        Command::new("skopeo")
-            .args(["copy", "--quiet", "--src-tls-verify=false"])
-            .arg(format!("docker://{}/bench:1", a.host()))
-            .arg(format!("oci:{}:bench", oci_dir.path().display())),
-    )?;
-    drop(oci_dir);
-    let (first, rss1) = kiln_run(format!("{}/bench-sgx:1", c.host()), state.path())?;
-    let (warm, rss2) = kiln_run(format!("{}/bench-sgx:1", c.host()), state.path())?;
-    let state2 = tempfile::tempdir()?;
-    let (same, rss3) = kiln_run(format!("{}/bench-sgx:1", a.host()), state2.path())?;
+    let skopeo = |src: String, dst: String| -> Result<f64, HarnessError> {
+        timed(
+            Command::new("skopeo")
+                .args(["copy", "--quiet", "--src-tls-verify=false"])
+                .arg("--dest-tls-verify=false")
+                .arg(src)
+                .arg(dst),
+        )
+        .map(|(s, _)| s)
+    };
+    let mut best = Best::default();
+    for run in 0..runs {
+        best.lower.add(gzip_lower_bound(&blobs)?);
+        best.scan.add(native_scan(&blobs)?);
+        let oci_dir = tempfile::tempdir()?;
+        best.skopeo_oci.add(skopeo(
+            format!("docker://{}/bench:1", a.host()),
+            format!("oci:{}:bench", oci_dir.path().display()),
+        )?);
+        drop(oci_dir);
+        let (b, c) = (TestRegistry::plain()?, TestRegistry::plain()?);
+        best.skopeo.add(skopeo(
+            format!("docker://{}/bench:1", a.host()),
+            format!("docker://{}/bench:1", b.host()),
+        )?);
+        drop(b);
+        let state = tempfile::tempdir()?;
+        let out = format!("{}/bench-sgx:1", c.host());
+        best.cold.add_run(kiln_run(&out, &c.host(), state.path())?);
+        best.warm.add_run(kiln_run(&out, &c.host(), state.path())?);
+        let state2 = tempfile::tempdir()?;
+        let same = format!("{}/bench-sgx-{run}:1", a.host());
+        best.same
+            .add_run(kiln_run(&same, &a.host(), state2.path())?);
+    }
+    let Best {
+        lower,
+        scan,
+        skopeo_oci,
+        skopeo,
+        cold,
+        warm,
+        same,
+    } = best;
+    let (lower, scan, skopeo_oci, skopeo) = (lower.wall, scan.wall, skopeo_oci.wall, skopeo.wall);
+    println!("convert benchmark, {gib} GiB synthetic image, {LAYERS} layers, best of {runs} runs");
+    println!("  gzip -dc | sha256sum, layers in parallel (lower bound) {lower:8.2} s");
     println!(
-        "convert benchmark, {gib} GiB synthetic image, {} layers",
-        LAYERS
-    );
-    println!("  gzip -dc | sha256sum, layers in parallel (lower bound)  {lower:8.2} s");
-    println!(
-        "  kiln native scan, threaded, layers in parallel {scan:8.2} s  = {:.2}x lower bound",
+        "  kiln native scan (threaded, layers in parallel)        {scan:8.2} s  = {:.2}x lower bound",
         scan / lower
     );
     println!(
-        "  skopeo copy docker://A oci:DIR     {skopeo_oci:8.2} s  = {:.2}x lower bound",
+        "  skopeo copy docker://A oci:DIR                          {skopeo_oci:8.2} s  = {:.2}x lower bound",
         skopeo_oci / lower
     );
-    println!("  skopeo copy A->B (baseline)        {skopeo:8.2} s");
-    println!("  kiln convert A->C (cold cache)     {first:8.2} s  = {:.2}x skopeo  peak RSS {rss1:.0} MiB", first / skopeo);
-    println!("  kiln convert A->C again (warm)     {warm:8.2} s  = {:.1}% of first  peak RSS {rss2:.0} MiB", 100.0 * warm / first);
-    println!("  kiln convert A->A (mounts, cold)   {same:8.2} s  = {:.2}x skopeo  peak RSS {rss3:.0} MiB", same / skopeo);
+    println!("  skopeo copy A->B (baseline)                            {skopeo:8.2} s");
+    println!(
+        "  kiln convert A->C (cold cache)                         {:8.2} s  = {:.2}x skopeo  CPU {:.2} s  peak RSS {:.0} MiB",
+        cold.wall, cold.wall / skopeo, cold.cpu, cold.rss
+    );
+    println!(
+        "  kiln convert A->C again (warm)                         {:8.2} s  = {:.1}% of cold  CPU {:.2} s  peak RSS {:.0} MiB",
+        warm.wall, 100.0 * warm.wall / cold.wall, warm.cpu, warm.rss
+    );
+    println!(
+        "  kiln convert A->A (mounts, cold)                       {:8.2} s  = {:.2}x skopeo  CPU {:.2} s  peak RSS {:.0} MiB",
+        same.wall, same.wall / skopeo, same.cpu, same.rss
+    );
     println!(
         "  load average at end: {}",
         std::fs::read_to_string("/proc/loadavg")
