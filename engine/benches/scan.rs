@@ -1,8 +1,9 @@
 //! Layer scan benchmark (plain `main`, `harness = false`):
 //! `cargo bench -p kiln-engine --bench scan` (or scripts/bench-scan.sh).
 //!
-//! Generates (once, untimed, cached under target/bench-scan) a synthetic image of
-//! >= 1 GiB uncompressed in >= 20,000 files over 3 gzip layers, then measures in one run:
+//! Generates (once, untimed, cached under target/bench-scan) the synthetic image of
+//! `synth_image` (shared with tests/tests/convert_bench.rs): >= 1 GiB uncompressed in
+//! >= 20,000 files over 3 gzip layers; then measures in one run:
 //! - lower bound: `gzip -dc LAYER | sha256sum` for all layers in parallel;
 //! - kiln's native scan: one `LayerScanner` per layer on its own thread, fed from the
 //!   file in 64 KiB chunks, then the merged `FileIndex`; and the same with
@@ -14,132 +15,39 @@
 //! image goes), `KILN_BENCH_GIB` (uncompressed size, default 1.1), `KILN_BENCH_RUNS`
 //! (repetitions; the best is reported, default 2).
 
+#[path = "synth_image/mod.rs"]
+mod synth_image;
+
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kiln_engine::image::cache::{DirCacheStore, LayerCache, LayerCacheStore, MemoryCacheStore};
-use kiln_engine::image::digest::format_sha256;
 use kiln_engine::image::file_index::FileIndex;
-use kiln_engine::image::layer_writer::{HashingWriter, TarBuilder};
 use kiln_engine::image::scan::{LayerScanner, LayerSummary};
+use synth_image::{SynthLayer as LayerFile, FORMAT_VERSION, GZIP, LAYERS};
 
-const LAYERS: usize = 3;
-const SMALL_FILES_PER_LAYER: usize = 7_000;
 const CHUNK: usize = 64 * 1024;
-const FORMAT_VERSION: &str = "kiln-bench-scan v1";
-const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-/// Deterministic data with a compressibility like binaries and text (about 3:1).
-struct Gen {
-    x: u64,
-    tokens: Vec<Vec<u8>>,
-}
-
-impl Gen {
-    fn new(seed: u64) -> Self {
-        let mut g = Gen {
-            x: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-            tokens: Vec::new(),
-        };
-        let mut tokens = Vec::with_capacity(256);
-        for _ in 0..256 {
-            let len = 3 + (g.next() % 10) as usize;
-            tokens.push((0..len).map(|_| b' ' + (g.next() % 90) as u8).collect());
-        }
-        g.tokens = tokens;
-        g
-    }
-
-    fn next(&mut self) -> u64 {
-        self.x ^= self.x << 13;
-        self.x ^= self.x >> 7;
-        self.x ^= self.x << 17;
-        self.x
-    }
-
-    fn fill(&mut self, buf: &mut Vec<u8>, n: usize) {
-        buf.clear();
-        while buf.len() < n {
-            let r = self.next();
-            if r & 7 == 0 {
-                buf.extend_from_slice(&r.to_le_bytes());
-            } else {
-                let t = &self.tokens[((r >> 8) & 255) as usize];
-                buf.extend_from_slice(t);
-            }
-        }
-        buf.truncate(n);
-    }
-}
-
-struct LayerFile {
-    path: PathBuf,
-    digest: String,
-}
-
-fn generate_layer(dir: &Path, i: usize, bytes_per_layer: u64) -> std::io::Result<LayerFile> {
-    let path = dir.join(format!("layer{i}.tar.gz"));
-    let file = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-    let blob = HashingWriter::new(file);
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(blob, flate2::Compression::fast());
-    let mut tar = TarBuilder::new(gz, 1_700_000_000).map_err(std::io::Error::other)?;
-    let mut g = Gen::new(i as u64 + 1);
-    let mut buf = Vec::with_capacity(CHUNK);
-    let mut written = 0u64;
-    let top = format!("/layer{i}");
-    let io = std::io::Error::other;
-    tar.directory(&top, 0o755).map_err(io)?;
-    for d in 0..100 {
-        tar.directory(&format!("{top}/d{d:03}"), 0o755)
-            .map_err(io)?;
-    }
-    for f in 0..SMALL_FILES_PER_LAYER {
-        let size = 64 + (g.next() % 16_384) as usize;
-        g.fill(&mut buf, size);
-        let p = format!("{top}/d{:03}/small-{f:05}", f % 100);
-        tar.file(&p, 0o644, &buf).map_err(io)?;
-        written += size as u64;
-    }
-    let mut big = 0;
-    while written < bytes_per_layer {
-        let size = (bytes_per_layer - written).min(48 << 20);
-        tar.file_header(&format!("{top}/big-{big:03}"), 0o755, size)
-            .map_err(io)?;
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(CHUNK as u64) as usize;
-            g.fill(&mut buf, n);
-            tar.file_data(&buf).map_err(io)?;
-            left -= n as u64;
-        }
-        tar.end_file().map_err(io)?;
-        written += size;
-        big += 1;
-    }
-    let gz = tar.finish().map_err(io)?;
-    let mut blob = gz.finish()?;
-    blob.flush()?;
-    let (digest, _) = blob.hasher.finish();
-    let digest = format_sha256(&digest);
-    std::fs::write(dir.join(format!("layer{i}.digest")), &digest)?;
-    Ok(LayerFile { path, digest })
-}
 
 fn ensure_image(dir: &Path, gib: f64) -> Vec<LayerFile> {
     let marker = dir.join("VERSION");
     let want = format!("{FORMAT_VERSION} {gib}");
+    let layer_path = |i: usize| dir.join(format!("layer{i}.tar.gz"));
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
         let layers: Option<Vec<LayerFile>> = (0..LAYERS)
             .map(|i| {
-                let digest = std::fs::read_to_string(dir.join(format!("layer{i}.digest"))).ok()?;
+                let text = std::fs::read_to_string(dir.join(format!("layer{i}.digest"))).ok()?;
+                let mut parts = text.split_whitespace();
+                let digest = parts.next()?.to_string();
+                let diff_id = parts.next()?.to_string();
+                let size = parts.next()?.parse().ok()?;
                 Some(LayerFile {
-                    path: dir.join(format!("layer{i}.tar.gz")),
+                    path: layer_path(i),
                     digest,
+                    diff_id,
+                    size,
                 })
             })
             .collect();
@@ -148,18 +56,15 @@ fn ensure_image(dir: &Path, gib: f64) -> Vec<LayerFile> {
         }
     }
     std::fs::create_dir_all(dir).expect("create bench dir");
-    let per_layer = (gib * (1u64 << 30) as f64 / LAYERS as f64) as u64;
     let t = Instant::now();
-    let handles: Vec<_> = (0..LAYERS)
-        .map(|i| {
-            let dir = dir.to_path_buf();
-            std::thread::spawn(move || generate_layer(&dir, i, per_layer))
-        })
-        .collect();
-    let layers: Vec<LayerFile> = handles
-        .into_iter()
-        .map(|h| h.join().expect("generator thread").expect("generate layer"))
-        .collect();
+    let layers = synth_image::write_layers(gib, layer_path).expect("generate the image");
+    for (i, l) in layers.iter().enumerate() {
+        std::fs::write(
+            dir.join(format!("layer{i}.digest")),
+            format!("{} {} {}", l.digest, l.diff_id, l.size),
+        )
+        .expect("write digest");
+    }
     std::fs::write(&marker, want).expect("write marker");
     eprintln!("generated the image in {:.1?}", t.elapsed());
     layers

@@ -6,8 +6,9 @@
 //! every mtime the caller's (`SOURCE_DATE_EPOCH` or the input image's created time);
 //! uid/gid 0 with empty user/group names; modes exactly as given; gzip with no file
 //! name, mtime 0, OS byte 255 and level [`GZIP_LEVEL`]. The deflate bytes come from
-//! miniz_oxide, pinned by Cargo.lock; a test pins one layer's digest on every target, so
-//! an upgrade that changes the output is noticed.
+//! miniz_oxide directly ([`gzip::GzipEncoder`], not through flate2, whose backend is
+//! zlib-rs for the scan), pinned by Cargo.lock; a test pins one layer's digest on every
+//! target, so an upgrade that changes the output is noticed.
 //!
 //! [`TarBuilder`] is the streaming writer underneath, usable on its own for large tars.
 
@@ -15,6 +16,8 @@ use std::io::{self, Write};
 
 use crate::image::digest::{format_sha256, sha256_digest, Sha256Counter};
 use crate::image::scan::path::{self, PathError};
+
+pub mod gzip;
 
 /// Media type of the layers written here.
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -209,10 +212,7 @@ pub fn write_layer(entries: &[NewEntry], mtime: u64) -> Result<WrittenLayer, Lay
     );
     all.sort_by(|a, b| a.0.cmp(b.0));
 
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
+    let gz = gzip::GzipEncoder::new(Vec::new(), GZIP_LEVEL);
     let mut tar = TarBuilder::new(HashingWriter::new(gz), mtime)?;
     for (p, e) in all {
         match &e.kind {
