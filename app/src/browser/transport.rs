@@ -145,6 +145,12 @@ impl Transport for BrowserTransport {
         let init = web_sys::RequestInit::new();
         init.set_method(request.method.as_str());
         init.set_mode(web_sys::RequestMode::Cors);
+        // No cookies or cached HTTP auth, and so no browser login prompt on a registry's
+        // `401` + `WWW-Authenticate: Basic` (the engine answers challenges itself with the
+        // Authorization header it sets, which is sent regardless).
+        init.set_credentials(web_sys::RequestCredentials::Omit);
+        // Registry answers must never come from the browser's HTTP cache (a tag moves).
+        init.set_cache(web_sys::RequestCache::NoStore);
         init.set_redirect(web_sys::RequestRedirect::Follow);
         init.set_headers(&headers);
         if let Some(body) = collect(&url, request.body).await? {
