@@ -1,11 +1,18 @@
 //! The Leptos UI: a header with the three sections (Convert, Keys, Verify), chosen by
 //! the URL fragment (`#/convert`, `#/keys`, `#/verify`), and shared widgets.
 
+mod bridge_stub;
 mod convert;
 mod keys;
+mod progress;
 mod result;
+mod run;
 mod verify;
+mod verify_image;
 mod widgets;
+
+/// The browser runtime's job API (conversion and verification in a Web Worker).
+use bridge_stub as bridge;
 
 use leptos::prelude::*;
 
