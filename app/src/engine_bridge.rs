@@ -1,6 +1,7 @@
-//! Every call the app makes into `kiln_engine`, in one place. Today they run on the
-//! page's thread (small inputs); the heavy ones (measuring, later the whole conversion)
-//! move into a Web Worker behind this same interface.
+//! Every call the app makes into `kiln_engine`, in one place. The small ones (validate,
+//! measure one manifest, read a SIGSTRUCT) run on the page's thread; conversion and
+//! verification run in a Web Worker ([`start_convert`], [`start_verify`]; wasm32 only),
+//! which reports [`JobEvent`]s back to the page.
 
 use kiln_engine::api::ConvertRequest;
 use kiln_engine::gramine::validate::{validate, FieldError};
@@ -9,9 +10,154 @@ use kiln_engine::sgx::signer::{PrivateKeySigner, SignerPublicKey};
 use kiln_engine::sgx::sigstruct::Sigstruct;
 use kiln_engine::sgx::sigstruct_view::SigstructView;
 
+use kiln_engine::api::ConvertResponse;
+use kiln_engine::verify::VerifyReport;
 use zeroize::Zeroizing;
 
+use crate::browser::protocol::{KeySpec, WorkerMessage};
 use crate::mrsigner::mrsigner_from_modulus_be;
+
+pub use crate::browser::progress::{ProgressKind, ProgressView};
+
+/// The key that signs a conversion made in the browser (`signingKey.default` of the
+/// request means this key; `signingKey.sdkms` is refused in the browser).
+pub enum KeyChoice {
+    /// A WebCrypto key of the key store, by record id (`keystore::KeyInfo::id`).
+    Stored {
+        /// Record id.
+        id: String,
+    },
+    /// An imported key stored sealed under a passphrase, by record id; unsealed inside
+    /// the Web Worker.
+    Sealed {
+        /// Record id.
+        id: String,
+        /// Its passphrase.
+        passphrase: Zeroizing<String>,
+    },
+    /// A PEM private key held in this tab's memory (unencrypted PKCS#1 or PKCS#8).
+    Pem(Zeroizing<String>),
+}
+
+impl std::fmt::Debug for KeyChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format!("{:?}", self.to_spec()))
+    }
+}
+
+impl KeyChoice {
+    /// The form sent to the Web Worker.
+    pub fn to_spec(&self) -> KeySpec {
+        match self {
+            KeyChoice::Stored { id } => KeySpec::Stored { id: id.clone() },
+            KeyChoice::Sealed { id, passphrase } => KeySpec::Sealed {
+                id: id.clone(),
+                passphrase: passphrase.clone(),
+            },
+            KeyChoice::Pem(pem) => KeySpec::Pem { pem: pem.clone() },
+        }
+    }
+}
+
+/// What a running job reports. `Converted`, `Verified` and `Failed` end the job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// A progress event.
+    Progress(ProgressView),
+    /// The conversion finished: the API response.
+    Converted(ConvertResponse),
+    /// The verification finished: the engine's report (`passed` is the verdict).
+    Verified(VerifyReport),
+    /// The job failed, as the API would answer: `{errorType, reason}`.
+    Failed {
+        /// `BadRequest`, `Unauthorized`, `NotFound`, `RegistryError`, ... or
+        /// `ConfigurationError` (no runtime image / proxy) and `Internal`.
+        error_type: String,
+        /// What went wrong, naming the field, image or registry.
+        reason: String,
+    },
+}
+
+impl JobEvent {
+    /// Whether this event ends the job.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, JobEvent::Progress(_))
+    }
+}
+
+impl From<WorkerMessage> for JobEvent {
+    fn from(m: WorkerMessage) -> Self {
+        match m {
+            WorkerMessage::Progress { event } => JobEvent::Progress(event),
+            WorkerMessage::Converted { response } => JobEvent::Converted(response),
+            WorkerMessage::Verified { report } => JobEvent::Verified(report),
+            WorkerMessage::Failed { error_type, reason } => JobEvent::Failed { error_type, reason },
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use crate::browser::spawn::JobHandle;
+
+/// Starts a conversion in a new Web Worker: `req` as the API takes it, signed with
+/// `key`; `on_event` gets progress and then exactly one terminal event (unless the job
+/// is cancelled first). Errs only when the worker cannot be started.
+#[cfg(target_arch = "wasm32")]
+pub fn start_convert(
+    req: ConvertRequest,
+    key: KeyChoice,
+    on_event: impl Fn(JobEvent) + 'static,
+) -> Result<JobHandle, String> {
+    let request = serde_json::to_string(&req).map_err(|e| format!("request: {e}"))?;
+    crate::browser::spawn::spawn(
+        crate::browser::protocol::JobSpec::Convert {
+            request,
+            key: key.to_spec(),
+            api_origin: crate::browser::spawn::api_origin()?,
+        },
+        on_event,
+    )
+}
+
+/// Verifies an image in its registry in a new Web Worker (through the proxy), checking
+/// MRENCLAVE / MRSIGNER against the expectations when given.
+#[cfg(target_arch = "wasm32")]
+pub fn start_verify(
+    image: String,
+    auth: Option<kiln_engine::api::AuthConfig>,
+    expect_mrenclave: Option<String>,
+    expect_mrsigner: Option<String>,
+    on_event: impl Fn(JobEvent) + 'static,
+) -> Result<JobHandle, String> {
+    crate::browser::spawn::spawn(
+        crate::browser::protocol::JobSpec::Verify {
+            image,
+            auth,
+            expect_mrenclave,
+            expect_mrsigner,
+            api_origin: crate::browser::spawn::api_origin()?,
+        },
+        on_event,
+    )
+}
+
+/// The browser's layer cache: `(entries, bytes)`.
+#[cfg(target_arch = "wasm32")]
+pub async fn layer_cache_usage() -> Result<(u64, u64), String> {
+    crate::browser::idb_cache::IdbLayerCache::new()
+        .usage()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Empties the browser's layer cache.
+#[cfg(target_arch = "wasm32")]
+pub async fn clear_layer_cache() -> Result<(), String> {
+    crate::browser::idb_cache::IdbLayerCache::new()
+        .clear()
+        .await
+        .map_err(|e| e.to_string())
+}
 
 /// The outcome of validating a request with the engine's own rules.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -172,6 +318,19 @@ mod tests {
         let der = pkcs8_der(&k).unwrap();
         assert_eq!(der.first(), Some(&0x30));
         assert!(!format!("{k:?}").contains("BEGIN"));
+    }
+
+    #[test]
+    fn job_events_from_worker_messages() {
+        let e = JobEvent::from(WorkerMessage::failed(
+            "NotFound",
+            "input image: no such tag",
+        ));
+        assert!(e.is_terminal());
+        assert!(matches!(e, JobEvent::Failed { ref error_type, .. } if error_type == "NotFound"));
+        let k = KeyChoice::Pem(Zeroizing::new(TEST_KEY.to_string()));
+        assert!(!format!("{k:?}").contains("BEGIN"));
+        assert!(matches!(k.to_spec(), KeySpec::Pem { .. }));
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! Pure modules (native and wasm): [`form`] (form state → request), [`curl`] (request
 //! JSON and curl, secrets redacted), [`mrsigner`], [`sample`] (the result panel's stub),
 //! [`engine_bridge`] (every engine call, to move into a Web Worker later).
+//! [`browser`]: the engine's runtime in the browser (transport through the worker's proxy,
+//! IndexedDB layer cache, the Web Worker that converts and verifies).
 //! Browser modules (wasm32 only): `webcrypto` (the `WebCryptoSigner`), `keystore`
 //! (IndexedDB key records) and `ui` (the Leptos pages).
 
 #![warn(missing_docs)]
 
+pub mod browser;
 pub mod curl;
 pub mod engine_bridge;
 pub mod form;

@@ -59,6 +59,43 @@ pub struct Config {
     pub runtime_image: Option<String>,
     /// KMS endpoint, if set.
     pub kms_endpoint: Option<String>,
+    /// The allowlist as `scheme://host:port` (`*.` kept for wildcards), for the web app.
+    pub registries: Vec<String>,
+}
+
+/// The allowlist entries (already accepted by [`Policy::new`]) as `scheme://host:port`.
+fn registry_entries(allowlist: &str) -> Vec<String> {
+    allowlist
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .filter_map(|raw| {
+            let (scheme, rest) = match raw.split_once("://") {
+                Some((s, r)) => (s, r),
+                None => ("https", raw),
+            };
+            let rest = rest.trim_end_matches('/');
+            let (wild, rest) = match rest.strip_prefix("*.") {
+                Some(r) => ("*.", r),
+                None => ("", rest),
+            };
+            let url = url::Url::parse(&format!("{scheme}://{rest}/")).ok()?;
+            let host = url.host_str()?;
+            let port = url.port_or_known_default()?;
+            Some(format!("{scheme}://{wild}{host}:{port}"))
+        })
+        .collect()
+}
+
+impl Config {
+    /// The body of `GET /kiln-config.json`: what the web app needs to run the engine in the
+    /// browser (runtime image, the proxy's path, the registries it reaches). No secrets.
+    pub fn client_config(&self) -> serde_json::Value {
+        serde_json::json!({
+            "runtimeImage": self.runtime_image,
+            "proxy": "/proxy",
+            "registries": self.registries,
+        })
+    }
 }
 
 impl Config {
@@ -87,6 +124,7 @@ impl Config {
             has_default_signing_key: get(DEFAULT_SIGNING_KEY).is_some(),
             runtime_image: get(RUNTIME_IMAGE),
             kms_endpoint: get(KMS_ENDPOINT),
+            registries: registry_entries(&get(ALLOWLIST).unwrap_or_default()),
         })
     }
 }
@@ -130,6 +168,36 @@ mod tests {
         assert_eq!(c.timeout_ms, 5000);
         assert!(c.has_default_signing_key);
         assert_eq!(c.runtime_image.as_deref(), Some("r/x:1"));
+    }
+
+    #[test]
+    fn client_config_lists_registries() {
+        let c = cfg(&[
+            (
+                ALLOWLIST,
+                "http://127.0.0.1:5000, ghcr.io *.example.com https://[::1]:8443/",
+            ),
+            (RUNTIME_IMAGE, "127.0.0.1:5000/kiln/runtime:1.9"),
+            (DEFAULT_SIGNING_KEY, "-----BEGIN"),
+        ])
+        .unwrap();
+        let v = c.client_config();
+        assert_eq!(v["runtimeImage"], "127.0.0.1:5000/kiln/runtime:1.9");
+        assert_eq!(v["proxy"], "/proxy");
+        assert_eq!(
+            v["registries"],
+            serde_json::json!([
+                "http://127.0.0.1:5000",
+                "https://ghcr.io:443",
+                "https://*.example.com:443",
+                "https://[::1]:8443"
+            ])
+        );
+        assert!(!v.to_string().contains("BEGIN"));
+        assert_eq!(
+            cfg(&[]).unwrap().client_config()["runtimeImage"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]

@@ -92,6 +92,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
             .to_string(),
             cors_origin,
         ),
+        Route::KilnConfig => json_response(200, &cfg.client_config().to_string(), cors_origin),
         Route::Preflight => preflight(&req, cors_origin),
         Route::VerifyImage | Route::ConvertImage => {
             let what = if route == Route::VerifyImage {

@@ -5,6 +5,8 @@
 pub enum Route<'a> {
     /// `GET /healthz`.
     Healthz,
+    /// `GET /kiln-config.json`: the web app's runtime configuration.
+    KilnConfig,
     /// A CORS preflight (`OPTIONS`) for a proxy or API path.
     Preflight,
     /// `/proxy/{authority}{path}`: forward to the registry or token server.
@@ -69,6 +71,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     match (method, path) {
         ("GET" | "HEAD", "/healthz") => Route::Healthz,
         (_, "/healthz") => Route::MethodNotAllowed("GET, HEAD"),
+        ("GET" | "HEAD", "/kiln-config.json") => Route::KilnConfig,
+        (_, "/kiln-config.json") => Route::MethodNotAllowed("GET, HEAD"),
         ("OPTIONS", _) if is_api => Route::Preflight,
         ("POST", "/verify-image") => Route::VerifyImage,
         ("POST", "/convert-image") => Route::ConvertImage,
@@ -89,6 +93,11 @@ mod tests {
             route("POST", "/healthz"),
             Route::MethodNotAllowed("GET, HEAD")
         );
+        assert_eq!(route("GET", "/kiln-config.json"), Route::KilnConfig);
+        assert!(matches!(
+            route("POST", "/kiln-config.json"),
+            Route::MethodNotAllowed(_)
+        ));
         assert_eq!(route("POST", "/convert-image"), Route::ConvertImage);
         assert_eq!(route("POST", "/verify-image"), Route::VerifyImage);
         assert_eq!(
