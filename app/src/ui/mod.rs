@@ -1,7 +1,6 @@
 //! The Leptos UI: a header with the three sections (Convert, Keys, Verify), chosen by
 //! the URL fragment (`#/convert`, `#/keys`, `#/verify`), and shared widgets.
 
-mod bridge_stub;
 mod convert;
 mod keys;
 mod progress;
@@ -12,7 +11,7 @@ mod verify_image;
 mod widgets;
 
 /// The browser runtime's job API (conversion and verification in a Web Worker).
-use bridge_stub as bridge;
+use crate::engine_bridge as bridge;
 
 use leptos::prelude::*;
 
