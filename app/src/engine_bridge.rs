@@ -96,6 +96,17 @@ impl From<WorkerMessage> for JobEvent {
     }
 }
 
+impl From<JobEvent> for WorkerMessage {
+    fn from(e: JobEvent) -> Self {
+        match e {
+            JobEvent::Progress(event) => WorkerMessage::Progress { event },
+            JobEvent::Converted(response) => WorkerMessage::Converted { response },
+            JobEvent::Verified(report) => WorkerMessage::Verified { report },
+            JobEvent::Failed { error_type, reason } => WorkerMessage::Failed { error_type, reason },
+        }
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 pub use crate::browser::spawn::JobHandle;
 

@@ -9,7 +9,8 @@
 //! Browser modules (wasm32 only): `transport` (`BrowserTransport`: `fetch` through the
 //! proxy), `idb_cache` (`IdbLayerCache`: the layer cache on IndexedDB), `clock`
 //! (`JsClock`), `keys` (the page's key, resolved in the worker), `runner` (the job run
-//! inside the Web Worker) and `spawn` (the page's side: starts the worker, relays events).
+//! inside the Web Worker), `spawn` (the page's side: starts the worker, relays events)
+//! and `script_api` (the same jobs for scripts and end-to-end tests).
 
 pub mod progress;
 pub mod protocol;
@@ -23,6 +24,8 @@ pub mod idb_cache;
 pub mod keys;
 #[cfg(target_arch = "wasm32")]
 pub mod runner;
+#[cfg(target_arch = "wasm32")]
+pub mod script_api;
 #[cfg(target_arch = "wasm32")]
 pub mod spawn;
 #[cfg(target_arch = "wasm32")]

@@ -64,7 +64,7 @@ struct Running {
     worker: web_sys::Worker,
     script_url: String,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
-    _on_error: Closure<dyn FnMut(web_sys::ErrorEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
 
 type Slot = Rc<RefCell<Option<Running>>>;
@@ -148,14 +148,19 @@ pub fn spawn(job: JobSpec, on_event: impl Fn(JobEvent) + 'static) -> Result<JobH
     let on_error = {
         let slot = slot.clone();
         let on_event = on_event.clone();
-        Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
+        // An ErrorEvent for an uncaught error; a plain Event when the script fails to load.
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
             e.prevent_default();
             if !slot.try_borrow().map(|s| s.is_some()).unwrap_or(false) {
                 return;
             }
+            let message = js_sys::Reflect::get(&e, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|m| m.as_string())
+                .unwrap_or_else(|| "the worker script could not be loaded".into());
             on_event(JobEvent::Failed {
                 error_type: "Internal".into(),
-                reason: format!("engine worker: {}", e.message()),
+                reason: format!("engine worker: {message}"),
             });
             finish(&slot);
         })
