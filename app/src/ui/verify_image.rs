@@ -51,7 +51,7 @@ pub fn verdict_text(r: &VerifyReport) -> String {
     if failed.iter().any(|id| {
         matches!(
             *id,
-            "mrenclave" | "signature" | "q1q2" | "sigstruct-body" | "sigstruct"
+            "mrenclave" | "signature" | "q1q2" | "sigstruct-body" | "sigstruct" | "env-signature"
         )
     }) {
         why.push("a SIGSTRUCT does not match the enclave rebuilt from the image (the image or its .sig was altered)");
