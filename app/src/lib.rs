@@ -4,7 +4,7 @@
 //!
 //! Pure modules (native and wasm): [`form`] (form state → request), [`curl`] (request
 //! JSON and curl, secrets redacted), [`mrsigner`], [`sample`] (the result panel's stub),
-//! [`engine_bridge`] (every engine call, to move into a Web Worker later).
+//! [`engine_bridge`] (every engine call; conversion and verification run in a Web Worker).
 //! [`browser`]: the engine's runtime in the browser (transport through the worker's proxy,
 //! IndexedDB layer cache, the Web Worker that converts and verifies).
 //! Browser modules (wasm32 only): `webcrypto` (the `WebCryptoSigner`), `keystore`
