@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # The web app's tests:
-#   1. the WebCryptoSigner in headless Chromium (wasm-bindgen-test)
+#   1. the WebCryptoSigner (and the browser runtime's parts) in headless Chromium
+#      (wasm-bindgen-test)
 #   2. builds dist/ (scripts/build-app.sh), serves it on a loopback port with Python's
 #      static server, and drives every page with playwright-core in Debian's chromium
-#      (tests/e2e-app/app.test.mjs). Screenshots go to target/app-screenshots/.
-# Env: KILN_APP_SKIP_WASM_TESTS=1 skips step 1.
+#      (tests/e2e-app/app.test.mjs)
+#   3. real conversions and verifications in the page (tests/e2e-app/convert.test.mjs):
+#      builds the native `kiln`, the demo_images example (pushes the busybox sample and
+#      the fixture runtime) and the worker (scripts/build-worker.sh, when its sources are
+#      newer); the test starts docker-registry (plain and basic auth) on loopback, the
+#      worker in workerd serving dist/ with KILN_ALLOW_LOOPBACK_REGISTRIES=1, the
+#      allowlist, the runtime image and KILN_DEFAULT_SIGNING_KEY, and a recording proxy
+#      in front of it.
+# Screenshots go to target/app-screenshots/.
+# Env: KILN_APP_SKIP_WASM_TESTS=1 skips step 1; KILN_APP_SKIP_CONVERT=1 skips step 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 if [ "${KILN_APP_SKIP_WASM_TESTS:-0}" != 1 ]; then
   cargo test --release -p kiln-app --target wasm32-unknown-unknown --tests
 fi
@@ -21,4 +31,16 @@ for _ in $(seq 1 50); do
 done
 mkdir -p target/app-screenshots
 (cd tests/e2e-app && KILN_APP_URL="http://127.0.0.1:$port/" \
-  KILN_REPO="$(cd ../.. && pwd)" node --test --test-reporter=spec app.test.mjs)
+  KILN_REPO="$ROOT" node --test --test-reporter=spec app.test.mjs)
+kill "$server" 2>/dev/null || true
+
+[ "${KILN_APP_SKIP_CONVERT:-0}" = 1 ] && exit 0
+cargo build -q -p kiln --bin kiln
+cargo build -q -p kiln-tests --example demo_images
+wasm="worker/build/index_bg.wasm"
+if [ ! -f "$wasm" ] || [ -n "$(find worker/src worker/Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]; then
+  scripts/build-worker.sh
+fi
+(cd tests/e2e-app && KILN_REPO="$ROOT" KILN_DIST="$dist" KILN_WORKER_NO_BUILD=1 \
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
+  node --test --test-reporter=spec --test-concurrency=1 convert.test.mjs)

@@ -1,5 +1,6 @@
 //! The Convert page: a form for every field of the convert-image request, validated
-//! inline by the engine's own rules, with the request JSON and the equivalent curl.
+//! inline by the engine's own rules, with the request JSON and the equivalent curl, and
+//! the conversion run in this browser ([`super::run`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -8,6 +9,7 @@ use kiln_engine::gramine::validate::FieldError;
 use leptos::prelude::*;
 
 use super::result::ResultPanel;
+use super::run::RunCard;
 use super::widgets::CopyButton;
 use crate::curl::{curl_command, request_json};
 use crate::engine_bridge::validate_request;
@@ -439,6 +441,8 @@ pub fn ConvertPage() -> impl IntoView {
     let json = Memo::new(move |_| request_json(&parsed.get().0));
     let curl = Memo::new(move |_| curl_command(&origin.get(), &parsed.get().0));
     let result: RwSignal<Option<ConvertResponse>> = RwSignal::new(None);
+    let real = RwSignal::new(false);
+    let runnable = Signal::derive(move || all.get().is_empty().then(|| parsed.get().0));
     let summary = move || {
         let n = all.get().len();
         if n == 0 {
@@ -564,7 +568,7 @@ pub fn ConvertPage() -> impl IntoView {
                         <option value="default">"the service's default key"</option>
                         <option value="sdkms">"a key in a KMS (sdkms)"</option>
                     </select>
-                    <p class="help">"In-browser keys (Keys page) will sign conversions run in this page."</p>
+                    <p class="help">"What the API request asks for. A conversion run in this browser is signed by the key chosen under “Convert in this browser”."</p>
                 </div>
                 <Show when=move || form.signing.get() == SigningChoice::Sdkms>
                     <div class="grid2">
@@ -606,10 +610,8 @@ pub fn ConvertPage() -> impl IntoView {
                     <button type="button" class="primary" on:click=move |_| errs.show_all.set(true)>
                         "Check the request"
                     </button>
-                    <button type="button" disabled title="Coming with the pipeline">
-                        "Convert in this browser (coming with the pipeline)"
-                    </button>
                     <button type="button" class="ghost" on:click=move |_| {
+                        real.set(false);
                         result.set(Some(sample_response(&form.output_image.get_untracked())));
                     }>
                         "Preview the result panel"
@@ -618,7 +620,10 @@ pub fn ConvertPage() -> impl IntoView {
             </section>
         </form>
 
-        <ResultPanel response=result sample=true />
+        <RunCard request=runnable on_invalid=Callback::new(move |_| errs.show_all.set(true))
+            sdkms=Signal::derive(move || form.signing.get() == SigningChoice::Sdkms) result real />
+
+        <ResultPanel response=result sample=Signal::derive(move || !real.get()) />
 
         <section class="card" aria-labelledby="s-api">
             <h2 id="s-api">"The same request through the API"</h2>

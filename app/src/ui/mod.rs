@@ -3,9 +3,15 @@
 
 mod convert;
 mod keys;
+mod progress;
 mod result;
+mod run;
 mod verify;
+mod verify_image;
 mod widgets;
+
+/// The browser runtime's job API (conversion and verification in a Web Worker).
+use crate::engine_bridge as bridge;
 
 use leptos::prelude::*;
 

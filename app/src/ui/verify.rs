@@ -1,11 +1,12 @@
-//! The Verify page, offline part: a SIGSTRUCT's fields and signature check, and
-//! MRENCLAVE computed from a final manifest and libpal.so, compared to an expected value.
-//! Verifying an image in a registry comes with the pipeline.
+//! The Verify page: an image in a registry ([`super::verify_image`]), and offline a
+//! SIGSTRUCT's fields and signature check, and MRENCLAVE computed from a final manifest
+//! and libpal.so, compared to an expected value.
 
 use kiln_engine::sgx::sigstruct_view::SigstructView;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use super::verify_image::VerifyImageCard;
 use super::widgets::{dropped_files, file_bytes, input_files, CopyButton};
 use crate::engine_bridge::{hex_matches, measure, read_sigstruct, Measured};
 
@@ -221,7 +222,7 @@ pub fn VerifyPage() -> impl IntoView {
 
     view! {
         <h1>"Verify"</h1>
-        <p class="lead">"Everything on this page runs in your browser; no file leaves it."</p>
+        <p class="lead">"Everything on this page runs in your browser: files never leave it, and an image is fetched through this site's registry proxy only."</p>
 
         <section class="card" aria-labelledby="v-sig">
             <h2 id="v-sig">"A SIGSTRUCT (.sig)"</h2>
@@ -255,16 +256,6 @@ pub fn VerifyPage() -> impl IntoView {
             }}
         </section>
 
-        <section class="card disabled" aria-labelledby="v-img">
-            <h2 id="v-img">"Verify an image in a registry " <span class="badge">"coming with the pipeline"</span></h2>
-            <p class="help">"Fetches a converted image, recomputes MRENCLAVE from its manifests and runtime, and checks the SIGSTRUCTs."</p>
-            <fieldset disabled>
-                <div class="field">
-                    <label for="v-image">"Image reference"</label>
-                    <input id="v-image" type="text" placeholder="registry.example/app-sgx:latest" />
-                </div>
-                <button type="button">"Verify image"</button>
-            </fieldset>
-        </section>
+        <VerifyImageCard />
     }
 }
