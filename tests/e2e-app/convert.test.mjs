@@ -1,7 +1,7 @@
 // The web app converting and verifying real images in headless Chromium (Debian's
 // /usr/bin/chromium, playwright-core), everything on loopback:
-//   docker-registry "plain" (anonymous: the busybox sample, the fixture runtime, the
-//   outputs) and "basic" (htpasswd; allowlisted, not converted to yet: see (d)), kiln's
+//   docker-registry "plain" (anonymous: the busybox sample, the fixture runtime, most
+//   outputs) and "basic" (htpasswd: (d) converts across to it), kiln's
 //   worker in workerd serving the built app (dist/)
 //   with its registry proxy, and in front of it a small recording HTTP proxy, so that every
 //   request the page AND its Web Worker make is seen with its headers and body.
@@ -15,10 +15,8 @@
 //     expected MRENCLAVE and for an image whose SIGSTRUCT was altered;
 // (d) no request carries "PRIVATE KEY", the PEM body or the key's bytes, and the registry
 //     password (typed as input and output credentials) travels only to /proxy/{registry}/
-//     URLs. TODO: convert to the basic-auth registry once the browser runtime's
-//     cross-registry conversion no longer stalls after the output registry's 401 (seen
-//     2026-11-27: scan-layers stops at 0 bytes when the input layer is teed into an upload
-//     to another registry), so the password is also seen being sent.
+//     URLs: (d) converts from the anonymous registry to the basic-auth one, so the
+//     password is sent (to /proxy/{basic}/ only) and the input layers cross registries.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -141,9 +139,11 @@ async function convertInPage(page, { input, output, pem, creds = false }) {
   }
   await page.fill("#f-inputImageName", input);
   await page.fill("#f-outputImageName", output);
-  if (creds) {
+  if (creds === true) {
     await page.fill("[id='f-inputAuthConfig.username']", env.user);
     await page.fill("[id='f-inputAuthConfig.password']", env.password);
+  }
+  if (creds) {
     await page.fill("[id='f-outputAuthConfig.username']", env.user);
     await page.fill("[id='f-outputAuthConfig.password']", env.password);
   }
@@ -282,12 +282,12 @@ test("(d) no key material leaves the page; the registry password goes only to /p
   const start = env.recorder.log.length;
   await convertInPage(page, {
     input: `${env.plain.host}/sample/busybox:1`,
-    output: `${env.plain.host}/out/watched:1`,
+    output: `${env.basic.host}/out/watched:1`,
     pem: env.pem,
-    creds: true,
+    creds: "output",
   });
   const recorded = env.recorder.log.slice(start);
-  assert.ok(recorded.some((r) => r.url.startsWith(`/proxy/${env.plain.host}/`) && r.method === "PUT"),
+  assert.ok(recorded.some((r) => r.url.startsWith(`/proxy/${env.basic.host}/`) && r.method === "PUT"),
     "the Web Worker's registry traffic went through the recorder");
 
   // What must never leave: the PEM's text and body lines, and the key's bytes (PKCS#8 DER,
@@ -312,7 +312,7 @@ test("(d) no key material leaves the page; the registry password goes only to /p
     const hasPw = text.includes(pw) || text.includes(basicB64) || text.includes(encodeURIComponent(pw));
     if (hasPw) {
       passwordSeen++;
-      if (!url.startsWith(`/proxy/${env.plain.host}/`)) problems.push(`${where} ${url}: carries the registry password`);
+      if (!url.startsWith(`/proxy/${env.basic.host}/`)) problems.push(`${where} ${url}: carries the registry password`);
     }
   };
   for (const r of recorded) check("recorded", r.url, r.headers, r.body);
@@ -324,7 +324,7 @@ test("(d) no key material leaves the page; the registry password goes only to /p
     check("playwright", u.pathname + u.search, headers, r.postDataBuffer() ?? Buffer.alloc(0));
   }
   assert.deepEqual(problems, []);
-  // The anonymous registry never challenges, so the password may never be sent at all.
+  assert.ok(passwordSeen > 0, "the output registry's challenge was answered with the password");
   console.log(`(d) ${recorded.length} requests recorded, ${seen.length} seen by Playwright, ${passwordSeen} carried the password (all to /proxy/)`);
   await page.screenshot({ path: path.join(SHOTS, "convert-watched.png"), fullPage: true });
   assert.deepEqual(errors, []);
