@@ -25,4 +25,4 @@ if [ "$opt" = 1 ]; then
     --enable-nontrapping-float-to-int --enable-reference-types --enable-sign-ext --enable-exception-handling build/index_bg.wasm -o build/index_bg.wasm.opt
   mv build/index_bg.wasm.opt build/index_bg.wasm
 fi
-ls -l build >&2
+ls -l build/index.js build/index_bg.wasm >&2

@@ -11,7 +11,9 @@
 #      newer); the test starts docker-registry (plain and basic auth) on loopback, the
 #      worker in workerd serving dist/ with KILN_ALLOW_LOOPBACK_REGISTRIES=1, the
 #      allowlist, the runtime image and KILN_DEFAULT_SIGNING_KEY, and a recording proxy
-#      in front of it.
+#      in front of it; and tests/e2e-app/runtime.test.mjs: the browser runtime's API
+#      (the page's Web Worker) against the same parts: same identities and digest as
+#      POST /convert-image, a second run from the IndexedDB cache, cancel, API errors.
 # Screenshots go to target/app-screenshots/.
 # Env: KILN_APP_SKIP_WASM_TESTS=1 skips step 1; KILN_APP_SKIP_CONVERT=1 skips step 3.
 set -euo pipefail
@@ -43,4 +45,5 @@ if [ ! -f "$wasm" ] || [ -n "$(find worker/src worker/Cargo.toml Cargo.lock -new
 fi
 (cd tests/e2e-app && KILN_REPO="$ROOT" KILN_DIST="$dist" KILN_WORKER_NO_BUILD=1 \
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
-  node --test --test-reporter=spec --test-concurrency=1 convert.test.mjs)
+  KILN_APP_DIST="$dist" node --test --test-reporter=spec --test-concurrency=1 \
+    convert.test.mjs runtime.test.mjs)

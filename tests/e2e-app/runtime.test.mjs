@@ -5,7 +5,7 @@
 //
 // Needs: the app built (KILN_APP_DIST, default dist/), the worker built (worker/build), the
 // demo_images example (KILN_DEMO_IMAGES, default target/debug/examples/demo_images), openssl,
-// docker-registry, /usr/bin/chromium. scripts/test-app-runtime.sh builds what is missing.
+// docker-registry, /usr/bin/chromium. scripts/test-app.sh builds what is missing and runs it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
