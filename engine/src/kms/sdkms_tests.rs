@@ -139,7 +139,8 @@ impl MockDsm {
     }
 }
 
-#[async_trait::async_trait]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 impl Transport for MockDsm {
     async fn send(&self, req: Request) -> Result<Response, TransportError> {
         assert_eq!(req.method, Method::Post);
