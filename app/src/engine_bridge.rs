@@ -11,7 +11,7 @@ use kiln_engine::sgx::sigstruct::Sigstruct;
 use kiln_engine::sgx::sigstruct_view::SigstructView;
 
 use kiln_engine::api::ConvertResponse;
-use kiln_engine::verify::VerifyReport;
+use kiln_engine::verify::{InspectReport, VerifyReport};
 use zeroize::Zeroizing;
 
 use crate::browser::protocol::{KeySpec, WorkerMessage};
@@ -66,8 +66,9 @@ pub enum JobEvent {
     Progress(ProgressView),
     /// The conversion finished: the API response.
     Converted(ConvertResponse),
-    /// The verification finished: the engine's report (`passed` is the verdict).
-    Verified(VerifyReport),
+    /// The verification finished: the engine's report (`passed` is the verdict) and what
+    /// the image says about itself (both SIGSTRUCTs' fields, labels, runtime), if read.
+    Verified(VerifyReport, Option<Box<InspectReport>>),
     /// The job failed, as the API would answer: `{errorType, reason}`.
     Failed {
         /// `BadRequest`, `Unauthorized`, `NotFound`, `RegistryError`, ... or
@@ -90,7 +91,7 @@ impl From<WorkerMessage> for JobEvent {
         match m {
             WorkerMessage::Progress { event } => JobEvent::Progress(event),
             WorkerMessage::Converted { response } => JobEvent::Converted(response),
-            WorkerMessage::Verified { report } => JobEvent::Verified(report),
+            WorkerMessage::Verified { report, inspect } => JobEvent::Verified(report, inspect),
             WorkerMessage::Failed { error_type, reason } => JobEvent::Failed { error_type, reason },
         }
     }
@@ -101,7 +102,7 @@ impl From<JobEvent> for WorkerMessage {
         match e {
             JobEvent::Progress(event) => WorkerMessage::Progress { event },
             JobEvent::Converted(response) => WorkerMessage::Converted { response },
-            JobEvent::Verified(report) => WorkerMessage::Verified { report },
+            JobEvent::Verified(report, inspect) => WorkerMessage::Verified { report, inspect },
             JobEvent::Failed { error_type, reason } => WorkerMessage::Failed { error_type, reason },
         }
     }

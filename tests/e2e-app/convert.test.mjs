@@ -258,6 +258,15 @@ test("(c) Verify page: the converted image matches; a wrong MRENCLAVE and an alt
   assert.equal((await page.locator("[data-testid=v-mrsigner]").textContent()).trim(), converted.mrsigner);
   assert.ok(await page.locator("tr.check[data-status=pass]").count() >= 5, "every check listed");
   assert.equal(await page.locator("tr.check[data-check=expected-mrenclave][data-status=pass]").count(), 1);
+  // Both SIGSTRUCTs with every field: their ENCLAVEHASH is the response's measurement.
+  for (const [name, hash] of [["sgx1", converted.mrenclave], ["edmm", converted.mrenclave2]]) {
+    const sig = page.locator(`[data-testid=v-sigstructs] details[data-enclave=${name}]`);
+    await sig.locator("summary").click();
+    assert.equal((await sig.locator("[data-testid=sig-mrenclave]").textContent()).trim(), hash);
+    assert.equal((await sig.locator("[data-testid=sig-mrsigner]").textContent()).trim(), converted.mrsigner);
+    assert.match(await sig.locator("[data-testid=sig-verdict]").textContent(), /Signature valid/);
+    assert.match(await sig.textContent(), /ATTRIBUTES\.FLAGS/);
+  }
   await page.screenshot({ path: path.join(SHOTS, "verify-image-match.png"), fullPage: true });
 
   // A wrong expected MRENCLAVE.

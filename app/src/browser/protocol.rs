@@ -3,7 +3,7 @@
 //! `/kiln-config.json`.
 
 use kiln_engine::api::{AuthConfig, ConvertResponse};
-use kiln_engine::verify::VerifyReport;
+use kiln_engine::verify::{InspectReport, VerifyReport};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -137,6 +137,9 @@ pub enum WorkerMessage {
     Verified {
         /// The report.
         report: VerifyReport,
+        /// What the image says about itself (both SIGSTRUCTs' fields, labels, runtime).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inspect: Option<Box<InspectReport>>,
     },
     /// The job failed (terminal), with the API's `{errorType, reason}`.
     Failed {

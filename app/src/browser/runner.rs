@@ -20,7 +20,7 @@ use kiln_engine::image::registry::{
 };
 use kiln_engine::pipeline::progress::{Event, Progress};
 use kiln_engine::pipeline::{convert, PipelineEnv};
-use kiln_engine::verify::{read_image, verify, Expectations, RegistryBlobs};
+use kiln_engine::verify::{inspect, read_image, verify, Expectations, RegistryBlobs};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -251,6 +251,7 @@ async fn run_verify(
     match read_image(&resolved, &blobs).await {
         Ok(contents) => WorkerMessage::Verified {
             report: verify(&contents, &expect),
+            inspect: Some(Box::new(inspect(&contents))),
         },
         Err(e) => WorkerMessage::failed(
             ErrorType::RegistryError.as_str(),

@@ -191,7 +191,7 @@ pub fn RunCard(
                 outcome.set(Outcome::Done);
                 cache_refresh.update(|n| *n += 1);
             }
-            JobEvent::Verified(_) => {}
+            JobEvent::Verified(..) => {}
             JobEvent::Failed { error_type, reason } => {
                 job.set_value(None);
                 outcome.set(Outcome::Failed(error_type, reason));

@@ -88,7 +88,8 @@ fn names(v: &[String]) -> String {
     }
 }
 
-fn sigstruct_view(v: SigstructView) -> impl IntoView {
+/// Every field of a SIGSTRUCT, its signature verdict, MRENCLAVE and MRSIGNER.
+pub(crate) fn sigstruct_view(v: SigstructView) -> impl IntoView {
     let ok = v.signature_valid && v.q1_q2_valid;
     let verdict = if ok {
         "Signature valid: the key with this MRSIGNER signed these fields.".to_string()

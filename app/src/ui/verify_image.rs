@@ -3,11 +3,12 @@
 //! enclaves from the image's own manifests and runtime and checks every claim.
 
 use kiln_engine::api::AuthConfig;
-use kiln_engine::verify::{CheckStatus, ImageKind, VerifyReport};
+use kiln_engine::verify::{CheckStatus, ImageKind, InspectReport, VerifyReport};
 use leptos::prelude::*;
 
 use super::bridge::{self, JobEvent, JobHandle};
 use super::progress::{ProgressModel, ProgressPanel};
+use super::verify::sigstruct_view;
 use super::widgets::CopyButton;
 
 /// The enclave names of the report, as the API calls their measurements.
@@ -73,6 +74,42 @@ fn status_text(s: CheckStatus) -> &'static str {
         CheckStatus::Pass => "pass",
         CheckStatus::Fail => "fail",
         CheckStatus::Info => "info",
+    }
+}
+
+/// Both SIGSTRUCTs as the image carries them, every field (collapsed, one per enclave).
+fn sigstructs_view(i: InspectReport) -> impl IntoView {
+    let sections = i
+        .enclaves
+        .into_iter()
+        .map(|e| {
+            let title = format!(
+                "SIGSTRUCT of the {} enclave{}",
+                enclave_title(&e.name),
+                e.sig_path
+                    .as_deref()
+                    .or(e.env_var.as_deref())
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default()
+            );
+            let body = match (e.sigstruct, e.sigstruct_error) {
+                (Some(v), _) => sigstruct_view(v).into_any(),
+                (None, err) => view! {
+                    <p class="verdict bad">{err.unwrap_or_else(|| "no SIGSTRUCT".into())}</p>
+                }
+                .into_any(),
+            };
+            view! {
+                <details class="sigstruct" data-enclave=e.name.clone()>
+                    <summary>{title}</summary>
+                    {body}
+                </details>
+            }
+        })
+        .collect_view();
+    view! {
+        <h3>"SIGSTRUCTs"</h3>
+        <div data-testid="v-sigstructs">{sections}</div>
     }
 }
 
@@ -149,6 +186,7 @@ pub fn VerifyImageCard() -> impl IntoView {
     let exp_mrsigner = RwSignal::new(String::new());
     let running = RwSignal::new(false);
     let report: RwSignal<Option<VerifyReport>> = RwSignal::new(None);
+    let inspected: RwSignal<Option<Box<InspectReport>>> = RwSignal::new(None);
     let error: RwSignal<Option<(String, String)>> = RwSignal::new(None);
     let model = RwSignal::new(ProgressModel::default());
     let job: StoredValue<Option<JobHandle>, LocalStorage> = StoredValue::new_local(None);
@@ -163,15 +201,17 @@ pub fn VerifyImageCard() -> impl IntoView {
             password: opt(pass.get_untracked()),
         });
         report.set(None);
+        inspected.set(None);
         error.set(None);
         model.set(ProgressModel::default());
         running.set(true);
         let on_event = move |ev: JobEvent| match ev {
             JobEvent::Progress(p) => model.update(|m| m.apply(&p)),
-            JobEvent::Verified(r) => {
+            JobEvent::Verified(r, i) => {
                 job.set_value(None);
                 running.set(false);
                 report.set(Some(r));
+                inspected.set(i);
             }
             JobEvent::Converted(_) => {}
             JobEvent::Failed { error_type, reason } => {
@@ -252,6 +292,7 @@ pub fn VerifyImageCard() -> impl IntoView {
                 <p class="verdict bad" data-testid="verify-error" role="alert"><code>{t}</code> ": " {r}</p>
             })}
             {move || report.get().map(report_view)}
+            {move || inspected.get().map(|i| sigstructs_view(*i))}
         </section>
     }
 }
