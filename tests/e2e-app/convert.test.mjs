@@ -261,7 +261,7 @@ test("(c) Verify page: the converted image matches; a wrong MRENCLAVE and an alt
   // Both SIGSTRUCTs with every field: their ENCLAVEHASH is the response's measurement.
   for (const [name, hash] of [["sgx1", converted.mrenclave], ["edmm", converted.mrenclave2]]) {
     const sig = page.locator(`[data-testid=v-sigstructs] details[data-enclave=${name}]`);
-    await sig.locator("summary").click();
+    await sig.locator(":scope > summary").click();
     assert.equal((await sig.locator("[data-testid=sig-mrenclave]").textContent()).trim(), hash);
     assert.equal((await sig.locator("[data-testid=sig-mrsigner]").textContent()).trim(), converted.mrsigner);
     assert.match(await sig.locator("[data-testid=sig-verdict]").textContent(), /Signature valid/);
