@@ -247,3 +247,48 @@ fn scan_throughput_report() {
     #[cfg(not(target_arch = "wasm32"))]
     println!("{report}");
 }
+
+#[path = "../benches/synth_image/mod.rs"]
+mod synth_image;
+
+/// The benchmarks' synthetic image (engine/benches/synth_image: the bytes convert_bench and
+/// the scan bench use) scanned here, layer by layer: each gzip layer is generated into
+/// memory (not timed), then fed to a `LayerScanner` in 64 KiB pieces (timed). Runs only
+/// when built with `KILN_WASM_SCAN_GIB` set (convert_bench sets it and reads the
+/// `kiln-wasm-scan` line, to report the wasm figure in the same run as the native scan);
+/// otherwise it returns at once.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn synth_image_scan() {
+    let Some(gib) = option_env!("KILN_WASM_SCAN_GIB").and_then(|g| g.parse::<f64>().ok()) else {
+        return;
+    };
+    let per = (gib * (1u64 << 30) as f64 / synth_image::LAYERS as f64) as u64;
+    let (mut scan_ms, mut gen_ms, mut bytes, mut files) = (0.0, 0.0, 0u64, 0usize);
+    for i in 0..synth_image::LAYERS {
+        let t0 = now_ms();
+        let (blob, digest, _, _) = synth_image::write_layer_into(Vec::new(), i, per).unwrap();
+        let t1 = now_ms();
+        let mut scanner = LayerScanner::new(&digest, synth_image::GZIP).unwrap();
+        for piece in blob.chunks(64 * 1024) {
+            scanner.feed(piece).unwrap();
+        }
+        let summary = scanner.finish().unwrap();
+        let t2 = now_ms();
+        gen_ms += t1 - t0;
+        scan_ms += t2 - t1;
+        bytes += summary.uncompressed_size;
+        files += summary.entries.len();
+    }
+    let mib = bytes as f64 / (1 << 20) as f64;
+    let line = format!(
+        "kiln-wasm-scan seconds={:.3} mib={mib:.1} entries={files} mibps={:.1} generate_seconds={:.1}",
+        scan_ms / 1000.0,
+        mib / (scan_ms / 1000.0),
+        gen_ms / 1000.0
+    );
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::console_log!("{line}");
+    #[cfg(not(target_arch = "wasm32"))]
+    println!("{line}");
+}

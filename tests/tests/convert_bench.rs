@@ -8,8 +8,9 @@
 //! and big files each, the generator engine/benches/scan.rs uses too) is, in one run,
 //! 0. scanned from its OCI layout: `gzip -dc LAYER | sha256sum` for all layers in parallel
 //!    (lower bound), then kiln's native scan in this process (threaded scanners, layers
-//!    in parallel); and, once in local registry A, copied by `skopeo copy docker://A
-//!    oci:DIR` (what a plain pull costs);
+//!    in parallel); the same scan by the engine compiled to wasm in headless Chromium
+//!    (once per benchmark, one thread, layers in turn); and, once in local registry A,
+//!    copied by `skopeo copy docker://A oci:DIR` (what a plain pull costs);
 //! 1. copied A → B by `skopeo copy` (baseline),
 //! 2. converted A → C by `kiln convert` (release binary, cold cache: scan + copy),
 //! 3. converted again A → C (warm cache, every blob present),
@@ -363,12 +364,20 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
         same,
     } = best;
     let (lower, scan, skopeo_oci, skopeo) = (lower.wall, scan.wall, skopeo_oci.wall, skopeo.wall);
+    let wasm = wasm_scan(gib);
     println!("convert benchmark, {gib} GiB synthetic image, {LAYERS} layers, best of {runs} runs");
     println!("  gzip -dc | sha256sum, layers in parallel (lower bound) {lower:8.2} s");
     println!(
         "  kiln native scan (threaded, layers in parallel)        {scan:8.2} s  = {:.2}x lower bound",
         scan / lower
     );
+    match &wasm {
+        Ok((secs, mibps)) => println!(
+            "  kiln scan in wasm (Chromium, one thread, layers in turn) {secs:7.2} s  = {:.2}x lower bound  ({mibps:.0} MiB/s)",
+            secs / lower
+        ),
+        Err(why) => println!("  kiln scan in wasm: not measured ({why})"),
+    }
     println!(
         "  skopeo copy docker://A oci:DIR                          {skopeo_oci:8.2} s  = {:.2}x lower bound",
         skopeo_oci / lower
@@ -393,4 +402,41 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
             .trim()
     );
     Ok(())
+}
+
+/// The same synthetic image scanned by the engine compiled to wasm, in headless Chromium
+/// (engine/tests/scan_wasm.rs `synth_image_scan`, built with `KILN_WASM_SCAN_GIB`): its
+/// timed scan seconds and MiB/s, read from the test's `kiln-wasm-scan` line.
+fn wasm_scan(gib: f64) -> Result<(f64, f64), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "kiln-engine",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--test",
+            "scan_wasm",
+            "--",
+            "synth_image_scan",
+            "--nocapture",
+        ])
+        .env("KILN_WASM_SCAN_GIB", gib.to_string())
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("kiln-wasm-scan "))
+        .ok_or_else(|| format!("no kiln-wasm-scan line (exit {})", out.status))?;
+    let field = |k: &str| -> Result<f64, String> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no {k} in {line:?}"))
+    };
+    Ok((field("seconds=")?, field("mibps=")?))
 }

@@ -92,7 +92,25 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 
 /// Writes layer `i` (about `bytes` of file content) as a gzip blob at `path`.
 pub fn write_layer(path: &Path, i: usize, bytes: u64) -> io::Result<SynthLayer> {
-    let blob = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?));
+    let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let (mut out, digest, diff_id, size) = write_layer_into(out, i, bytes)?;
+    out.flush()?;
+    Ok(SynthLayer {
+        path: path.to_path_buf(),
+        digest,
+        diff_id,
+        size,
+    })
+}
+
+/// Writes layer `i` (about `bytes` of file content) as a gzip blob into `out` (a file,
+/// or memory in wasm); returns `out`, the blob digest, the diff_id and the blob size.
+pub fn write_layer_into<W: Write>(
+    out: W,
+    i: usize,
+    bytes: u64,
+) -> io::Result<(W, String, String, u64)> {
+    let blob = HashingWriter::new(out);
     let gz = GzipEncoder::new(blob, 1);
     let mut tar = TarBuilder::new(HashingWriter::new(gz), 1_700_000_000).map_err(io_err)?;
     let mut g = Gen::new(i as u64 + 1);
@@ -137,12 +155,12 @@ pub fn write_layer(path: &Path, i: usize, bytes: u64) -> io::Result<SynthLayer> 
     let mut blob = tarw.inner.finish()?;
     blob.flush()?;
     let (digest, size) = blob.hasher.finish();
-    Ok(SynthLayer {
-        path: path.to_path_buf(),
-        digest: format_sha256(&digest),
-        diff_id: format_sha256(&diff),
+    Ok((
+        blob.inner,
+        format_sha256(&digest),
+        format_sha256(&diff),
         size,
-    })
+    ))
 }
 
 /// Writes all [`LAYERS`] layers of an image of about `gib` GiB (uncompressed file
