@@ -9,7 +9,7 @@ use kiln_tests::dsm_server::DsmServer;
 use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat};
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::require_tool;
-use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 
 type R = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -47,15 +47,7 @@ async fn convert_with_a_dsm_key() -> R {
         ]],
     )?;
     push_image(&client, "app", &app, Some("1"), UploadMode::Monolithic).await?;
-    let rt = runtime_image(&RuntimeBinaries::placeholders())?;
-    push_image(
-        &client,
-        "kiln/runtime",
-        &rt,
-        Some("fixture"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_fixture_runtime(&client, &RuntimeBinaries::placeholders()).await?;
     let host = reg.host();
     let state = tempfile::tempdir()?;
     let common = |tag: &str| -> Vec<String> {

@@ -156,3 +156,21 @@ pub fn runtime_image(bins: &RuntimeBinaries) -> Result<TestImage, HarnessError> 
         manifest: RawManifest::with_kind(serde_json::to_vec(&manifest)?, ManifestKind::OciManifest),
     })
 }
+
+/// Pushes the fixture runtime image built from `bins` as `kiln/runtime:fixture` (what
+/// the conversion tests pass as the runtime: `HOST/kiln/runtime:fixture`); returns it.
+pub async fn push_fixture_runtime(
+    client: &kiln_engine::image::registry::RegistryClient,
+    bins: &RuntimeBinaries,
+) -> Result<TestImage, HarnessError> {
+    let rt = runtime_image(bins)?;
+    crate::images::push_image(
+        client,
+        "kiln/runtime",
+        &rt,
+        Some("fixture"),
+        kiln_engine::image::registry::UploadMode::Monolithic,
+    )
+    .await?;
+    Ok(rt)
+}

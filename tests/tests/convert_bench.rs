@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use kiln_engine::image::scan::LayerScanner;
 use kiln_tests::registry::TestRegistry;
-use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::{require_tool, HarnessError};
 use serde_json::json;
 use synth_image::{SynthLayer, GZIP, LAYERS};
@@ -273,15 +273,7 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
             .arg(format!("oci:{}:bench", layout.display()))
             .arg(format!("docker://{}/bench:1", a.host())),
     )?;
-    let rt = runtime_image(&RuntimeBinaries::placeholders())?;
-    kiln_tests::images::push_image(
-        &a.client(None)?,
-        "kiln/runtime",
-        &rt,
-        Some("fixture"),
-        kiln_engine::image::registry::UploadMode::Monolithic,
-    )
-    .await?;
+    push_fixture_runtime(&a.client(None)?, &RuntimeBinaries::placeholders()).await?;
 
     // KILN_BENCH_KILN: a kiln binary to measure instead of this tree's release build
     // (for before/after comparisons).

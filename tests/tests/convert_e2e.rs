@@ -15,30 +15,16 @@ use std::process::{Command, Output};
 use kiln_engine::api::ConvertResponse;
 use kiln_engine::image::reference::Digest;
 use kiln_engine::image::registry::UploadMode;
+use kiln_tests::cli::kiln_bin;
 use kiln_tests::images::push_image;
 use kiln_tests::registry::TestRegistry;
-use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::runtime_fixture::{push_fixture_runtime, runtime_image, RuntimeBinaries};
 use kiln_tests::sample_images::busybox_image;
 use kiln_tests::{require_tool, HarnessError};
 
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// The `kiln` CLI binary of this workspace (built on demand).
-fn kiln_bin() -> Result<PathBuf, HarnessError> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "kiln"])
-        .status()?;
-    if !st.success() {
-        return Err("cargo build -p kiln failed".into());
-    }
-    // target/debug/deps/<test> → target/debug/kiln
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(Path::parent).ok_or("no target dir")?;
-    Ok(dir.join("kiln"))
 }
 
 fn run(cmd: &mut Command) -> Result<Output, HarnessError> {
@@ -129,15 +115,7 @@ async fn busybox_converted_runs_like_the_original() -> Result<(), HarnessError> 
         UploadMode::Monolithic,
     )
     .await?;
-    let rt = runtime_image(&RuntimeBinaries::build()?)?;
-    push_image(
-        &ca,
-        "kiln/runtime",
-        &rt,
-        Some("fixture"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_fixture_runtime(&ca, &RuntimeBinaries::build()?).await?;
 
     let work = tempfile::tempdir()?;
     let state = work.path().join("state");
@@ -333,15 +311,7 @@ async fn debian_minbase_converted_runs_like_the_original() -> Result<(), Harness
         UploadMode::Monolithic,
     )
     .await?;
-    let rt = runtime_image(&RuntimeBinaries::build()?)?;
-    push_image(
-        &ca,
-        "kiln/runtime",
-        &rt,
-        Some("fixture"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_fixture_runtime(&ca, &RuntimeBinaries::build()?).await?;
 
     // Through the engine directly (the busybox case goes through the CLI).
     let mut env = kiln_engine::pipeline::PipelineEnv::new(

@@ -12,7 +12,7 @@ use kiln_engine::pipeline::{convert, ConvertOutcome, Event, PipelineEnv};
 use kiln_engine::sgx::signer::PrivateKeySigner;
 use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat, TestImage};
 use kiln_tests::registry::TestRegistry;
-use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::{require_tool, HarnessError};
 
 const KEY: &str = include_str!("../../engine/testdata/gramine/test-key.pem");
@@ -55,15 +55,7 @@ async fn setup() -> Result<Setup, HarnessError> {
         UploadMode::Monolithic,
     )
     .await?;
-    let rt = runtime_image(&RuntimeBinaries::placeholders())?;
-    push_image(
-        &client,
-        "kiln/runtime",
-        &rt,
-        Some("fixture"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_fixture_runtime(&client, &RuntimeBinaries::placeholders()).await?;
     Ok(Setup {
         input,
         output,

@@ -11,7 +11,7 @@ use kiln_engine::pipeline::{complete, convert, prepare, ExternalSignatures, Pipe
 use kiln_engine::sgx::signer::PrivateKeySigner;
 use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat, TestImage};
 use kiln_tests::registry::TestRegistry;
-use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::{require_tool, HarnessError};
 
 const KEY: &str = include_str!("../../engine/testdata/gramine/test-key.pem");
@@ -57,15 +57,7 @@ async fn two_step_equals_convert_and_tags_only_after_verification() -> Result<()
         UploadMode::Monolithic,
     )
     .await?;
-    let rt = runtime_image(&RuntimeBinaries::placeholders())?;
-    push_image(
-        &client,
-        "kiln/runtime",
-        &rt,
-        Some("fixture"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_fixture_runtime(&client, &RuntimeBinaries::placeholders()).await?;
     let mut env = PipelineEnv::new(
         reg.transport()?,
         format!("{}/kiln/runtime:fixture", reg.host()),

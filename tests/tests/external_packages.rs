@@ -12,7 +12,7 @@ use kiln_engine::image::registry::UploadMode;
 use kiln_tests::cli::kiln_bin;
 use kiln_tests::images::{push_image, write_oci_layout};
 use kiln_tests::registry::TestRegistry;
-use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::sample_images::busybox_image;
 use kiln_tests::{require_tool, HarnessError};
 
@@ -47,15 +47,7 @@ async fn runtime_from_a_directory_measures_like_the_registry_one() -> Result<(),
         UploadMode::Monolithic,
     )
     .await?;
-    let rt = runtime_image(&RuntimeBinaries::placeholders())?;
-    push_image(
-        &ca,
-        "kiln/runtime",
-        &rt,
-        Some("fixture"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    let rt = push_fixture_runtime(&ca, &RuntimeBinaries::placeholders()).await?;
     let work = tempfile::tempdir()?;
     let layout = work.path().join("packages");
     write_oci_layout(&layout, &[&rt], &[("fixture", &rt.manifest)])?;

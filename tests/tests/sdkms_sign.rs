@@ -14,7 +14,7 @@ use kiln_native::HttpTransport;
 use kiln_tests::dsm_server::DsmServer;
 use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat, TestImage};
 use kiln_tests::registry::TestRegistry;
-use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
+use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::{require_tool, HarnessError};
 
 const SIG1: &[u8] = include_bytes!("../../engine/testdata/sgxs/sig1.sigstruct.bin");
@@ -156,15 +156,7 @@ async fn converts_with_a_dsm_key() -> Result<(), HarnessError> {
         UploadMode::Monolithic,
     )
     .await?;
-    let rt = runtime_image(&RuntimeBinaries::placeholders())?;
-    push_image(
-        &client,
-        "kiln/runtime",
-        &rt,
-        Some("fixture"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_fixture_runtime(&client, &RuntimeBinaries::placeholders()).await?;
     let mut env = PipelineEnv::new(
         reg.transport()?,
         format!("{}/kiln/runtime:fixture", reg.host()),
