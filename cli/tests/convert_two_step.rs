@@ -5,12 +5,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kiln_engine::image::registry::UploadMode;
-use kiln_tests::images::push_image;
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::require_tool;
-use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
-use kiln_tests::sample_images::busybox_image;
+use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
+use kiln_tests::sample_images::push_busybox;
 
 type R = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -53,22 +51,8 @@ async fn prepare_sign_with_openssl_complete() -> R {
     let reg = TestRegistry::plain()?;
     let client = reg.client(None)?;
     let h = reg.host();
-    push_image(
-        &client,
-        "sample/busybox",
-        &busybox_image()?,
-        Some("1"),
-        UploadMode::Monolithic,
-    )
-    .await?;
-    push_image(
-        &client,
-        "kiln/runtime",
-        &runtime_image(&RuntimeBinaries::placeholders())?,
-        Some("fixture"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_busybox(&client, "sample/busybox").await?;
+    push_fixture_runtime(&client, &RuntimeBinaries::placeholders()).await?;
     let d = tempfile::tempdir()?;
     let state = d.path().join("state");
     let runtime = format!("{h}/kiln/runtime:fixture");

@@ -6,10 +6,11 @@ use std::process::{Command, Output};
 
 use kiln_engine::image::registry::UploadMode;
 use kiln_tests::dsm_server::DsmServer;
-use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat};
+use kiln_tests::images::push_image;
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::require_tool;
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
+use kiln_tests::sample_images::shell_app_image;
 
 type R = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -34,18 +35,7 @@ async fn convert_with_a_dsm_key() -> R {
     let dsm = DsmServer::start()?;
     let reg = TestRegistry::plain()?;
     let client = reg.client(None)?;
-    let mut sh = FileSpec::new("bin/sh", "#!fake shell cli\n");
-    sh.mode = 0o755;
-    let app = build_image(
-        ImageFormat::Oci,
-        "linux",
-        "amd64",
-        None,
-        &[vec![
-            sh,
-            FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        ]],
-    )?;
+    let app = shell_app_image("cli")?;
     push_image(&client, "app", &app, Some("1"), UploadMode::Monolithic).await?;
     push_fixture_runtime(&client, &RuntimeBinaries::placeholders()).await?;
     let host = reg.host();

@@ -10,7 +10,7 @@ use kiln_engine::image::registry::{ClientOptions, RegistryClient, UploadMode};
 use kiln_native::HttpTransport;
 use kiln_tests::images::push_image;
 use kiln_tests::runtime_fixture::{runtime_image, RuntimeBinaries};
-use kiln_tests::sample_images::busybox_image;
+use kiln_tests::sample_images::push_busybox;
 use kiln_tests::HarnessError;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -26,14 +26,7 @@ async fn main() -> Result<(), HarnessError> {
             credentials: None,
         },
     );
-    let d = push_image(
-        &client,
-        "sample/busybox",
-        &busybox_image()?,
-        Some("1"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    let d = push_busybox(&client, "sample/busybox").await?;
     println!("pushed {host}/sample/busybox:1 ({d})");
     let rt = runtime_image(&RuntimeBinaries::build()?)?;
     let d = push_image(

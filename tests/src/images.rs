@@ -302,6 +302,11 @@ pub async fn push_blob_if_missing(
     Ok(true)
 }
 
+/// Whether `repository` has `tag` (a HEAD that fails counts as no).
+pub async fn tag_exists(client: &RegistryClient, repository: &str, tag: &str) -> bool {
+    matches!(client.head_manifest(repository, tag).await, Ok(Some(_)))
+}
+
 /// Pushes an image in the safe order: blobs, manifest by digest, then the tag.
 pub async fn push_image(
     client: &RegistryClient,

@@ -142,3 +142,35 @@ pub fn busybox_image() -> Result<TestImage, HarnessError> {
         "2024-05-06T07:08:09Z",
     )
 }
+
+/// A one-layer OCI image with a placeholder `/bin/sh` (`#!fake shell {seed}`) and an
+/// `/etc/passwd` naming root: enough to convert (an entrypoint and a user), never run.
+pub fn shell_app_image(seed: &str) -> Result<TestImage, HarnessError> {
+    let mut sh = crate::images::FileSpec::new("bin/sh", format!("#!fake shell {seed}\n"));
+    sh.mode = 0o755;
+    crate::images::build_image(
+        ImageFormat::Oci,
+        "linux",
+        "amd64",
+        None,
+        &[vec![
+            sh,
+            crate::images::FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        ]],
+    )
+}
+
+/// Pushes [`busybox_image`] as `{repository}:1`; returns its manifest digest.
+pub async fn push_busybox(
+    client: &kiln_engine::image::registry::RegistryClient,
+    repository: &str,
+) -> Result<Digest, HarnessError> {
+    Ok(crate::images::push_image(
+        client,
+        repository,
+        &busybox_image()?,
+        Some("1"),
+        kiln_engine::image::registry::UploadMode::Monolithic,
+    )
+    .await?)
+}

@@ -19,7 +19,7 @@ use kiln_tests::cli::kiln_bin;
 use kiln_tests::images::push_image;
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{push_fixture_runtime, runtime_image, RuntimeBinaries};
-use kiln_tests::sample_images::busybox_image;
+use kiln_tests::sample_images::{busybox_image, push_busybox};
 use kiln_tests::{require_tool, HarnessError};
 
 fn is_root() -> bool {
@@ -107,14 +107,7 @@ async fn busybox_converted_runs_like_the_original() -> Result<(), HarnessError> 
     let a = TestRegistry::plain()?;
     let b = TestRegistry::plain()?;
     let ca = a.client(None)?;
-    push_image(
-        &ca,
-        "busybox",
-        &busybox_image()?,
-        Some("1"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_busybox(&ca, "busybox").await?;
     push_fixture_runtime(&ca, &RuntimeBinaries::build()?).await?;
 
     let work = tempfile::tempdir()?;
@@ -674,14 +667,7 @@ async fn certificates_need_a_runtime_with_kiln_init() -> Result<(), HarnessError
     }
     let a = TestRegistry::plain()?;
     let ca = a.client(None)?;
-    push_image(
-        &ca,
-        "busybox",
-        &busybox_image()?,
-        Some("1"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_busybox(&ca, "busybox").await?;
     let old = RuntimeBinaries {
         init: Vec::new(),
         ..RuntimeBinaries::placeholders()

@@ -10,7 +10,7 @@ use kiln_engine::image::registry::{RegistryClient, UploadMode};
 use kiln_engine::pipeline::progress::{BlobPush, RecordingProgress};
 use kiln_engine::pipeline::{convert, ConvertOutcome, Event, PipelineEnv};
 use kiln_engine::sgx::signer::PrivateKeySigner;
-use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat, TestImage};
+use kiln_tests::images::{build_image, push_image, tag_exists, FileSpec, ImageFormat, TestImage};
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::{require_tool, HarnessError};
@@ -146,10 +146,6 @@ async fn read_back_matches(
         assert_eq!(view.mrsigner, r.mrsigner);
     }
     Ok(())
-}
-
-async fn tag_exists(client: &RegistryClient, repo: &str, tag: &str) -> bool {
-    matches!(client.head_manifest(repo, tag).await, Ok(Some(_)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

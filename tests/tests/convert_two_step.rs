@@ -6,34 +6,16 @@
 use std::sync::Arc;
 
 use kiln_engine::api::{AuthConfig, ConvertRequest, ErrorType, SigningKey};
-use kiln_engine::image::registry::{RegistryClient, UploadMode};
+use kiln_engine::image::registry::UploadMode;
 use kiln_engine::pipeline::{complete, convert, prepare, ExternalSignatures, PipelineEnv};
 use kiln_engine::sgx::signer::PrivateKeySigner;
-use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat, TestImage};
+use kiln_tests::images::{push_image, tag_exists};
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
+use kiln_tests::sample_images::shell_app_image;
 use kiln_tests::{require_tool, HarnessError};
 
 const KEY: &str = include_str!("../../engine/testdata/gramine/test-key.pem");
-
-fn app_image() -> Result<TestImage, HarnessError> {
-    let mut sh = FileSpec::new("bin/sh", "#!fake shell two-step\n");
-    sh.mode = 0o755;
-    build_image(
-        ImageFormat::Oci,
-        "linux",
-        "amd64",
-        None,
-        &[vec![
-            sh,
-            FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        ]],
-    )
-}
-
-async fn tag_exists(client: &RegistryClient, repo: &str, tag: &str) -> bool {
-    matches!(client.head_manifest(repo, tag).await, Ok(Some(_)))
-}
 
 fn request(input: &str, output: &str) -> ConvertRequest {
     ConvertRequest {
@@ -52,7 +34,7 @@ async fn two_step_equals_convert_and_tags_only_after_verification() -> Result<()
     push_image(
         &client,
         "app",
-        &app_image()?,
+        &shell_app_image("two-step")?,
         Some("1"),
         UploadMode::Monolithic,
     )

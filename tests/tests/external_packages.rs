@@ -8,12 +8,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use kiln_engine::api::ConvertResponse;
-use kiln_engine::image::registry::UploadMode;
 use kiln_tests::cli::kiln_bin;
-use kiln_tests::images::{push_image, write_oci_layout};
+use kiln_tests::images::write_oci_layout;
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
-use kiln_tests::sample_images::busybox_image;
+use kiln_tests::sample_images::{busybox_image, push_busybox};
 use kiln_tests::{require_tool, HarnessError};
 
 struct Run {
@@ -39,14 +38,7 @@ async fn runtime_from_a_directory_measures_like_the_registry_one() -> Result<(),
     require_tool!("docker-registry");
     let a = TestRegistry::plain()?;
     let ca = a.client(None)?;
-    push_image(
-        &ca,
-        "busybox",
-        &busybox_image()?,
-        Some("1"),
-        UploadMode::Monolithic,
-    )
-    .await?;
+    push_busybox(&ca, "busybox").await?;
     let rt = push_fixture_runtime(&ca, &RuntimeBinaries::placeholders()).await?;
     let work = tempfile::tempdir()?;
     let layout = work.path().join("packages");

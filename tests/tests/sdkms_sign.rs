@@ -5,16 +5,17 @@
 use std::sync::Arc;
 
 use kiln_engine::api::{ApiError, ConvertRequest, ErrorType, SdkmsKey, SigningKey};
-use kiln_engine::image::registry::{RegistryClient, UploadMode};
+use kiln_engine::image::registry::UploadMode;
 use kiln_engine::kms::sdkms::SdkmsFactory;
 use kiln_engine::pipeline::{convert, PipelineEnv, SdkmsSignerFactory};
 use kiln_engine::sgx::signer::{sign, SignError};
 use kiln_engine::sgx::sigstruct::Sigstruct;
 use kiln_native::HttpTransport;
 use kiln_tests::dsm_server::DsmServer;
-use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat, TestImage};
+use kiln_tests::images::{push_image, tag_exists};
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
+use kiln_tests::sample_images::shell_app_image;
 use kiln_tests::{require_tool, HarnessError};
 
 const SIG1: &[u8] = include_bytes!("../../engine/testdata/sgxs/sig1.sigstruct.bin");
@@ -111,25 +112,6 @@ async fn dsm_refusals_are_api_errors_without_the_key() -> Result<(), HarnessErro
     Ok(())
 }
 
-fn app_image() -> Result<TestImage, HarnessError> {
-    let mut sh = FileSpec::new("bin/sh", "#!fake shell sdkms\n");
-    sh.mode = 0o755;
-    build_image(
-        ImageFormat::Oci,
-        "linux",
-        "amd64",
-        None,
-        &[vec![
-            sh,
-            FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        ]],
-    )
-}
-
-async fn tag_exists(client: &RegistryClient, repo: &str, tag: &str) -> bool {
-    matches!(client.head_manifest(repo, tag).await, Ok(Some(_)))
-}
-
 fn sdkms_request(reg: &TestRegistry, tag: &str, name: &str, api_key: &str) -> ConvertRequest {
     ConvertRequest {
         input_image_name: format!("{}/app:1", reg.host()),
@@ -151,7 +133,7 @@ async fn converts_with_a_dsm_key() -> Result<(), HarnessError> {
     push_image(
         &client,
         "app",
-        &app_image()?,
+        &shell_app_image("sdkms")?,
         Some("1"),
         UploadMode::Monolithic,
     )
