@@ -94,47 +94,24 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         ),
         Route::KilnConfig => json_response(200, &cfg.client_config().to_string(), cors_origin),
         Route::Preflight => preflight(&req, cors_origin),
-        Route::VerifyImage | Route::ConvertImage => {
-            let what = if route == Route::VerifyImage {
-                "verify-image"
-            } else {
-                "convert-image"
+        Route::VerifyImage | Route::ConvertImage | Route::PrepareImage | Route::CompleteImage => {
+            let what = match route {
+                Route::VerifyImage => "verify-image",
+                Route::ConvertImage => "convert-image",
+                Route::PrepareImage => "convert-image/prepare",
+                _ => "convert-image/complete",
             };
             let started = js_sys::Date::now();
             let result = match read_body(&mut req).await {
-                Ok(body) if route == Route::VerifyImage => {
-                    crate::api::verify_image(&cfg, &body).await
-                }
-                Ok(body) => crate::api::convert_image(&cfg, &env, &body).await,
+                Ok(body) => match route {
+                    Route::VerifyImage => crate::api::verify_image(&cfg, &body).await,
+                    Route::ConvertImage => crate::api::convert_image(&cfg, &env, &body).await,
+                    Route::PrepareImage => crate::two_step::prepare(&cfg, &env, &body).await,
+                    _ => crate::two_step::complete(&cfg, &env, &body).await,
+                },
                 Err(e) => Err(e),
             };
-            // Never log the body: it may hold credentials.
-            match result {
-                Ok(json) => {
-                    console_log!("{what} -> 200 ({:.0} ms)", js_sys::Date::now() - started);
-                    json_response(200, &json, cors_origin)
-                }
-                Err(e) => {
-                    console_log!("{what} -> {} {}", e.status, e.error_type);
-                    error_response(&e, cors_origin)
-                }
-            }
-        }
-        Route::PrepareImage | Route::CompleteImage => {
-            let what = if route == Route::PrepareImage {
-                "convert-image/prepare"
-            } else {
-                "convert-image/complete"
-            };
-            let started = js_sys::Date::now();
-            let result = match read_body(&mut req).await {
-                Ok(body) if route == Route::PrepareImage => {
-                    crate::two_step::prepare(&cfg, &env, &body).await
-                }
-                Ok(body) => crate::two_step::complete(&cfg, &env, &body).await,
-                Err(e) => Err(e),
-            };
-            // Never log the body, the token or the signatures.
+            // Never log the body (credentials), a token or the signatures: only the outcome.
             match result {
                 Ok(json) => {
                     console_log!("{what} -> 200 ({:.0} ms)", js_sys::Date::now() - started);
