@@ -14,12 +14,9 @@
 //! name gets 404 `sobject not found`.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use base64::Engine as _;
 use kiln_engine::sgx::signer::{PrivateKeySigner, SignerPublicKey};
@@ -28,6 +25,7 @@ use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 
+use crate::loopback_http::{read_request, respond_json, HttpRequest, LoopbackServer};
 use crate::HarnessError;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -53,9 +51,7 @@ struct Shared {
 
 /// A running stand-in DSM on 127.0.0.1; stopped on drop.
 pub struct DsmServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: LoopbackServer,
     shared: Arc<Shared>,
     sgx_public: SignerPublicKey,
 }
@@ -83,9 +79,6 @@ impl DsmServer {
             Self::WRONG_EXPONENT_KEY.to_string(),
             read_pem(RSA3072_E65537)?,
         );
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             api_key: Self::API_KEY.to_string(),
             keys,
@@ -93,23 +86,12 @@ impl DsmServer {
             calls: Mutex::new(Vec::new()),
             bad_credentials: AtomicBool::new(false),
         });
-        let (s2, stop2) = (shared.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let s3 = s2.clone();
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &s3);
-                });
-            }
-        });
+        let s2 = shared.clone();
+        let server = LoopbackServer::start(move |conn| {
+            let _ = handle(conn, &s2);
+        })?;
         Ok(DsmServer {
-            port,
-            stop,
-            thread: Some(thread),
+            server,
             shared,
             sgx_public,
         })
@@ -117,12 +99,12 @@ impl DsmServer {
 
     /// The base URL (`http://127.0.0.1:PORT`).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port())
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// The public part of [`Self::SGX_KEY`].
@@ -161,110 +143,22 @@ impl DsmServer {
     }
 }
 
-impl Drop for DsmServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn read_pem(pem: &str) -> Result<rsa::PrivateKey, HarnessError> {
     Ok(rsa::PrivateKey::from_pkcs8_pem(pem).or_else(|_| rsa::PrivateKey::from_pkcs1_pem(pem))?)
 }
 
-/// One parsed HTTP request.
-struct HttpRequest {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    body: Vec<u8>,
-}
-
-fn read_request(conn: &mut TcpStream) -> std::io::Result<Option<HttpRequest>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        let n = conn.read(&mut chunk)?;
-        if n == 0 || buf.len() > 64 * 1024 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let method = first.next().unwrap_or("").to_string();
-    let path = first.next().unwrap_or("").to_string();
-    let mut length = 0usize;
-    let mut authorization = None;
-    for l in lines {
-        let Some((n, v)) = l.split_once(':') else {
-            continue;
-        };
-        if n.trim().eq_ignore_ascii_case("content-length") {
-            length = v.trim().parse().unwrap_or(0);
-        } else if n.trim().eq_ignore_ascii_case("authorization") {
-            authorization = Some(v.trim().to_string());
-        }
-    }
-    if length > 1 << 20 {
-        return Ok(None);
-    }
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        let n = conn.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    Ok(Some(HttpRequest {
-        method,
-        path,
-        authorization,
-        body,
-    }))
-}
-
-fn respond(conn: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Error",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes())?;
-    conn.write_all(body.as_bytes())?;
-    conn.flush()
-}
-
 fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let Some(req) = read_request(&mut conn)? else {
+    let Some(req) = read_request(&mut conn, 1 << 20)? else {
         return Ok(());
     };
     let (status, body) = answer(&req, s);
     if let Ok(mut c) = s.calls.lock() {
         c.push(DsmCall {
-            path: req.path.clone(),
+            path: req.target.clone(),
             status,
         });
     }
-    respond(&mut conn, status, &body)
+    respond_json(&mut conn, status, body.as_bytes())
 }
 
 fn answer(req: &HttpRequest, s: &Shared) -> (u16, String) {
@@ -272,7 +166,7 @@ fn answer(req: &HttpRequest, s: &Shared) -> (u16, String) {
         return (405, "\"method not allowed\"".into());
     }
     let auth = req.authorization.as_deref().unwrap_or("");
-    if req.path == "/sys/v1/session/auth" {
+    if req.target == "/sys/v1/session/auth" {
         if auth.strip_prefix("Basic ") != Some(s.api_key.as_str()) {
             s.bad_credentials.store(true, Ordering::SeqCst);
             return (401, "\"invalid API key\"".into());
@@ -302,10 +196,10 @@ fn answer(req: &HttpRequest, s: &Shared) -> (u16, String) {
     }
     let json: serde_json::Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
-        Err(_) if req.path == "/sys/v1/session/terminate" => serde_json::Value::Null,
+        Err(_) if req.target == "/sys/v1/session/terminate" => serde_json::Value::Null,
         Err(e) => return (400, format!("\"bad JSON: {e}\"")),
     };
-    match req.path.as_str() {
+    match req.target.as_str() {
         "/sys/v1/session/terminate" => {
             if let Ok(mut v) = s.sessions.lock() {
                 v.retain(|t| t != token);

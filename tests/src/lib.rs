@@ -22,6 +22,7 @@ pub mod cli;
 pub mod converted_fixture;
 pub mod dsm_server;
 pub mod images;
+pub mod loopback_http;
 pub mod registry;
 pub mod runtime_fixture;
 pub mod sample_images;

@@ -11,17 +11,15 @@
 //! only; wrong credentials get 401 (400 `invalid_grant` on POST). Every request is
 //! recorded for assertions.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 
 use crate::certs::TokenIssuer;
+use crate::loopback_http::{read_request, respond_json, LoopbackServer};
 use crate::HarnessError;
 
 /// One token request as the server saw it.
@@ -49,9 +47,7 @@ struct Shared {
 
 /// A running token server on 127.0.0.1; stopped on drop.
 pub struct TokenServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: LoopbackServer,
     shared: Arc<Shared>,
 }
 
@@ -64,9 +60,6 @@ impl TokenServer {
     ) -> Result<Self, HarnessError> {
         let key = RsaKeyPair::from_pkcs8(&issuer.key_pkcs8_der)
             .map_err(|e| format!("token signing key: {e}"))?;
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             issuer,
             key,
@@ -74,30 +67,16 @@ impl TokenServer {
             password: password.to_string(),
             requests: Mutex::new(Vec::new()),
         });
-        let (s2, stop2) = (shared.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let s3 = s2.clone();
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &s3);
-                });
-            }
-        });
-        Ok(TokenServer {
-            port,
-            stop,
-            thread: Some(thread),
-            shared,
-        })
+        let s2 = shared.clone();
+        let server = LoopbackServer::start(move |conn| {
+            let _ = handle(conn, &s2);
+        })?;
+        Ok(TokenServer { server, shared })
     }
 
     /// The realm URL for the registry's config.
     pub fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        format!("http://127.0.0.1:{}/token", self.server.port())
     }
 
     /// The issuer name.
@@ -125,17 +104,6 @@ impl TokenServer {
     }
 }
 
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // wake the accept loop
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn percent_decode(s: &str) -> String {
     let hexval = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
@@ -159,69 +127,17 @@ fn identity_token_of(s: &Shared) -> String {
     format!("kiln-refresh-{}-{}", s.username, s.password.len())
 }
 
-/// Reads the request body after the head (`Content-Length` bytes, at most 64 KiB).
-fn read_body(conn: &mut TcpStream, head: &str, already: &[u8]) -> std::io::Result<Vec<u8>> {
-    let len = head
-        .split("\r\n")
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())
-                .flatten()
-        })
-        .unwrap_or(0)
-        .min(64 * 1024);
-    let mut body = already.to_vec();
-    let mut chunk = [0u8; 4096];
-    while body.len() < len {
-        let n = conn.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(len);
-    Ok(body)
-}
-
-fn respond(conn: &mut TcpStream, status: &str, body: &[u8]) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes())?;
-    conn.write_all(body)?;
-    conn.flush()
-}
-
 fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = conn.read(&mut chunk)?;
-        if n == 0 || buf.len() > 64 * 1024 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(buf.len(), |p| p + 4);
-    let text = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or("");
-    let method = request_line.split(' ').next().unwrap_or("").to_string();
-    let target = request_line.split(' ').nth(1).unwrap_or("");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let Some(req) = read_request(&mut conn, 64 * 1024)? else {
+        return Ok(());
+    };
+    let method = req.method;
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
     if path != "/token" || !matches!(method.as_str(), "GET" | "POST") {
-        return respond(&mut conn, "404 Not Found", b"{}");
+        return respond_json(&mut conn, 404, b"{}");
     }
     if method == "POST" {
-        let body = read_body(&mut conn, &text, &buf[end..])?;
-        return handle_post(conn, s, &String::from_utf8_lossy(&body));
+        return handle_post(conn, s, &String::from_utf8_lossy(&req.body));
     }
     let mut service = None;
     let mut scopes = Vec::new();
@@ -233,14 +149,8 @@ fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             _ => {}
         }
     }
-    let auth = lines.take_while(|l| !l.is_empty()).find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim()
-            .eq_ignore_ascii_case("authorization")
-            .then(|| v.trim().to_string())
-    });
     let mut user = None;
-    if let Some(a) = auth {
+    if let Some(a) = req.authorization {
         let ok = a
             .strip_prefix("Basic ")
             .and_then(|b| {
@@ -259,11 +169,7 @@ fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                     method,
                 });
             }
-            return respond(
-                &mut conn,
-                "401 Unauthorized",
-                br#"{"details":"bad credentials"}"#,
-            );
+            return respond_json(&mut conn, 401, br#"{"details":"bad credentials"}"#);
         }
         user = Some(s.username.clone());
     }
@@ -305,11 +211,7 @@ fn handle_post(mut conn: TcpStream, s: &Shared, form: &str) -> std::io::Result<(
                 method: "POST".into(),
             });
         }
-        return respond(
-            &mut conn,
-            "400 Bad Request",
-            br#"{"error":"invalid_grant"}"#,
-        );
+        return respond_json(&mut conn, 400, br#"{"error":"invalid_grant"}"#);
     }
     grant(
         conn,
@@ -360,7 +262,7 @@ fn grant(
     });
     let token = match sign_jwt(s, &claims) {
         Ok(t) => t,
-        Err(_) => return respond(&mut conn, "500 Internal Server Error", b"{}"),
+        Err(_) => return respond_json(&mut conn, 500, b"{}"),
     };
     if let Ok(mut r) = s.requests.lock() {
         r.push(TokenRequest {
@@ -372,7 +274,7 @@ fn grant(
         });
     }
     let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
-    respond(&mut conn, "200 OK", body.to_string().as_bytes())
+    respond_json(&mut conn, 200, body.to_string().as_bytes())
 }
 
 fn sign_jwt(s: &Shared, claims: &serde_json::Value) -> Result<String, HarnessError> {
