@@ -233,6 +233,38 @@ async fn same_registry_mounts() -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// A layer blob changed behind the input registry's back (same length, other bytes):
+/// the conversion fails naming the layer, whether the layer is teed to another registry
+/// or mounted, and nothing is tagged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_layer_fails_the_conversion() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    let s = setup().await?;
+    let env = env(&s)?;
+    let layer = &app_image("one")?.layers[0];
+    let stored = s
+        .input
+        .dir()
+        .join("data/docker/registry/v2/blobs/sha256")
+        .join(&layer.digest.hex()[..2])
+        .join(layer.digest.hex())
+        .join("data");
+    let mut bytes = std::fs::read(&stored)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&stored, &bytes)?;
+    for registry in [&s.output, &s.input] {
+        let output = format!("{}/app-sgx:1", registry.host());
+        let e = convert(request(&format!("{}/app:1", s.input.host()), &output), &env)
+            .await
+            .err()
+            .ok_or("converted an image with a tampered layer")?;
+        assert!(e.reason.contains(&layer.digest.hex()), "{e}");
+        assert!(!tag_exists(&registry.client(None)?, "app-sgx", "1").await);
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_leave_no_tag() -> Result<(), HarnessError> {
     require_tool!("docker-registry");
