@@ -259,7 +259,7 @@ async fn a_tampered_layer_fails_the_conversion() -> Result<(), HarnessError> {
             .await
             .err()
             .ok_or("converted an image with a tampered layer")?;
-        assert!(e.reason.contains(&layer.digest.hex()), "{e}");
+        assert!(e.reason.contains(layer.digest.hex()), "{e}");
         assert!(!tag_exists(&registry.client(None)?, "app-sgx", "1").await);
     }
     Ok(())
