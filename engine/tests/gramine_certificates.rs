@@ -4,10 +4,11 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+mod support;
+
 use kiln_engine::api::parse_request;
 use kiln_engine::gramine::init::{INIT_JSON_PATH, NO_KILN_INIT};
 use kiln_engine::gramine::manifest::{manifest_table, render_manifest, Variant};
-use kiln_engine::gramine::runtime::RuntimeDescriptor;
 use kiln_engine::gramine::spec::{build_spec, build_spec_with_init, EnclaveSpec, SpecError};
 use kiln_engine::gramine::validate::validate;
 use kiln_engine::image::file_index::{FileEntry, FileIndex, FileKind};
@@ -60,20 +61,6 @@ fn config() -> ImageConfiguration {
     .unwrap()
 }
 
-fn runtime() -> RuntimeDescriptor {
-    RuntimeDescriptor {
-        gramine_version: "1.9".into(),
-        prefix: "/opt/kiln/runtime".into(),
-        sgx_libpal: "sgx/libpal.so".into(),
-        sgx_loader: "sgx/loader".into(),
-        direct_libpal: "direct/libpal.so".into(),
-        libsysdb: "libsysdb.so".into(),
-        libsysdb_sha256: "ab".repeat(32),
-        sgx_libpal_sha256: "cd".repeat(32),
-        lib_dir: "lib".into(),
-    }
-}
-
 const PLAIN: &str = r#"{"inputImageName":"reg/app:1","outputImageName":"reg/app-sgx:1",
     "encryptedDirs":["/data"]"#;
 
@@ -87,7 +74,7 @@ const CERTS: &str = r#","certificates":[
 
 fn spec(req: &str, init: Option<[u8; 32]>) -> Result<EnclaveSpec, SpecError> {
     let req = validate(&parse_request(req.as_bytes()).unwrap()).unwrap();
-    build_spec_with_init(&req, &config(), &index(), &runtime(), init)
+    build_spec_with_init(&req, &config(), &index(), &support::runtime(), init)
 }
 
 fn trusted(spec: &EnclaveSpec, path: &str) -> Option<[u8; 32]> {
@@ -215,7 +202,7 @@ fn a_runtime_without_kiln_init_is_refused_only_when_certificates_are_asked() {
 #[test]
 fn without_certificates_nothing_changes() {
     let req = validate(&parse_request(request("").as_bytes()).unwrap()).unwrap();
-    let plain = build_spec(&req, &config(), &index(), &runtime()).unwrap();
+    let plain = build_spec(&req, &config(), &index(), &support::runtime()).unwrap();
     let with_init = spec(&request(""), Some(KILN_INIT_HASH)).unwrap();
     assert_eq!(plain, with_init);
     assert!(plain.init.is_none());

@@ -6,9 +6,10 @@
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+mod support;
+
 use kiln_engine::api::{parse_request, ErrorType};
 use kiln_engine::gramine::manifest::{manifest_table, render_manifest, Variant};
-use kiln_engine::gramine::runtime::RuntimeDescriptor;
 use kiln_engine::gramine::spec::{build_spec, EnclaveSpec, SpecError};
 use kiln_engine::gramine::validate::validate;
 use kiln_engine::image::file_index::{FileEntry, FileIndex, FileKind};
@@ -91,20 +92,6 @@ fn image_config(extra: &str) -> ImageConfiguration {
     serde_json::from_str(&json).unwrap()
 }
 
-fn runtime() -> RuntimeDescriptor {
-    RuntimeDescriptor {
-        gramine_version: "1.9".into(),
-        prefix: "/opt/kiln/runtime".into(),
-        sgx_libpal: "sgx/libpal.so".into(),
-        sgx_loader: "sgx/loader".into(),
-        direct_libpal: "direct/libpal.so".into(),
-        libsysdb: "libsysdb.so".into(),
-        libsysdb_sha256: "ab".repeat(32),
-        sgx_libpal_sha256: "cd".repeat(32),
-        lib_dir: "lib".into(),
-    }
-}
-
 const REQUEST: &str = r#"{"inputImageName":"reg/app:1","outputImageName":"reg/app-sgx:1",
     "isvprodid":7,"isvsvn":3,"memSize":"300M","threads":8,
     "manifestEnv":["LANG=en_US.UTF-8","QUOTE=say \"hi\"\\n"],
@@ -116,7 +103,7 @@ fn spec_for(
     index: &FileIndex,
 ) -> Result<EnclaveSpec, SpecError> {
     let req = validate(&parse_request(request.as_bytes()).unwrap()).unwrap();
-    build_spec(&req, config, index, &runtime())
+    build_spec(&req, config, index, &support::runtime())
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
