@@ -369,29 +369,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut runtime = reg.runtime()?;
-    let mut runtime_credentials = Reference::parse(&runtime)
+    let runtime = reg.runtime()?;
+    let runtime_credentials = Reference::parse(&runtime)
         .ok()
         .and_then(|r| RegistryArgs::docker_credentials(r.domain()));
-    let staged = match request.external_packages.clone() {
-        Some(dir) => {
-            // Validate first: a bad request must not push anything.
-            if let Err(e) = kiln_engine::gramine::validate::validate(&request) {
+    let mut env = PipelineEnv::new(reg.transport()?, runtime);
+    env.runtime_credentials = runtime_credentials;
+    env.registry = reg.registry_config();
+    if let Some(dir) = request.external_packages.clone() {
+        // Validate first: a bad request must not push anything.
+        let valid = match kiln_engine::gramine::validate::validate(&request) {
+            Ok(v) => v,
+            Err(e) => {
                 let e = kiln_engine::pipeline::errors::validation(&e);
                 println!("{}", e.to_json());
                 bail!("{e}");
             }
-            runtime = rt.block_on(stage_runtime(&dir, &runtime, &request, reg))?;
-            // The staged runtime lives in the output repository: its credentials apply.
-            runtime_credentials = None;
-            true
-        }
-        None => false,
-    };
-    let mut env = PipelineEnv::new(reg.transport()?, runtime);
-    env.runtime_credentials = runtime_credentials;
-    env.external_packages_staged = staged;
-    env.registry = reg.registry_config();
+        };
+        // The output endpoint with the credentials the pipeline itself would use.
+        let output = kiln_engine::pipeline::resolve::endpoints(&valid, &env)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .output;
+        env.runtime_image = rt.block_on(stage_runtime(&dir, &env.runtime_image, &output))?;
+        // The staged runtime lives in the output repository: its credentials apply.
+        env.runtime_credentials = None;
+        env.external_packages_staged = true;
+    }
     env.cache = Arc::new(state.layer_cache());
     env.default_signer = signer.map(|s| Arc::new(s) as _);
     if let Some(url) = &a.kms_url {

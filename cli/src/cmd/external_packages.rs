@@ -10,63 +10,37 @@
 //! The browser and the worker have no filesystem: there the engine refuses the field.
 
 use anyhow::Context;
-use kiln_engine::api::{AuthConfig, ConvertRequest};
 use kiln_engine::image::manifest::PlatformSpec;
 use kiln_engine::image::reference::{Digest, Reference};
-use kiln_engine::image::registry::{blob_to_body_stream, Credentials, RegistryClient, UploadMode};
+use kiln_engine::image::registry::{blob_to_body_stream, UploadMode};
 use kiln_engine::image::transport::Body;
+use kiln_engine::pipeline::resolve::Endpoint;
 use kiln_native::OciLayout;
-
-use super::registry_args::RegistryArgs;
 
 /// Chunk size for runtime layer uploads.
 const CHUNK: usize = 8 * 1024 * 1024;
 
-/// The output credentials of a request (`outputAuthConfig`, else `authConfig`).
-fn output_credentials(request: &ConvertRequest) -> Option<Credentials> {
-    let a: &AuthConfig = request
-        .output_auth_config
-        .as_ref()
-        .or(request.auth_config.as_ref())?;
-    Some(Credentials::new(
-        a.username.clone(),
-        a.password.clone().unwrap_or_default(),
-    ))
-}
-
-/// Copies the runtime image from the layout at `dir` into the output repository of
-/// `request` by digest; returns the reference (`REGISTRY/REPO@sha256:...`) to convert with.
-pub async fn stage_runtime(
-    dir: &str,
-    runtime: &str,
-    request: &ConvertRequest,
-    reg: &RegistryArgs,
-) -> anyhow::Result<String> {
+/// Copies the runtime image from the layout at `dir` into the `output` repository by
+/// digest (with the output's credentials); returns the reference
+/// (`REGISTRY/REPO@sha256:...`) to convert with.
+pub async fn stage_runtime(dir: &str, runtime: &str, output: &Endpoint) -> anyhow::Result<String> {
     let layout = OciLayout::open(std::path::Path::new(dir))
         .with_context(|| format!("externalPackages: {dir} is not an OCI image layout"))?;
     let wanted_tag = Reference::parse(runtime)
         .ok()
         .and_then(|r| r.tag().map(str::to_string));
-    let tag = match wanted_tag {
-        Some(t) if layout.find(Some(&t)).is_ok() => Some(t),
-        _ => None,
-    };
+    let tag = wanted_tag
+        .as_deref()
+        .filter(|t| layout.find(Some(t)).is_ok());
     let image = layout
-        .resolve(tag.as_deref(), &PlatformSpec::linux_amd64())
+        .resolve(tag, &PlatformSpec::linux_amd64())
         .with_context(|| {
             format!(
-                "externalPackages: no runtime image in {dir} (looked for tag {:?}, else the only image)",
-                Reference::parse(runtime).ok().and_then(|r| r.tag().map(str::to_string))
+                "externalPackages: no runtime image in {dir} (looked for tag {wanted_tag:?}, else the only image)"
             )
         })?;
-    let output = Reference::parse(&request.output_image_name)
-        .with_context(|| format!("outputImageName {:?}", request.output_image_name))?;
-    let client = RegistryClient::for_reference(
-        reg.transport()?,
-        &output,
-        &reg.registry_config(),
-        output_credentials(request),
-    );
+    let client = &output.client;
+    let output = &output.reference;
     let repo = output.repository();
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
     for l in image.image_manifest.layers() {
@@ -109,24 +83,4 @@ pub async fn stage_runtime(
         .await
         .context("externalPackages: pushing the runtime manifest")?;
     Ok(format!("{}@{}", output.name(), image.manifest.digest()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_credentials_prefer_output_auth() {
-        let mut r: ConvertRequest = serde_json::from_str(
-            r#"{"inputImageName":"a","outputImageName":"b","authConfig":{"username":"u","password":"p"}}"#,
-        )
-        .unwrap();
-        assert_eq!(output_credentials(&r).unwrap().username, "u");
-        r.output_auth_config = Some(AuthConfig {
-            username: "o".into(),
-            password: None,
-        });
-        let c = output_credentials(&r).unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("o", ""));
-    }
 }
