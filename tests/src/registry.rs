@@ -207,6 +207,11 @@ impl TestRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The registry process's id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port.
     pub fn port(&self) -> u16 {
         self.port

@@ -12,15 +12,17 @@
 //!    (once per benchmark, one thread, layers in turn); and, once in local registry A,
 //!    copied by `skopeo copy docker://A oci:DIR` (what a plain pull costs);
 //! 1. copied A → B by `skopeo copy` (baseline),
-//! 2. converted A → C by `kiln convert` (release binary, cold cache: scan + copy),
+//! 2. converted A → C by `kiln convert` (release binary, cold cache: scan + copy; the
+//!    state dir holds the user's signing key, made once per state dir, and nothing else),
 //! 3. converted again A → C (warm cache, every blob present),
 //! 4. converted A → A (same registry: mounts; cold cache),
+//! 5. converted A → D with a new, empty state dir (the very first run: key generated too),
 //!
 //! timing each and reading each kiln run's CPU time and peak RSS (`/usr/bin/time`). The
 //! whole sequence runs KILN_BENCH_RUNS times (default 3, fresh registries B and C and
 //! fresh state dirs each time) and the best of each is printed: the machine is shared.
 //! Env: KILN_BENCH_GIB (default 1.0), KILN_BENCH_KILN (a kiln binary to measure instead
-//! of this tree's release build). The image is generated once under
+//! of this tree's release build), KILN_BENCH_WASM=0 (skip the wasm scan). The image is generated once under
 //! target/kiln-bench-convert/.
 
 #[path = "../../engine/benches/synth_image/mod.rs"]
@@ -96,15 +98,39 @@ fn ensure_layout(gib: f64) -> Result<PathBuf, HarnessError> {
     Ok(layout)
 }
 
-fn timed(cmd: &mut Command) -> Result<(f64, String), HarnessError> {
+/// CPU seconds (user + system) process `pid` has used so far, from `/proc/PID/stat`;
+/// NaN where it cannot be read.
+fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
+    // stime 15; USER_HZ is 100 on Linux.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match f.as_slice() {
+        [u, s] => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// Runs `cmd`: (wall seconds, its stderr, CPU seconds the processes `pids` used meanwhile:
+/// the registries serving it).
+fn timed(cmd: &mut Command, pids: &[u32]) -> Result<(f64, String, f64), HarnessError> {
+    let cpu = |pids: &[u32]| pids.iter().map(|p| process_cpu(*p)).sum::<f64>();
+    let before = cpu(pids);
     let t = Instant::now();
     let o = cmd.output()?;
     let secs = t.elapsed().as_secs_f64();
+    let registries = cpu(pids) - before;
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     if !o.status.success() {
         return Err(format!("{cmd:?}: {err}").into());
     }
-    Ok((secs, err))
+    Ok((secs, err, registries))
 }
 
 /// The layer blobs of the layout's one manifest, in order.
@@ -182,12 +208,14 @@ fn native_scan(blobs: &[PathBuf]) -> Result<f64, HarnessError> {
     Ok(t.elapsed().as_secs_f64())
 }
 
-/// One measured run: wall seconds, CPU seconds (user + sys), peak RSS in MiB.
+/// One measured run: wall seconds, CPU seconds (user + sys), peak RSS in MiB, CPU
+/// seconds of the registries serving it.
 #[derive(Debug, Clone, Copy)]
 struct Run {
     wall: f64,
     cpu: f64,
     rss: f64,
+    registries: f64,
 }
 
 impl Default for Run {
@@ -196,6 +224,7 @@ impl Default for Run {
             wall: f64::INFINITY,
             cpu: f64::NAN,
             rss: f64::NAN,
+            registries: f64::NAN,
         }
     }
 }
@@ -211,8 +240,7 @@ impl Run {
     fn add(&mut self, wall: f64) {
         self.add_run(Run {
             wall,
-            cpu: f64::NAN,
-            rss: f64::NAN,
+            ..Run::default()
         });
     }
 }
@@ -227,6 +255,30 @@ struct Best {
     cold: Run,
     warm: Run,
     same: Run,
+    fresh: Run,
+}
+
+/// The registries a run talks to: A, and `to` unless it is A.
+fn registry_pids(a: &TestRegistry, to: Option<&TestRegistry>) -> Vec<u32> {
+    let mut pids = vec![a.pid()];
+    pids.extend(to.map(|t| t.pid()).filter(|p| *p != a.pid()));
+    pids
+}
+
+/// Copies a directory tree, keeping file modes (a state dir with its 0600 key).
+fn copy_dir(from: &Path, to: &Path) -> Result<(), HarnessError> {
+    std::fs::create_dir_all(to)?;
+    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// `/usr/bin/time -f "%U %S %M"` prints user and system seconds and the peak RSS in KiB
@@ -272,6 +324,7 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
             .args(["copy", "--quiet", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:bench", layout.display()))
             .arg(format!("docker://{}/bench:1", a.host())),
+        &[],
     )?;
     push_fixture_runtime(&a.client(None)?, &RuntimeBinaries::placeholders()).await?;
 
@@ -290,8 +343,9 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/kiln")
         }
     };
-    // (wall s, CPU s, peak RSS MiB) of one `kiln convert` from A.
-    let kiln_run = |out: &str, out_host: &str, state_dir: &Path| -> Result<Run, HarnessError> {
+    // One `kiln convert` from A into `out` on registry `to`.
+    let kiln_run = |out: &str, to: &TestRegistry, state_dir: &Path| -> Result<Run, HarnessError> {
+        let out_host = to.host();
         let mut cmd = Command::new("/usr/bin/time");
         cmd.args(["-f", "%U %S %M"])
             .arg(&kiln)
@@ -307,44 +361,73 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
             .arg(out_host)
             .arg("--state-dir")
             .arg(state_dir);
-        let (wall, err) = timed(&mut cmd)?;
+        let pids = registry_pids(&a, Some(to));
+        let (wall, err, registries) = timed(&mut cmd, &pids)?;
         let (cpu, rss) = time_stats(&err);
-        Ok(Run { wall, cpu, rss })
+        Ok(Run {
+            wall,
+            cpu,
+            rss,
+            registries,
+        })
     };
-    let skopeo = |src: String, dst: String| -> Result<f64, HarnessError> {
-        timed(
-            Command::new("skopeo")
-                .args(["copy", "--quiet", "--src-tls-verify=false"])
-                .arg("--dest-tls-verify=false")
-                .arg(src)
+    // One `skopeo copy` from A to `dst` (on registry `to`, if a registry).
+    let skopeo = |dst: String, to: Option<&TestRegistry>| -> Result<Run, HarnessError> {
+        let pids = registry_pids(&a, to);
+        let (wall, err, registries) = timed(
+            Command::new("/usr/bin/time")
+                .args(["-f", "%U %S %M", "skopeo", "copy", "--quiet"])
+                .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+                .arg(format!("docker://{}/bench:1", a.host()))
                 .arg(dst),
-        )
-        .map(|(s, _)| s)
+            &pids,
+        )?;
+        let (cpu, rss) = time_stats(&err);
+        Ok(Run {
+            wall,
+            cpu,
+            rss,
+            registries,
+        })
+    };
+    // The user's signing key exists before their first conversion of an image (it is
+    // made once per state dir); the cold runs start from a state dir holding only that
+    // key. `fresh` measures the very first run of a new state dir (key generated too).
+    let key_template = tempfile::tempdir()?;
+    kiln_native::state::StateDir::new(key_template.path().to_path_buf())
+        .default_key()
+        .map_err(|e| e.to_string())?;
+    let keyed_state = || -> Result<tempfile::TempDir, HarnessError> {
+        let dir = tempfile::tempdir()?;
+        copy_dir(key_template.path(), dir.path())?;
+        Ok(dir)
     };
     let mut best = Best::default();
     for run in 0..runs {
         best.lower.add(gzip_lower_bound(&blobs)?);
         best.scan.add(native_scan(&blobs)?);
         let oci_dir = tempfile::tempdir()?;
-        best.skopeo_oci.add(skopeo(
-            format!("docker://{}/bench:1", a.host()),
+        best.skopeo_oci.add_run(skopeo(
             format!("oci:{}:bench", oci_dir.path().display()),
+            None,
         )?);
         drop(oci_dir);
         let (b, c) = (TestRegistry::plain()?, TestRegistry::plain()?);
-        best.skopeo.add(skopeo(
-            format!("docker://{}/bench:1", a.host()),
-            format!("docker://{}/bench:1", b.host()),
-        )?);
+        best.skopeo
+            .add_run(skopeo(format!("docker://{}/bench:1", b.host()), Some(&b))?);
         drop(b);
-        let state = tempfile::tempdir()?;
+        let state = keyed_state()?;
         let out = format!("{}/bench-sgx:1", c.host());
-        best.cold.add_run(kiln_run(&out, &c.host(), state.path())?);
-        best.warm.add_run(kiln_run(&out, &c.host(), state.path())?);
-        let state2 = tempfile::tempdir()?;
+        best.cold.add_run(kiln_run(&out, &c, state.path())?);
+        best.warm.add_run(kiln_run(&out, &c, state.path())?);
+        let state2 = keyed_state()?;
         let same = format!("{}/bench-sgx-{run}:1", a.host());
-        best.same
-            .add_run(kiln_run(&same, &a.host(), state2.path())?);
+        best.same.add_run(kiln_run(&same, &a, state2.path())?);
+        drop(c);
+        let d = TestRegistry::plain()?;
+        let fresh = tempfile::tempdir()?;
+        let out = format!("{}/bench-sgx:1", d.host());
+        best.fresh.add_run(kiln_run(&out, &d, fresh.path())?);
     }
     let Best {
         lower,
@@ -354,9 +437,15 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
         cold,
         warm,
         same,
+        fresh,
     } = best;
+    let skopeo_run = skopeo;
     let (lower, scan, skopeo_oci, skopeo) = (lower.wall, scan.wall, skopeo_oci.wall, skopeo.wall);
-    let wasm = wasm_scan(gib);
+    let wasm = if std::env::var("KILN_BENCH_WASM").as_deref() == Ok("0") {
+        Err("KILN_BENCH_WASM=0".to_string())
+    } else {
+        wasm_scan(gib)
+    };
     println!("convert benchmark, {gib} GiB synthetic image, {LAYERS} layers, best of {runs} runs");
     println!("  gzip -dc | sha256sum, layers in parallel (lower bound) {lower:8.2} s");
     println!(
@@ -374,18 +463,25 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
         "  skopeo copy docker://A oci:DIR                          {skopeo_oci:8.2} s  = {:.2}x lower bound",
         skopeo_oci / lower
     );
-    println!("  skopeo copy A->B (baseline)                            {skopeo:8.2} s");
     println!(
-        "  kiln convert A->C (cold cache)                         {:8.2} s  = {:.2}x skopeo  CPU {:.2} s  peak RSS {:.0} MiB",
-        cold.wall, cold.wall / skopeo, cold.cpu, cold.rss
+        "  skopeo copy A->B (baseline)                            {skopeo:8.2} s               CPU {:.2} s  peak RSS {:.0} MiB  registries CPU {:.2} s",
+        skopeo_run.cpu, skopeo_run.rss, skopeo_run.registries
     );
     println!(
-        "  kiln convert A->C again (warm)                         {:8.2} s  = {:.1}% of cold  CPU {:.2} s  peak RSS {:.0} MiB",
-        warm.wall, 100.0 * warm.wall / cold.wall, warm.cpu, warm.rss
+        "  kiln convert A->C (cold cache)                         {:8.2} s  = {:.2}x skopeo  CPU {:.2} s  peak RSS {:.0} MiB  registries CPU {:.2} s",
+        cold.wall, cold.wall / skopeo, cold.cpu, cold.rss, cold.registries
     );
     println!(
-        "  kiln convert A->A (mounts, cold)                       {:8.2} s  = {:.2}x skopeo  CPU {:.2} s  peak RSS {:.0} MiB",
-        same.wall, same.wall / skopeo, same.cpu, same.rss
+        "  kiln convert A->C again (warm)                         {:8.2} s  = {:.1}% of cold  CPU {:.2} s  peak RSS {:.0} MiB  registries CPU {:.2} s",
+        warm.wall, 100.0 * warm.wall / cold.wall, warm.cpu, warm.rss, warm.registries
+    );
+    println!(
+        "  kiln convert A->A (mounts, cold)                       {:8.2} s  = {:.2}x skopeo  CPU {:.2} s  peak RSS {:.0} MiB  registries CPU {:.2} s",
+        same.wall, same.wall / skopeo, same.cpu, same.rss, same.registries
+    );
+    println!(
+        "  kiln convert A->D (cold, new state dir: key generated)  {:8.2} s  = {:.2}x skopeo  CPU {:.2} s  peak RSS {:.0} MiB  registries CPU {:.2} s",
+        fresh.wall, fresh.wall / skopeo, fresh.cpu, fresh.rss, fresh.registries
     );
     println!(
         "  load average at end: {}",

@@ -186,7 +186,7 @@ mod tests {
     fn summary(digest: &str) -> LayerSummary {
         LayerSummary {
             digest: digest.to_string(),
-            diff_id: sha256_digest(b"tar"),
+            diff_id: Some(sha256_digest(b"tar")),
             compressed_size: 3,
             uncompressed_size: 1024,
             entries: Vec::new(),

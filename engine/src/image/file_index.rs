@@ -393,7 +393,7 @@ mod tests {
     fn layer(name: &str, entries: Vec<LayerEntry>) -> LayerSummary {
         LayerSummary {
             digest: name.into(),
-            diff_id: String::new(),
+            diff_id: None,
             compressed_size: 0,
             uncompressed_size: 0,
             entries,

@@ -536,7 +536,7 @@ mod tests {
         assert_ne!(a.digest, c.digest);
 
         let s = scan_blob(&a.digest, LAYER_MEDIA_TYPE, &a.blob).unwrap();
-        assert_eq!(s.diff_id, a.diff_id);
+        assert_eq!(s.diff_id, Some(a.diff_id.clone()));
         let paths: Vec<_> = s.entries.iter().map(|e| e.path.as_str()).collect();
         let mut sorted = paths.clone();
         sorted.sort();

@@ -109,9 +109,12 @@ async fn scan_one(
     }
     let digest = Digest::parse(&job.digest)
         .map_err(|e| ApiError::bad_request(format!("input image: layer digest: {e}")))?;
+    // The blob stream below checks the digest itself (and fails the scan on a mismatch),
+    // so the scanner does not hash the compressed bytes a second time.
     let mut scanner = driver
         .scanner(&job.digest, &job.media_type)
-        .map_err(|e| errors::scan(&e))?;
+        .map_err(|e| errors::scan(&e))?
+        .source_verified();
     // Tee into the output registry unless the blob is there already.
     let mut upload = None;
     if let Some(t) = &tee {

@@ -163,6 +163,12 @@ impl Write for Walk {
 /// thread.
 pub struct LayerScanner {
     verifier: DigestVerifier,
+    /// Whether `feed` hashes the blob (off when the source verifies it already).
+    verify_digest: bool,
+    /// Compressed bytes fed.
+    fed: u64,
+    /// Whether the tar stream is hashed for the summary's `diff_id`.
+    diff_id: bool,
     declared: Compression,
     head: Vec<u8>,
     decoder: Option<Decoder<Walk>>,
@@ -177,7 +183,7 @@ impl std::fmt::Debug for LayerScanner {
         f.debug_struct("LayerScanner")
             .field("layer", &self.verifier.expected())
             .field("compression", &self.declared)
-            .field("fed", &self.verifier.len())
+            .field("fed", &self.fed)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +205,9 @@ impl LayerScanner {
     pub fn with_compression(digest: &str, compression: Compression) -> Result<Self, ScanError> {
         Ok(Self {
             verifier: DigestVerifier::new(digest)?,
+            verify_digest: true,
+            fed: 0,
+            diff_id: false,
             declared: compression,
             head: Vec::with_capacity(SNIFF_LEN),
             decoder: None,
@@ -225,6 +234,24 @@ impl LayerScanner {
         self
     }
 
+    /// For a source that checks the blob's digest itself (the registry client's
+    /// [`crate::image::registry::BlobStream`] fails on a mismatch): the scanner then
+    /// does not hash the compressed bytes a second time. The caller must treat the
+    /// source's digest error as the scan's failure.
+    pub fn source_verified(mut self) -> Self {
+        self.verify_digest = false;
+        self
+    }
+
+    /// Also hashes the whole uncompressed tar, for [`LayerSummary::diff_id`]. Off by
+    /// default: the conversion takes `diff_id`s from the image config (the container
+    /// runtime checks them when it unpacks), and this second SHA-256 pass over every
+    /// uncompressed byte would cost as much as hashing the files themselves.
+    pub fn computing_diff_id(mut self) -> Self {
+        self.diff_id = true;
+        self
+    }
+
     /// The layer digest this scanner checks against.
     pub fn layer_digest(&self) -> &str {
         self.verifier.expected()
@@ -232,7 +259,7 @@ impl LayerScanner {
 
     /// Compressed bytes fed so far (for progress reports).
     pub fn bytes_fed(&self) -> u64 {
-        self.verifier.len()
+        self.fed
     }
 
     /// Feeds the next chunk of the compressed blob, of any size.
@@ -242,7 +269,10 @@ impl LayerScanner {
                 layer: self.layer().to_string(),
             });
         }
-        self.verifier.update(chunk);
+        if self.verify_digest {
+            self.verifier.update(chunk);
+        }
+        self.fed += chunk.len() as u64;
         let result = if self.decoder.is_some() {
             self.decode(chunk)
         } else {
@@ -295,11 +325,14 @@ impl LayerScanner {
             walk_result.map_err(|e| walk_error(&layer, e))
         });
         // A digest mismatch explains any other failure, so it is reported first.
-        let compressed_size = self.verifier.finish()?;
+        if self.verify_digest {
+            self.verifier.finish()?;
+        }
+        let compressed_size = self.fed;
         let listing = listing?;
         Ok(LayerSummary {
             digest: layer,
-            diff_id: format_sha256(&listing.sha256),
+            diff_id: listing.sha256.as_ref().map(format_sha256),
             compressed_size,
             uncompressed_size: listing.size,
             entries: listing.entries,
@@ -332,16 +365,20 @@ impl LayerScanner {
     }
 
     fn new_walk(&self) -> Result<Walk, ScanError> {
+        let mut walker = TarWalker::with_capture(self.capture.clone());
+        if self.diff_id {
+            walker = walker.hashing_stream();
+        }
         #[cfg(not(target_arch = "wasm32"))]
         if self.threaded {
-            return threaded::Pipe::spawn(self.capture.clone())
+            return threaded::Pipe::spawn(walker)
                 .map(Walk::Threaded)
                 .map_err(|_| ScanError::WorkerLost {
                     layer: self.layer().to_string(),
                 });
         }
         Ok(Walk::Inline {
-            walker: Box::new(TarWalker::with_capture(self.capture.clone())),
+            walker: Box::new(walker),
             error: None,
         })
     }
@@ -379,10 +416,10 @@ fn walk_error(layer: &str, e: WalkError) -> ScanError {
     }
 }
 
-/// Scans a whole blob held in memory (fed in 64 KiB chunks): a convenience for tests
-/// and small layers.
+/// Scans a whole blob held in memory (fed in 64 KiB chunks), with its `diff_id`: a
+/// convenience for tests and small layers.
 pub fn scan_blob(digest: &str, media_type: &str, blob: &[u8]) -> Result<LayerSummary, ScanError> {
-    let mut scanner = LayerScanner::new(digest, media_type)?;
+    let mut scanner = LayerScanner::new(digest, media_type)?.computing_diff_id();
     for chunk in blob.chunks(64 * 1024) {
         scanner.feed(chunk)?;
     }
@@ -431,7 +468,7 @@ mod tests {
         );
         for (mt, blob) in [(GZ, &gz), (TAR, &tar), (ZSTD, &zst)] {
             let s = scan_blob(&sha256_digest(blob), mt, blob).unwrap();
-            assert_eq!(s.diff_id, sha256_digest(&tar), "{mt}");
+            assert_eq!(s.diff_id, Some(sha256_digest(&tar)), "{mt}");
             assert_eq!(s.compressed_size, blob.len() as u64);
             assert_eq!(s.uncompressed_size, tar.len() as u64);
             assert_eq!(s.entries.len(), 1);
@@ -446,6 +483,38 @@ mod tests {
         let err = scan_blob(&wrong, GZ, &gz).unwrap_err();
         assert!(matches!(err, ScanError::Digest(_)));
         assert!(err.to_string().contains(&wrong), "{err}");
+    }
+
+    #[test]
+    fn diff_id_only_when_asked_and_digest_left_to_a_verified_source() {
+        let tar = tar_with_passwd();
+        let gz = gzip(&tar);
+        let feed = |s: &mut LayerScanner| s.feed(&gz).unwrap();
+        let mut plain = LayerScanner::new(&sha256_digest(&gz), GZ).unwrap();
+        feed(&mut plain);
+        let plain = plain.finish().unwrap();
+        assert_eq!(plain.diff_id, None);
+        let with = scan_blob(&sha256_digest(&gz), GZ, &gz).unwrap();
+        assert_eq!(with.diff_id, Some(sha256_digest(&tar)));
+        assert_eq!(
+            LayerSummary {
+                diff_id: None,
+                ..with
+            },
+            plain
+        );
+        // A source that verifies the digest itself: the scanner does not check it
+        // again (here a wrong one passes), and still counts the compressed bytes.
+        let wrong = sha256_digest(b"other");
+        let mut trusting = LayerScanner::new(&wrong, GZ).unwrap().source_verified();
+        feed(&mut trusting);
+        assert_eq!(trusting.bytes_fed(), gz.len() as u64);
+        let s = trusting.finish().unwrap();
+        assert_eq!(
+            (s.digest.as_str(), s.compressed_size),
+            (wrong.as_str(), gz.len() as u64)
+        );
+        assert!(scan_blob(&wrong, GZ, &gz).is_err());
     }
 
     #[test]
@@ -493,7 +562,7 @@ mod tests {
 
     #[cfg(not(target_arch = "wasm32"))]
     fn scan_threaded(blob: &[u8], chunk: usize) -> Result<LayerSummary, ScanError> {
-        let mut s = LayerScanner::threaded(&sha256_digest(blob), GZ)?;
+        let mut s = LayerScanner::threaded(&sha256_digest(blob), GZ)?.computing_diff_id();
         for c in blob.chunks(chunk) {
             s.feed(c)?;
         }

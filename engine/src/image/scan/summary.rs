@@ -83,8 +83,10 @@ pub struct LayerEntry {
 pub struct LayerSummary {
     /// Digest of the compressed blob, `sha256:<hex>` (verified while scanning).
     pub digest: String,
-    /// Digest of the uncompressed tar (the OCI `diff_id`), `sha256:<hex>`.
-    pub diff_id: String,
+    /// Digest of the uncompressed tar (the OCI `diff_id`), `sha256:<hex>`, when the scan
+    /// was asked for it ([`super::LayerScanner::computing_diff_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
     /// Size of the compressed blob in bytes.
     pub compressed_size: u64,
     /// Size of the uncompressed tar in bytes.
@@ -123,7 +125,7 @@ mod tests {
     fn summary_round_trips_through_bytes() {
         let summary = LayerSummary {
             digest: "sha256:00".into(),
-            diff_id: "sha256:11".into(),
+            diff_id: Some("sha256:11".into()),
             compressed_size: 1,
             uncompressed_size: 2,
             entries: vec![

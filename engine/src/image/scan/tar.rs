@@ -106,8 +106,9 @@ pub struct TarListing {
     pub entries: Vec<LayerEntry>,
     /// Captured small files (see [`CAPTURED_PATHS`](super::summary::CAPTURED_PATHS)).
     pub captured: BTreeMap<String, Vec<u8>>,
-    /// SHA-256 of the whole tar stream (the `diff_id`).
-    pub sha256: [u8; 32],
+    /// SHA-256 of the whole tar stream (the `diff_id`), when the walker was asked for it
+    /// ([`TarWalker::hashing_stream`]).
+    pub sha256: Option<[u8; 32]>,
     /// Length of the tar stream.
     pub size: u64,
 }
@@ -169,7 +170,7 @@ pub struct TarWalker {
     long_link: Option<Vec<u8>>,
     pax: Pax,
     global: Pax,
-    stream: Sha256Counter,
+    stream: Option<Sha256Counter>,
     entries: Vec<LayerEntry>,
     captured: BTreeMap<String, Vec<u8>>,
     capture: CaptureSet,
@@ -208,11 +209,17 @@ impl TarWalker {
             long_link: None,
             pax: Pax::default(),
             global: Pax::default(),
-            stream: Sha256Counter::new(),
+            stream: None,
             entries: Vec::new(),
             captured: BTreeMap::new(),
             capture,
         }
+    }
+
+    /// Also hashes the whole stream ([`TarListing::sha256`], the `diff_id`).
+    pub fn hashing_stream(mut self) -> Self {
+        self.stream = Some(Sha256Counter::new());
+        self
     }
 
     /// Bytes of tar received so far.
@@ -222,7 +229,9 @@ impl TarWalker {
 
     /// Feeds the next bytes of the tar stream.
     pub fn push(&mut self, mut data: &[u8]) -> Result<(), TarError> {
-        self.stream.update(data);
+        if let Some(stream) = self.stream.as_mut() {
+            stream.update(data);
+        }
         while !data.is_empty() {
             let taken = match &mut self.state {
                 State::Header => {
@@ -293,12 +302,11 @@ impl TarWalker {
                 inside,
             });
         }
-        let (sha256, size) = self.stream.finish();
         Ok(TarListing {
             entries: self.entries,
             captured: self.captured,
-            sha256,
-            size,
+            sha256: self.stream.map(|s| s.finish().0),
+            size: self.offset,
         })
     }
 
@@ -726,7 +734,7 @@ mod tests {
     }
 
     fn walk_in_chunks(tar: &[u8], chunk: usize) -> Result<TarListing, TarError> {
-        let mut w = TarWalker::new();
+        let mut w = TarWalker::new().hashing_stream();
         for c in tar.chunks(chunk) {
             w.push(c)?;
         }
@@ -797,7 +805,16 @@ mod tests {
         assert_eq!(whole.entries[7].kind, EntryKind::Fifo);
         assert_eq!(whole.captured["/etc/passwd"], b"root\n");
         assert_eq!(whole.size, tar.len() as u64);
-        assert_eq!(whole.sha256, <[u8; 32]>::from(sha2::Sha256::digest(&tar)));
+        assert_eq!(
+            whole.sha256,
+            Some(<[u8; 32]>::from(sha2::Sha256::digest(&tar)))
+        );
+        let mut unhashed = TarWalker::new();
+        unhashed.push(&tar).unwrap();
+        let listing = unhashed.finish().unwrap();
+        assert_eq!(listing.sha256, None);
+        assert_eq!(listing.entries, whole.entries);
+        assert_eq!(listing.size, whole.size);
     }
 
     #[test]

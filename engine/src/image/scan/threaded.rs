@@ -7,7 +7,6 @@ use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use super::capture::CaptureSet;
 use super::tar::{TarListing, TarWalker};
 use super::WalkError;
 
@@ -29,14 +28,13 @@ pub(super) struct Pipe {
 }
 
 impl Pipe {
-    /// Starts the walker thread.
-    pub(super) fn spawn(capture: CaptureSet) -> io::Result<Self> {
+    /// Starts the walker thread, walking with `walker`.
+    pub(super) fn spawn(mut walker: TarWalker) -> io::Result<Self> {
         let (tx, rx) = sync_channel::<Vec<u8>>(DEPTH);
         let (free_tx, free) = sync_channel::<Vec<u8>>(DEPTH + 2);
         let worker = std::thread::Builder::new()
             .name("kiln-tar-walk".into())
             .spawn(move || {
-                let mut walker = TarWalker::with_capture(capture);
                 for mut chunk in rx {
                     walker.push(&chunk)?;
                     chunk.clear();
