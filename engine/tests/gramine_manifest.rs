@@ -472,3 +472,44 @@ fn program_through_a_directory_link_and_exclusions() {
     sorted.dedup();
     assert_eq!(paths, sorted);
 }
+
+/// The pipeline reads each rendered manifest's SGX settings from the table it wrote the
+/// text from (`render_with_params`), not by parsing the text back: both must agree.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn settings_from_the_table_equal_settings_parsed_from_the_text() {
+    use kiln_engine::gramine::manifest::render_with_params;
+    use kiln_engine::sgx::manifest_params::SgxManifestParams;
+    let requests = [
+        REQUEST.to_string(),
+        r#"{"inputImageName":"reg/app:1","outputImageName":"reg/app-sgx:1"}"#.to_string(),
+        r#"{"inputImageName":"reg/app:1","outputImageName":"reg/app-sgx:1","debug":true,
+            "memSize":"4G","threads":64,"isvprodid":65535,"isvsvn":1,
+            "manifestOptions":{"sgx.cpu_features.avx":"required","sgx.cpu_features.mpx":"disabled",
+                               "sgx.use_exinfo":true}}"#
+            .to_string(),
+    ];
+    for request in &requests {
+        let spec = spec_for(request, &image_config(""), &small_index()).unwrap();
+        for variant in [Variant::Sgx1, Variant::Edmm] {
+            let r = render_with_params(&spec, variant).unwrap();
+            assert_eq!(
+                r.params,
+                SgxManifestParams::from_manifest(r.text.as_bytes()).unwrap(),
+                "{variant:?} {request}"
+            );
+            assert_eq!(r.text, render_manifest(&spec, variant).unwrap());
+        }
+    }
+    let spec = spec_for(&requests[2], &image_config(""), &small_index()).unwrap();
+    let p = render_with_params(&spec, Variant::Edmm).unwrap().params;
+    assert!(p.debug && p.use_exinfo && p.edmm_enable);
+    assert_eq!(
+        (p.enclave_size, p.max_threads, p.isvprodid),
+        (4 << 30, 64, 65535)
+    );
+    assert_eq!(
+        p.cpu_features.avx,
+        kiln_engine::sgx::manifest_params::CpuFeature::Required
+    );
+}

@@ -39,6 +39,7 @@
 use super::canonical::{insert_path, to_canonical_toml, Table, Value};
 use super::size::format_size;
 use super::spec::EnclaveSpec;
+use crate::sgx::manifest_params::SgxManifestParams;
 
 /// Which enclave a manifest is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,4 +219,74 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
 /// The final manifest bytes for one variant.
 pub fn render_manifest(spec: &EnclaveSpec, variant: Variant) -> Result<String, MergeError> {
     Ok(to_canonical_toml(&manifest_table(spec, variant)?))
+}
+
+/// Keys of the `sgx` table that list files: long, and read by no SGX setting.
+const SGX_FILE_LISTS: [&str; 2] = ["trusted_files", "allowed_files"];
+
+/// A manifest table as a TOML document holding only its `sgx` table, without the file
+/// lists: what [`SgxManifestParams::from_document`] reads, so a rendered manifest's SGX
+/// settings are known without parsing the rendered text back (on an image with tens of
+/// thousands of files that parse costs more than rendering).
+pub fn sgx_settings(root: &Table) -> toml::Table {
+    let mut doc = toml::Table::new();
+    if let Some(sgx) = root.get("sgx") {
+        let sgx = match sgx {
+            Value::Table(t) => toml::Value::Table(
+                t.iter()
+                    .filter(|(k, _)| !SGX_FILE_LISTS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), to_toml(v)))
+                    .collect(),
+            ),
+            other => to_toml(other),
+        };
+        doc.insert("sgx".into(), sgx);
+    }
+    doc
+}
+
+fn to_toml(v: &Value) -> toml::Value {
+    match v {
+        Value::String(s) => toml::Value::String(s.clone()),
+        Value::Integer(i) => toml::Value::Integer(*i),
+        Value::Boolean(b) => toml::Value::Boolean(*b),
+        Value::Array(a) => toml::Value::Array(a.iter().map(to_toml).collect()),
+        Value::Table(t) => {
+            toml::Value::Table(t.iter().map(|(k, v)| (k.clone(), to_toml(v))).collect())
+        }
+    }
+}
+
+/// One variant's final manifest with its SGX settings (for measuring and signing).
+#[derive(Debug, Clone)]
+pub struct RenderedManifest {
+    /// The manifest bytes (canonical TOML).
+    pub text: String,
+    /// Its `sgx.*` settings, with Gramine's defaults.
+    pub params: SgxManifestParams,
+}
+
+/// Renders one variant and reads its SGX settings from the same table the text was
+/// written from.
+pub fn render_with_params(
+    spec: &EnclaveSpec,
+    variant: Variant,
+) -> Result<RenderedManifest, RenderError> {
+    let table = manifest_table(spec, variant)?;
+    let params = SgxManifestParams::from_document(&sgx_settings(&table))?;
+    Ok(RenderedManifest {
+        text: to_canonical_toml(&table),
+        params,
+    })
+}
+
+/// Why a manifest could not be rendered with its SGX settings.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The manifest options do not merge.
+    #[error("{0}")]
+    Merge(#[from] MergeError),
+    /// An `sgx.*` setting is unusable (from `manifestOptions`).
+    #[error("{0}")]
+    Params(#[from] crate::sgx::manifest_params::ManifestParamsError),
 }

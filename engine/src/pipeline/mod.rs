@@ -31,12 +31,12 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::api::{ApiError, ConvertRequest, ConvertResponse, SigningKey};
-use crate::gramine::manifest::{render_manifest, Variant};
+use crate::gramine::manifest::{render_manifest, render_with_params, RenderedManifest, Variant};
 use crate::gramine::spec::{build_spec_with_init, EnclaveSpec};
 use crate::gramine::validate::{validate, ValidRequest};
 use crate::image::digest::sha256_digest;
 use crate::image::file_index::FileIndex;
-use crate::sgx::gramine_layout::measure;
+use crate::sgx::gramine_layout::measure_with;
 use crate::sgx::signer::{gramine_sigstruct_body, sign, Signer};
 use crate::sgx::sigstruct::Sigstruct;
 
@@ -151,11 +151,11 @@ fn launcher_args(req: &ValidRequest, image: &Value) -> (Vec<String>, Vec<String>
 }
 
 fn measure_one(
-    manifest: &str,
+    manifest: &RenderedManifest,
     libpal: &[u8],
     what: &str,
 ) -> Result<crate::sgx::gramine_layout::GramineMeasurement, ApiError> {
-    measure(manifest.as_bytes(), libpal)
+    measure_with(manifest.text.as_bytes(), &manifest.params, libpal)
         .map_err(|e| ApiError::internal(format!("measuring the {what} enclave: {e}")))
 }
 
@@ -300,11 +300,12 @@ pub(crate) async fn run(
         &rt.descriptor,
         rt.kiln_init_sha256,
     )?;
-    let render = |v| render_manifest(&spec, v).map_err(|e| ApiError::bad_request(e.to_string()));
+    let bad = |e: &dyn std::fmt::Display| ApiError::bad_request(e.to_string());
+    let render = |v| render_with_params(&spec, v).map_err(|e| bad(&e));
     let (sgx1, edmm, direct) = (
         render(Variant::Sgx1)?,
         render(Variant::Edmm)?,
-        render(Variant::Direct)?,
+        render_manifest(&spec, Variant::Direct).map_err(|e| bad(&e))?,
     );
     t.done();
 
@@ -382,9 +383,9 @@ pub(crate) async fn run(
     let layer = kiln_layer::build(
         &kiln_layer::KilnFiles {
             launcher_json,
-            sgx1_manifest: sgx1.into_bytes(),
+            sgx1_manifest: sgx1.text.into_bytes(),
             sgx1_sig: sig1.to_bytes().to_vec(),
-            edmm_manifest: edmm.into_bytes(),
+            edmm_manifest: edmm.text.into_bytes(),
             edmm_sig: sig2.to_bytes().to_vec(),
             direct_manifest: direct.into_bytes(),
             conversion_json,

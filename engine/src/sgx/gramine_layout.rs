@@ -121,6 +121,25 @@ pub fn measure(manifest: &[u8], libpal: &[u8]) -> Result<GramineMeasurement, Lay
     })
 }
 
+/// [`measure`] for a manifest whose SGX settings are already known (read from the
+/// table it was rendered from: [`crate::gramine::manifest::render_with_params`]).
+pub fn measure_with(
+    manifest: &[u8],
+    params: &SgxManifestParams,
+    libpal: &[u8],
+) -> Result<GramineMeasurement, LayoutError> {
+    let pal = elf::parse(libpal)?;
+    let m = layout_with(manifest, params, &pal, libpal)?
+        .layout
+        .measure();
+    Ok(GramineMeasurement {
+        mrenclave: m.mrenclave,
+        params: params.clone(),
+        eadd_count: m.eadd_count,
+        eextend_count: m.eextend_count,
+    })
+}
+
 /// Builds the layout of a final `.manifest.sgx` with its libpal.so.
 pub fn layout(manifest: &[u8], libpal: &[u8]) -> Result<GramineLayout, LayoutError> {
     let params = SgxManifestParams::from_manifest(manifest)?;

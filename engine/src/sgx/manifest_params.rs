@@ -241,6 +241,11 @@ impl SgxManifestParams {
         let doc: Table = text
             .parse()
             .map_err(|e: toml::de::Error| ManifestParamsError::Toml(e.message().to_string()))?;
+        Self::from_document(&doc)
+    }
+
+    /// The same from a manifest already parsed (only its `sgx` table is read).
+    pub fn from_document(doc: &Table) -> Result<Self, ManifestParamsError> {
         let empty = Table::new();
         let sgx = match doc.get("sgx") {
             None => &empty,
