@@ -91,8 +91,12 @@ impl StateDir {
         create_private_dir(&dir)?;
         let key = PrivateKeySigner::generate_with_os_rng().map_err(key_err)?;
         let pem = key.to_pkcs8_pem().map_err(key_err)?;
-        write_private(&path, pem.as_bytes())?;
-        Ok(key)
+        if write_private(&path, pem.as_bytes())? {
+            return Ok(key);
+        }
+        // A concurrent first use stored its key first: that one is the default key.
+        let stored = std::fs::read_to_string(&path).map_err(io(&path))?;
+        PrivateKeySigner::from_pem(&stored, None).map_err(key_err)
     }
 
     /// The layer cache.
@@ -116,11 +120,15 @@ fn create_private_dir(dir: &Path) -> Result<(), StateError> {
     std::fs::create_dir_all(dir).map_err(io(dir))
 }
 
-/// Writes a new file readable only by its owner, atomically (temp file, rename); an
-/// existing key (a concurrent first use) is kept.
-fn write_private(path: &Path, data: &[u8]) -> Result<(), StateError> {
+/// Writes a new file readable only by its owner, atomically (temp file, then a hard
+/// link that fails if the file exists); an existing key (a concurrent first use) is
+/// kept. Returns whether `data` is what the file now holds.
+fn write_private(path: &Path, data: &[u8]) -> Result<bool, StateError> {
     use std::io::Write;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process and call, so concurrent writers never share a temp file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     #[cfg(unix)]
@@ -132,16 +140,49 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), StateError> {
     f.write_all(data).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     drop(f);
-    if path.exists() {
-        let _ = std::fs::remove_file(&tmp);
-        return Ok(());
+    // `hard_link` refuses an existing destination, so of two concurrent first uses
+    // exactly one wins (a check-then-rename could let both think they stored theirs).
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(path)(e)),
     }
-    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_writer_keeps_the_first_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("default.pem");
+        assert!(write_private(&p, b"first").unwrap());
+        assert!(!write_private(&p, b"second").unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn concurrent_first_uses_agree_on_one_key() {
+        let d = tempfile::tempdir().unwrap();
+        let s = StateDir::new(d.path().join("kiln"));
+        let keys: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| s.default_key().unwrap().public_key_bytes()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let stored = s.default_key().unwrap().public_key_bytes();
+        assert!(keys.iter().all(|k| *k == stored));
+        let left: Vec<_> = std::fs::read_dir(d.path().join("kiln/keys"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from("default.pem")]);
+    }
 
     #[test]
     fn key_generated_once_with_mode_0600() {
