@@ -155,6 +155,15 @@ fn write_key(out: &mut String, k: &str) {
 /// Writes `s` as a TOML basic string (with quotes).
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
+    // Most strings (paths, hashes) need no escape: copy them whole.
+    if !s
+        .bytes()
+        .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
