@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod default_key;
 pub mod docker_config;
 pub mod http;
 pub mod oci_blobs;
@@ -15,6 +16,7 @@ pub mod oci_layout_writer;
 pub mod scans;
 pub mod state;
 
+pub use default_key::DefaultKeySigner;
 pub use docker_config::{DockerConfig, DockerConfigError};
 pub use http::{HttpOptions, HttpTransport, HttpTransportError};
 pub use oci_layout::{OciLayout, OciLayoutError};

@@ -87,8 +87,7 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(&path)(e)),
         }
-        let dir = self.root.join("keys");
-        create_private_dir(&dir)?;
+        self.ensure_keys_dir()?;
         let key = PrivateKeySigner::generate_with_os_rng().map_err(key_err)?;
         let pem = key.to_pkcs8_pem().map_err(key_err)?;
         if write_private(&path, pem.as_bytes())? {
@@ -97,6 +96,11 @@ impl StateDir {
         // A concurrent first use stored its key first: that one is the default key.
         let stored = std::fs::read_to_string(&path).map_err(io(&path))?;
         PrivateKeySigner::from_pem(&stored, None).map_err(key_err)
+    }
+
+    /// Creates the keys directory (0700) if missing.
+    pub fn ensure_keys_dir(&self) -> Result<(), StateError> {
+        create_private_dir(&self.root.join("keys"))
     }
 
     /// The layer cache.

@@ -27,8 +27,8 @@ use kiln_engine::kms::sdkms::SdkmsFactory;
 use kiln_engine::pipeline::{
     complete, convert, prepare, ExternalSignatures, PipelineEnv, PreparedState,
 };
-use kiln_engine::sgx::signer::{PrivateKeySigner, SignerPublicKey};
-use kiln_native::ThreadedScans;
+use kiln_engine::sgx::signer::{PrivateKeySigner, Signer, SignerPublicKey};
+use kiln_native::{DefaultKeySigner, ThreadedScans};
 
 use super::external_packages::stage_runtime;
 use super::progress::CliProgress;
@@ -351,18 +351,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bail!("signingKey.sdkms needs the Fortanix DSM URL: pass --kms-url URL (or set $KILN_KMS_URL)");
     }
     let two_step = a.prepare.is_some() || prepared.is_some();
-    let signer = match &a.key {
+    // A default key that does not exist yet is generated while the conversion runs.
+    let mut default_key: Option<Arc<DefaultKeySigner>> = None;
+    let signer: Option<Arc<dyn Signer>> = match &a.key {
         _ if uses_sdkms || two_step => None,
         Some(p) => {
             let pem = zeroize::Zeroizing::new(
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             );
-            Some(
+            Some(Arc::new(
                 PrivateKeySigner::from_pem(&pem, None)
                     .with_context(|| format!("{}", p.display()))?,
-            )
+            ))
         }
-        None => Some(state.default_key()?),
+        None => {
+            let key = Arc::new(DefaultKeySigner::open(&state)?);
+            default_key = Some(key.clone());
+            Some(key)
+        }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -396,7 +402,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         env.external_packages_staged = true;
     }
     env.cache = Arc::new(state.layer_cache());
-    env.default_signer = signer.map(|s| Arc::new(s) as _);
+    env.default_signer = signer;
     if let Some(url) = &a.kms_url {
         env.sdkms = Some(Arc::new(
             SdkmsFactory::new(reg.transport()?, url).context("--kms-url")?,
@@ -420,6 +426,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         rt.block_on(convert(request, &env))
     };
+    // A key still being generated (the conversion failed before signing) is stored
+    // before the process exits, never left half-written.
+    if let Some(key) = &default_key {
+        key.settle();
+    }
     match result {
         Ok(out) => {
             println!("{}", serde_json::to_string_pretty(&out.response)?);
