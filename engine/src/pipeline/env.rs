@@ -52,8 +52,15 @@ pub trait SdkmsSignerFactory: MaybeSend {
 /// ([`LayerScanner::threaded`]) and scans spawned on the runtime's worker threads,
 /// several at once; on wasm: one at a time, on the caller's task.
 pub trait ScanDriver: MaybeSend {
-    /// A scanner for one layer blob.
-    fn scanner(&self, digest: &str, media_type: &str) -> Result<LayerScanner, ScanError> {
+    /// A scanner for one layer blob that holds `share` (0–1) of the compressed bytes
+    /// of the layers being scanned (a native driver gives a big share a second thread).
+    fn scanner(
+        &self,
+        digest: &str,
+        media_type: &str,
+        share: f64,
+    ) -> Result<LayerScanner, ScanError> {
+        let _ = share;
         LayerScanner::new(digest, media_type)
     }
 

@@ -82,15 +82,28 @@ async fn send(
 /// Progress is reported every this many bytes.
 const PROGRESS_STEP: u64 = 4 * 1024 * 1024;
 
+/// What every layer scan shares: where summaries are cached, where progress goes, how
+/// scanners are made.
+#[derive(Clone)]
+struct ScanContext {
+    cache: Arc<dyn LayerCacheStore>,
+    progress: Arc<dyn Progress>,
+    driver: Arc<dyn ScanDriver>,
+}
+
 async fn scan_one(
     client: Arc<RegistryClient>,
     repository: String,
     job: LayerJob,
-    cache: Arc<dyn LayerCacheStore>,
-    progress: Arc<dyn Progress>,
-    driver: Arc<dyn ScanDriver>,
+    ctx: ScanContext,
     tee: Option<Tee>,
+    share: f64,
 ) -> Result<ScanDone, ApiError> {
+    let ScanContext {
+        cache,
+        progress,
+        driver,
+    } = ctx;
     progress.event(Event::LayerStarted {
         digest: job.digest.clone(),
         index: job.index,
@@ -112,7 +125,7 @@ async fn scan_one(
     // The blob stream below checks the digest itself (and fails the scan on a mismatch),
     // so the scanner does not hash the compressed bytes a second time.
     let mut scanner = driver
-        .scanner(&job.digest, &job.media_type)
+        .scanner(&job.digest, &job.media_type, share)
         .map_err(|e| errors::scan(&e))?
         .source_verified();
     // Tee into the output registry unless the blob is there already.
@@ -237,18 +250,26 @@ pub async fn scan_layers(
     env: &PipelineEnv,
 ) -> Result<(Vec<LayerSummary>, usize), ApiError> {
     let parallel = env.scans.parallelism().max(1);
+    let total = jobs.iter().map(|j| j.size).sum::<u64>().max(1);
+    // Each scan is spawned when `buffered` first polls it, so at most `parallel` run at
+    // once.
     let futures: Vec<_> = jobs
         .iter()
         .map(|job| {
-            env.scans.spawn(Box::pin(scan_one(
+            let scan = scan_one(
                 client.clone(),
                 repository.to_string(),
                 job.clone(),
-                env.cache.clone(),
-                env.progress.clone(),
-                env.scans.clone(),
+                ScanContext {
+                    cache: env.cache.clone(),
+                    progress: env.progress.clone(),
+                    driver: env.scans.clone(),
+                },
                 tee.clone(),
-            )))
+                job.size as f64 / total as f64,
+            );
+            let driver = env.scans.clone();
+            async move { driver.spawn(Box::pin(scan)).await }
         })
         .collect();
     let results: Vec<Result<ScanDone, ApiError>> = futures_util::stream::iter(futures)
