@@ -13,7 +13,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 fn summary(digest: &str) -> LayerSummary {
     LayerSummary {
         digest: digest.to_string(),
-        diff_id: sha256_digest(b"tar"),
+        diff_id: Some(sha256_digest(b"tar")),
         compressed_size: 3,
         uncompressed_size: 1024,
         entries: Vec::new(),

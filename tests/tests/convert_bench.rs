@@ -258,6 +258,19 @@ struct Best {
     fresh: Run,
 }
 
+/// Runs `cmd` (a command under `/usr/bin/time -f "%U %S %M"`) as one measured run; `pids`
+/// are the registries serving it.
+fn measured(cmd: &mut Command, pids: &[u32]) -> Result<Run, HarnessError> {
+    let (wall, err, registries) = timed(cmd, pids)?;
+    let (cpu, rss) = time_stats(&err);
+    Ok(Run {
+        wall,
+        cpu,
+        rss,
+        registries,
+    })
+}
+
 /// The registries a run talks to: A, and `to` unless it is A.
 fn registry_pids(a: &TestRegistry, to: Option<&TestRegistry>) -> Vec<u32> {
     let mut pids = vec![a.pid()];
@@ -361,34 +374,18 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
             .arg(out_host)
             .arg("--state-dir")
             .arg(state_dir);
-        let pids = registry_pids(&a, Some(to));
-        let (wall, err, registries) = timed(&mut cmd, &pids)?;
-        let (cpu, rss) = time_stats(&err);
-        Ok(Run {
-            wall,
-            cpu,
-            rss,
-            registries,
-        })
+        measured(&mut cmd, &registry_pids(&a, Some(to)))
     };
     // One `skopeo copy` from A to `dst` (on registry `to`, if a registry).
     let skopeo = |dst: String, to: Option<&TestRegistry>| -> Result<Run, HarnessError> {
-        let pids = registry_pids(&a, to);
-        let (wall, err, registries) = timed(
+        measured(
             Command::new("/usr/bin/time")
                 .args(["-f", "%U %S %M", "skopeo", "copy", "--quiet"])
                 .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
                 .arg(format!("docker://{}/bench:1", a.host()))
                 .arg(dst),
-            &pids,
-        )?;
-        let (cpu, rss) = time_stats(&err);
-        Ok(Run {
-            wall,
-            cpu,
-            rss,
-            registries,
-        })
+            &registry_pids(&a, to),
+        )
     };
     // The user's signing key exists before their first conversion of an image (it is
     // made once per state dir); the cold runs start from a state dir holding only that
