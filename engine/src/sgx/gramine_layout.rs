@@ -111,14 +111,8 @@ pub struct GramineMeasurement {
 
 /// Measures a final `.manifest.sgx` with its libpal.so.
 pub fn measure(manifest: &[u8], libpal: &[u8]) -> Result<GramineMeasurement, LayoutError> {
-    let g = layout(manifest, libpal)?;
-    let m = g.layout.measure();
-    Ok(GramineMeasurement {
-        mrenclave: m.mrenclave,
-        params: g.params,
-        eadd_count: m.eadd_count,
-        eextend_count: m.eextend_count,
-    })
+    let params = SgxManifestParams::from_manifest(manifest)?;
+    measure_with(manifest, &params, libpal)
 }
 
 /// [`measure`] for a manifest whose SGX settings are already known (read from the
