@@ -35,8 +35,8 @@ impl DefaultKeySigner {
     /// (0600) on a background thread. A state directory that cannot hold a key fails
     /// here, before any conversion work.
     pub fn open(state: &StateDir) -> Result<Self, StateError> {
-        if state.default_key_path().exists() {
-            return Ok(Self::ready(state.default_key()?));
+        if let Some(key) = state.stored_key()? {
+            return Ok(Self::ready(key));
         }
         state.ensure_keys_dir()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -63,6 +63,11 @@ impl DefaultKeySigner {
             state: tokio::sync::Mutex::new(KeyState::Ready(Box::new(key))),
             thread: Mutex::new(None),
         }
+    }
+
+    /// Whether the key is being generated (the state dir had none; until [`Self::settle`]).
+    pub fn generating(&self) -> bool {
+        self.thread.lock().is_ok_and(|t| t.is_some())
     }
 
     /// Waits until a key being generated is stored, so the process never exits halfway
@@ -130,11 +135,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let state = StateDir::new(d.path().join("kiln"));
         let signer = DefaultKeySigner::open(&state).unwrap();
+        assert!(signer.generating());
         let first = block_on(signer.public_key()).unwrap();
         signer.settle();
         let stored = state.default_key().unwrap().public_key_bytes();
         assert_eq!(first, stored);
         let again = DefaultKeySigner::open(&state).unwrap();
+        assert!(!again.generating());
         assert_eq!(block_on(again.public_key()).unwrap(), stored);
         let payload = [7u8; SIGNED_PAYLOAD_SIZE];
         assert_eq!(

@@ -75,18 +75,28 @@ impl StateDir {
         self.root.join("keys").join("default.pem")
     }
 
+    /// The default signing key if the state dir holds one.
+    pub fn stored_key(&self) -> Result<Option<PrivateKeySigner>, StateError> {
+        let path = self.default_key_path();
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => PrivateKeySigner::from_pem(&pem, None)
+                .map(Some)
+                .map_err(|source| StateError::Key { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
     /// The default signing key: read, or generated and written (0600) on first use.
     pub fn default_key(&self) -> Result<PrivateKeySigner, StateError> {
+        if let Some(key) = self.stored_key()? {
+            return Ok(key);
+        }
         let path = self.default_key_path();
         let key_err = |source| StateError::Key {
             path: path.clone(),
             source,
         };
-        match std::fs::read_to_string(&path) {
-            Ok(pem) => return PrivateKeySigner::from_pem(&pem, None).map_err(key_err),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&path)(e)),
-        }
         self.ensure_keys_dir()?;
         let key = PrivateKeySigner::generate_with_os_rng().map_err(key_err)?;
         let pem = key.to_pkcs8_pem().map_err(key_err)?;
@@ -94,8 +104,12 @@ impl StateDir {
             return Ok(key);
         }
         // A concurrent first use stored its key first: that one is the default key.
-        let stored = std::fs::read_to_string(&path).map_err(io(&path))?;
-        PrivateKeySigner::from_pem(&stored, None).map_err(key_err)
+        self.stored_key()?.ok_or_else(|| {
+            io(&path)(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the key stored by a concurrent first use is gone",
+            ))
+        })
     }
 
     /// Creates the keys directory (0700) if missing.

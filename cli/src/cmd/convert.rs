@@ -365,13 +365,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ))
         }
         None => {
-            if !state.default_key_path().exists() {
+            let key = Arc::new(DefaultKeySigner::open(&state)?);
+            if key.generating() {
                 eprintln!(
                     "kiln: first use of {}: generating the default signing key (RSA-3072) while converting",
                     state.root().display()
                 );
             }
-            let key = Arc::new(DefaultKeySigner::open(&state)?);
             default_key = Some(key.clone());
             Some(key)
         }
