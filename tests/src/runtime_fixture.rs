@@ -89,17 +89,12 @@ fn sha256_hex(d: &[u8]) -> String {
 
 /// The fixture's runtime descriptor.
 pub fn descriptor() -> RuntimeDescriptor {
-    RuntimeDescriptor {
-        gramine_version: "1.9".into(),
-        prefix: PREFIX.into(),
-        sgx_libpal: "sgx/libpal.so".into(),
-        sgx_loader: "sgx/loader".into(),
-        direct_libpal: "direct/libpal.so".into(),
-        libsysdb: "libsysdb.so".into(),
-        libsysdb_sha256: sha256_hex(LIBSYSDB_FIXTURE),
-        sgx_libpal_sha256: sha256_hex(LIBPAL_TEST),
-        lib_dir: "lib".into(),
-    }
+    RuntimeDescriptor::standard(
+        "1.9",
+        PREFIX,
+        sha256_hex(LIBSYSDB_FIXTURE),
+        sha256_hex(LIBPAL_TEST),
+    )
 }
 
 /// Builds the fixture runtime image (OCI, one deterministic gzip layer, labels).

@@ -75,6 +75,28 @@ fn is_relative_normalised(s: &str) -> bool {
 }
 
 impl RuntimeDescriptor {
+    /// The layout kiln's runtime images use under `prefix` (`sgx/libpal.so`,
+    /// `sgx/loader`, `direct/libpal.so`, `libsysdb.so`, bundled libraries in `lib`), with
+    /// the given hex SHA-256 of libsysdb.so and of the SGX libpal.so. Not validated.
+    pub fn standard(
+        gramine_version: &str,
+        prefix: &str,
+        libsysdb_sha256: String,
+        sgx_libpal_sha256: String,
+    ) -> Self {
+        RuntimeDescriptor {
+            gramine_version: gramine_version.into(),
+            prefix: prefix.into(),
+            sgx_libpal: "sgx/libpal.so".into(),
+            sgx_loader: "sgx/loader".into(),
+            direct_libpal: "direct/libpal.so".into(),
+            libsysdb: "libsysdb.so".into(),
+            libsysdb_sha256,
+            sgx_libpal_sha256,
+            lib_dir: default_lib_dir(),
+        }
+    }
+
     /// Parses and validates the JSON form.
     pub fn from_json(bytes: &[u8]) -> Result<Self, RuntimeError> {
         let d: Self =
@@ -134,17 +156,12 @@ mod tests {
     use super::*;
 
     fn sample() -> RuntimeDescriptor {
-        RuntimeDescriptor {
-            gramine_version: "1.9".into(),
-            prefix: DEFAULT_RUNTIME_PREFIX.into(),
-            sgx_libpal: "sgx/libpal.so".into(),
-            sgx_loader: "sgx/loader".into(),
-            direct_libpal: "direct/libpal.so".into(),
-            libsysdb: "libsysdb.so".into(),
-            libsysdb_sha256: "ab".repeat(32),
-            sgx_libpal_sha256: "cd".repeat(32),
-            lib_dir: "lib".into(),
-        }
+        RuntimeDescriptor::standard(
+            "1.9",
+            DEFAULT_RUNTIME_PREFIX,
+            "ab".repeat(32),
+            "cd".repeat(32),
+        )
     }
 
     #[test]

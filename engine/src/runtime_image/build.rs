@@ -83,17 +83,12 @@ pub fn descriptor_for(
     files: &RuntimeFiles,
     prefix: &str,
 ) -> Result<RuntimeDescriptor, RuntimeError> {
-    let d = RuntimeDescriptor {
-        gramine_version: files.gramine_version.clone(),
-        prefix: prefix.to_string(),
-        sgx_libpal: "sgx/libpal.so".into(),
-        sgx_loader: "sgx/loader".into(),
-        direct_libpal: "direct/libpal.so".into(),
-        libsysdb: "libsysdb.so".into(),
-        libsysdb_sha256: hex_sha256(&files.libsysdb),
-        sgx_libpal_sha256: hex_sha256(&files.sgx_libpal),
-        lib_dir: "lib".into(),
-    };
+    let d = RuntimeDescriptor::standard(
+        &files.gramine_version,
+        prefix,
+        hex_sha256(&files.libsysdb),
+        hex_sha256(&files.sgx_libpal),
+    );
     d.validate()?;
     Ok(d)
 }
