@@ -4,7 +4,7 @@
 
 use kiln_engine::api::ApiError;
 use kiln_engine::image::scan::{LayerScanner, ScanError};
-use kiln_engine::pipeline::env::{BoxFuture, ScanDone, ScanDriver};
+use kiln_engine::pipeline::env::{Background, BoxFuture, ScanDone, ScanDriver};
 
 /// Parallel scans on the current tokio runtime (multi-threaded runtime recommended).
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +64,26 @@ impl ScanDriver for ThreadedScans {
                 .map_err(|e| ApiError::internal(format!("layer scan task: {e}")))?
         })
     }
+
+    fn run_in_background(&self, task: BoxFuture<Result<(), ApiError>>) -> Background {
+        let task = AbortOnDrop(tokio::spawn(task));
+        Ok(Box::pin(async move {
+            let mut task = task;
+            (&mut task.0)
+                .await
+                .map_err(|e| ApiError::internal(format!("background upload task: {e}")))?
+        }))
+    }
+}
+
+/// A spawned task that is stopped when nobody waits for it any more (a conversion
+/// that failed before pushing does not leave its uploads running).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
@@ -84,5 +104,44 @@ mod tests {
         };
         assert!(four.walk_threaded(1.0 / 3.0));
         assert!(!four.walk_threaded(0.1));
+    }
+
+    fn started(b: Background) -> BoxFuture<Result<(), ApiError>> {
+        let Ok(running) = b else {
+            panic!("native scans run tasks in the background")
+        };
+        running
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_background_task_runs_unpolled_and_stops_when_dropped() {
+        let scans = ThreadedScans::default();
+        // Runs without anyone polling the returned future.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let handle = started(scans.run_in_background(Box::pin(async move {
+            let _ = tx.send(());
+            Ok(())
+        })));
+        assert!(rx.await.is_ok());
+        assert!(handle.await.is_ok());
+        // Its error comes back through the future.
+        let failing = started(
+            scans.run_in_background(Box::pin(async { Err(ApiError::internal("upload failed")) })),
+        );
+        let e = failing.await.expect_err("the task's error");
+        assert!(e.reason.contains("upload failed"), "{e}");
+        // Dropped unfinished: stopped, it never gets to its end.
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = started(scans.run_in_background(Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let _ = tx.send(());
+            Ok(())
+        })));
+        drop(handle);
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert!(matches!(
+            rx.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+        ));
     }
 }

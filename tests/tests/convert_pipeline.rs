@@ -233,13 +233,64 @@ async fn same_registry_mounts() -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// With the native scan driver, a teed layer's upload outlives its scan (it runs on a
+/// task of its own while manifests are built and signed): the pushed image still has
+/// every layer in the output registry before its manifest and tag, and reads back as
+/// converted; the same request with scans on the caller's task gives the same digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threaded_scans_upload_in_the_background() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    let s = setup().await?;
+    let mut env = env(&s)?;
+    env.scans = Arc::new(kiln_native::ThreadedScans::default());
+    env.cache = Arc::new(MemoryCacheStore::new());
+    let input = format!("{}/app:1", s.input.host());
+    let output = format!("{}/app-sgx:1", s.output.host());
+    let first = convert(request(&input, &output), &env).await?;
+    let hows = blob_events(&s.progress);
+    assert_eq!(
+        hows.iter().filter(|h| **h == BlobPush::Copied).count(),
+        3,
+        "{hows:?}"
+    );
+    let out = s.output.client(None)?;
+    let manifest: serde_json::Value = serde_json::from_slice(&first.manifest)?;
+    for layer in manifest["layers"].as_array().ok_or("no layers")? {
+        let digest = kiln_engine::image::reference::Digest::parse(
+            layer["digest"].as_str().ok_or("no digest")?,
+        )?;
+        assert!(
+            out.blob_exists("app-sgx", &digest).await?.is_some(),
+            "{digest} missing"
+        );
+    }
+    read_back_matches(&out, &output, &first.response).await?;
+
+    // Scans on the caller's task (uploads joined with them), cold again: same image.
+    let sequential = {
+        let mut e = env;
+        e.scans = Arc::new(kiln_engine::pipeline::env::SequentialScans);
+        e.cache = Arc::new(MemoryCacheStore::new());
+        e
+    };
+    let second = convert(request(&input, &output), &sequential).await?;
+    assert_eq!(second.response.digest, first.response.digest);
+    Ok(())
+}
+
 /// A layer blob changed behind the input registry's back (same length, other bytes):
 /// the conversion fails naming the layer, whether the layer is teed to another registry
-/// or mounted, and nothing is tagged.
+/// (its upload joined with the scan, or running in the background) or mounted, and
+/// nothing is tagged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_layer_fails_the_conversion() -> Result<(), HarnessError> {
     require_tool!("docker-registry");
     let s = setup().await?;
+    let threaded = {
+        let mut e = env(&s)?;
+        e.scans = Arc::new(kiln_native::ThreadedScans::default());
+        e
+    };
     let env = env(&s)?;
     let layer = &app_image("one")?.layers[0];
     let stored = s
@@ -253,9 +304,9 @@ async fn a_tampered_layer_fails_the_conversion() -> Result<(), HarnessError> {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&stored, &bytes)?;
-    for registry in [&s.output, &s.input] {
+    for (registry, env) in [(&s.output, &env), (&s.output, &threaded), (&s.input, &env)] {
         let output = format!("{}/app-sgx:1", registry.host());
-        let e = convert(request(&format!("{}/app:1", s.input.host()), &output), &env)
+        let e = convert(request(&format!("{}/app:1", s.input.host()), &output), env)
             .await
             .err()
             .ok_or("converted an image with a tampered layer")?;

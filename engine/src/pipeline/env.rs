@@ -77,15 +77,44 @@ pub trait ScanDriver: MaybeSend {
     ) -> BoxFuture<Result<ScanDone, ApiError>> {
         scan
     }
+
+    /// Starts `task` so that it makes progress without being polled (natively
+    /// `tokio::spawn`) and returns a future of its result, which stops the task when
+    /// dropped unfinished; or hands `task` back (`Err`) when the host cannot (the
+    /// default, and wasm: one thread), and the caller then polls it beside its own work.
+    ///
+    /// The pipeline uses it for a teed layer's upload, so that the scan's result is
+    /// ready as soon as its bytes are read, while the registry is still storing the
+    /// blob: manifests, measurement and signing run meanwhile, and the manifest is
+    /// pushed only after every upload ended well.
+    fn run_in_background(&self, task: BoxFuture<Result<(), ApiError>>) -> Background {
+        Err(task)
+    }
 }
 
+/// What [`ScanDriver::run_in_background`] returns: `Ok` a future of the started task's
+/// result, or `Err` the task itself, not started.
+pub type Background = Result<BoxFuture<Result<(), ApiError>>, BoxFuture<Result<(), ApiError>>>;
+
 /// The result of one layer scan, as handed back through [`ScanDriver::spawn`].
-#[derive(Debug, Clone)]
 pub struct ScanDone {
     /// The layer's summary.
     pub summary: crate::image::scan::LayerSummary,
     /// True when it came from the cache (no blob was fetched).
     pub cached: bool,
+    /// The layer's upload to the output registry, when it was teed from the scan and
+    /// is still running in the background ([`ScanDriver::run_in_background`]).
+    pub upload: Option<BoxFuture<Result<(), ApiError>>>,
+}
+
+impl std::fmt::Debug for ScanDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanDone")
+            .field("summary", &self.summary)
+            .field("cached", &self.cached)
+            .field("upload", &self.upload.as_ref().map(|_| "running"))
+            .finish()
+    }
 }
 
 /// One layer at a time, no threads (wasm, tests).

@@ -244,9 +244,9 @@ pub(crate) async fn run(
         Ok(rt)
     };
     let same_registry = ends.input.client.base_url() == ends.output.client.base_url();
-    let ((summaries, hits), rt) = if same_registry {
+    let (scanned, rt) = if same_registry {
         // Mounts are cheap: copy (mount) while scanning.
-        let ((s, h), (), rt) = futures_util::future::try_join3(
+        let (scanned, (), rt) = futures_util::future::try_join3(
             scan::scan_layers(
                 &ends.input.client,
                 ends.input.repository(),
@@ -258,16 +258,18 @@ pub(crate) async fn run(
             read_rt,
         )
         .await?;
-        ((s, h), rt)
+        (scanned, rt)
     } else {
-        // Across registries each fetched layer is uploaded as it is scanned; layers
-        // served from the cache are copied afterwards.
+        // Across registries each fetched layer is uploaded as it is scanned (natively the
+        // upload may still be storing the blob when the next steps start; it is awaited
+        // before the manifest is pushed); layers served from the cache are copied
+        // afterwards.
         let tee = scan::Tee {
             client: ends.output.client.clone(),
             repository: ends.output.repository().to_string(),
             mode: env.upload_mode,
         };
-        let (sh, rt) = futures_util::future::try_join(
+        let (scanned, rt) = futures_util::future::try_join(
             scan::scan_layers(
                 &ends.input.client,
                 ends.input.repository(),
@@ -278,9 +280,29 @@ pub(crate) async fn run(
             read_rt,
         )
         .await?;
-        push::reuse_blobs(&ends.input, errors::Side::Input, &ends.output, &reused, env).await?;
-        (sh, rt)
+        // Only layers served from the cache still need copying: the others were teed.
+        let from_cache: Vec<push::Reused> = reused
+            .into_iter()
+            .zip(&scanned.cached)
+            .filter(|(_, cached)| **cached)
+            .map(|(r, _)| r)
+            .collect();
+        push::reuse_blobs(
+            &ends.input,
+            errors::Side::Input,
+            &ends.output,
+            &from_cache,
+            env,
+        )
+        .await?;
+        (scanned, rt)
     };
+    let hits = scanned.hits();
+    let scan::ScannedLayers {
+        summaries,
+        mut uploads,
+        ..
+    } = scanned;
     let index = FileIndex::from_layers(summaries.iter())
         .map_err(|e| ApiError::bad_request(format!("input image layers: {e}")))?;
     t.done();
@@ -334,6 +356,8 @@ pub(crate) async fn run(
             signed?
         }
         _ => {
+            // What `prepare` returns must not depend on uploads still running.
+            std::mem::take(&mut uploads).finish().await?;
             let facts = two_step::Facts {
                 request: &request,
                 input_digest: input.manifest.digest().to_string(),
@@ -441,25 +465,30 @@ pub(crate) async fn run(
     t.done();
 
     let t = Timer::start(env, Step::Push);
-    push::reuse_blobs(
-        &ends.runtime,
-        errors::Side::Runtime,
-        &ends.output,
-        &[push::Reused {
-            digest: rt.layer_digest.clone(),
-            size: rt.layer_size,
-        }],
-        env,
-    )
-    .await?;
-    push::upload_blob(&ends.output, &layer.digest, Bytes::from(layer.blob), env).await?;
-    push::upload_blob(
-        &ends.output,
-        &config_digest,
-        Bytes::from(config_bytes.clone()),
-        env,
-    )
-    .await?;
+    // The input layers' uploads finish while the runtime layer, the kiln layer and the
+    // config go up; the manifest only after all of them.
+    let own_blobs = async {
+        push::reuse_blobs(
+            &ends.runtime,
+            errors::Side::Runtime,
+            &ends.output,
+            &[push::Reused {
+                digest: rt.layer_digest.clone(),
+                size: rt.layer_size,
+            }],
+            env,
+        )
+        .await?;
+        push::upload_blob(&ends.output, &layer.digest, Bytes::from(layer.blob), env).await?;
+        push::upload_blob(
+            &ends.output,
+            &config_digest,
+            Bytes::from(config_bytes.clone()),
+            env,
+        )
+        .await
+    };
+    futures_util::future::try_join(uploads.finish(), own_blobs).await?;
     let digest = push::push_manifest(&ends.output, manifest.clone()).await?;
     t.done();
 

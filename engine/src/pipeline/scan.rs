@@ -10,13 +10,13 @@ use futures_util::StreamExt;
 use crate::api::ApiError;
 use crate::image::cache::LayerCacheStore;
 use crate::image::reference::Digest;
-use crate::image::registry::{RegistryClient, UploadMode};
+use crate::image::registry::{RegistryClient, RegistryError, UploadMode};
 use crate::image::transport::{Body, TransportError, TransportErrorKind};
 
 use super::progress::BlobPush;
 use crate::image::scan::LayerSummary;
 
-use super::env::{PipelineEnv, ScanDone, ScanDriver};
+use super::env::{BoxFuture, PipelineEnv, ScanDone, ScanDriver};
 use super::errors::{self, Side};
 use super::progress::{Event, Progress};
 
@@ -118,6 +118,7 @@ async fn scan_one(
         return Ok(ScanDone {
             summary,
             cached: true,
+            upload: None,
         });
     }
     let digest = Digest::parse(&job.digest)
@@ -154,7 +155,7 @@ async fn scan_one(
         Some((tx, t, session, rx)) => {
             let d = digest.clone();
             let size = job.size;
-            let fut = async move {
+            let fut: BoxFuture<Result<(), ApiError>> = Box::pin(async move {
                 let body = Body::Stream {
                     stream: Box::pin(rx),
                     length: Some(size),
@@ -163,13 +164,23 @@ async fn scan_one(
                     .upload_session(session, &d, body, t.mode)
                     .await
                     .map_err(|e| errors::registry(Side::Output, &e))
-            };
+            });
             (Some(tx), Some(fut))
         }
         None => (None, None),
     };
+    // Natively the upload runs on a task of its own, so the scan ends when its bytes
+    // are read, not when the registry has stored (and synced) the blob; on wasm it is
+    // polled beside the scan below.
+    let (background, joined) = match upload_fut.map(|up| driver.run_in_background(up)) {
+        Some(Ok(handle)) => (Some(handle), None),
+        Some(Err(up)) => (None, Some(up)),
+        None => (None, None),
+    };
+    // Feeds the scanner (and the upload); true when the upload stopped taking bytes.
     let feed = async {
         let mut reported = 0u64;
+        let mut upload_stopped = false;
         while let Some(chunk) = blob.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -191,6 +202,7 @@ async fn scan_one(
                 if send(tx, Ok(chunk.clone())).await.is_err() {
                     // The upload ended early; its own error is reported below.
                     sender = None;
+                    upload_stopped = true;
                 }
             }
             scanner.feed(&chunk).map_err(|e| errors::scan(&e))?;
@@ -205,21 +217,54 @@ async fn scan_one(
         }
         // End of body for the upload.
         drop(sender.take());
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>(upload_stopped)
     };
-    match upload_fut {
-        Some(up) => {
+    let copied = {
+        let (progress, digest, size) = (progress.clone(), job.digest.clone(), job.size);
+        move || {
+            progress.event(Event::Blob {
+                digest,
+                size,
+                how: BlobPush::Copied,
+            })
+        }
+    };
+    let upload = match (background, joined) {
+        (_, Some(up)) => {
             let (fed, uploaded) = futures_util::future::join(feed, up).await;
             fed?;
             uploaded?;
-            progress.event(Event::Blob {
-                digest: job.digest.clone(),
-                size: job.size,
-                how: BlobPush::Copied,
-            });
+            copied();
+            None
         }
-        None => feed.await?,
-    }
+        (Some(handle), None) => {
+            if feed.await? {
+                // The upload failed before the blob was sent: report its error now.
+                handle.await?;
+                return Err(errors::registry(
+                    Side::Output,
+                    &RegistryError::InvalidResponse {
+                        registry: tee
+                            .as_ref()
+                            .map(|t| t.client.host().to_string())
+                            .unwrap_or_default(),
+                        operation: format!("upload of {}", job.digest),
+                        detail: "the upload ended before the blob was sent".to_string(),
+                    },
+                ));
+            }
+            let pending: BoxFuture<Result<(), ApiError>> = Box::pin(async move {
+                handle.await?;
+                copied();
+                Ok(())
+            });
+            Some(pending)
+        }
+        (None, None) => {
+            feed.await?;
+            None
+        }
+    };
     let fed = scanner.bytes_fed();
     let summary = scanner.finish().map_err(|e| errors::scan(&e))?;
     progress.event(Event::LayerBytes {
@@ -236,19 +281,68 @@ async fn scan_one(
     Ok(ScanDone {
         summary,
         cached: false,
+        upload,
     })
 }
 
+/// The input layers, scanned: summaries in layer order, how many came from the cache,
+/// and the uploads still running.
+#[derive(Debug, Default)]
+pub struct ScannedLayers {
+    /// One summary per layer, base first.
+    pub summaries: Vec<LayerSummary>,
+    /// Per layer: whether its summary came from the cache (then its blob was neither
+    /// fetched nor teed).
+    pub cached: Vec<bool>,
+    /// Teed uploads still storing their blobs.
+    pub uploads: PendingUploads,
+}
+
+impl ScannedLayers {
+    /// How many summaries came from the cache.
+    pub fn hits(&self) -> usize {
+        self.cached.iter().filter(|c| **c).count()
+    }
+}
+
+/// Teed layer uploads that outlived their scans ([`ScanDriver::run_in_background`]).
+/// Dropping them unfinished stops them; the manifest is pushed only after
+/// [`PendingUploads::finish`].
+#[derive(Default)]
+pub struct PendingUploads(Vec<BoxFuture<Result<(), ApiError>>>);
+
+impl std::fmt::Debug for PendingUploads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PendingUploads({})", self.0.len())
+    }
+}
+
+impl PendingUploads {
+    /// How many uploads are pending.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Waits for every upload; the first failure is the result.
+    pub async fn finish(self) -> Result<(), ApiError> {
+        futures_util::future::try_join_all(self.0).await.map(|_| ())
+    }
+}
+
 /// Scans every layer (in parallel as the driver allows), teeing fetched layers into
-/// `tee` when given,, returning the summaries in
-/// layer order and how many came from the cache.
+/// `tee` when given.
 pub async fn scan_layers(
     client: &Arc<RegistryClient>,
     repository: &str,
     jobs: &[LayerJob],
     tee: Option<Tee>,
     env: &PipelineEnv,
-) -> Result<(Vec<LayerSummary>, usize), ApiError> {
+) -> Result<ScannedLayers, ApiError> {
     let parallel = env.scans.parallelism().max(1);
     let total = jobs.iter().map(|j| j.size).sum::<u64>().max(1);
     // Each scan is spawned when `buffered` first polls it, so at most `parallel` run at
@@ -276,14 +370,12 @@ pub async fn scan_layers(
         .buffered(parallel)
         .collect()
         .await;
-    let mut out = Vec::with_capacity(results.len());
-    let mut hits = 0;
+    let mut out = ScannedLayers::default();
     for r in results {
         let done = r?;
-        if done.cached {
-            hits += 1;
-        }
-        out.push(done.summary);
+        out.cached.push(done.cached);
+        out.summaries.push(done.summary);
+        out.uploads.0.extend(done.upload);
     }
-    Ok((out, hits))
+    Ok(out)
 }
