@@ -2,10 +2,11 @@
 //! worker (wasm) and the CLI (native) all call with their own [`PipelineEnv`].
 //!
 //! validate → resolve input (index → linux/amd64) → scan each layer once (cache
-//! first; input layers copied to the output meanwhile) and read the runtime image →
-//! file index → enclave spec → manifests (SGX1, EDMM, direct) → measure both → sign
-//! both → kiln layer → config + manifest → push (runtime layer reused, kiln layer and
-//! config uploaded, manifest by digest, tag LAST) → response.
+//! first; input layers copied to the output meanwhile) and read the runtime image (its
+//! layer reused in the output meanwhile) → file index → enclave spec → manifests (SGX1,
+//! EDMM, direct) → measure both → sign both → kiln layer → config + manifest → push
+//! (kiln layer and config uploaded while teed input-layer uploads finish, manifest by
+//! digest, tag LAST) → response.
 //!
 //! Modules: [`env`] (what the host provides), [`progress`], [`errors`] (API error
 //! mapping), [`resolve`], [`scan`], [`runtime`] (runtime image reader), [`kiln_layer`],
@@ -237,10 +238,23 @@ pub(crate) async fn run(
             size: j.size,
         })
         .collect();
+    // The runtime image is read, and its layer made present in the output (mounted or
+    // copied), while the input layers are scanned.
     let read_rt = async {
         let t = Timer::start(env, Step::ReadRuntime);
         let rt = runtime::read_runtime(&ends.runtime, env).await?;
         t.done();
+        push::reuse_blobs(
+            &ends.runtime,
+            errors::Side::Runtime,
+            &ends.output,
+            &[push::Reused {
+                digest: rt.layer_digest.clone(),
+                size: rt.layer_size,
+            }],
+            env,
+        )
+        .await?;
         Ok(rt)
     };
     let same_registry = ends.input.client.base_url() == ends.output.client.base_url();
@@ -465,20 +479,9 @@ pub(crate) async fn run(
     t.done();
 
     let t = Timer::start(env, Step::Push);
-    // The input layers' uploads finish while the runtime layer, the kiln layer and the
-    // config go up; the manifest only after all of them.
+    // The input layers' uploads finish while the kiln layer and the config go up; the
+    // manifest only after all of them.
     let own_blobs = async {
-        push::reuse_blobs(
-            &ends.runtime,
-            errors::Side::Runtime,
-            &ends.output,
-            &[push::Reused {
-                digest: rt.layer_digest.clone(),
-                size: rt.layer_size,
-            }],
-            env,
-        )
-        .await?;
         push::upload_blob(&ends.output, &layer.digest, Bytes::from(layer.blob), env).await?;
         push::upload_blob(
             &ends.output,

@@ -318,16 +318,6 @@ impl std::fmt::Debug for PendingUploads {
 }
 
 impl PendingUploads {
-    /// How many uploads are pending.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True when none is.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Waits for every upload; the first failure is the result.
     pub async fn finish(self) -> Result<(), ApiError> {
         futures_util::future::try_join_all(self.0).await.map(|_| ())
