@@ -256,6 +256,18 @@ struct Best {
     warm: Run,
     same: Run,
     fresh: Run,
+    /// Per run: the cold conversion's wall time over the skopeo copy's of that run.
+    paired: Vec<f64>,
+}
+
+/// The median of `v` (NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// Runs `cmd` (a command under `/usr/bin/time -f "%U %S %M"`) as one measured run; `pids`
@@ -410,12 +422,17 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
         )?);
         drop(oci_dir);
         let (b, c) = (TestRegistry::plain()?, TestRegistry::plain()?);
-        best.skopeo
-            .add_run(skopeo(format!("docker://{}/bench:1", b.host()), Some(&b))?);
+        let baseline = skopeo(format!("docker://{}/bench:1", b.host()), Some(&b))?;
+        let baseline_wall = baseline.wall;
+        best.skopeo.add_run(baseline);
         drop(b);
         let state = keyed_state()?;
         let out = format!("{}/bench-sgx:1", c.host());
-        best.cold.add_run(kiln_run(&out, &c, state.path())?);
+        let cold = kiln_run(&out, &c, state.path())?;
+        // Each cold conversion against the skopeo copy just before it: a machine whose
+        // speed drifts during the benchmark moves both sides of the ratio.
+        best.paired.push(cold.wall / baseline_wall);
+        best.cold.add_run(cold);
         best.warm.add_run(kiln_run(&out, &c, state.path())?);
         let state2 = keyed_state()?;
         let same = format!("{}/bench-sgx-{run}:1", a.host());
@@ -435,6 +452,7 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
         warm,
         same,
         fresh,
+        paired,
     } = best;
     let skopeo_run = skopeo;
     let (lower, scan, skopeo_oci, skopeo) = (lower.wall, scan.wall, skopeo_oci.wall, skopeo.wall);
@@ -467,6 +485,15 @@ async fn convert_vs_skopeo_copy() -> Result<(), HarnessError> {
     println!(
         "  kiln convert A->C (cold cache)                         {:8.2} s  = {:.2}x skopeo  CPU {:.2} s  peak RSS {:.0} MiB  registries CPU {:.2} s",
         cold.wall, cold.wall / skopeo, cold.cpu, cold.rss, cold.registries
+    );
+    println!(
+        "  the same, run by run (each over that run's skopeo copy)  {}  median {:.2}x",
+        paired
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        median(paired.clone())
     );
     println!(
         "  kiln convert A->C again (warm)                         {:8.2} s  = {:.1}% of cold  CPU {:.2} s  peak RSS {:.0} MiB  registries CPU {:.2} s",
