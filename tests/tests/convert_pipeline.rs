@@ -278,6 +278,110 @@ async fn threaded_scans_upload_in_the_background() -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// An image whose second layer is an uncompressed tar with a 64 MiB file (a plain tar
+/// keeps the debug-build test fast: nothing to gzip or gunzip).
+fn big_plain_image() -> Result<TestImage, HarnessError> {
+    let big = vec![FileSpec::new(
+        "opt/big",
+        kiln_tests::images::noise(64 << 20, 5),
+    )];
+    let mut image = app_image("big")?;
+    image.layers[1] = kiln_tests::images::Blob::new(
+        "application/vnd.oci.image.layer.v1.tar",
+        kiln_tests::images::tar_of(&big)?,
+    );
+    let mut cfg: serde_json::Value = serde_json::from_slice(&image.config.data)?;
+    cfg["rootfs"]["diff_ids"][1] = serde_json::json!(image.layers[1].digest.to_string());
+    image.config = kiln_tests::images::Blob::new(
+        "application/vnd.oci.image.config.v1+json",
+        serde_json::to_vec(&cfg)?,
+    );
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": image.config.descriptor(),
+        "layers": image.layers.iter().map(kiln_tests::images::Blob::descriptor).collect::<Vec<_>>(),
+    });
+    image.manifest = kiln_engine::image::manifest::RawManifest::with_kind(
+        serde_json::to_vec(&manifest)?,
+        kiln_engine::image::manifest::ManifestKind::OciManifest,
+    );
+    Ok(image)
+}
+
+/// The output registry dies while a layer is being teed into it: with either scan
+/// driver (upload joined with the scan, or in the background) the conversion fails
+/// naming the output registry, and stops reading the layer instead of scanning the
+/// rest of it for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_registry_dying_mid_upload_fails_the_conversion() -> Result<(), HarnessError> {
+    require_tool!("docker-registry");
+    let s = setup().await?;
+    let image = big_plain_image()?;
+    push_image(
+        &s.input.client(None)?,
+        "big",
+        &image,
+        Some("1"),
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let big = image.layers[1].digest.to_string();
+    let size = image.layers[1].data.len() as u64;
+    for threaded in [false, true] {
+        let out = TestRegistry::plain()?;
+        let progress = Arc::new(RecordingProgress::default());
+        let mut env = env(&s)?;
+        env.registry = env.registry.with_insecure(&out.host());
+        env.cache = Arc::new(MemoryCacheStore::new());
+        env.progress = progress.clone();
+        if threaded {
+            env.scans = Arc::new(kiln_native::ThreadedScans::default());
+        }
+        let read = {
+            let (progress, big) = (progress.clone(), big.clone());
+            move || {
+                progress
+                    .events()
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::LayerBytes { digest, bytes } if *digest == big => Some(*bytes),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0)
+            }
+        };
+        // Kill the output registry once 4 MiB of the big layer went through.
+        let pid = out.pid();
+        let killer = {
+            let read = read.clone();
+            tokio::spawn(async move {
+                while read() < 4 << 20 {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            })
+        };
+        let output = format!("{}/big-sgx:1", out.host());
+        let e = convert(request(&format!("{}/big:1", s.input.host()), &output), &env)
+            .await
+            .err()
+            .ok_or("converted into a registry that died")?;
+        killer.abort();
+        assert!(e.reason.contains(&out.host()), "threaded {threaded}: {e}");
+        // Killed after 4 MiB; reading on to the end of the 64 MiB would be the waste.
+        assert!(
+            read() < size / 2,
+            "threaded {threaded}: read {} of {size} bytes ({e})",
+            read()
+        );
+    }
+    Ok(())
+}
+
 /// A layer blob changed behind the input registry's back (same length, other bytes):
 /// the conversion fails naming the layer, whether the layer is teed to another registry
 /// (its upload joined with the scan, or running in the background) or mounted, and

@@ -177,10 +177,11 @@ async fn scan_one(
         Some(Err(up)) => (None, Some(up)),
         None => (None, None),
     };
-    // Feeds the scanner (and the upload); true when the upload stopped taking bytes.
+    // Feeds the scanner (and the upload); true when the upload stopped taking bytes,
+    // and then at once: the conversion fails with the upload's error, so scanning the
+    // rest of the layer would be wasted.
     let feed = async {
         let mut reported = 0u64;
-        let mut upload_stopped = false;
         while let Some(chunk) = blob.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -201,8 +202,7 @@ async fn scan_one(
             if let Some(tx) = sender.as_mut() {
                 if send(tx, Ok(chunk.clone())).await.is_err() {
                     // The upload ended early; its own error is reported below.
-                    sender = None;
-                    upload_stopped = true;
+                    return Ok(true);
                 }
             }
             scanner.feed(&chunk).map_err(|e| errors::scan(&e))?;
@@ -217,7 +217,7 @@ async fn scan_one(
         }
         // End of body for the upload.
         drop(sender.take());
-        Ok::<_, ApiError>(upload_stopped)
+        Ok::<_, ApiError>(false)
     };
     let copied = {
         let (progress, digest, size) = (progress.clone(), job.digest.clone(), job.size);
@@ -232,8 +232,11 @@ async fn scan_one(
     let upload = match (background, joined) {
         (_, Some(up)) => {
             let (fed, uploaded) = futures_util::future::join(feed, up).await;
-            fed?;
+            let upload_stopped = fed?;
             uploaded?;
+            if upload_stopped {
+                return Err(upload_cut_short(tee.as_ref(), &job.digest));
+            }
             copied();
             None
         }
@@ -241,17 +244,7 @@ async fn scan_one(
             if feed.await? {
                 // The upload failed before the blob was sent: report its error now.
                 handle.await?;
-                return Err(errors::registry(
-                    Side::Output,
-                    &RegistryError::InvalidResponse {
-                        registry: tee
-                            .as_ref()
-                            .map(|t| t.client.host().to_string())
-                            .unwrap_or_default(),
-                        operation: format!("upload of {}", job.digest),
-                        detail: "the upload ended before the blob was sent".to_string(),
-                    },
-                ));
+                return Err(upload_cut_short(tee.as_ref(), &job.digest));
             }
             let pending: BoxFuture<Result<(), ApiError>> = Box::pin(async move {
                 handle.await?;
@@ -283,6 +276,19 @@ async fn scan_one(
         cached: false,
         upload,
     })
+}
+
+/// The error for an upload that stopped taking bytes but did not fail (it should not
+/// happen: an upload only ends early on an error, which is reported instead).
+fn upload_cut_short(tee: Option<&Tee>, digest: &str) -> ApiError {
+    errors::registry(
+        Side::Output,
+        &RegistryError::InvalidResponse {
+            registry: tee.map(|t| t.client.host().to_string()).unwrap_or_default(),
+            operation: format!("upload of {digest}"),
+            detail: "the upload ended before the blob was sent".to_string(),
+        },
+    )
 }
 
 /// The input layers, scanned: summaries in layer order, how many came from the cache,
