@@ -138,7 +138,11 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// The URL is left out of the message: the registry client's error already names the
+/// registry and the operation, and an upload or redirect URL can carry a capability
+/// (an upload session's state, a presigned blob URL's signature).
 fn map_error(e: reqwest::Error) -> TransportError {
+    let e = e.without_url();
     let msg = chain(&e);
     let lower = msg.to_ascii_lowercase();
     let kind = if e.is_timeout() {
@@ -271,13 +275,16 @@ mod tests {
         let r = t
             .send(Request::new(
                 Method::Get,
-                format!("http://127.0.0.1:{port}/v2/"),
+                format!("http://127.0.0.1:{port}/v2/x?X-Amz-Signature=s3cr3t"),
             ))
             .await;
         assert!(
             matches!(r, Err(ref e) if e.kind == TransportErrorKind::Connect),
             "{r:?}"
         );
+        // The URL (here with a presigned URL's signature) is not in the message.
+        let msg = format!("{:?}", r.err());
+        assert!(!msg.contains("s3cr3t") && !msg.contains("/v2/x"), "{msg}");
     }
 
     #[test]
