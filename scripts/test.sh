@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kiln's whole test suite, as CI runs it (.ci/run calls exactly this).
 #   1. installs what the tests need (scripts/install-deps.sh)
-#   2. formatting and lints (native and wasm32)
+#   2. formatting, lints (native and wasm32) and rustdoc links
 #   3. native tests of every crate: unit, vectors, property tests against Fortanix's sgxs,
 #      real registries on loopback, runc
 #   4. the engine's wasm tests in headless Chromium (same vectors, scan and writer)
@@ -26,6 +26,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo clippy (engine, wasm32)"
 cargo clippy -p kiln-engine --target wasm32-unknown-unknown --lib --tests -- -D warnings
+
+step "cargo doc (no broken or private links in the docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p kiln-engine -p kiln-native \
+    -p kiln-launcher -p kiln -p kiln-init -p kiln-tests -p kiln-fixture-loader
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --target wasm32-unknown-unknown \
+    -p kiln-worker -p kiln-app
 
 step "native tests"
 cargo test --workspace

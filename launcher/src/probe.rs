@@ -1,7 +1,7 @@
 //! The real host probe: CPUID, the device nodes, the driver's EDMM ioctl, the environment.
 //!
-//! The crate's only `unsafe` code lives here, in two tiny functions: [`cpuid`] and
-//! [`remove_pages_ioctl`].
+//! The crate's only `unsafe` code lives here, in two tiny functions: `cpuid` and
+//! `remove_pages_ioctl`.
 
 use crate::facts::{CpuFacts, EdmmDriver, Probe};
 use std::path::Path;

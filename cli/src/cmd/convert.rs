@@ -107,6 +107,8 @@ pub struct Args {
     sdkms_key: Option<String>,
     /// Fortanix DSM base URL for signingKey.sdkms, e.g. https://api.amer.smartkey.io
     /// (--registry-ca applies to it too).
+    // The text is clap's --help, where a bare URL reads best.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, value_name = "URL", env = "KILN_KMS_URL")]
     kms_url: Option<String>,
     /// Pull user (password from $KILN_INPUT_PASSWORD or --password-stdin).
@@ -192,7 +194,7 @@ fn build_request(a: &Args) -> anyhow::Result<ConvertRequest> {
     build_request_on(a, None)
 }
 
-/// [`build_request`] on top of `base` (the prepared request of `--complete`).
+/// `build_request` on top of `base` (the prepared request of `--complete`).
 fn build_request_on(a: &Args, base: Option<ConvertRequest>) -> anyhow::Result<ConvertRequest> {
     let mut r = match &a.request {
         _ if base.is_some() => base.unwrap_or_default(),

@@ -23,13 +23,13 @@ pub enum ArgvError {
     /// Nothing to run.
     #[error("no command: the image has neither ENTRYPOINT nor CMD and the request gives no `entrypoint`")]
     Empty,
-    /// argv[0] is empty.
+    /// `argv[0]` is empty.
     #[error("the program name (argv[0]) is empty")]
     EmptyProgram,
     /// Not found.
     #[error("program `{program}` not found in the image (searched {searched})")]
     NotFound {
-        /// argv[0].
+        /// `argv[0]`.
         program: String,
         /// Where it was looked for.
         searched: String,

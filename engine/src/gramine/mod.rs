@@ -8,7 +8,7 @@
 //!
 //! Modules: [`request`] (wire types), [`validate`] (checks and defaults), [`options`]
 //! (`manifestOptions`), [`size`], [`paths`], [`fsview`] (lookups in the image),
-//! [`users`] (USER), [`env`], [`argv`], [`dirs`] (trusted/allowed/encrypted),
+//! [`users`] (USER), [`env`](mod@env), [`argv`], [`dirs`] (trusted/allowed/encrypted),
 //! [`spec`] (the enclave spec and the mount choices), [`init`] (certificates through
 //! kiln-init), [`manifest`] (the writer),
 //! [`canonical`] (TOML values and canonical serialisation), [`runtime`] (runtime

@@ -8,7 +8,7 @@
 //! (kiln layer and config uploaded while teed input-layer uploads finish, manifest by
 //! digest, tag LAST) → response.
 //!
-//! Modules: [`env`] (what the host provides), [`progress`], [`errors`] (API error
+//! Modules: [`env`](mod@env) (what the host provides), [`progress`], [`errors`] (API error
 //! mapping), [`resolve`], [`scan`], [`runtime`] (runtime image reader), [`kiln_layer`],
 //! [`config`] (output config/manifest, reproducible time), [`push`], [`response`].
 

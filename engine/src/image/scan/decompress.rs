@@ -2,7 +2,7 @@
 //! decoder writes uncompressed bytes into a sink as they become available.
 //!
 //! gzip uses flate2's zlib-rs backend in gzip mode (header, CRC-32 and length checked
-//! by zlib-rs) through a 256 KiB output buffer (see [`GzipDecoder`]) and accepts
+//! by zlib-rs) through a 256 KiB output buffer (`GzipDecoder`) and accepts
 //! multi-member files.
 //! zstd uses ruzstd: this module frames the stream itself (frame headers, blocks of at
 //! most 128 KiB, skippable frames) and hands ruzstd only complete units, so memory stays
