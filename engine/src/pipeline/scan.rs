@@ -169,14 +169,6 @@ async fn scan_one(
         }
         None => (None, None),
     };
-    // Natively the upload runs on a task of its own, so the scan ends when its bytes
-    // are read, not when the registry has stored (and synced) the blob; on wasm it is
-    // polled beside the scan below.
-    let (background, joined) = match upload_fut.map(|up| driver.run_in_background(up)) {
-        Some(Ok(handle)) => (Some(handle), None),
-        Some(Err(up)) => (None, Some(up)),
-        None => (None, None),
-    };
     // Feeds the scanner (and the upload); true when the upload stopped taking bytes,
     // and then at once: the conversion fails with the upload's error, so scanning the
     // rest of the layer would be wasted.
@@ -229,8 +221,11 @@ async fn scan_one(
             })
         }
     };
-    let upload = match (background, joined) {
-        (_, Some(up)) => {
+    // Natively the upload runs on a task of its own (`Ok`), so the scan ends when its
+    // bytes are read, not when the registry has stored (and synced) the blob; on wasm
+    // (`Err`) it is polled beside the scan.
+    let upload = match upload_fut.map(|up| driver.run_in_background(up)) {
+        Some(Err(up)) => {
             let (fed, uploaded) = futures_util::future::join(feed, up).await;
             let upload_stopped = fed?;
             uploaded?;
@@ -240,7 +235,7 @@ async fn scan_one(
             copied();
             None
         }
-        (Some(handle), None) => {
+        Some(Ok(handle)) => {
             if feed.await? {
                 // The upload failed before the blob was sent: report its error now.
                 handle.await?;
@@ -253,7 +248,7 @@ async fn scan_one(
             });
             Some(pending)
         }
-        (None, None) => {
+        None => {
             feed.await?;
             None
         }
