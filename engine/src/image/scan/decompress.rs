@@ -136,13 +136,14 @@ impl<W: Write> Decoder<W> {
 
 /// Output buffer of the gzip decoder. zlib-rs inflates fastest into big buffers: with
 /// 32 KiB (flate2's writer) every output byte is also copied into the sliding window and
-/// the fast loop restarts 8 times as often; 256 KiB measured 2% less CPU per layer.
+/// the fast loop restarts 8 times as often; 256 KiB measured 2% less inflate time alone
+/// and 4–5% less CPU for a whole layer scan.
 const GZIP_OUT: usize = 256 * 1024;
 
 /// A push gzip decoder: zlib-rs in gzip mode (it parses each member's header and checks
-/// its CRC-32 and length), started afresh after each member so that concatenated members decode
-/// as one stream, as `gzip -d` does. Bytes after a member that do not start another
-/// member are an error.
+/// its CRC-32 and length), started afresh after each member so that concatenated
+/// members decode as one stream, as `gzip -d` does. Bytes after a member that do not
+/// start another member are an error.
 struct GzipDecoder<W: Write> {
     sink: W,
     inflate: Decompress,
