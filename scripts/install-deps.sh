@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
-# Debian packages: C libs for the sgxs test oracle (openssl), the browser for wasm tests,
+# Debian packages: C libs for the sgxs test oracle (openssl), the tools the isal-sys crate
+# builds Intel ISA-L with (kiln-igzip: native gzip inflate), the browser for wasm tests,
 # patchelf for `kiln runtime pack`,
 # the real registry, image tools and runc for end-to-end tests.
 APT_PACKAGES=(
   pkg-config libssl-dev
+  make autoconf automake libtool nasm
   chromium chromium-driver
   docker-registry skopeo umoci runc apache2-utils
   busybox-static jq curl debootstrap
