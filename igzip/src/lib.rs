@@ -29,6 +29,9 @@ pub struct Step {
     pub member_end: bool,
 }
 
+/// The FLG bits RFC 1952 reserves (they must be zero).
+const RESERVED_FLAGS: u32 = 0xE0;
+
 /// The error code [`Inflater::step`] uses when ISA-L's counts do not add up.
 const INCONSISTENT: i32 = -1000;
 
@@ -89,6 +92,9 @@ pub struct Inflater {
     /// [`Inflater::step`] parses the header into this record that lives as long as the
     /// member, then leaves the deflate data and the trailer to `isal_inflate`.
     header: Box<isal::isal_gzip_header>,
+    /// The first error: ISA-L's state after an error is not promised to be usable, so
+    /// every later call returns it again without calling ISA-L.
+    failed: Option<InflateError>,
 }
 
 // SAFETY: `inflate_state` holds raw pointers only to the slices of the current `step`
@@ -126,10 +132,15 @@ impl Inflater {
             isal::isal_gzip_header_init(&mut *header);
         }
         state.crc_flag = isal::ISAL_GZIP;
-        Self { state, header }
+        Self {
+            state,
+            header,
+            failed: None,
+        }
     }
 
-    /// Starts the next member (after [`Step::member_end`]); keeps the gzip mode.
+    /// Starts the next member (after [`Step::member_end`]); keeps the gzip mode. An
+    /// inflater that failed stays failed.
     pub fn restart(&mut self) {
         // SAFETY: both were set up by their init functions.
         unsafe {
@@ -139,8 +150,12 @@ impl Inflater {
     }
 
     /// Decodes from `input` into `output` until the input is used up, the output is
-    /// full or the member ends. At most 4 GiB - 1 of each is offered per call.
+    /// full or the member ends. At most 4 GiB - 1 of each is offered per call. After an
+    /// error, every call returns that error.
     pub fn step(&mut self, input: &[u8], output: &mut [u8]) -> Result<Step, InflateError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         let avail_in = u32::try_from(input.len()).unwrap_or(u32::MAX);
         let avail_out = u32::try_from(output.len()).unwrap_or(u32::MAX);
         let st = &mut *self.state;
@@ -150,15 +165,20 @@ impl Inflater {
         st.avail_in = avail_in;
         st.next_out = output.as_mut_ptr();
         st.avail_out = avail_out;
-        // SAFETY: the state and header are initialised and the state's pointers describe
-        // live slices of the lengths given.
         let mut ret = 0;
         if st.wrapper_flag == 0 {
             // Negative: an error; positive: more input needed; 0: the header is done
             // (`wrapper_flag` set) and `isal_inflate` goes on with the deflate data.
+            // SAFETY: the state and header are initialised, the state's pointers
+            // describe live slices of the lengths given, and it has not failed.
             ret = unsafe { isal::isal_read_gzip_header(st, &mut *self.header) };
+            // RFC 1952: a decoder must refuse reserved FLG bits (zlib does; ISA-L not).
+            if ret >= 0 && self.header.flags & RESERVED_FLAGS != 0 {
+                ret = isal::ISAL_INVALID_WRAPPER;
+            }
         }
         if ret == 0 {
+            // SAFETY: as above.
             ret = unsafe { isal::isal_inflate(st) };
         }
         // On some error paths ISA-L leaves `avail_in` above what it was given (it winds
@@ -172,18 +192,23 @@ impl Inflater {
         st.avail_in = 0;
         st.next_out = std::ptr::null_mut();
         st.avail_out = 0;
-        if ret < 0 {
-            return Err(InflateError { code: ret });
-        }
-        let (Some(consumed), Some(produced)) = counts else {
-            return Err(InflateError { code: INCONSISTENT });
+        let (consumed, produced) = match counts {
+            _ if ret < 0 => return Err(self.fail(ret)),
+            (Some(c), Some(p)) => (c as usize, p as usize),
+            _ => return Err(self.fail(INCONSISTENT)),
         };
-        let (consumed, produced) = (consumed as usize, produced as usize);
         Ok(Step {
             consumed,
             produced,
-            member_end: st.block_state == isal::isal_block_state_ISAL_BLOCK_FINISH,
+            member_end: self.state.block_state == isal::isal_block_state_ISAL_BLOCK_FINISH,
         })
+    }
+
+    /// Records the first error; later calls return it.
+    fn fail(&mut self, code: i32) -> InflateError {
+        let e = InflateError { code };
+        self.failed = Some(e);
+        e
     }
 }
 
@@ -245,6 +270,7 @@ mod tests {
         let n = blob.len();
         for (at, code) in [
             (0, isal::ISAL_INVALID_WRAPPER),
+            (3, isal::ISAL_INVALID_WRAPPER),
             (2, isal::ISAL_UNSUPPORTED_METHOD),
             (n - 8, isal::ISAL_INCORRECT_CHECKSUM),
             (n - 1, isal::ISAL_INCORRECT_CHECKSUM),
@@ -255,6 +281,13 @@ mod tests {
             assert_eq!(err.code(), code, "byte {at}: {err}");
             assert!(!err.to_string().is_empty());
         }
+        // After an error the inflater only repeats it, whatever it is given, even after
+        // a restart.
+        let mut inf = Inflater::new();
+        let mut out = vec![0u8; 1 << 16];
+        let e = inf.step(b"not gzip at all", &mut out).unwrap_err();
+        inf.restart();
+        assert_eq!(inf.step(&blob, &mut out), Err(e));
     }
 
     /// A member with every optional header field and a header CRC (RFC 1952).

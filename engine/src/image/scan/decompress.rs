@@ -572,9 +572,9 @@ mod tests {
             b[at] ^= 0x55;
             gunzip(&b, 64)
         };
-        // Header CRC, trailer CRC-32, trailer length: each checked.
+        // Reserved header flags, header CRC, trailer CRC-32, trailer length: each checked.
         let hcrc_at = 10 + 2 + 5 + 9 + 10;
-        for at in [hcrc_at, single.len() - 8, single.len() - 1] {
+        for at in [3, hcrc_at, single.len() - 8, single.len() - 1] {
             let err = broken(at).unwrap_err();
             assert!(err.to_string().contains("gzip stream"), "{at}: {err}");
         }
