@@ -96,6 +96,20 @@ pub struct TestImage {
     pub manifest: RawManifest,
 }
 
+impl TestImage {
+    /// Replaces the config blob with `cfg` (same media type) and rewrites the manifest's
+    /// config and layer descriptors from the image's blobs, for tests that change a
+    /// layer or the config of a built image.
+    pub fn set_config(&mut self, cfg: &serde_json::Value) -> Result<(), HarnessError> {
+        self.config = Blob::new(&self.config.media_type, serde_json::to_vec(cfg)?);
+        let mut m: serde_json::Value = serde_json::from_slice(self.manifest.bytes())?;
+        m["config"] = self.config.descriptor();
+        m["layers"] = json!(self.layers.iter().map(Blob::descriptor).collect::<Vec<_>>());
+        self.manifest = RawManifest::with_kind(serde_json::to_vec(&m)?, self.manifest.kind());
+        Ok(())
+    }
+}
+
 /// A deterministic uncompressed tar of `files` (mtime 0, uid/gid 0).
 pub fn tar_of(files: &[FileSpec]) -> Result<Vec<u8>, HarnessError> {
     let mut b = tar::Builder::new(Vec::new());

@@ -509,8 +509,6 @@ async fn busybox_with_a_certificate_under_gramine_direct() -> Result<(), Harness
 }
 
 async fn certificate_case(gramine: Option<&Path>) -> Result<(), HarnessError> {
-    use kiln_engine::image::manifest::{ManifestKind, RawManifest, OCI_CONFIG, OCI_MANIFEST};
-    use kiln_tests::images::{Blob, TestImage};
     use rsa::pkcs8::DecodePublicKey as _;
     use rsa::traits::PublicKeyParts as _;
     use sha2::{Digest as _, Sha256};
@@ -524,22 +522,13 @@ async fn certificate_case(gramine: Option<&Path>) -> Result<(), HarnessError> {
         return Ok(());
     }
     // The busybox sample, run as root, its app printing the certificate.
-    let sample = busybox_image()?;
-    let mut cfg: serde_json::Value = serde_json::from_slice(&sample.config.data)?;
+    let mut image = busybox_image()?;
+    let mut cfg: serde_json::Value = serde_json::from_slice(&image.config.data)?;
     let script = "cat /data/tls/cert.pem; echo \"argv0=$0 arg=$1\"; ls -ln /data/tls/key.pem";
     cfg["config"]["User"] = serde_json::json!("0:0");
     cfg["config"]["Entrypoint"] = serde_json::json!(["/bin/sh", "-c", script, "report"]);
     cfg["config"]["Cmd"] = serde_json::json!(["first"]);
-    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&cfg)?);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
-        "layers": sample.layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
-    });
-    let image = TestImage {
-        config,
-        manifest: RawManifest::with_kind(serde_json::to_vec(&manifest)?, ManifestKind::OciManifest),
-        ..sample
-    };
+    image.set_config(&cfg)?;
     let a = TestRegistry::plain()?;
     let ca = a.client(None)?;
     push_image(

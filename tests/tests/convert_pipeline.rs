@@ -292,20 +292,7 @@ fn big_plain_image() -> Result<TestImage, HarnessError> {
     );
     let mut cfg: serde_json::Value = serde_json::from_slice(&image.config.data)?;
     cfg["rootfs"]["diff_ids"][1] = serde_json::json!(image.layers[1].digest.to_string());
-    image.config = kiln_tests::images::Blob::new(
-        "application/vnd.oci.image.config.v1+json",
-        serde_json::to_vec(&cfg)?,
-    );
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": image.config.descriptor(),
-        "layers": image.layers.iter().map(kiln_tests::images::Blob::descriptor).collect::<Vec<_>>(),
-    });
-    image.manifest = kiln_engine::image::manifest::RawManifest::with_kind(
-        serde_json::to_vec(&manifest)?,
-        kiln_engine::image::manifest::ManifestKind::OciManifest,
-    );
+    image.set_config(&cfg)?;
     Ok(image)
 }
 

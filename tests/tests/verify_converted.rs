@@ -191,7 +191,7 @@ async fn env_only_image_reports_not_recomputable() -> R {
         kiln_tests::images::simple_image(kiln_tests::images::ImageFormat::Oci, "amd64", "env")?;
     let mut pcfg: serde_json::Value = serde_json::from_slice(&plain.config.data)?;
     pcfg["config"]["Env"] = serde_json::json!(env);
-    plain = rebuild_with_config(plain, pcfg)?;
+    plain.set_config(&pcfg)?;
     let r = verify_layout(
         &plain,
         &Expectations {
@@ -206,19 +206,6 @@ async fn env_only_image_reports_not_recomputable() -> R {
         && c.status == CheckStatus::Info
         && c.explanation.contains("not recomputable")));
     Ok(())
-}
-
-fn rebuild_with_config(
-    mut image: TestImage,
-    cfg: serde_json::Value,
-) -> Result<TestImage, Box<dyn std::error::Error + Send + Sync>> {
-    use kiln_engine::image::manifest::{ManifestKind, RawManifest};
-    image.config =
-        kiln_tests::images::Blob::new(&image.config.media_type, serde_json::to_vec(&cfg)?);
-    let mut m: serde_json::Value = serde_json::from_slice(image.manifest.bytes())?;
-    m["config"] = image.config.descriptor();
-    image.manifest = RawManifest::with_kind(serde_json::to_vec(&m)?, ManifestKind::OciManifest);
-    Ok(image)
 }
 
 #[tokio::test]
