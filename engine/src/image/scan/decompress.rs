@@ -138,7 +138,8 @@ impl<W: Write> Decoder<W> {
 /// Output buffer of the gzip decoder. zlib-rs inflates fastest into big buffers: with
 /// 32 KiB (flate2's writer) every output byte is also copied into the sliding window and
 /// the fast loop restarts 8 times as often; 256 KiB measured 2% less inflate time alone
-/// and 4–5% less CPU for a whole layer scan. igzip is indifferent to it.
+/// and 4–5% less CPU for a whole layer scan. igzip is indifferent to it (32 KiB and
+/// 256 KiB inflate a benchmark layer within 3% of each other).
 const GZIP_OUT: usize = 256 * 1024;
 
 /// What one inflate call did: input consumed, output produced, whether the member ended
