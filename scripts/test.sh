@@ -12,8 +12,20 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # The runc tests must run, not skip, in the full suite (CI is root with runc installed).
 export KILN_REQUIRE_RUNC=1
+# CI builds a clean clone once: incremental caches would only fill its disk (20 of the
+# 52 GB of a long-lived debug target here).
+export CARGO_INCREMENTAL=0
+# Everything the suite's tools leave in the temp dir goes to one private dir, removed at
+# the end: chromedriver leaves a ~36 MB Chromium profile there per browser session it
+# starts, and never removes it.
+suite_tmp=$(mktemp -d -t kiln-suite.XXXXXX)
+trap 'rm -rf "$suite_tmp"' EXIT
+export TMPDIR="$suite_tmp"
 
 step() { printf '\n==== %s\n' "$*"; }
+
+step "free disk (a clean build of the suite used 7.4 GB of target/ at most)"
+df -h . "$TMPDIR" 2>/dev/null || true
 
 step "install dependencies"
 scripts/install-deps.sh
@@ -47,3 +59,6 @@ cargo clippy -p kiln-app --target wasm32-unknown-unknown --all-targets -- -D war
 
 step "web app: wasm tests, build, e2e in headless Chromium"
 scripts/test-app.sh
+
+step "disk used by the build"
+du -sh target 2>/dev/null || true
