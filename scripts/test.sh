@@ -15,9 +15,9 @@ export KILN_REQUIRE_RUNC=1
 # CI builds a clean clone once: incremental caches would only fill its disk (20 of the
 # 52 GB of a long-lived debug target here).
 export CARGO_INCREMENTAL=0
-# Everything the suite's tools leave in the temp dir goes to one private dir, removed at
-# the end: chromedriver leaves a ~36 MB Chromium profile there per browser session it
-# starts, and never removes it.
+# Whatever the suite's tools leave in the temp dir goes to one private dir, removed at the
+# end. (chromedriver's Chromium profiles, up to 36 MB per wasm test binary, are already
+# removed by scripts/wasm-test-runner.sh.)
 suite_tmp=$(mktemp -d -t kiln-suite.XXXXXX)
 trap 'rm -rf "$suite_tmp"' EXIT
 export TMPDIR="$suite_tmp"
