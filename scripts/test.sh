@@ -26,6 +26,10 @@ step() { printf '\n==== %s\n' "$*"; }
 
 step "free disk (a clean build of the suite used 7.4 GB of target/ at most)"
 df -h . "$TMPDIR" 2>/dev/null || true
+free_kb=$(df -Pk . 2>/dev/null | awk 'NR == 2 { print $4 }' || true)
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((8 * 1024 * 1024)) ] && [ ! -d target/debug ]; then
+  echo "warning: $((free_kb / 1024)) MB free here; a clean build of the suite needs about 8 GB" >&2
+fi
 
 step "install dependencies"
 scripts/install-deps.sh
