@@ -7,12 +7,17 @@
 //! collected first (bounded by [`MAX_BUFFERED_BODY`]); the pipeline uploads in chunks
 //! ([`UPLOAD_CHUNK_SIZE`]) to keep that small. Redirects are followed by `fetch` (the
 //! proxy itself follows registry redirects server-side and re-checks every hop).
+//!
+//! A response that goes [`IDLE_TIMEOUT_MS`] without a byte (its headers, or the next
+//! chunk of its body) fails as a [`TransportErrorKind::Timeout`] and its request is
+//! aborted, as the native transport's read timeout does: a stalled registry or proxy
+//! ends the conversion with an error instead of leaving it waiting forever.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use js_sys::{Array, Promise, Uint8Array};
 use kiln_engine::image::transport::{
-    Body, Headers, Request, Response, Transport, TransportError, TransportErrorKind,
+    Body, ByteStream, Headers, Request, Response, Transport, TransportError, TransportErrorKind,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -26,6 +31,11 @@ pub const UPLOAD_CHUNK_SIZE: usize = 4 << 20;
 
 /// Largest request body collected from a stream.
 pub const MAX_BUFFERED_BODY: usize = 64 << 20;
+
+/// How long a response may go without a byte before it fails as a timeout: the native
+/// transport's read timeout (300 s). Uploads are sent whole, so this also bounds how long
+/// the proxy may take to answer one (its own upload timeout is the same 300 s).
+pub const IDLE_TIMEOUT_MS: u32 = 300_000;
 
 /// Headers `fetch` sets itself (setting them is refused or ignored).
 const BROWSER_OWNED: [&str; 6] = [
@@ -48,15 +58,23 @@ extern "C" {
 #[derive(Debug, Clone)]
 pub struct BrowserTransport {
     proxy: String,
+    idle_timeout_ms: u32,
 }
 
 impl BrowserTransport {
     /// A transport sending everything through the proxy at `proxy` (absolute,
-    /// e.g. `https://kiln.example/proxy`).
+    /// e.g. `https://kiln.example/proxy`), with the [`IDLE_TIMEOUT_MS`] idle timeout.
     pub fn new(proxy: impl Into<String>) -> Self {
         BrowserTransport {
             proxy: proxy.into().trim_end_matches('/').to_string(),
+            idle_timeout_ms: IDLE_TIMEOUT_MS,
         }
+    }
+
+    /// The same transport with another idle timeout, in milliseconds.
+    pub fn with_idle_timeout(mut self, ms: u32) -> Self {
+        self.idle_timeout_ms = ms;
+        self
     }
 
     /// The proxy's base URL.
@@ -109,7 +127,59 @@ fn response_headers(h: &web_sys::Headers) -> Headers {
     out
 }
 
-fn body_stream(url: &str, resp: &web_sys::Response) -> kiln_engine::image::transport::ByteStream {
+fn timed_out(where_: &str, what: &str, ms: u32) -> TransportError {
+    let after = if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    };
+    TransportError::new(
+        TransportErrorKind::Timeout,
+        format!("{where_}: no {what} for {after}"),
+    )
+}
+
+/// `future`, or `None` when it takes longer than `ms` milliseconds (the timer is cleared
+/// either way).
+pub async fn within<F: std::future::Future + Unpin>(future: F, ms: u32) -> Option<F::Output> {
+    match futures_util::future::select(future, gloo_timers::future::TimeoutFuture::new(ms)).await {
+        futures_util::future::Either::Left((out, _)) => Some(out),
+        futures_util::future::Either::Right(_) => None,
+    }
+}
+
+/// `stream`, failing with a [`TransportErrorKind::Timeout`] naming `where_` when the next
+/// chunk takes longer than `ms` milliseconds; `on_timeout` runs then (it aborts the
+/// request), and the stream ends after the error.
+pub fn idle_limited(
+    stream: ByteStream,
+    ms: u32,
+    where_: String,
+    on_timeout: impl FnOnce() + 'static,
+) -> ByteStream {
+    let state = (Some(stream), Some(on_timeout));
+    Box::pin(futures_util::stream::unfold(
+        state,
+        move |(stream, on_timeout)| {
+            let where_ = where_.clone();
+            async move {
+                let mut stream = stream?;
+                match within(stream.next(), ms).await {
+                    Some(Some(item)) => Some((item, (Some(stream), on_timeout))),
+                    Some(None) => None,
+                    None => {
+                        if let Some(abort) = on_timeout {
+                            abort();
+                        }
+                        Some((Err(timed_out(&where_, "data", ms)), (None, None)))
+                    }
+                }
+            }
+        },
+    ))
+}
+
+fn body_stream(url: &str, resp: &web_sys::Response) -> ByteStream {
     let Some(raw) = resp.body() else {
         return Box::pin(futures_util::stream::empty());
     };
@@ -153,17 +223,25 @@ impl Transport for BrowserTransport {
         init.set_cache(web_sys::RequestCache::NoStore);
         init.set_redirect(web_sys::RequestRedirect::Follow);
         init.set_headers(&headers);
+        // Aborts the request when it stalls (see `IDLE_TIMEOUT_MS`).
+        let abort = web_sys::AbortController::new().map_err(|e| invalid(&url, js_error(&e)))?;
+        init.set_signal(Some(&abort.signal()));
         if let Some(body) = collect(&url, request.body).await? {
             init.set_body(&Uint8Array::from(body.as_slice()));
         }
         let req = web_sys::Request::new_with_str_and_init(&target, &init)
             .map_err(|e| invalid(&url, js_error(&e)))?;
-        let resp = JsFuture::from(global_fetch(&req)).await.map_err(|e| {
+        let where_ = without_query(&url).to_string();
+        let Some(resp) = within(JsFuture::from(global_fetch(&req)), self.idle_timeout_ms).await
+        else {
+            abort.abort();
+            return Err(timed_out(&where_, "response", self.idle_timeout_ms));
+        };
+        let resp = resp.map_err(|e| {
             TransportError::new(
                 TransportErrorKind::Connect,
                 format!(
-                    "{} (through the proxy {}): {}",
-                    without_query(&url),
+                    "{where_} (through the proxy {}): {}",
                     self.proxy,
                     js_error(&e)
                 ),
@@ -175,7 +253,12 @@ impl Transport for BrowserTransport {
         Ok(Response {
             status: resp.status(),
             headers: response_headers(&resp.headers()),
-            body: body_stream(&url, &resp),
+            body: idle_limited(
+                body_stream(&url, &resp),
+                self.idle_timeout_ms,
+                where_,
+                move || abort.abort(),
+            ),
         })
     }
 }
