@@ -52,18 +52,22 @@ pub async fn stage_runtime(dir: &str, runtime: &str, output: &Endpoint) -> anyho
         if client.blob_exists(repo, digest).await?.is_some() {
             continue;
         }
-        let stream = layout.blob_stream(digest, Some(*size))?;
-        client
+        let (stream, source_error) = blob_to_body_stream(layout.blob_stream(digest, Some(*size))?);
+        let pushed = client
             .push_blob(
                 repo,
                 digest,
                 Body::Stream {
-                    stream: blob_to_body_stream(stream),
+                    stream,
                     length: Some(*size),
                 },
                 UploadMode::Chunked { chunk_size: CHUNK },
             )
-            .await
+            .await;
+        // A layer file of the layout that cannot be read (or does not match its digest)
+        // is the error, not the upload it cut short.
+        pushed
+            .map_err(|e| source_error.take().unwrap_or(e))
             .with_context(|| format!("externalPackages: pushing runtime layer {digest}"))?;
     }
     let config_digest = Digest::sha256_of(&image.config);

@@ -75,10 +75,15 @@ pub async fn reuse_blobs(
             )
             .await
             .map_err(|e| {
-                // The source's errors are the source image's; the rest the output's.
-                if from.client.host() != to.client.host()
-                    && failing_registry(&e) == Some(from.client.host())
-                {
+                // The source's errors are the source image's; the rest the output's. Only
+                // the source's stream checks content.
+                let from_source = match failing_registry(&e) {
+                    Some(host) => {
+                        from.client.host() != to.client.host() && host == from.client.host()
+                    }
+                    None => matches!(e, RegistryError::ContentMismatch { .. }),
+                };
+                if from_source {
                     errors::registry(side, &e)
                 } else {
                     errors::registry(Side::Output, &e)

@@ -1,7 +1,7 @@
 //! Making a blob present in a target repository the cheapest way: already there →
 //! nothing; same registry → cross-repository mount; else (or when the mount is
 //! refused) stream it from the source straight into the upload, verified on the way,
-//! never held whole.
+//! never held whole. When the source fails mid-copy, the error is the source's.
 
 use super::client::RegistryClient;
 use super::error::RegistryError;
@@ -44,10 +44,103 @@ pub async fn copy_blob(
         dst.start_upload(dst_repo).await?
     };
     let blob = src.get_blob(src_repo, digest, size).await?;
+    let (stream, source_error) = blob_to_body_stream(blob);
     let body = Body::Stream {
-        stream: blob_to_body_stream(blob),
+        stream,
         length: size,
     };
-    dst.upload_session(session, digest, body, mode).await?;
-    Ok(CopyOutcome::Uploaded)
+    match dst.upload_session(session, digest, body, mode).await {
+        Ok(()) => Ok(CopyOutcome::Uploaded),
+        // An upload cut short by its source fails with the source's error.
+        Err(e) => Err(source_error.take().unwrap_or(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures_util::{FutureExt, StreamExt};
+
+    use super::*;
+    use crate::image::registry::error::ErrorClass;
+    use crate::image::registry::ClientOptions;
+    use crate::image::transport::{
+        ByteStream, Headers, Method, Request, Response, Transport, TransportError,
+        TransportErrorKind,
+    };
+
+    /// Registry `src` serves a blob whose body breaks off after 3 bytes with `kind`;
+    /// registry `dst` takes uploads and reads their bodies, as a real transport does.
+    struct BreakingSource {
+        kind: TransportErrorKind,
+    }
+
+    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    impl Transport for BreakingSource {
+        async fn send(&self, request: Request) -> Result<Response, TransportError> {
+            if request.url.starts_with("https://src/") {
+                let body: ByteStream = Box::pin(futures_util::stream::iter(vec![
+                    Ok(Bytes::from_static(b"abc")),
+                    Err(TransportError::new(self.kind, "no data for 300 s")),
+                ]));
+                return Ok(Response {
+                    status: 200,
+                    headers: Headers::new(),
+                    body,
+                });
+            }
+            let (status, location) = match request.method {
+                Method::Head => (404, None),
+                Method::Post => (202, Some("/v2/b/blobs/uploads/u")),
+                _ => {
+                    if let Body::Stream { mut stream, .. } = request.body {
+                        while let Some(chunk) = stream.next().await {
+                            chunk?;
+                        }
+                    }
+                    (202, None)
+                }
+            };
+            let headers: Headers = location
+                .map(|l| ("Location", l.to_string()))
+                .into_iter()
+                .collect();
+            Ok(Response::from_bytes(status, headers, Vec::new()))
+        }
+    }
+
+    #[test]
+    fn a_source_that_fails_mid_copy_is_the_error() {
+        for kind in [TransportErrorKind::Timeout, TransportErrorKind::Io] {
+            for mode in [
+                UploadMode::Monolithic,
+                UploadMode::Chunked { chunk_size: 2 },
+            ] {
+                let t = Arc::new(BreakingSource { kind });
+                let src = RegistryClient::new(t.clone(), "src", ClientOptions::default());
+                let dst = RegistryClient::new(t, "dst", ClientOptions::default());
+                let d = Digest::sha256_of(b"abcdef");
+                let r = copy_blob(&src, "a", &dst, "b", &d, Some(6), mode)
+                    .now_or_never()
+                    .expect("nothing pends");
+                let Err(RegistryError::Transport {
+                    registry, source, ..
+                }) = &r
+                else {
+                    panic!("{kind:?} {mode:?}: {r:?}");
+                };
+                assert_eq!(registry, "src", "{mode:?}");
+                assert_eq!(source.kind, kind, "{mode:?}");
+                let class = r.err().map(|e| e.class());
+                let want = match kind {
+                    TransportErrorKind::Timeout => ErrorClass::Timeout,
+                    _ => ErrorClass::Upstream,
+                };
+                assert_eq!(class, Some(want), "{kind:?} {mode:?}");
+            }
+        }
+    }
 }

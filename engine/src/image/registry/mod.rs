@@ -20,7 +20,7 @@ pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, Re
 pub use copy::{copy_blob, CopyOutcome};
 pub use error::{ErrorClass, RegistryError};
 pub use upload::{MountOutcome, UploadMode, UploadSession, DEFAULT_CHUNK_SIZE};
-pub use verify::{blob_to_body_stream, BlobStream, VerifiedStream};
+pub use verify::{blob_to_body_stream, BlobStream, SourceError, VerifiedStream};
 
 #[cfg(test)]
 mod mock_tests;

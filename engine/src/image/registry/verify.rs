@@ -3,6 +3,7 @@
 //! verified every byte without holding them.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -119,13 +120,41 @@ impl Stream for VerifiedStream {
     }
 }
 
+/// The first error of a blob stream that [`blob_to_body_stream`] turned into a request
+/// body. An upload that failed because its source did reports this, the source's own
+/// error (its registry, its class: a source that timed out is a timeout), not the
+/// upload's.
+#[derive(Debug, Clone, Default)]
+pub struct SourceError(Arc<Mutex<Option<RegistryError>>>);
+
+impl SourceError {
+    /// The source's error, if it failed (taken: a second call gives `None`).
+    pub fn take(&self) -> Option<RegistryError> {
+        self.0.lock().ok().and_then(|mut e| e.take())
+    }
+
+    fn note(&self, e: RegistryError) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(e);
+        }
+    }
+}
+
 /// Turns a blob stream into a request body stream (to copy a blob between registries
-/// without holding it): errors become transport errors that abort the upload.
-pub fn blob_to_body_stream(blob: BlobStream) -> ByteStream {
+/// without holding it): errors become transport errors that abort the upload, and are
+/// kept in the returned [`SourceError`].
+pub fn blob_to_body_stream(blob: BlobStream) -> (ByteStream, SourceError) {
     use futures_util::StreamExt;
-    Box::pin(
-        blob.map(|r| r.map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))),
-    )
+    let failed = SourceError::default();
+    let noted = failed.clone();
+    let stream = Box::pin(blob.map(move |r| {
+        r.map_err(|e| {
+            let t = TransportError::new(TransportErrorKind::Other, e.to_string());
+            noted.note(e);
+            t
+        })
+    }));
+    (stream, failed)
 }
 
 #[cfg(test)]
