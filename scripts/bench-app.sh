@@ -11,7 +11,7 @@ dist=$(scripts/build-app.sh)
 cargo build -q --release -p kiln --bin kiln
 cargo build -q -p kiln-tests --example demo_images --example bench_app_image
 wasm="worker/build/index_bg.wasm"
-if [ ! -f "$wasm" ] || [ -n "$(find worker/src worker/Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]; then
+if [ ! -f "$wasm" ] || [ -n "$(find worker/src worker/Cargo.toml engine/src engine/Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]; then
   scripts/build-worker.sh
 fi
 cd tests/e2e-app

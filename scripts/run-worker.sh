@@ -15,6 +15,8 @@
 #                                    "https://a.example,http://127.0.0.1:9000"; empty: own origin only.
 #   KILN_PROXY_TIMEOUT_SECS          seconds an upstream has to answer (no request body); default 30.
 #   KILN_PROXY_UPLOAD_TIMEOUT_SECS   same for requests with a body (uploads); default 300.
+#   KILN_BROWSER_IDLE_TIMEOUT_SECS   seconds a response may go without a byte in the web app's
+#                                    transport before it fails (sent in /kiln-config.json); 300.
 #   KILN_DEFAULT_SIGNING_KEY_FILE    PEM file of the service's default signing key, read into the
 #                                    secret binding KILN_DEFAULT_SIGNING_KEY (POST /convert-image with
 #                                    signingKey.default or none).
@@ -37,7 +39,7 @@ WORKERD="$W/node_modules/.bin/workerd"
 
 wasm="$W/build/index_bg.wasm"
 if [ "${KILN_WORKER_NO_BUILD:-0}" != 1 ]; then
-  if [ ! -f "$wasm" ] || [ -n "$(find "$W/src" "$W/Cargo.toml" "$ROOT/Cargo.lock" -newer "$wasm" -print -quit)" ]; then
+  if [ ! -f "$wasm" ] || [ -n "$(find "$W/src" "$W/Cargo.toml" "$ROOT/engine/src" "$ROOT/engine/Cargo.toml" "$ROOT/Cargo.lock" -newer "$wasm" -print -quit)" ]; then
     "$ROOT/scripts/build-worker.sh"
   fi
 fi
@@ -55,6 +57,7 @@ export KILN_ALLOW_LOOPBACK_REGISTRIES="${KILN_ALLOW_LOOPBACK_REGISTRIES:-}"
 export KILN_ALLOWED_ORIGINS="${KILN_ALLOWED_ORIGINS:-}"
 export KILN_PROXY_TIMEOUT_SECS="${KILN_PROXY_TIMEOUT_SECS:-}"
 export KILN_PROXY_UPLOAD_TIMEOUT_SECS="${KILN_PROXY_UPLOAD_TIMEOUT_SECS:-}"
+export KILN_BROWSER_IDLE_TIMEOUT_SECS="${KILN_BROWSER_IDLE_TIMEOUT_SECS:-}"
 export KILN_RUNTIME_IMAGE="${KILN_RUNTIME_IMAGE:-}"
 export KILN_KMS_ENDPOINT="${KILN_KMS_ENDPOINT:-}"
 export KILN_KMS_URL="${KILN_KMS_URL:-}"
@@ -76,7 +79,8 @@ CONFIG="$W/build/workerd.$PORT.capnp"
 find "$W/build" -maxdepth 1 -name 'workerd.*.capnp' -mmin +120 -delete 2>/dev/null || true
 bindings=""
 for v in KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_ORIGINS \
-         KILN_PROXY_TIMEOUT_SECS KILN_PROXY_UPLOAD_TIMEOUT_SECS KILN_RUNTIME_IMAGE \
+         KILN_PROXY_TIMEOUT_SECS KILN_PROXY_UPLOAD_TIMEOUT_SECS KILN_BROWSER_IDLE_TIMEOUT_SECS \
+         KILN_RUNTIME_IMAGE \
          KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY; do
   bindings+="    (name = \"$v\", fromEnvironment = \"$v\"),"$'\n'
 done

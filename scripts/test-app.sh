@@ -40,7 +40,7 @@ kill "$server" 2>/dev/null || true
 cargo build -q -p kiln --bin kiln
 cargo build -q -p kiln-tests --example demo_images
 wasm="worker/build/index_bg.wasm"
-if [ ! -f "$wasm" ] || [ -n "$(find worker/src worker/Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]; then
+if [ ! -f "$wasm" ] || [ -n "$(find worker/src worker/Cargo.toml engine/src engine/Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]; then
   scripts/build-worker.sh
 fi
 (cd tests/e2e-app && KILN_REPO="$ROOT" KILN_DIST="$dist" KILN_WORKER_NO_BUILD=1 \

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,48 @@ const DEMO_IMAGES = process.env.KILN_DEMO_IMAGES ?? path.join(TARGET, 'debug/exa
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run'];
 
+/**
+ * A loopback front for the registry at `upstream` (host:port): forwards every request, but of
+ * a blob larger than 64 KiB it sends the headers and the first 16 KiB and then nothing, with
+ * the connection left open. Counts the stalled responses and how many of them the client
+ * side closed.
+ */
+async function startStallingFront(upstream) {
+  const [upHost, upPort] = upstream.split(':');
+  const sockets = new Set();
+  const counts = { stalled: 0, closed: 0 };
+  const server = http.createServer((req, res) => {
+    const up = http.request({
+      host: upHost, port: Number(upPort), method: req.method, path: req.url,
+      headers: { ...req.headers, host: upstream },
+    }, (r) => {
+      const big = req.method === 'GET' && req.url.includes('/blobs/')
+        && Number(r.headers['content-length'] ?? 0) > 64 * 1024;
+      res.writeHead(r.statusCode, r.headers);
+      if (!big) { r.pipe(res); return; }
+      counts.stalled += 1;
+      res.on('close', () => { counts.closed += 1; r.destroy(); });
+      let sent = 0;
+      r.on('data', (chunk) => {
+        const part = chunk.subarray(0, Math.max(0, 16 * 1024 - sent));
+        if (part.length > 0) { res.write(part); sent += part.length; }
+      });
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${server.address().port}`,
+    counts,
+    stop: async () => {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
 let t;
 before(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-app-runtime-'));
@@ -31,27 +74,31 @@ before(async () => {
   const keep = (x) => { stops.push(x.stop); return x; };
   const reg = keep(await startRegistry(dir, 'plain'));
   execFileSync(DEMO_IMAGES, [reg.host], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const front = keep(await startStallingFront(reg.host));
   const keyFile = path.join(dir, 'key.pem');
   execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072',
     '-pkeyopt', 'rsa_keygen_pubexp:3', '-out', keyFile], { stdio: 'ignore' });
   const worker = keep(await startWorker({
     KILN_ASSETS_DIR: DIST,
     KILN_DEFAULT_SIGNING_KEY_FILE: keyFile,
-    KILN_REGISTRY_ALLOWLIST: `http://${reg.host}`,
+    KILN_REGISTRY_ALLOWLIST: `http://${reg.host},http://${front.host}`,
     KILN_ALLOW_LOOPBACK_REGISTRIES: '1',
     KILN_RUNTIME_IMAGE: `${reg.host}/kiln/runtime:fixture`,
     KILN_PROXY_TIMEOUT_SECS: '60',
+    KILN_BROWSER_IDLE_TIMEOUT_SECS: '5',
   }));
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
   const page = await browser.newPage();
   const console = [];
   page.on('console', (m) => console.push(m.text()));
   page.on('pageerror', (e) => console.push(`pageerror: ${e.message}`));
+  const failedRequests = [];
+  page.on('requestfailed', (r) => failedRequests.push({ url: r.url(), error: r.failure()?.errorText }));
   await page.goto(`${worker.url}/`);
   await page.waitForFunction(() => window.wasmBindings && window.wasmBindings.kiln_convert, null,
     { timeout: 60000 });
   t = {
-    reg, worker, page, console, pem: fs.readFileSync(keyFile, 'utf8'),
+    reg, front, worker, page, console, failedRequests, pem: fs.readFileSync(keyFile, 'utf8'),
     async teardown() {
       await browser.close();
       for (const s of stops.reverse()) await s();
@@ -196,12 +243,44 @@ describe('the engine in the page\'s Web Worker', () => {
     assert.equal(r.status, 404);
   });
 
-  it('GET /kiln-config.json names the runtime, the proxy and the registries', async () => {
+  it('a registry that stalls mid-blob fails the conversion as a timeout naming the blob', async () => {
+    const t0 = performance.now();
+    const events = await job('convert', {
+      request: {
+        inputImageName: `${t.front.host}/sample/busybox:1`,
+        outputImageName: `${t.reg.host}/out/stalled:1`,
+      },
+      pem: t.pem,
+    });
+    const ms = performance.now() - t0;
+    const end = last(events);
+    assert.equal(end.type, 'failed', JSON.stringify(end));
+    assert.equal(end.errorType, 'RegistryTimeout', JSON.stringify(end));
+    // The input's error, not the upload's that it cut short.
+    assert.match(end.reason, /^input image \(inputImageName\)/, end.reason);
+    assert.match(end.reason, new RegExp(`${t.front.host}/v2/sample/busybox/blobs/sha256:[0-9a-f]{64}: no data for 5 s`));
+    assert.ok(t.front.counts.stalled >= 1, 'the front stalled a blob');
+    assert.ok(ms >= 5000 && ms < 60000, `failed after ${ms.toFixed(0)} ms`);
+    console.log(`# stalled blob: failed after ${ms.toFixed(0)} ms (idle timeout 5 s)`);
+    // The page aborted the stalled request (Chromium reports it failed as aborted).
+    const aborted = () => t.failedRequests.find((r) => r.url.includes(`/proxy/${t.front.host}/`)
+      && r.url.includes('/blobs/sha256:'));
+    for (let i = 0; i < 50 && !aborted(); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(aborted(), JSON.stringify(t.failedRequests));
+    assert.match(aborted().error, /ABORTED/, JSON.stringify(aborted()));
+    const r = await fetch(`${t.reg.url}/v2/out/stalled/manifests/1`);
+    assert.equal(r.status, 404, 'no output tag');
+  });
+
+  it('GET /kiln-config.json names the runtime, the proxy, the registries, the idle timeout', async () => {
     const c = await (await fetch(`${t.worker.url}/kiln-config.json`)).json();
     assert.deepEqual(c, {
       runtimeImage: `${t.reg.host}/kiln/runtime:fixture`,
       proxy: '/proxy',
-      registries: [`http://${t.reg.host}`],
+      registries: [`http://${t.reg.host}`, `http://${t.front.host}`],
+      idleTimeoutSecs: 5,
     });
   });
 });

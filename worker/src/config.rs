@@ -14,6 +14,9 @@ pub const ALLOWED_ORIGINS: &str = "KILN_ALLOWED_ORIGINS";
 pub const TIMEOUT_SECS: &str = "KILN_PROXY_TIMEOUT_SECS";
 /// Binding: seconds an upstream has to answer a request with a body (uploads).
 pub const UPLOAD_TIMEOUT_SECS: &str = "KILN_PROXY_UPLOAD_TIMEOUT_SECS";
+/// Binding: seconds a response may go without a byte in the web app's browser transport
+/// before it fails as a timeout (sent to the app in `/kiln-config.json`).
+pub const BROWSER_IDLE_TIMEOUT_SECS: &str = "KILN_BROWSER_IDLE_TIMEOUT_SECS";
 /// Secret binding: the service's default SGX signing key (PEM). Not used yet.
 pub const DEFAULT_SIGNING_KEY: &str = "KILN_DEFAULT_SIGNING_KEY";
 /// Binding: reference of the Gramine runtime image conversions build on. Not used yet.
@@ -30,6 +33,8 @@ pub const KMS_ENDPOINT: &str = "KILN_KMS_ENDPOINT";
 pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
 /// Default for [`UPLOAD_TIMEOUT_SECS`].
 pub const DEFAULT_UPLOAD_TIMEOUT_SECS: u32 = 300;
+/// Default for [`BROWSER_IDLE_TIMEOUT_SECS`] (the native CLI's read timeout).
+pub const DEFAULT_BROWSER_IDLE_TIMEOUT_SECS: u32 = 300;
 
 /// Why the configuration is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +71,8 @@ pub struct Config {
     pub timeout_ms: u32,
     /// Header timeout for requests with a body, in milliseconds.
     pub upload_timeout_ms: u32,
+    /// The web app's idle timeout ([`BROWSER_IDLE_TIMEOUT_SECS`]), in milliseconds.
+    pub browser_idle_timeout_ms: u32,
     /// Whether a default signing key is configured (its bytes are not kept here).
     pub has_default_signing_key: bool,
     /// Runtime image reference, if set.
@@ -104,12 +111,14 @@ fn registry_entries(allowlist: &str) -> Vec<String> {
 
 impl Config {
     /// The body of `GET /kiln-config.json`: what the web app needs to run the engine in the
-    /// browser (runtime image, the proxy's path, the registries it reaches). No secrets.
+    /// browser (runtime image, the proxy's path, the registries it reaches, the idle
+    /// timeout of its transport). No secrets.
     pub fn client_config(&self) -> serde_json::Value {
         serde_json::json!({
             "runtimeImage": self.runtime_image,
             "proxy": "/proxy",
             "registries": self.registries,
+            "idleTimeoutSecs": self.browser_idle_timeout_ms / 1000,
         })
     }
 }
@@ -137,6 +146,10 @@ impl Config {
             origins: Origins::parse(&get(ALLOWED_ORIGINS).unwrap_or_default()),
             timeout_ms: secs(TIMEOUT_SECS, DEFAULT_TIMEOUT_SECS)?,
             upload_timeout_ms: secs(UPLOAD_TIMEOUT_SECS, DEFAULT_UPLOAD_TIMEOUT_SECS)?,
+            browser_idle_timeout_ms: secs(
+                BROWSER_IDLE_TIMEOUT_SECS,
+                DEFAULT_BROWSER_IDLE_TIMEOUT_SECS,
+            )?,
             has_default_signing_key: get(DEFAULT_SIGNING_KEY).is_some(),
             runtime_image: get(RUNTIME_IMAGE),
             kms_endpoint: get(KMS_URL).or_else(|| get(KMS_ENDPOINT)),
@@ -192,6 +205,8 @@ mod tests {
         assert_eq!(c.origins, Origins::SameOrigin);
         assert_eq!(c.timeout_ms, 30_000);
         assert_eq!(c.upload_timeout_ms, 300_000);
+        assert_eq!(c.browser_idle_timeout_ms, 300_000);
+        assert_eq!(c.client_config()["idleTimeoutSecs"], 300);
         assert!(!c.has_default_signing_key);
     }
 
@@ -202,6 +217,7 @@ mod tests {
             (ALLOW_LOOPBACK, "1"),
             (ALLOWED_ORIGINS, "*"),
             (TIMEOUT_SECS, "5"),
+            (BROWSER_IDLE_TIMEOUT_SECS, "2"),
             (DEFAULT_SIGNING_KEY, "-----BEGIN"),
             (RUNTIME_IMAGE, "r/x:1"),
         ])
@@ -209,6 +225,7 @@ mod tests {
         assert!(c.policy.check_authority("127.0.0.1:5000").is_ok());
         assert_eq!(c.origins, Origins::Any);
         assert_eq!(c.timeout_ms, 5000);
+        assert_eq!(c.client_config()["idleTimeoutSecs"], 2);
         assert!(c.has_default_signing_key);
         assert_eq!(c.runtime_image.as_deref(), Some("r/x:1"));
     }

@@ -22,6 +22,10 @@ pub struct KilnConfig {
     /// The registries the proxy reaches, as `scheme://host:port`.
     #[serde(default)]
     pub registries: Vec<String>,
+    /// Seconds a response may go without a byte before the browser transport fails it
+    /// (absent: the transport's default, 300 s).
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u32>,
 }
 
 fn default_proxy() -> String {
@@ -29,6 +33,15 @@ fn default_proxy() -> String {
 }
 
 impl KilnConfig {
+    /// The browser transport's idle timeout in milliseconds: [`Self::idle_timeout_secs`],
+    /// or `default_ms` when absent or zero.
+    pub fn idle_timeout_ms(&self, default_ms: u32) -> u32 {
+        match self.idle_timeout_secs {
+            Some(s) if s > 0 => s.saturating_mul(1000),
+            _ => default_ms,
+        }
+    }
+
     /// `host:port` of every plain-http registry (the engine's insecure registries).
     pub fn plain_http_authorities(&self) -> Vec<String> {
         self.registries
@@ -186,8 +199,14 @@ mod tests {
             c.proxy_base("http://127.0.0.1:8787/"),
             "http://127.0.0.1:8787/proxy"
         );
+        assert_eq!(c.idle_timeout_ms(300_000), 300_000);
         let c: KilnConfig = serde_json::from_str(r#"{"runtimeImage":null}"#).unwrap();
         assert_eq!(c.runtime_image, None);
+        for (secs, ms) in [("2", 2000), ("0", 7), ("null", 7)] {
+            let c: KilnConfig =
+                serde_json::from_str(&format!(r#"{{"idleTimeoutSecs":{secs}}}"#)).unwrap();
+            assert_eq!(c.idle_timeout_ms(7), ms, "{secs}");
+        }
         assert_eq!(c.proxy_base("https://k.example"), "https://k.example/proxy");
         let c = KilnConfig {
             proxy: "https://p.example/proxy/".into(),

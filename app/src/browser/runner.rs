@@ -29,7 +29,7 @@ use super::clock::{now_ms, JsClock};
 use super::idb_cache::IdbLayerCache;
 use super::progress::ProgressTracker;
 use super::protocol::{JobSpec, KeySpec, KilnConfig, WorkerMessage};
-use super::transport::{BrowserTransport, UPLOAD_CHUNK_SIZE};
+use super::transport::{BrowserTransport, IDLE_TIMEOUT_MS, UPLOAD_CHUNK_SIZE};
 use crate::webcrypto::js_error;
 
 /// The global the worker script stores the job in.
@@ -188,7 +188,10 @@ async fn run_convert(request: &str, key: &KeySpec, api_origin: &str, post: Post)
             )
         }
     };
-    let transport = Arc::new(BrowserTransport::new(cfg.proxy_base(api_origin)));
+    let transport = Arc::new(
+        BrowserTransport::new(cfg.proxy_base(api_origin))
+            .with_idle_timeout(cfg.idle_timeout_ms(IDLE_TIMEOUT_MS)),
+    );
     let mut env = PipelineEnv::new(transport, runtime);
     env.registry = registry_config(&cfg);
     env.cache = Arc::new(IdbLayerCache::new());
@@ -237,7 +240,10 @@ async fn run_verify(
         Ok(c) => c,
         Err(e) => return WorkerMessage::failed("ConfigurationError", e),
     };
-    let transport = Arc::new(BrowserTransport::new(cfg.proxy_base(api_origin)));
+    let transport = Arc::new(
+        BrowserTransport::new(cfg.proxy_base(api_origin))
+            .with_idle_timeout(cfg.idle_timeout_ms(IDLE_TIMEOUT_MS)),
+    );
     let client =
         RegistryClient::for_reference(transport, &reference, &registry_config(&cfg), creds);
     let resolved = match client
