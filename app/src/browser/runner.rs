@@ -137,6 +137,14 @@ fn registry_config(cfg: &KilnConfig) -> RegistryConfig {
         .fold(RegistryConfig::new(), |r, a| r.with_insecure(a))
 }
 
+/// The jobs' transport: through the config's proxy, with its idle timeout.
+fn transport(cfg: &KilnConfig, api_origin: &str) -> Arc<BrowserTransport> {
+    Arc::new(
+        BrowserTransport::new(cfg.proxy_base(api_origin))
+            .with_idle_timeout(cfg.idle_timeout_ms(IDLE_TIMEOUT_MS)),
+    )
+}
+
 /// Posts throttled progress views.
 struct PostProgress {
     tracker: RefCell<ProgressTracker>,
@@ -188,10 +196,7 @@ async fn run_convert(request: &str, key: &KeySpec, api_origin: &str, post: Post)
             )
         }
     };
-    let transport = Arc::new(
-        BrowserTransport::new(cfg.proxy_base(api_origin))
-            .with_idle_timeout(cfg.idle_timeout_ms(IDLE_TIMEOUT_MS)),
-    );
+    let transport = transport(&cfg, api_origin);
     let mut env = PipelineEnv::new(transport, runtime);
     env.registry = registry_config(&cfg);
     env.cache = Arc::new(IdbLayerCache::new());
@@ -240,10 +245,7 @@ async fn run_verify(
         Ok(c) => c,
         Err(e) => return WorkerMessage::failed("ConfigurationError", e),
     };
-    let transport = Arc::new(
-        BrowserTransport::new(cfg.proxy_base(api_origin))
-            .with_idle_timeout(cfg.idle_timeout_ms(IDLE_TIMEOUT_MS)),
-    );
+    let transport = transport(&cfg, api_origin);
     let client =
         RegistryClient::for_reference(transport, &reference, &registry_config(&cfg), creds);
     let resolved = match client

@@ -157,22 +157,21 @@ pub fn idle_limited(
     where_: String,
     on_timeout: impl FnOnce() + 'static,
 ) -> ByteStream {
-    let state = (Some(stream), Some(on_timeout));
+    // The state: the stream (`None` once it timed out) and, until then, the abort.
+    let state = (Some(stream), Some(on_timeout), where_);
     Box::pin(futures_util::stream::unfold(
         state,
-        move |(stream, on_timeout)| {
-            let where_ = where_.clone();
-            async move {
-                let mut stream = stream?;
-                match within(stream.next(), ms).await {
-                    Some(Some(item)) => Some((item, (Some(stream), on_timeout))),
-                    Some(None) => None,
-                    None => {
-                        if let Some(abort) = on_timeout {
-                            abort();
-                        }
-                        Some((Err(timed_out(&where_, "data", ms)), (None, None)))
+        move |(stream, on_timeout, where_)| async move {
+            let mut stream = stream?;
+            match within(stream.next(), ms).await {
+                Some(Some(item)) => Some((item, (Some(stream), on_timeout, where_))),
+                Some(None) => None,
+                None => {
+                    if let Some(abort) = on_timeout {
+                        abort();
                     }
+                    let e = timed_out(&where_, "data", ms);
+                    Some((Err(e), (None, None, where_)))
                 }
             }
         },
