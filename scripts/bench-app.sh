@@ -10,10 +10,7 @@ ROOT=$PWD
 dist=$(scripts/build-app.sh)
 cargo build -q --release -p kiln --bin kiln
 cargo build -q -p kiln-tests --example demo_images --example bench_app_image
-wasm="worker/build/index_bg.wasm"
-if [ ! -f "$wasm" ] || [ -n "$(find worker/src worker/Cargo.toml engine/src engine/Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]; then
-  scripts/build-worker.sh
-fi
+scripts/build-worker.sh --if-stale
 cd tests/e2e-app
 KILN_REPO="$ROOT" KILN_DIST="$dist" KILN_WORKER_NO_BUILD=1 KILN_BIN="$ROOT/target/release/kiln" \
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" node bench.mjs

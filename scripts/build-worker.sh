@@ -6,11 +6,18 @@
 # cannot read the module).
 #
 #   scripts/build-worker.sh                   # release build, wasm-opt -Oz when npm binaryen is there
+#   scripts/build-worker.sh --if-stale        # only when the build is missing or older than the
+#                                             # worker's or the engine's sources or Cargo.lock
 #   KILN_WASM_OPT=0 scripts/build-worker.sh   # skip wasm-opt
 #   KILN_WASM_OPT=1 scripts/build-worker.sh   # require wasm-opt
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/worker"
+if [ "${1:-}" = --if-stale ] && [ -f build/index_bg.wasm ] && [ -z "$(find src Cargo.toml \
+    "$ROOT/engine/src" "$ROOT/engine/Cargo.toml" "$ROOT/Cargo.lock" -newer build/index_bg.wasm \
+    -print -quit)" ]; then
+  exit 0
+fi
 command -v worker-build >/dev/null || { echo "build-worker: worker-build missing; run scripts/install-deps.sh" >&2; exit 1; }
 WASM_BINDGEN_BIN=$(command -v wasm-bindgen) || { echo "build-worker: wasm-bindgen missing; run scripts/install-deps.sh" >&2; exit 1; }
 export WASM_BINDGEN_BIN

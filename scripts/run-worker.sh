@@ -39,9 +39,7 @@ WORKERD="$W/node_modules/.bin/workerd"
 
 wasm="$W/build/index_bg.wasm"
 if [ "${KILN_WORKER_NO_BUILD:-0}" != 1 ]; then
-  if [ ! -f "$wasm" ] || [ -n "$(find "$W/src" "$W/Cargo.toml" "$ROOT/engine/src" "$ROOT/engine/Cargo.toml" "$ROOT/Cargo.lock" -newer "$wasm" -print -quit)" ]; then
-    "$ROOT/scripts/build-worker.sh"
-  fi
+  "$ROOT/scripts/build-worker.sh" --if-stale
 fi
 [ -f "$wasm" ] || { echo "run-worker: $wasm missing; run scripts/build-worker.sh" >&2; exit 1; }
 

@@ -39,10 +39,7 @@ kill "$server" 2>/dev/null || true
 [ "${KILN_APP_SKIP_CONVERT:-0}" = 1 ] && exit 0
 cargo build -q -p kiln --bin kiln
 cargo build -q -p kiln-tests --example demo_images
-wasm="worker/build/index_bg.wasm"
-if [ ! -f "$wasm" ] || [ -n "$(find worker/src worker/Cargo.toml engine/src engine/Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]; then
-  scripts/build-worker.sh
-fi
+scripts/build-worker.sh --if-stale
 (cd tests/e2e-app && KILN_REPO="$ROOT" KILN_DIST="$dist" KILN_WORKER_NO_BUILD=1 \
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
   KILN_APP_DIST="$dist" node --test --test-reporter=spec --test-concurrency=1 \
