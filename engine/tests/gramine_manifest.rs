@@ -147,15 +147,34 @@ fn golden_manifest_sgx1() {
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
-fn edmm_variant_differs_only_in_edmm_enable() {
+fn edmm_variant_differs_only_in_edmm_enable_and_exinfo() {
     let spec = spec_for(REQUEST, &image_config(""), &small_index()).unwrap();
     let sgx1 = render_manifest(&spec, Variant::Sgx1).unwrap();
     let edmm = render_manifest(&spec, Variant::Edmm).unwrap();
     assert_eq!(
         edmm,
         sgx1.replace("edmm_enable = false", "edmm_enable = true")
+            .replace("use_exinfo = false", "use_exinfo = true")
     );
     assert_ne!(edmm, sgx1);
+    // EDMM keeps EXINFO even when manifestOptions switch it off (it cannot run without).
+    let no_exinfo = REQUEST.replace(
+        r#""sys.stack.size":"1M""#,
+        r#""sys.stack.size":"1M","sgx.use_exinfo":false"#,
+    );
+    let spec = spec_for(&no_exinfo, &image_config(""), &small_index()).unwrap();
+    assert!(render_manifest(&spec, Variant::Edmm)
+        .unwrap()
+        .contains("use_exinfo = true"));
+    assert!(render_manifest(&spec, Variant::Sgx1)
+        .unwrap()
+        .contains("use_exinfo = false"));
+    // javaMode: the SGX1 enclave uses EXINFO too (the JVM recovers from SIGSEGV).
+    let java = REQUEST.replace(r#""threads":8"#, r#""threads":8,"javaMode":"OPENJDK""#);
+    let spec = spec_for(&java, &image_config(""), &small_index()).unwrap();
+    assert!(render_manifest(&spec, Variant::Sgx1)
+        .unwrap()
+        .contains("use_exinfo = true"));
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
@@ -439,8 +458,9 @@ fn program_through_a_directory_link_and_exclusions() {
         &idx,
     )
     .unwrap();
-    // Found through /bin -> usr/bin: the program keeps the path the search found.
-    assert_eq!(spec.program, "/bin/app");
+    // Found through /bin -> usr/bin: the program is the resolved path, as the kernel
+    // reports /proc/self/exe; the link's path stays a trusted file too.
+    assert_eq!(spec.program, "/usr/bin/app");
     assert!(spec
         .trusted_files
         .iter()

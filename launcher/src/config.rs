@@ -65,6 +65,12 @@ pub const DIRECT_APP: &str = "/opt/kiln/direct/app";
 /// The only configuration version this launcher understands.
 pub const CONFIG_VERSION: u32 = 1;
 
+/// The log relays (see the engine's `gramine::log_links`): for stdout and stderr, the path
+/// in the kiln layer that the enclave opens (a symlink to `/proc/self/fd/N`) and the
+/// descriptor N on which the launcher hands Gramine's loader the relay's pseudo-terminal.
+pub const LOG_RELAYS: [(&str, i32); 2] =
+    [("/opt/kiln/logs/stdout", 61), ("/opt/kiln/logs/stderr", 62)];
+
 /// How the SGX host loader is started (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

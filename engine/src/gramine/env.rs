@@ -14,7 +14,9 @@
 
 use std::collections::BTreeMap;
 
+use super::fsview::{resolve, Node};
 use super::validate::JavaMode;
+use crate::image::file_index::FileIndex;
 
 /// The JVM options a `javaMode` adds to `JAVA_TOOL_OPTIONS`.
 pub fn java_options(mode: JavaMode) -> &'static str {
@@ -59,6 +61,56 @@ pub fn build_env(
     (env, skipped)
 }
 
+/// Where Gramine looks for the ELF interpreter when `LD_LIBRARY_PATH` is not set
+/// (libos/src/libos_rtld.c `find_interp`, v1.9).
+pub const GRAMINE_INTERP_DIRS: [&str; 2] = ["/lib", "/lib64"];
+
+/// The interpreters of x86-64 glibc and musl, by file name.
+const INTERPRETERS: [&str; 2] = ["ld-linux-x86-64.so.2", "ld-musl-x86_64.so.1"];
+
+/// Keeps the ELF interpreter reachable when the image sets `LD_LIBRARY_PATH`.
+///
+/// Gramine loads the program's interpreter itself and searches for its *file name* only in
+/// the directories of `LD_LIBRARY_PATH` when that is set, else in `/lib` and `/lib64`
+/// (`find_interp`); the directory in `PT_INTERP` is ignored. An image that sets
+/// `LD_LIBRARY_PATH=/usr/local/lib` therefore fails at start (`libos_init() failed in
+/// init_elf_objects: ENOENT`). kiln appends to the image's value those of `/lib` and
+/// `/lib64` that hold an interpreter (both when the image has neither), after the image's
+/// own directories, so the app's library search order is unchanged before them. Returns
+/// what was appended (for a warning), `None` when nothing was needed.
+pub fn keep_interpreter_reachable(
+    env: &mut BTreeMap<String, String>,
+    index: &FileIndex,
+) -> Option<String> {
+    let value = env.get_mut("LD_LIBRARY_PATH")?;
+    let holds_interp = |dir: &str| {
+        INTERPRETERS.iter().any(|name| {
+            matches!(
+                resolve(index, &format!("{dir}/{name}")),
+                Ok((_, Node::File(_)))
+            )
+        })
+    };
+    let listed: Vec<&str> = value.split(':').filter(|d| !d.is_empty()).collect();
+    if listed.iter().any(|d| holds_interp(d.trim_end_matches('/'))) {
+        return None;
+    }
+    let mut add: Vec<&str> = GRAMINE_INTERP_DIRS
+        .into_iter()
+        .filter(|d| holds_interp(d))
+        .collect();
+    if add.is_empty() {
+        add = GRAMINE_INTERP_DIRS.to_vec();
+    }
+    let added = add.join(":");
+    *value = if listed.is_empty() {
+        added.clone()
+    } else {
+        format!("{}:{added}", value.trim_end_matches(':'))
+    };
+    Some(added)
+}
+
 /// The PATH docker uses when the image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -88,6 +140,72 @@ mod tests {
         assert_eq!(env["B"], "3");
         assert_eq!(skipped, ["NOEQ", "=x"]);
         assert!(!env.contains_key("MALLOC_ARENA_MAX"));
+    }
+
+    fn index_with(files: &[&str], links: &[(&str, &str)]) -> FileIndex {
+        use crate::image::file_index::{FileEntry, FileKind};
+        let mut index = FileIndex::default();
+        let entry = |kind| FileEntry {
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        for f in files {
+            let kind = FileKind::Regular {
+                size: 1,
+                sha256: [0; 32],
+            };
+            index.entries.insert(f.to_string(), entry(kind));
+        }
+        for (p, t) in links {
+            let kind = FileKind::Symlink {
+                target: t.to_string(),
+            };
+            index.entries.insert(p.to_string(), entry(kind));
+        }
+        index
+    }
+
+    #[test]
+    fn the_interpreter_stays_reachable_through_ld_library_path() {
+        // Debian: /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/..., /lib -> usr/lib.
+        let index = index_with(
+            &["/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"],
+            &[
+                ("/lib", "usr/lib"),
+                (
+                    "/lib64/ld-linux-x86-64.so.2",
+                    "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                ),
+            ],
+        );
+        let mut env = BTreeMap::new();
+        assert_eq!(keep_interpreter_reachable(&mut env, &index), None);
+        env.insert("LD_LIBRARY_PATH".to_string(), "/usr/local/lib".to_string());
+        assert_eq!(
+            keep_interpreter_reachable(&mut env, &index).as_deref(),
+            Some("/lib64")
+        );
+        assert_eq!(env["LD_LIBRARY_PATH"], "/usr/local/lib:/lib64");
+        // Already reachable: unchanged.
+        assert_eq!(keep_interpreter_reachable(&mut env, &index), None);
+        assert_eq!(env["LD_LIBRARY_PATH"], "/usr/local/lib:/lib64");
+
+        // musl (Alpine): /lib/ld-musl-x86_64.so.1; an empty value.
+        let index = index_with(&["/lib/ld-musl-x86_64.so.1"], &[]);
+        let mut env = BTreeMap::from([("LD_LIBRARY_PATH".to_string(), String::new())]);
+        assert_eq!(
+            keep_interpreter_reachable(&mut env, &index).as_deref(),
+            Some("/lib")
+        );
+        assert_eq!(env["LD_LIBRARY_PATH"], "/lib");
+
+        // No interpreter known: Gramine's own defaults.
+        let index = index_with(&[], &[]);
+        let mut env = BTreeMap::from([("LD_LIBRARY_PATH".to_string(), "/opt/x:".to_string())]);
+        keep_interpreter_reachable(&mut env, &index);
+        assert_eq!(env["LD_LIBRARY_PATH"], "/opt/x:/lib:/lib64");
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! `fs.start_dir` (inside `[fs]`), `loader.entrypoint.uri` and `.sha256`,
 //! `libos.entrypoint`, `loader.argv`, `loader.insecure__use_cmdline_argv`, `loader.env.*`,
 //! `loader.uid`, `loader.gid`, `loader.log_level`,
-//! `sys.enable_extra_runtime_domain_names_conf`. Key names follow Gramine v1.9's
+//! `sys.enable_extra_runtime_domain_names_conf`, `sys.enable_sigterm_injection`,
+//! `sys.stack.size`. Key names follow Gramine v1.9's
 //! Documentation/manifest-syntax.rst and python/graminelibos/manifest_check.py.
 //!
 //! With certificates ([`super::init`]), `libos.entrypoint` is kiln-init (which execs the
@@ -21,7 +22,26 @@
 //! time) and [`Variant::Edmm`] (`sgx.edmm_enable = true`). Both use the *same*
 //! `sgx.enclave_size` (the request's memSize), not Gramine's 1024G EDMM default: the app
 //! gets the same memory limit whichever enclave the launcher picks, and memSize keeps its
-//! meaning on SGX2 hardware. Nothing else differs.
+//! meaning on SGX2 hardware. They differ in one more key, `sgx.use_exinfo`:
+//! - EDMM: always `true`, also over `manifestOptions`. Gramine commits EDMM heap pages
+//!   lazily on a page fault and needs the faulting address, which only EXINFO reports;
+//!   without it the PAL exits at the first lazy fault ("Tried to handle a memory fault with
+//!   no faulting address reported by SGX", pal/src/host/linux-sgx/pal_exception.c v1.9),
+//!   which glibc's per-thread arenas (MAP_NORESERVE) cause in any multi-threaded app.
+//!   Every CPU with SGX2 reports EXINFO, so this costs no host.
+//! - SGX1: [`EnclaveSpec::sgx1_exinfo`] (true with `javaMode`, or as `manifestOptions`
+//!   sets `sgx.use_exinfo`). Without EXINFO a #PF/#GP inside the enclave exits it ("Host
+//!   injected malicious signal", pal_exception.c), so apps that recover from SIGSEGV (the
+//!   JVM's implicit null checks and stack banging) die; with it the enclave starts only on
+//!   CPUs that report EXINFO (MISCSELECT bit 0: SGX2-capable CPUs running a kernel without
+//!   EDMM), and its SIGSTRUCT carries MISCSELECT 0x1 (the launcher checks the CPU).
+//!
+//! Always written, as Linux and docker behave: `sys.enable_sigterm_injection = true` (the
+//! LibOS otherwise drops the host's SIGTERM, libos/src/libos_signal.c, so `docker stop`
+//! would always end in SIGKILL) and `sys.stack.size` ([`EnclaveSpec::stack_size`], 8 MiB
+//! unless `manifestOptions` says otherwise: Gramine's default is 256 KiB, where Linux gives
+//! the main thread 8 MiB; it is also RLIMIT_STACK, which glibc uses as the default pthread
+//! stack size, libos/src/libos_init.c and sys/libos_getrlimit.c).
 //!
 //! A third, unmeasured variant, [`Variant::Direct`], is for Gramine's insecure non-SGX mode
 //! (`gramine-direct`, which reads `app.manifest`, not `.manifest.sgx`): it equals the SGX1
@@ -32,6 +52,9 @@
 //! tmpfs is per process and does not survive kiln-init's `execve` of the app (checked
 //! with gramine-direct v1.9), so the app would find no certificate; their host directories
 //! (`file:<host dir>/`) are then allowed files of the direct manifest.
+//!
+//! Log files the image links to stdout/stderr become file mounts onto the launcher's
+//! relays after the encrypted mounts ([`super::log_links`]).
 //!
 //! `manifestOptions` (validated) are merged last: leaves overwrite, `fs.mounts` entries are
 //! appended after kiln's mounts.
@@ -105,6 +128,13 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
             })
         })
         .collect();
+    mounts.extend(spec.log_links.iter().map(|(path, stream)| {
+        Value::Table(t(vec![
+            ("type", Value::str("chroot")),
+            ("path", Value::str(path.clone())),
+            ("uri", Value::str(format!("dev:{}", stream.relay_path()))),
+        ]))
+    }));
     mounts.extend(spec.options.extra_mounts.iter().cloned().map(Value::Table));
 
     let fs = t(vec![
@@ -184,7 +214,10 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
         ("max_threads", Value::Integer(i64::from(spec.max_threads))),
         ("isvprodid", Value::Integer(i64::from(spec.isvprodid))),
         ("isvsvn", Value::Integer(i64::from(spec.isvsvn))),
-        ("use_exinfo", Value::Boolean(false)),
+        (
+            "use_exinfo",
+            Value::Boolean(variant == Variant::Edmm || spec.sgx1_exinfo),
+        ),
         (
             "cpu_features",
             Value::Table(t(vec![
@@ -208,10 +241,17 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
         ("trusted_files", Value::Array(trusted)),
         ("allowed_files", Value::Array(allowed)),
     ]);
-    let sys = t(vec![(
-        "enable_extra_runtime_domain_names_conf",
-        Value::Boolean(spec.runtime_domain_names),
-    )]);
+    let sys = t(vec![
+        (
+            "enable_extra_runtime_domain_names_conf",
+            Value::Boolean(spec.runtime_domain_names),
+        ),
+        ("enable_sigterm_injection", Value::Boolean(true)),
+        (
+            "stack",
+            Value::Table(t(vec![("size", Value::str(format_size(spec.stack_size)))])),
+        ),
+    ]);
 
     let mut root = t(vec![
         ("fs", Value::Table(fs)),
@@ -222,6 +262,11 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
     ]);
     for (path, value) in &spec.options.leaves {
         insert_path(&mut root, path, value.clone()).map_err(MergeError)?;
+    }
+    if variant == Variant::Edmm {
+        // EDMM cannot run without EXINFO (see the module docs), whatever the options say.
+        let path = ["sgx".to_string(), "use_exinfo".to_string()];
+        insert_path(&mut root, &path, Value::Boolean(true)).map_err(MergeError)?;
     }
     Ok(root)
 }

@@ -10,7 +10,8 @@
 //! (`manifestOptions`), [`size`], [`paths`], [`fsview`] (lookups in the image),
 //! [`users`] (USER), [`env`](mod@env), [`argv`], [`dirs`] (trusted/allowed/encrypted),
 //! [`spec`] (the enclave spec and the mount choices), [`init`] (certificates through
-//! kiln-init), [`manifest`] (the writer),
+//! kiln-init), [`log_links`] (log files linked to stdout/stderr), [`workload`] (runtimes
+//! kiln recognises and the sizing warnings), [`manifest`] (the writer),
 //! [`canonical`] (TOML values and canonical serialisation), [`runtime`] (runtime
 //! descriptor).
 
@@ -20,6 +21,7 @@ pub mod dirs;
 pub mod env;
 pub mod fsview;
 pub mod init;
+pub mod log_links;
 pub mod manifest;
 pub mod options;
 pub mod paths;
@@ -29,3 +31,4 @@ pub mod size;
 pub mod spec;
 pub mod users;
 pub mod validate;
+pub mod workload;

@@ -20,8 +20,14 @@
 //! - Keys that switch protection off: `sgx.file_check_policy` other than `"strict"`; any
 //!   `insecure__*` key (`loader.insecure__*`, `sgx.insecure__*`, `sys.insecure__*`,
 //!   `fs.insecure__keys.*`), `sgx.seal_key.*` masks, profiling (`sgx.profile.*`,
-//!   `sgx.vtune_profile`) and `loader.log_level` other than `error`/`none` are accepted
-//!   only with `debug: true`.
+//!   `sgx.vtune_profile`), `sys.debug__mock_syscalls` and `loader.log_level` other than
+//!   `error`/`none` are accepted only with `debug: true`.
+//! - Keys that Gramine's release build refuses at start-up are refused here, naming the
+//!   option, rather than failing at deployment (kiln runtimes are packed from release
+//!   builds): `sgx.enable_stats = true` (pal/src/host/linux-sgx/host_main.c, v1.9 lines
+//!   706-712: "specified in non-debug mode, this is disallowed") and `sgx.profile.enable`
+//!   other than `"none"` (lines 817-823: "SGX profiling works only when Gramine is compiled
+//!   in debug mode"). The other `sgx.profile.*` keys are ignored by a release build.
 //! - `fs.mounts` entries are appended after kiln's own mounts; each must be a table with
 //!   an absolute `path` and a known `type`, and may not reuse a path kiln mounts.
 
@@ -94,6 +100,10 @@ enum Rule {
     LogLevel,
     /// `sgx.file_check_policy`.
     FileCheckPolicy,
+    /// A boolean that Gramine's release loader refuses when true.
+    ReleaseRefusesTrue(&'static str),
+    /// `sgx.profile.enable`: only `"none"` starts with a release loader.
+    ProfileEnable,
 }
 
 const CPU3: &[&str] = &["unspecified", "disabled", "required"];
@@ -128,6 +138,9 @@ fn rule_for(key: &str) -> Option<Rule> {
             "it changes what the sealing key is bound to",
         ));
     }
+    if key == "sgx.profile.enable" {
+        return Some(ProfileEnable);
+    }
     if key.starts_with("sgx.profile.") {
         return Some(DebugOnly(Any, "profiling exposes the enclave's execution"));
     }
@@ -159,7 +172,11 @@ fn rule_for(key: &str) -> Option<Rule> {
             Plain(OneOf(CPU3))
         }
         "sgx.cpu_features.mpx" | "sgx.cpu_features.pkru" => Plain(OneOf(CPU2)),
-        "sgx.use_exinfo" | "sgx.preheat_enclave" | "sgx.enable_stats" => Plain(Bool),
+        "sgx.use_exinfo" | "sgx.preheat_enclave" => Plain(Bool),
+        "sgx.enable_stats" => ReleaseRefusesTrue(
+            "Gramine's release build refuses `sgx.enable_stats = true` at start-up \
+             (host_main.c: \"specified in non-debug mode, this is disallowed\")",
+        ),
         "sgx.remote_attestation" => Plain(OneOf(&["none", "dcap"])),
         "sgx.vtune_profile" => DebugOnly(Bool, "profiling exposes the enclave's execution"),
         "sgx.insecure__rpc_thread_num" => {
@@ -168,7 +185,11 @@ fn rule_for(key: &str) -> Option<Rule> {
         "sgx.insecure__allow_memfaults_without_exinfo" => {
             DebugOnly(Bool, "the host could inject memory faults")
         }
-        "sys.allowed_ioctls" | "sys.debug__mock_syscalls" => Plain(Array),
+        "sys.allowed_ioctls" => Plain(Array),
+        "sys.debug__mock_syscalls" => DebugOnly(
+            Array,
+            "mocked system calls change what the app's system calls return",
+        ),
         "sys.brk.max_size" | "sys.stack.size" => Plain(Size),
         "sys.fds.limit" => Plain(Int),
         "sys.disallow_subprocesses"
@@ -381,6 +402,26 @@ pub fn validate_options(
                         .into())
                 }
             }
+            Rule::ReleaseRefusesTrue(why) => check_kind(Kind::Bool, &value).and_then(|_| {
+                if value == Value::Boolean(true) {
+                    Err(format!("cannot be true: {why}"))
+                } else {
+                    Ok(true)
+                }
+            }),
+            Rule::ProfileEnable => check_kind(Kind::OneOf(&["none", "main", "all"]), &value)
+                .and_then(|_| {
+                    if value.as_str() == Some("none") {
+                        Ok(true)
+                    } else {
+                        Err(
+                            "must be \"none\": Gramine's release build refuses SGX profiling at \
+                             start-up (host_main.c: \"SGX profiling works only when Gramine is \
+                             compiled in debug mode\")"
+                                .into(),
+                        )
+                    }
+                }),
             Rule::Mounts => match &value {
                 Value::Array(items) => {
                     for (i, m) in items.iter().enumerate() {
@@ -539,6 +580,37 @@ mod tests {
             assert_eq!(e.len(), 1, "{e:?}");
             assert!(e[0].contains(&format!("`{k}`")), "{e:?}");
         }
+    }
+
+    #[test]
+    fn options_the_release_loader_refuses_are_refused_even_with_debug() {
+        for debug in [false, true] {
+            let e = run(r#"{"sgx.enable_stats":true}"#, debug).unwrap_err();
+            assert!(
+                e[0].contains("`sgx.enable_stats`") && e[0].contains("release build"),
+                "{e:?}"
+            );
+            for mode in ["main", "all"] {
+                let e = run(&format!(r#"{{"sgx.profile.enable":"{mode}"}}"#), debug).unwrap_err();
+                assert!(
+                    e[0].contains("`sgx.profile.enable`") && e[0].contains("debug mode"),
+                    "{e:?}"
+                );
+            }
+        }
+        assert!(run(r#"{"sgx.enable_stats":false}"#, false).is_ok());
+        assert!(run(r#"{"sgx.profile.enable":"none"}"#, false).is_ok());
+        assert!(run(r#"{"sgx.profile.enable":"sometimes"}"#, true).is_err());
+    }
+
+    #[test]
+    fn mocked_syscalls_need_debug() {
+        let e = run(r#"{"sys.debug__mock_syscalls":[]}"#, false).unwrap_err();
+        assert!(
+            e[0].contains("`sys.debug__mock_syscalls`") && e[0].contains("debug: true"),
+            "{e:?}"
+        );
+        assert!(run(r#"{"sys.debug__mock_syscalls":[]}"#, true).is_ok());
     }
 
     #[test]

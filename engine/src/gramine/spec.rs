@@ -54,11 +54,12 @@ use oci_spec::image::ImageConfiguration;
 
 use super::argv::{compose_argv, find_program, ArgvError};
 use super::dirs::{collect, name_some, DirRules, EFS_HOST_ROOT, KILN_ROOT, PSEUDO_FS};
-use super::env::{build_env, DEFAULT_PATH};
+use super::env::{build_env, keep_interpreter_reachable, DEFAULT_PATH};
 use super::fsview::{resolve, Node};
 use super::init::{InitSetup, NO_KILN_INIT};
+use super::log_links::{self, Stream};
 use super::options::ManifestOptions;
-use super::paths::join;
+use super::paths::{is_strictly_within, is_within, join, normalize_absolute};
 use super::runtime::RuntimeDescriptor;
 use super::users::{resolve_user, UserError};
 use super::validate::{Certificate, ValidRequest};
@@ -67,6 +68,10 @@ use crate::image::file_index::FileIndex;
 
 /// The Gramine key name used for encrypted dirs.
 pub const ENCRYPTED_KEY_NAME: &str = "_sgx_mrenclave";
+
+/// `sys.stack.size` unless `manifestOptions` sets it: the 8 MiB Linux gives a main thread
+/// (Gramine's default is 256 KiB, too small for e.g. PostgreSQL's `max_stack_depth`).
+pub const DEFAULT_STACK_SIZE: u64 = 8 << 20;
 
 /// One trusted file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,6 +153,14 @@ pub struct EnclaveSpec {
     pub enclave_size: u64,
     /// `sgx.max_threads`.
     pub max_threads: u32,
+    /// `sys.stack.size` in bytes (also RLIMIT_STACK, glibc's default pthread stack size).
+    pub stack_size: u64,
+    /// `sgx.use_exinfo` of the SGX1 enclave before `manifestOptions` (true with
+    /// `javaMode`); the EDMM enclave always has it (see [`super::manifest`]).
+    pub sgx1_exinfo: bool,
+    /// Log files of the image linked to stdout/stderr: mounted onto the launcher's relays
+    /// ([`super::log_links`]).
+    pub log_links: BTreeMap<String, Stream>,
     /// `sgx.debug`.
     pub debug: bool,
     /// `sgx.isvprodid`.
@@ -264,10 +277,36 @@ pub fn build_spec_with_init(
     )?;
     let path_var = env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
     let argv0 = argv.first().map(String::as_str).unwrap_or_default();
-    let program = find_program(index, argv0, path_var, &start_dir)?;
+    let found = find_program(index, argv0, path_var, &start_dir)?;
+    // Gramine reports `libos.entrypoint` as /proc/self/exe without resolving symlinks, so a
+    // program reached through links (/usr/bin/java -> /etc/alternatives/java -> the JVM)
+    // would see the link's directory as `$ORIGIN` and its own path (the JVM finds its home
+    // from it). The resolved path is what the kernel reports in a container.
+    let program = match resolve(index, &found) {
+        Ok((real, Node::File(_))) => real,
+        _ => found,
+    };
+    if let Some(added) = keep_interpreter_reachable(&mut env, index) {
+        warnings.push(format!(
+            "LD_LIBRARY_PATH: `{added}` appended after the image's value: Gramine looks for \
+             the ELF interpreter only in LD_LIBRARY_PATH when it is set"
+        ));
+    }
+
+    // VOLUMEs are writable, as a container runtime makes them.
+    let image_volumes: Vec<String> = cfg.and_then(|c| c.volumes().clone()).unwrap_or_default();
+    let volumes = writable_volumes(req, &image_volumes);
+    warnings.extend(volumes.warnings);
+    let rw_dirs: Vec<String> = {
+        let mut v = req.rw_dirs.clone();
+        v.extend(volumes.rw.iter().cloned());
+        v.sort();
+        v.dedup();
+        v
+    };
 
     // Files.
-    let rules = DirRules::new(&req.ro_dirs, &req.rw_dirs, &req.encrypted_dirs);
+    let rules = DirRules::new(&req.ro_dirs, &rw_dirs, &req.encrypted_dirs);
     let mut excluded: Vec<String> = PSEUDO_FS.iter().map(|s| s.to_string()).collect();
     excluded.push(KILN_ROOT.to_string());
     excluded.push(runtime.prefix.clone());
@@ -313,13 +352,29 @@ pub fn build_spec_with_init(
         Some(setup)
     };
 
-    let runtime_domain_names = req.rw_dirs.iter().any(|p| p == "/etc/resolv.conf");
-    let allowed_files: Vec<String> = req
-        .rw_dirs
+    let mut log_excluded = excluded.clone();
+    log_excluded.extend(req.encrypted_dirs.iter().cloned());
+    let log_links = log_links::find(index, &log_excluded);
+
+    let runtime_domain_names = rw_dirs.iter().any(|p| p == "/etc/resolv.conf");
+    let mut allowed_files: Vec<String> = rw_dirs
         .iter()
         .filter(|p| !(runtime_domain_names && p.as_str() == "/etc/resolv.conf"))
         .cloned()
         .collect();
+    let mut streams: Vec<Stream> = log_links.values().copied().collect();
+    streams.sort();
+    streams.dedup();
+    allowed_files.extend(streams.iter().map(|s| s.relay_path().to_string()));
+    allowed_files.sort();
+
+    warnings.extend(super::workload::warnings(&super::workload::Sizing {
+        program: &program,
+        argv: &argv,
+        threads: req.threads,
+        enclave_size: req.mem_size.bytes,
+        java_mode: req.java_mode.is_some(),
+    }));
     let encrypted_mounts = req
         .encrypted_dirs
         .iter()
@@ -344,6 +399,9 @@ pub fn build_spec_with_init(
         runtime_domain_names,
         enclave_size: req.mem_size.bytes,
         max_threads: req.threads,
+        stack_size: DEFAULT_STACK_SIZE,
+        sgx1_exinfo: req.java_mode.is_some(),
+        log_links,
         debug: req.debug,
         isvprodid: req.isvprodid,
         isvsvn: req.isvsvn,
@@ -358,4 +416,56 @@ pub fn build_spec_with_init(
         external_packages: req.external_packages.clone(),
         warnings,
     })
+}
+
+/// The image's VOLUMEs that become writable, and what to tell the user.
+struct Volumes {
+    rw: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// A container runtime mounts writable storage on every `VOLUME` of the image, so the
+/// app expects to write there (PostgreSQL's data directory, say); kiln makes each one an
+/// rwDir unless the request already says what it is: inside an encryptedDir (sealed), an
+/// rwDir (already writable), or exactly a roDir the request lists (kept read-only). A
+/// VOLUME that would contain a narrower roDir cannot be writable as a whole (see
+/// [`super::validate`]'s nesting rules) and stays read-only, with a warning.
+fn writable_volumes(req: &ValidRequest, image_volumes: &[String]) -> Volumes {
+    let mut out = Volumes {
+        rw: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut made_rw = Vec::new();
+    for raw in image_volumes {
+        let Some(v) = normalize_absolute(raw) else {
+            out.warnings.push(format!(
+                "image VOLUME `{raw}` is not an absolute path; ignored"
+            ));
+            continue;
+        };
+        if v == "/"
+            || req.encrypted_dirs.iter().any(|d| is_within(&v, d))
+            || req.rw_dirs.iter().any(|d| is_within(&v, d))
+            || req.ro_dirs.iter().any(|d| d == &v && d != "/")
+        {
+            continue;
+        }
+        if let Some(ro) = req.ro_dirs.iter().find(|d| is_strictly_within(d, &v)) {
+            out.warnings.push(format!(
+                "image VOLUME `{v}` stays read-only: it contains the roDir `{ro}`; list it in \
+                 rwDirs or encryptedDirs and narrow roDirs to make it writable"
+            ));
+            continue;
+        }
+        out.rw.push(v.clone());
+        made_rw.push(v);
+    }
+    if !made_rw.is_empty() {
+        out.warnings.push(format!(
+            "image VOLUME {}: writable (as rwDirs), as a container runtime mounts them; their \
+             files are not integrity-protected: list them in encryptedDirs to seal them",
+            name_some(&made_rw)
+        ));
+    }
+    out
 }

