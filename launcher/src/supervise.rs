@@ -7,8 +7,9 @@
 //!   container's PID 1 here, and the kernel drops signals that PID 1 has left at their
 //!   default action; so they get a (no-op) handler, are blocked together with SIGCHLD before
 //!   the child is spawned (none is lost in between) and are taken synchronously with
-//!   `sigtimedwait`. The child starts with the default mask and handlers (Rust's `Command`
-//!   resets the mask; exec resets handlers).
+//!   `sigtimedwait`. The child starts with an empty mask (set between fork and exec: the
+//!   mask is inherited across exec, and std's `Command` does not reset it) and default
+//!   handlers (exec resets caught signals).
 //! - Reaping: every child of the launcher is reaped (`waitpid(-1, WNOHANG)`), including
 //!   orphans re-parented to it: as PID 1 it gets them anyway, elsewhere it makes itself a
 //!   child subreaper (`PR_SET_CHILD_SUBREAPER`).
@@ -204,7 +205,21 @@ pub fn run(program: &Path, args: &[OsString], supervision: Supervision) -> i32 {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
         }
     }
-    let child = match Command::new(program).arg0(program).args(args).spawn() {
+    let mut command = Command::new(program);
+    command.arg0(program).args(args);
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // sigemptyset and pthread_sigmask on a local set, both async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            match libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) {
+                0 => Ok(()),
+                rc => Err(std::io::Error::from_raw_os_error(rc)),
+            }
+        });
+    }
+    let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             say(&format!(
