@@ -9,7 +9,11 @@
 //!   the child is spawned (none is lost in between) and are taken synchronously with
 //!   `sigtimedwait`. The child starts with an empty mask (set between fork and exec: the
 //!   mask is inherited across exec, and std's `Command` does not reset it) and default
-//!   handlers (exec resets caught signals).
+//!   handlers (exec resets caught signals). Signals the kernel itself sent (`si_code` =
+//!   `SI_KERNEL`: a terminal's Ctrl-C, Ctrl-\\, resize or hangup) are not forwarded: the
+//!   terminal sends them to its whole foreground process group, which holds the child too
+//!   (the launcher does not give it a group of its own), so forwarding would deliver them
+//!   twice. Signals from `kill` (`docker stop`, `docker kill -s`) are forwarded.
 //! - Reaping: every child of the launcher is reaped (`waitpid(-1, WNOHANG)`), including
 //!   orphans re-parented to it: as PID 1 it gets them anyway, elsewhere it makes itself a
 //!   child subreaper (`PR_SET_CHILD_SUBREAPER`).
@@ -83,17 +87,26 @@ fn take_signals() -> std::io::Result<libc::sigset_t> {
     }
 }
 
-/// Waits up to `timeout` for one of `set`; returns the signal, or `None` on timeout or
-/// interruption.
-fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<libc::c_int> {
+/// Waits up to `timeout` for one of `set`; returns the signal and its `si_code`, or `None`
+/// on timeout or interruption.
+fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<(libc::c_int, libc::c_int)> {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
         tv_nsec: timeout.subsec_nanos().into(),
     };
-    // SAFETY: `set` is an initialised signal set, `ts` a valid timespec; a null siginfo
-    // pointer is allowed.
-    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
-    (sig > 0).then_some(sig)
+    // SAFETY: `set` is an initialised signal set, `ts` a valid timespec, `info` a writable
+    // siginfo_t (zeroed is a valid bit pattern for it).
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let sig = unsafe { libc::sigtimedwait(set, &mut info, &ts) };
+    (sig > 0).then_some((sig, info.si_code))
+}
+
+/// Whether a received signal is passed on to the child: every forwarded signal except
+/// those the kernel sent itself (`SI_KERNEL`, i.e. from the terminal to the whole
+/// foreground process group, which the child already got).
+pub fn should_forward(sig: libc::c_int, si_code: libc::c_int) -> bool {
+    FORWARDED.contains(&sig) && si_code != libc::SI_KERNEL
 }
 
 /// Sends `sig` to `pid`; a process that is already gone is not an error here.
@@ -291,14 +304,26 @@ pub fn run(program: &Path, args: &[OsString], supervision: Supervision) -> i32 {
             // SIGCHLD wakes the loop when a child ends; the timeout is only a safety net.
             Duration::from_secs(1)
         };
-        match wait_signal(&set, timeout) {
-            Some(libc::SIGCHLD) | None => {}
-            Some(sig) => {
-                if stopped {
-                    continue;
-                }
-                send(main, sig)
+        if let Some((sig, code)) = wait_signal(&set, timeout) {
+            if !stopped && should_forward(sig, code) {
+                send(main, sig);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_sent_signals_not_terminal_ones() {
+        for sig in FORWARDED {
+            assert!(should_forward(sig, libc::SI_USER), "{sig}");
+            assert!(should_forward(sig, libc::SI_QUEUE), "{sig}");
+            assert!(!should_forward(sig, libc::SI_KERNEL), "{sig}");
+        }
+        assert!(!should_forward(libc::SIGCHLD, libc::SI_USER));
+        assert!(!should_forward(libc::SIGKILL, libc::SI_USER));
     }
 }
