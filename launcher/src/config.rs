@@ -13,7 +13,10 @@
 //!   "directApp": "/opt/kiln/direct/app",
 //!   "allowCmdlineArgs": false,
 //!   "fixedArgs": [],
-//!   "defaultArgs": []
+//!   "defaultArgs": [],
+//!   "enclave": {"maxThreads": 16, "enclaveSize": 268435456},
+//!   "attestation": false,
+//!   "sgx1Exinfo": false
 //! }
 //! ```
 //!
@@ -40,6 +43,25 @@
 //!   `fixedArgs ++ (run-time args, or defaultArgs when there are none)`, Docker's
 //!   ENTRYPOINT/CMD rule: `fixedArgs` is the entrypoint's own arguments, `defaultArgs` the
 //!   image's CMD. Both must be empty when `allowCmdlineArgs` is false.
+//! - `enclave` (optional; absent: no limits known): the enclave's limits as the manifests
+//!   set them, `maxThreads` = `sgx.max_threads` (at least 1) and `enclaveSize` =
+//!   `sgx.enclave_size` in bytes of the SGX1 enclave (a power of two, as Gramine requires).
+//!   Only the rehearsal in direct mode uses them ([`crate::rehearsal`]): every process of
+//!   the app is watched against both, since under SGX each process is its own enclave.
+//! - `attestation` (default false): the enclave asks for remote attestation
+//!   (`sgx.remote_attestation = "dcap"`), so Gramine's loader contacts the quoting enclave
+//!   through AESM's socket before the app starts. On the SGX path the launcher then checks
+//!   that [`crate::facts::AESM_SOCKET`] exists and otherwise refuses with one line naming
+//!   the mount.
+//! - `sgx1Exinfo` (default false): the SGX1 enclave was built with `sgx.use_exinfo = true`
+//!   (MISCSELECT.EXINFO, part of the signed identity). Before choosing SGX1 the launcher
+//!   checks that the CPU reports EXINFO (CPUID.(EAX=0x12,ECX=0):EBX bit 0) and otherwise
+//!   refuses with one line, since that enclave cannot be initialised on such a CPU.
+//!
+//! The three newer keys are optional so that files written by older converters still
+//! parse, and [`LauncherConfig::to_json`] writes each only when it differs from its
+//! default (`enclave` when set, `attestation` / `sgx1Exinfo` when true), so a conversion
+//! that sets none of them produces the same bytes as before.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -109,6 +131,33 @@ pub struct LauncherConfig {
     /// Arguments passed when none are given at run time (only with `allowCmdlineArgs`).
     #[serde(default)]
     pub default_args: Vec<String>,
+    /// The enclave's thread and size limits, for the direct-mode rehearsal (written only
+    /// when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enclave: Option<EnclaveLimits>,
+    /// The enclave uses DCAP remote attestation: check for the AESM socket before starting
+    /// an SGX enclave (written only when true).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub attestation: bool,
+    /// The SGX1 enclave was built with `sgx.use_exinfo = true`: require EXINFO in CPUID
+    /// before choosing it (written only when true).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sgx1_exinfo: bool,
+}
+
+/// The enclave limits the rehearsal checks the app against (`"enclave"` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnclaveLimits {
+    /// `sgx.max_threads`: thread slots (TCSs) per enclave, i.e. per process. At least 1.
+    pub max_threads: u32,
+    /// `sgx.enclave_size` of the SGX1 enclave in bytes: the address space each process
+    /// has. A power of two.
+    pub enclave_size: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a configuration was refused.
@@ -150,6 +199,18 @@ pub enum ConfigError {
         /// Position in the list.
         index: usize,
     },
+    /// A value of `enclave` is out of range.
+    #[error("{path}: enclave.{key} must be {want}, got {value}")]
+    BadLimit {
+        /// The configuration file.
+        path: String,
+        /// `maxThreads` or `enclaveSize`.
+        key: &'static str,
+        /// What it must be.
+        want: &'static str,
+        /// The value found.
+        value: u64,
+    },
     /// `fixedArgs`/`defaultArgs` given although `allowCmdlineArgs` is false.
     #[error("{path}: {key} must be empty when allowCmdlineArgs is false (the manifest's measured loader.argv is used)")]
     ArgsWithoutCmdline {
@@ -179,11 +240,42 @@ impl LauncherConfig {
             allow_cmdline_args,
             fixed_args,
             default_args,
+            enclave: None,
+            attestation: false,
+            sgx1_exinfo: false,
         }
     }
 
-    /// The file's bytes as kiln's converter writes them: every key explicit, in declaration
-    /// order, pretty-printed, with a final newline (deterministic). Validates first, so the
+    /// Sets the enclave's limits (`sgx.max_threads`, `sgx.enclave_size` of the SGX1
+    /// enclave in bytes), which the direct-mode rehearsal checks the app against.
+    #[must_use]
+    pub fn with_enclave_limits(mut self, max_threads: u32, enclave_size: u64) -> Self {
+        self.enclave = Some(EnclaveLimits {
+            max_threads,
+            enclave_size,
+        });
+        self
+    }
+
+    /// Marks the enclave as using DCAP remote attestation (`sgx.remote_attestation =
+    /// "dcap"`): the launcher checks for the AESM socket before starting it under SGX.
+    #[must_use]
+    pub fn with_attestation(mut self, attestation: bool) -> Self {
+        self.attestation = attestation;
+        self
+    }
+
+    /// Marks the SGX1 enclave as built with `sgx.use_exinfo = true`: the launcher requires
+    /// EXINFO in CPUID before choosing it.
+    #[must_use]
+    pub fn with_sgx1_exinfo(mut self, sgx1_exinfo: bool) -> Self {
+        self.sgx1_exinfo = sgx1_exinfo;
+        self
+    }
+
+    /// The file's bytes as kiln's converter writes them: every version-1 key explicit, then
+    /// `enclave`, `attestation`, `sgx1Exinfo` only when set (not `None` / not false), in
+    /// declaration order, pretty-printed, with a final newline (deterministic). Validates first, so the
     /// converter never writes a file the launcher would refuse.
     pub fn to_json(&self) -> Result<Vec<u8>, ConfigError> {
         self.validate(CONFIG_PATH)?;
@@ -230,6 +322,24 @@ impl LauncherConfig {
                     path: path.to_owned(),
                     key,
                     value: text.into_owned(),
+                });
+            }
+        }
+        if let Some(limits) = &self.enclave {
+            if limits.max_threads == 0 {
+                return Err(ConfigError::BadLimit {
+                    path: path.to_owned(),
+                    key: "maxThreads",
+                    want: "at least 1",
+                    value: 0,
+                });
+            }
+            if !limits.enclave_size.is_power_of_two() {
+                return Err(ConfigError::BadLimit {
+                    path: path.to_owned(),
+                    key: "enclaveSize",
+                    want: "a power of two (bytes)",
+                    value: limits.enclave_size,
                 });
             }
         }
@@ -412,5 +522,131 @@ mod tests {
             LauncherConfig::parse(b"", "f"),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn new_keys_default_when_absent() {
+        let c = LauncherConfig::parse(FULL.as_bytes(), "t").unwrap();
+        assert_eq!(c.enclave, None);
+        assert!(!c.attestation && !c.sgx1_exinfo);
+    }
+
+    #[test]
+    fn parses_new_keys() {
+        let text = MINIMAL.replace(
+            "\"version\": 1,",
+            "\"version\": 1, \"enclave\": {\"maxThreads\": 16, \"enclaveSize\": 1099511627776}, \
+             \"attestation\": true, \"sgx1Exinfo\": true,",
+        );
+        let c = LauncherConfig::parse(text.as_bytes(), "t").unwrap();
+        assert_eq!(
+            c.enclave,
+            Some(EnclaveLimits {
+                max_threads: 16,
+                enclave_size: 1 << 40
+            })
+        );
+        assert!(c.attestation && c.sgx1_exinfo);
+    }
+
+    #[test]
+    fn refuses_bad_enclave_limits() {
+        for (enclave, key) in [
+            (
+                r#"{"maxThreads": 0, "enclaveSize": 268435456}"#,
+                "maxThreads",
+            ),
+            (
+                r#"{"maxThreads": 4, "enclaveSize": 268435457}"#,
+                "enclaveSize",
+            ),
+            (r#"{"maxThreads": 4, "enclaveSize": 0}"#, "enclaveSize"),
+        ] {
+            let text = MINIMAL.replace(
+                "\"version\": 1,",
+                &format!("\"version\": 1, \"enclave\": {enclave},"),
+            );
+            let err = LauncherConfig::parse(text.as_bytes(), "f").unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::BadLimit { key: k, .. } if *k == key),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&format!("enclave.{key}")), "{err}");
+        }
+        for enclave in [
+            r#"{"maxThreads": 4}"#,
+            r#"{"maxThreads": 4, "enclaveSize": 256, "stack": 1}"#,
+            r#"{"maxThreads": -1, "enclaveSize": 256}"#,
+            r#"{"maxThreads": 4, "enclaveSize": "256M"}"#,
+        ] {
+            let text = MINIMAL.replace(
+                "\"version\": 1,",
+                &format!("\"version\": 1, \"enclave\": {enclave},"),
+            );
+            assert!(
+                matches!(
+                    LauncherConfig::parse(text.as_bytes(), "f"),
+                    Err(ConfigError::Parse { .. })
+                ),
+                "{enclave}"
+            );
+        }
+        let c =
+            LauncherConfig::standard(true, false, vec![], vec![]).with_enclave_limits(4, 3 << 20);
+        assert!(matches!(
+            c.to_json(),
+            Err(ConfigError::BadLimit {
+                key: "enclaveSize",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn new_keys_written_only_when_set() {
+        let plain = LauncherConfig::standard(true, false, vec![], vec![]);
+        let bytes = plain.to_json().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for key in ["enclave", "attestation", "sgx1Exinfo"] {
+            assert!(!text.contains(&format!("\"{key}\"")), "{key}: {text}");
+        }
+        // The builders with their defaults change nothing.
+        let same = plain
+            .clone()
+            .with_attestation(false)
+            .with_sgx1_exinfo(false);
+        assert_eq!(same.to_json().unwrap(), bytes);
+
+        let full = plain
+            .with_enclave_limits(16, 256 << 20)
+            .with_attestation(true)
+            .with_sgx1_exinfo(true);
+        let bytes = full.to_json().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.ends_with(
+                "  \"defaultArgs\": [],\n  \"enclave\": {\n    \"maxThreads\": 16,\n    \
+                 \"enclaveSize\": 268435456\n  },\n  \"attestation\": true,\n  \"sgx1Exinfo\": true\n}\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(LauncherConfig::parse(&bytes, "t").unwrap(), full);
+        assert_eq!(full.to_json().unwrap(), bytes);
+    }
+
+    /// The bytes of a conversion that sets none of the newer keys, exactly as version 1
+    /// wrote them before `enclave`, `attestation` and `sgx1Exinfo` existed (so the kiln
+    /// layer, and the digests of such conversions, do not change).
+    #[test]
+    fn bytes_without_new_keys_are_unchanged() {
+        let mut c = LauncherConfig::standard(true, false, vec![], vec![]);
+        c.sgx_loader_start = SgxLoaderStart::Exec;
+        assert_eq!(
+            String::from_utf8(c.to_json().unwrap()).unwrap(),
+            "{\n  \"version\": 1,\n  \"runtimeDir\": \"/opt/kiln/runtime\",\n  \
+             \"sgxLoaderStart\": \"exec\",\n  \"sgx1App\": \"/opt/kiln/sgx1/app\",\n  \
+             \"edmmApp\": \"/opt/kiln/edmm/app\",\n  \"directApp\": \"/opt/kiln/direct/app\",\n  \
+             \"allowCmdlineArgs\": false,\n  \"fixedArgs\": [],\n  \"defaultArgs\": []\n}\n"
+        );
     }
 }

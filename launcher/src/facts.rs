@@ -5,6 +5,7 @@
 //! There is no way to override a fact at run time: a test build and a production build
 //! probe the same way.
 
+use crate::config::LauncherConfig;
 use std::path::{Path, PathBuf};
 
 /// The in-kernel SGX driver's enclave device (Linux >= 5.11). Gramine v1.9 opens exactly
@@ -24,6 +25,10 @@ pub struct CpuFacts {
     pub sgx1: bool,
     /// CPUID.(EAX=0x12,ECX=0):EAX bit 1: SGX2 leaf functions (needed for EDMM).
     pub sgx2: bool,
+    /// CPUID.(EAX=0x12,ECX=0):EBX bit 0: MISCSELECT.EXINFO can be set, i.e. an enclave
+    /// built with `sgx.use_exinfo = true` can be initialised (the CPU reports the faulting
+    /// address of #PF/#GP in the SSA).
+    pub exinfo: bool,
 }
 
 /// Which SGX enclave device exists.
@@ -66,10 +71,24 @@ pub struct HostFacts {
     pub edmm_driver: Option<EdmmDriver>,
     /// `KILN_INSECURE_NO_SGX=1` is set.
     pub insecure_no_sgx: bool,
+    /// Whether [`AESM_SOCKET`] exists; `None` when not probed (the image does not ask for
+    /// attestation).
+    pub aesm_socket: Option<bool>,
+    /// The raw value of [`REHEARSAL_ENV`], if set (interpreted by [`crate::plan`]).
+    pub rehearsal_env: Option<String>,
 }
 
 /// The name of the environment variable that allows running without SGX.
 pub const INSECURE_ENV: &str = "KILN_INSECURE_NO_SGX";
+
+/// The environment variable that sets how the direct-mode rehearsal reacts to an app that
+/// exceeds the enclave's limits: unset or `warn` (say so), `strict` (say so and stop the
+/// app), `off` (do not watch).
+pub const REHEARSAL_ENV: &str = "KILN_REHEARSAL";
+
+/// AESM's socket, through which Gramine's loader reaches the quoting enclave for DCAP
+/// attestation (the aesmd service's default path).
+pub const AESM_SOCKET: &str = "/var/run/aesmd/aesm.socket";
 
 /// Reads the host. Implemented for real by [`crate::probe::HostProbe`] and by fakes in tests.
 pub trait Probe {
@@ -83,9 +102,11 @@ pub trait Probe {
     fn env(&self, name: &str) -> Option<String>;
 }
 
-/// Gathers the facts, probing the driver for EDMM only when it can matter: the image has an
-/// EDMM variant, the CPU reports SGX2, and the in-kernel device exists.
-pub fn gather(probe: &dyn Probe, want_edmm: bool) -> HostFacts {
+/// Gathers the facts for `config`, probing the driver for EDMM only when it can matter (the
+/// image has an EDMM variant, the CPU reports SGX2, and the in-kernel device exists) and the
+/// AESM socket only when the image asks for attestation.
+pub fn gather(probe: &dyn Probe, config: &LauncherConfig) -> HostFacts {
+    let want_edmm = config.edmm_app.is_some();
     let cpu = probe.cpu();
     let device = if probe.exists(Path::new(SGX_ENCLAVE_DEVICE)) {
         SgxDevice::InKernel(PathBuf::from(SGX_ENCLAVE_DEVICE))
@@ -105,6 +126,10 @@ pub fn gather(probe: &dyn Probe, want_edmm: bool) -> HostFacts {
         device,
         edmm_driver,
         insecure_no_sgx: probe.env(INSECURE_ENV).as_deref() == Some("1"),
+        aesm_socket: config
+            .attestation
+            .then(|| probe.exists(Path::new(AESM_SOCKET))),
+        rehearsal_env: probe.env(REHEARSAL_ENV),
     }
 }
 
@@ -119,6 +144,7 @@ pub(crate) mod tests {
         pub files: Vec<&'static str>,
         pub edmm: EdmmDriver,
         pub insecure: Option<&'static str>,
+        pub rehearsal: Option<&'static str>,
         pub edmm_probed: Cell<u32>,
     }
 
@@ -129,6 +155,7 @@ pub(crate) mod tests {
                 files,
                 edmm: EdmmDriver::Supported,
                 insecure: None,
+                rehearsal: None,
                 edmm_probed: Cell::new(0),
             }
         }
@@ -147,8 +174,11 @@ pub(crate) mod tests {
             self.edmm.clone()
         }
         fn env(&self, name: &str) -> Option<String> {
-            assert_eq!(name, INSECURE_ENV);
-            self.insecure.map(str::to_owned)
+            match name {
+                INSECURE_ENV => self.insecure.map(str::to_owned),
+                REHEARSAL_ENV => self.rehearsal.map(str::to_owned),
+                other => panic!("unexpected env lookup {other}"),
+            }
         }
     }
 
@@ -156,12 +186,17 @@ pub(crate) mod tests {
         sgx: true,
         sgx1: true,
         sgx2: true,
+        exinfo: true,
     };
+
+    fn config(edmm: bool) -> LauncherConfig {
+        LauncherConfig::standard(edmm, false, vec![], vec![])
+    }
 
     #[test]
     fn in_kernel_device_wins_over_legacy() {
         let p = FakeProbe::new(SGX2, vec![SGX_ENCLAVE_DEVICE, LEGACY_SGX_ENCLAVE_DEVICE]);
-        let f = gather(&p, true);
+        let f = gather(&p, &config(true));
         assert_eq!(f.device, SgxDevice::InKernel(SGX_ENCLAVE_DEVICE.into()));
         assert_eq!(f.edmm_driver, Some(EdmmDriver::Supported));
     }
@@ -169,7 +204,7 @@ pub(crate) mod tests {
     #[test]
     fn legacy_device_alone_is_reported_and_not_probed() {
         let p = FakeProbe::new(SGX2, vec![LEGACY_SGX_ENCLAVE_DEVICE]);
-        let f = gather(&p, true);
+        let f = gather(&p, &config(true));
         assert_eq!(
             f.device,
             SgxDevice::LegacyOnly(LEGACY_SGX_ENCLAVE_DEVICE.into())
@@ -186,7 +221,7 @@ pub(crate) mod tests {
         };
         for (cpu, want, probed) in [(SGX2, true, 1), (SGX2, false, 0), (sgx1_cpu, true, 0)] {
             let p = FakeProbe::new(cpu, vec![SGX_ENCLAVE_DEVICE]);
-            let f = gather(&p, want);
+            let f = gather(&p, &config(want));
             assert_eq!(p.edmm_probed.get(), probed, "{cpu:?} want_edmm={want}");
             assert_eq!(f.edmm_driver.is_some(), probed == 1);
         }
@@ -203,9 +238,30 @@ pub(crate) mod tests {
         ] {
             let mut p = FakeProbe::new(CpuFacts::default(), vec![]);
             p.insecure = value;
-            let f = gather(&p, true);
+            let f = gather(&p, &config(true));
             assert_eq!(f.insecure_no_sgx, on, "{value:?}");
             assert_eq!(f.device, SgxDevice::Missing);
         }
+    }
+
+    #[test]
+    fn aesm_socket_probed_only_for_attestation() {
+        let p = FakeProbe::new(SGX2, vec![SGX_ENCLAVE_DEVICE, AESM_SOCKET]);
+        assert_eq!(gather(&p, &config(true)).aesm_socket, None);
+        let with = config(true).with_attestation(true);
+        assert_eq!(gather(&p, &with).aesm_socket, Some(true));
+        let p = FakeProbe::new(SGX2, vec![SGX_ENCLAVE_DEVICE]);
+        assert_eq!(gather(&p, &with).aesm_socket, Some(false));
+    }
+
+    #[test]
+    fn rehearsal_env_passed_raw() {
+        let mut p = FakeProbe::new(CpuFacts::default(), vec![]);
+        assert_eq!(gather(&p, &config(true)).rehearsal_env, None);
+        p.rehearsal = Some("strict");
+        assert_eq!(
+            gather(&p, &config(true)).rehearsal_env.as_deref(),
+            Some("strict")
+        );
     }
 }

@@ -16,13 +16,14 @@ fn main() -> std::process::ExitCode {
 #[cfg(unix)]
 mod launch {
     use kiln_launcher::config::{LauncherConfig, CONFIG_PATH};
-    use kiln_launcher::{facts, plan, probe::HostProbe};
+    use kiln_launcher::{facts, plan, probe::HostProbe, supervise};
     use std::ffi::OsString;
     use std::os::unix::process::CommandExt;
     use std::process::Command;
 
-    /// Reads the configuration, probes the host, decides and execs. Returns only when the
-    /// launch failed: the exit status (after one line on stderr).
+    /// Reads the configuration, probes the host, decides and execs (SGX) or supervises
+    /// (direct mode). Returns the exit status: after exec only when the launch failed (after
+    /// one line on stderr); in direct mode the app's.
     pub fn run(args: &[OsString]) -> i32 {
         let bytes = match std::fs::read(CONFIG_PATH) {
             Ok(b) => b,
@@ -40,7 +41,7 @@ mod launch {
                 return 1;
             }
         };
-        let host = facts::gather(&HostProbe, config.edmm_app.is_some());
+        let host = facts::gather(&HostProbe, &config);
         let launch = match plan::decide(&config, &host, args) {
             Ok(l) => l,
             Err(e) => {
@@ -57,6 +58,9 @@ mod launch {
         }
         for line in &launch.notices {
             eprintln!("{line}");
+        }
+        if let Some(supervision) = launch.supervise {
+            return supervise::run(&launch.program, &launch.args, supervision);
         }
         let err = Command::new(&launch.program)
             .arg0(&launch.program)

@@ -15,11 +15,24 @@
 //! 5. Run-time arguments: see [`crate::config`] (`allowCmdlineArgs`); refused (exit 2) when
 //!    the image was converted without `allowCmdlineArgs`, because the measured
 //!    `loader.argv` would silently replace them.
+//! 6. SGX1 chosen and the configuration says its enclave uses EXINFO (`sgx1Exinfo`): refuse
+//!    when CPUID reports SGX but no EXINFO (such an enclave cannot be initialised there);
+//!    when CPUID reports no SGX at all (a VM masking it, rule 1) it cannot be checked, which
+//!    is noted and SGX1 tried.
+//! 7. An SGX enclave with `attestation`: refuse when the AESM socket is missing, naming the
+//!    mount, since Gramine's loader contacts the quoting enclave before the app starts.
+//! 8. Direct mode is supervised, not exec'd ([`Launch::supervise`]): signals forwarded,
+//!    children reaped, the enclave's limits rehearsed as `KILN_REHEARSAL` says (refused,
+//!    exit 2, when it holds anything but `warn`, `strict`, `off` or nothing). SGX modes keep
+//!    exec'ing the loader (same PID: signals reach Gramine, which passes SIGTERM to the app
+//!    with `sys.enable_sigterm_injection = true`).
 
 use crate::config::{LauncherConfig, SgxLoaderStart};
 use crate::facts::{
-    EdmmDriver, HostFacts, SgxDevice, INSECURE_ENV, LEGACY_SGX_ENCLAVE_DEVICE, SGX_ENCLAVE_DEVICE,
+    EdmmDriver, HostFacts, SgxDevice, AESM_SOCKET, INSECURE_ENV, LEGACY_SGX_ENCLAVE_DEVICE,
+    REHEARSAL_ENV, SGX_ENCLAVE_DEVICE,
 };
+use crate::rehearsal::{RehearsalMode, Supervision};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +61,9 @@ pub struct Launch {
     /// Files that must exist for this launch to make sense (checked before exec so a broken
     /// image fails with a clear line rather than a loader error).
     pub required_files: Vec<PathBuf>,
+    /// `Some` (direct mode only): spawn `program` as a child and supervise it
+    /// ([`crate::supervise`]) instead of exec'ing it.
+    pub supervise: Option<Supervision>,
 }
 
 impl Launch {
@@ -78,14 +94,32 @@ pub enum LaunchError {
         /// The first one (lossy UTF-8).
         first: String,
     },
+    /// The SGX1 enclave needs EXINFO, which the CPU does not report.
+    #[error("the SGX1 enclave of this image was built with sgx.use_exinfo = true (MISCSELECT.EXINFO, part of its signed identity), but this CPU does not report EXINFO (CPUID.(EAX=0x12,ECX=0):EBX[0]), so the enclave cannot start here; SGX1 was chosen because {why}; run it on a CPU with EXINFO, or on an SGX2 host whose driver has EDMM (Linux >= 6.0)")]
+    NoExinfo {
+        /// Why SGX1 and not EDMM was chosen.
+        why: String,
+    },
+    /// The enclave attests, and AESM's socket is not in the container.
+    #[error("this image's enclave uses DCAP remote attestation, but {AESM_SOCKET} is missing: run the container with -v /var/run/aesmd:/var/run/aesmd; the host needs AESM (aesmd) with the DCAP quote provider (libsgx-dcap-ql) and a PCCS for its certificates")]
+    NoAesm,
+    /// `KILN_REHEARSAL` holds a value the launcher does not know.
+    #[error("{REHEARSAL_ENV}={value:?} is not understood: use warn (the default), strict or off")]
+    BadRehearsal {
+        /// The value found.
+        value: String,
+    },
 }
 
 impl LaunchError {
     /// The process exit status for this error: 2 for a usage error, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            LaunchError::ArgsRefused { .. } => 2,
-            LaunchError::NoSgx | LaunchError::LegacyDeviceOnly => 1,
+            LaunchError::ArgsRefused { .. } | LaunchError::BadRehearsal { .. } => 2,
+            LaunchError::NoSgx
+            | LaunchError::LegacyDeviceOnly
+            | LaunchError::NoExinfo { .. }
+            | LaunchError::NoAesm => 1,
         }
     }
 }
@@ -112,6 +146,15 @@ pub fn decide(
     let rt = &config.runtime_dir;
     match &facts.device {
         SgxDevice::Missing if facts.insecure_no_sgx => {
+            let mode = RehearsalMode::from_env(facts.rehearsal_env.as_deref())
+                .map_err(|value| LaunchError::BadRehearsal { value })?;
+            let supervision = Supervision {
+                limits: config.enclave,
+                mode,
+            };
+            let mut notices: Vec<String> =
+                INSECURE_WARNING.iter().map(|s| (*s).to_owned()).collect();
+            notices.push(supervision.describe());
             let pal = rt.join("direct/libpal.so");
             let mut args: Vec<OsString> = vec![
                 pal.clone().into(),
@@ -124,7 +167,8 @@ pub fn decide(
                 required_files: vec![pal.clone(), suffixed(&config.direct_app, ".manifest")],
                 program: pal,
                 args,
-                notices: INSECURE_WARNING.iter().map(|s| (*s).to_owned()).collect(),
+                notices,
+                supervise: Some(supervision),
             })
         }
         SgxDevice::Missing => Err(LaunchError::NoSgx),
@@ -138,6 +182,20 @@ pub fn decide(
                 ));
             }
             let (mode, app, why) = choose_variant(config, facts);
+            if mode == Mode::Sgx1 && config.sgx1_exinfo {
+                if !facts.cpu.sgx {
+                    notices.push(
+                        "kiln-launcher: note: the SGX1 enclave needs EXINFO, which cannot be \
+                         checked while CPUID reports no SGX"
+                            .to_owned(),
+                    );
+                } else if !facts.cpu.exinfo {
+                    return Err(LaunchError::NoExinfo { why });
+                }
+            }
+            if config.attestation && facts.aesm_socket != Some(true) {
+                return Err(LaunchError::NoAesm);
+            }
             notices.push(format!(
                 "kiln-launcher: starting the {} enclave {} ({why})",
                 if mode == Mode::Edmm {
@@ -174,6 +232,7 @@ pub fn decide(
                 args,
                 notices,
                 required_files,
+                supervise: None,
             })
         }
     }
@@ -252,6 +311,9 @@ mod tests {
             allow_cmdline_args: allow,
             fixed_args: Vec::new(),
             default_args: Vec::new(),
+            enclave: None,
+            attestation: false,
+            sgx1_exinfo: false,
         }
     }
 
@@ -259,16 +321,23 @@ mod tests {
         sgx: true,
         sgx1: true,
         sgx2: true,
+        exinfo: true,
     };
     const SGX1: CpuFacts = CpuFacts {
         sgx: true,
         sgx1: true,
         sgx2: false,
+        exinfo: false,
+    };
+    const SGX1_EXINFO: CpuFacts = CpuFacts {
+        exinfo: true,
+        ..SGX1
     };
     const NONE: CpuFacts = CpuFacts {
         sgx: false,
         sgx1: false,
         sgx2: false,
+        exinfo: false,
     };
 
     fn facts(cpu: CpuFacts, device: SgxDevice, edmm: Option<EdmmDriver>) -> HostFacts {
@@ -277,6 +346,8 @@ mod tests {
             device,
             edmm_driver: edmm,
             insecure_no_sgx: false,
+            aesm_socket: None,
+            rehearsal_env: None,
         }
     }
 
@@ -450,6 +521,19 @@ mod tests {
         assert!(l.notices.len() >= 3);
         assert!(l.notices.iter().all(|n| n.starts_with("kiln-launcher: ")));
         assert!(l.notices.iter().any(|n| n.contains("WITHOUT SGX")));
+        // Supervised, not exec'd; without limits in the config nothing is watched.
+        assert_eq!(
+            l.supervise,
+            Some(Supervision {
+                limits: None,
+                mode: RehearsalMode::Warn
+            })
+        );
+        assert!(l
+            .notices
+            .last()
+            .unwrap()
+            .contains("names no enclave limits"));
     }
 
     #[test]
@@ -536,5 +620,147 @@ mod tests {
             l.missing_file(|p| !p.to_string_lossy().ends_with(".sig")),
             Some(Path::new("/opt/kiln/sgx1/app.sig"))
         );
+    }
+
+    fn insecure() -> HostFacts {
+        let mut f = facts(NONE, SgxDevice::Missing, None);
+        f.insecure_no_sgx = true;
+        f
+    }
+
+    #[test]
+    fn direct_mode_rehearses_the_configured_limits() {
+        let c = config(true, false).with_enclave_limits(4, 256 << 20);
+        let mut f = insecure();
+        for (env, mode) in [
+            (None, RehearsalMode::Warn),
+            (Some("warn"), RehearsalMode::Warn),
+            (Some("strict"), RehearsalMode::Strict),
+            (Some("off"), RehearsalMode::Off),
+        ] {
+            f.rehearsal_env = env.map(str::to_owned);
+            let l = decide(&c, &f, &[]).unwrap();
+            let sup = l.supervise.expect("direct mode is supervised");
+            assert_eq!(sup.mode, mode, "{env:?}");
+            assert_eq!(sup.limits, c.enclave);
+            assert_eq!(l.notices.last(), Some(&sup.describe()));
+        }
+    }
+
+    #[test]
+    fn unknown_rehearsal_value_refused_in_direct_mode_only() {
+        let mut f = insecure();
+        f.rehearsal_env = Some("strcit".into());
+        let err = decide(&config(true, false), &f, &[]).unwrap_err();
+        assert_eq!(
+            err,
+            LaunchError::BadRehearsal {
+                value: "strcit".into()
+            }
+        );
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("KILN_REHEARSAL=\"strcit\""),
+            "{err}"
+        );
+        // Under SGX the variable means nothing and is not checked.
+        let mut f = facts(SGX1, dev(), None);
+        f.rehearsal_env = Some("strcit".into());
+        let l = decide(&config(true, false), &f, &[]).unwrap();
+        assert_eq!((l.mode, l.supervise), (Mode::Sgx1, None));
+    }
+
+    #[test]
+    fn sgx_modes_exec_without_supervision() {
+        let f = facts(SGX2, dev(), Some(EdmmDriver::Supported));
+        let c = config(true, false).with_enclave_limits(4, 256 << 20);
+        assert_eq!(decide(&c, &f, &[]).unwrap().supervise, None);
+    }
+
+    #[test]
+    fn sgx1_exinfo_needs_cpu_exinfo() {
+        let c = config(true, false).with_sgx1_exinfo(true);
+        // SGX1 CPU without EXINFO: refused, with the reason SGX1 was chosen.
+        let err = decide(&c, &facts(SGX1, dev(), None), &[]).unwrap_err();
+        assert_eq!(
+            err,
+            LaunchError::NoExinfo {
+                why: "the CPU has no SGX2".into()
+            }
+        );
+        assert_eq!(err.exit_code(), 1);
+        let line = err.to_string();
+        assert!(!line.contains('\n'));
+        assert!(line.contains("sgx.use_exinfo = true"), "{line}");
+        assert!(line.contains("CPUID.(EAX=0x12,ECX=0):EBX[0]"), "{line}");
+        // SGX2 CPU but a driver without EDMM: SGX1 again, also refused without EXINFO.
+        let no_exinfo_sgx2 = CpuFacts {
+            exinfo: false,
+            ..SGX2
+        };
+        let err = decide(
+            &c,
+            &facts(no_exinfo_sgx2, dev(), Some(EdmmDriver::Unsupported)),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(&err, LaunchError::NoExinfo { why } if why.contains("no EDMM")));
+        // With EXINFO: SGX1 runs.
+        let l = decide(&c, &facts(SGX1_EXINFO, dev(), None), &[]).unwrap();
+        assert_eq!(l.mode, Mode::Sgx1);
+        // EDMM chosen: the SGX1 requirement does not apply.
+        let l = decide(
+            &c,
+            &facts(no_exinfo_sgx2, dev(), Some(EdmmDriver::Supported)),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(l.mode, Mode::Edmm);
+        // Without sgx1Exinfo nothing is required.
+        let l = decide(&config(true, false), &facts(SGX1, dev(), None), &[]).unwrap();
+        assert_eq!(l.mode, Mode::Sgx1);
+        // CPUID masked (device present, no SGX in CPUID): cannot check, noted, SGX1 tried.
+        let l = decide(&c, &facts(NONE, dev(), None), &[]).unwrap();
+        assert_eq!(l.mode, Mode::Sgx1);
+        assert!(
+            l.notices
+                .iter()
+                .any(|n| n.contains("EXINFO, which cannot be checked")),
+            "{:?}",
+            l.notices
+        );
+    }
+
+    #[test]
+    fn attestation_needs_the_aesm_socket() {
+        let c = config(true, false).with_attestation(true);
+        for socket in [Some(false), None] {
+            let mut f = facts(SGX2, dev(), Some(EdmmDriver::Supported));
+            f.aesm_socket = socket;
+            let err = decide(&c, &f, &[]).unwrap_err();
+            assert_eq!(err, LaunchError::NoAesm);
+            assert_eq!(err.exit_code(), 1);
+            let line = err.to_string();
+            assert!(!line.contains('\n'));
+            assert!(
+                line.contains("/var/run/aesmd/aesm.socket is missing"),
+                "{line}"
+            );
+            assert!(line.contains("-v /var/run/aesmd:/var/run/aesmd"), "{line}");
+            assert!(
+                line.contains("DCAP quote provider") && line.contains("PCCS"),
+                "{line}"
+            );
+        }
+        let mut f = facts(SGX1, dev(), None);
+        f.aesm_socket = Some(true);
+        assert_eq!(decide(&c, &f, &[]).unwrap().mode, Mode::Sgx1);
+        // Direct mode has no attestation to check.
+        let l = decide(&c, &insecure(), &[]).unwrap();
+        assert_eq!(l.mode, Mode::InsecureDirect);
+        // Without attestation the socket does not matter.
+        let mut f = facts(SGX1, dev(), None);
+        f.aesm_socket = Some(false);
+        assert!(decide(&config(true, false), &f, &[]).is_ok());
     }
 }

@@ -1,4 +1,4 @@
-//! The real host probe: CPUID, the device nodes, the driver's EDMM ioctl, the environment.
+//! The real host probe: CPUID (SGX1, SGX2, EXINFO), the device and socket nodes, the driver's EDMM ioctl, the environment.
 //!
 //! The crate's only `unsafe` code lives here, in two tiny functions: `cpuid` and
 //! `remove_pages_ioctl`.
@@ -43,15 +43,18 @@ pub fn cpu_facts() -> CpuFacts {
     {
         let (max_leaf, ..) = cpuid(0, 0);
         let sgx = max_leaf >= 7 && (cpuid(7, 0).1 >> 2) & 1 == 1;
-        let leaf12 = if sgx && max_leaf >= 0x12 {
-            cpuid(0x12, 0).0
+        let (eax12, ebx12) = if sgx && max_leaf >= 0x12 {
+            let (a, b, ..) = cpuid(0x12, 0);
+            (a, b)
         } else {
-            0
+            (0, 0)
         };
         CpuFacts {
             sgx,
-            sgx1: leaf12 & 1 == 1,
-            sgx2: (leaf12 >> 1) & 1 == 1,
+            sgx1: eax12 & 1 == 1,
+            sgx2: (eax12 >> 1) & 1 == 1,
+            // EBX of leaf 0x12 sub-leaf 0 is MISCSELECT's supported bits; bit 0 is EXINFO.
+            exinfo: ebx12 & 1 == 1,
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -116,7 +119,7 @@ mod tests {
     #[test]
     fn cpu_facts_are_consistent() {
         let c = cpu_facts();
-        assert!(c.sgx || (!c.sgx1 && !c.sgx2), "{c:?}");
+        assert!(c.sgx || (!c.sgx1 && !c.sgx2 && !c.exinfo), "{c:?}");
     }
 
     #[test]

@@ -11,7 +11,12 @@
 //! the image; it reads its configuration from the fixed path; the device probe sees what
 //! the container runtime provides; it execs (replaces itself with) the right program with
 //! the right argv, keeping env, cwd, uid and stdio, so the exit status is the app's; and
-//! every refusal is exactly one stderr line. What they cannot prove: the EDMM branch (this
+//! every refusal is exactly one stderr line. In direct mode (`KILN_INSECURE_NO_SGX=1`) the
+//! launcher instead stays PID 1 and supervises the "PAL": the rehearsal tests run a static
+//! fixture app (tests/fixtures/rehearsal_app.rs, compiled here with rustc for musl) that
+//! exceeds the configured `enclave.maxThreads` or `enclave.enclaveSize`, and check the
+//! REHEARSAL line naming the fix, strict mode stopping the app, and signals sent to the
+//! container (`runc kill`) reaching the app through the launcher. What they cannot prove: the EDMM branch (this
 //! machine's CPU has no SGX, and a fake device is a regular file whose EDMM ioctl fails
 //! with ENOTTY, so a fake device always yields SGX1); the unit tests in src/plan.rs cover
 //! EDMM with injected facts. No override of the CPU or driver facts exists in any build.
@@ -119,6 +124,7 @@ fn fixture(name: &str) -> String {
          echo \"uid=$(id -u)\"\n\
          echo \"FOO=$FOO\"\n\
          echo \"pid=$$\"\n\
+         echo \"ppid=$PPID\"\n\
          exit ${{FIXTURE_EXIT:-0}}\n"
     )
 }
@@ -146,7 +152,7 @@ impl Bundle {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "echo", "id", "pwd", "cat", "sleep"] {
+        for applet in ["sh", "echo", "id", "pwd", "cat", "sleep", "ps"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
         std::fs::copy(
@@ -340,12 +346,15 @@ fn insecure_env_runs_direct_pal_after_warning() {
         return;
     }
     let mut b = Bundle::new("direct");
-    let o = b.env("KILN_INSECURE_NO_SGX=1").env("FIXTURE_EXIT=0").run();
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let o = b.env("KILN_INSECURE_NO_SGX=1").env("FIXTURE_EXIT=7").run();
+    // Supervised: the PAL's exit status is the container's.
+    assert_eq!(o.status.code(), Some(7), "{o:?}");
     let out = stdout(&o);
     assert!(out.contains("fixture=direct\n"), "{out}");
     assert!(out.contains(&format!("script={RT}/direct/libpal.so\n")));
-    assert!(out.contains("pid=1\n"), "{out}");
+    // The launcher stays PID 1 and the PAL is its child (no exec in direct mode).
+    assert!(out.lines().any(|l| l == "ppid=1"), "{out}");
+    assert!(!out.lines().any(|l| l == "pid=1"), "{out}");
     assert_eq!(
         fixture_args(&o),
         [
@@ -357,6 +366,11 @@ fn insecure_env_runs_direct_pal_after_warning() {
     let err = stderr(&o);
     assert!(err.lines().count() >= 3, "{err}");
     assert!(err.contains("WARNING: RUNNING WITHOUT SGX"), "{err}");
+    // This launcher.json names no enclave limits (as from an older converter).
+    assert!(
+        err.contains("REHEARSAL: launcher.json names no enclave limits"),
+        "{err}"
+    );
     // Other values do not unlock the insecure mode.
     let mut b = Bundle::new("direct-true");
     let o = b.env("KILN_INSECURE_NO_SGX=true").run();
@@ -387,7 +401,7 @@ fn fake_device_execs_sgx1_loader_through_bundled_ldso() {
     assert!(out.contains("FOO=bar baz\n"), "{out}");
     // The launcher was the container's PID 1 and the loader replaced it (no wrapper
     // process between the container runtime and Gramine: signals reach the loader).
-    assert!(out.contains("pid=1\n"), "{out}");
+    assert!(out.lines().any(|l| l == "pid=1"), "{out}");
     let err = stderr(&o);
     assert!(
         err.contains("starting the SGX1 enclave /opt/kiln/sgx1/app"),
@@ -557,5 +571,341 @@ fn sigterm_reaches_the_loader() {
         wait_for(&|| log_has("got-TERM")),
         "SIGTERM did not reach the loader: {:?}",
         std::fs::read_to_string(&log)
+    );
+}
+
+/// The static fixture app (tests/fixtures/rehearsal_app.rs), compiled once per test run.
+fn rehearsal_app() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rehearsal_app.rs");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rehearsal-app");
+        let o = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .args([
+                "--edition",
+                "2021",
+                "--target",
+                "x86_64-unknown-linux-musl",
+                "-C",
+                "opt-level=1",
+                "-C",
+                "strip=symbols",
+                "-o",
+            ])
+            .arg(&out)
+            .arg(&src)
+            .output()
+            .expect("run rustc");
+        assert!(
+            o.status.success(),
+            "rustc rehearsal_app.rs: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(is_static_elf(&out), "{} is not a static ELF", out.display());
+        out
+    })
+}
+
+impl Bundle {
+    /// A direct-mode bundle whose "PAL" runs `script` (busybox sh), with the fixture app at
+    /// /bin/rehearsal-app and enclave limits of 4 threads and 256 MiB in launcher.json.
+    fn rehearsal(test: &str, script: &str) -> Bundle {
+        use std::os::unix::fs::PermissionsExt;
+        let mut b = Bundle::new(test);
+        let app = b.path("/bin/rehearsal-app");
+        std::fs::copy(rehearsal_app(), &app).unwrap();
+        std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o755)).unwrap();
+        b.write_exec(
+            &format!("{RT}/direct/libpal.so"),
+            &format!("#!/bin/sh\n{script}\n"),
+        );
+        b.launcher_config["enclave"] = json!({"maxThreads": 4, "enclaveSize": 256u64 << 20});
+        b.env("KILN_INSECURE_NO_SGX=1");
+        b
+    }
+
+    fn runc(&self) -> Command {
+        let mut c = Command::new("runc");
+        c.arg("--root").arg(self.dir.join("runc-state"));
+        c
+    }
+
+    /// Starts `runc run` in the foreground of a child process, stdout and stderr into
+    /// files; returns the child.
+    fn start(&mut self) -> std::process::Child {
+        self.run_prepare();
+        let out = std::fs::File::create(self.dir.join("stdout.log")).unwrap();
+        let err = std::fs::File::create(self.dir.join("stderr.log")).unwrap();
+        self.runc()
+            .args(["run", "--bundle"])
+            .arg(&self.dir)
+            .arg(&self.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// Waits for `runc run` to end (at most `secs`); returns its status and the time taken.
+    fn finish(
+        &self,
+        child: &mut std::process::Child,
+        secs: u64,
+    ) -> (std::process::ExitStatus, std::time::Duration) {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, start.elapsed());
+            }
+            if start.elapsed() > std::time::Duration::from_secs(secs) {
+                let _ = self.runc().args(["kill", &self.id, "KILL"]).output();
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "container did not end within {secs} s; stdout: {:?} stderr: {:?}",
+                    self.log("stdout.log"),
+                    self.log("stderr.log")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until stdout holds `text` (at most 10 s).
+    fn wait_stdout(&self, text: &str) {
+        for _ in 0..500 {
+            if self.log("stdout.log").contains(text) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!(
+            "stdout never showed {text:?}: {:?} stderr: {:?}",
+            self.log("stdout.log"),
+            self.log("stderr.log")
+        );
+    }
+}
+
+/// The stderr lines that contain `text`.
+fn lines_with<'a>(err: &'a str, text: &str) -> Vec<&'a str> {
+    err.lines().filter(|l| l.contains(text)).collect()
+}
+
+#[test]
+fn rehearsal_reports_threads_over_max_threads() {
+    if !can_run("rehearsal_reports_threads_over_max_threads") {
+        return;
+    }
+    // The PAL execs the app: the app is the launcher's child.
+    let mut b = Bundle::rehearsal("rh-threads", "exec /bin/rehearsal-app threads 11 1500");
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("ready threads=11\n") && stdout(&o).contains("done\n"));
+    let err = stderr(&o);
+    assert_eq!(
+        lines_with(&err, "REHEARSAL: every process of the app is checked").len(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("4 threads (sgx.max_threads), 256 MiB of memory (sgx.enclave_size)"),
+        "{err}"
+    );
+    // Exactly one line for the threads, although the app ran over the limit for ~15 polls.
+    let hits = lines_with(&err, "threads; the enclave allows");
+    assert_eq!(hits.len(), 1, "{err}");
+    let line = hits[0];
+    assert!(
+        line.starts_with("kiln-launcher: REHEARSAL: process "),
+        "{line}"
+    );
+    assert!(
+        line.contains(
+            "(rehearsal-app) runs 11 threads; the enclave allows 4 (sgx.max_threads): convert \
+             with \"threads\": 16 or more (Gramine's own helper threads also need slots"
+        ),
+        "{line}"
+    );
+    // Memory stayed within 256 MiB: no memory line.
+    assert!(
+        lines_with(&err, "sgx.enclave_size): convert").is_empty(),
+        "{err}"
+    );
+    // At the end, the summary with the peak.
+    let summary = lines_with(&err, "this run exceeded the enclave's limits");
+    assert_eq!(summary.len(), 1, "{err}");
+    assert!(
+        summary[0].contains("peaks: 11 threads in process ")
+            && summary[0].contains("convert with \"threads\": 16 or more"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rehearsal_reports_memory_over_enclave_size() {
+    if !can_run("rehearsal_reports_memory_over_enclave_size") {
+        return;
+    }
+    // The app is a grandchild here (sh waits for it): the whole tree is watched.
+    let mut b = Bundle::rehearsal("rh-mem", "/bin/rehearsal-app alloc 600 1500\nexit $?");
+    let o = b.run();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let err = stderr(&o);
+    let hits = lines_with(&err, "of virtual memory (VmPeak)");
+    assert_eq!(hits.len(), 1, "{err}");
+    let line = hits[0];
+    assert!(
+        line.starts_with("kiln-launcher: REHEARSAL: process "),
+        "{line}"
+    );
+    assert!(line.contains(" (rehearsal-app) maps 60"), "{line}");
+    assert!(
+        line.contains(
+            "MiB of virtual memory (VmPeak); the enclave holds 256 MiB (sgx.enclave_size): \
+             convert with \"memSize\": \"1G\" or more (a power of two"
+        ),
+        "{line}"
+    );
+    assert!(
+        lines_with(&err, "sgx.max_threads): convert").is_empty(),
+        "{err}"
+    );
+    assert_eq!(lines_with(&err, "this run exceeded").len(), 1, "{err}");
+}
+
+#[test]
+fn rehearsal_strict_stops_the_app() {
+    if !can_run("rehearsal_strict_stops_the_app") {
+        return;
+    }
+    let mut b = Bundle::rehearsal(
+        "rh-strict",
+        "/bin/rehearsal-app threads 11 60000\necho app-ended-by-itself",
+    );
+    b.env("KILN_REHEARSAL=strict");
+    let mut child = b.start();
+    let (status, took) = b.finish(&mut child, 30);
+    let err = b.log("stderr.log");
+    assert_eq!(status.code(), Some(137), "{err}");
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    assert!(
+        err.contains("KILN_REHEARSAL=strict: the app is stopped"),
+        "{err}"
+    );
+    assert_eq!(lines_with(&err, "runs 11 threads").len(), 1, "{err}");
+    let stop = lines_with(&err, "stopped the app");
+    assert_eq!(stop.len(), 1, "{err}");
+    // Both the shell and the app were killed (the shell never printed its line).
+    assert!(stop[0].contains("SIGKILL to 2 processes"), "{err}");
+    let out = b.log("stdout.log");
+    assert!(out.contains("ready threads=11"), "{out}");
+    assert!(
+        !out.contains("app-ended-by-itself") && !out.contains("done"),
+        "{out}"
+    );
+    // An unknown mode is refused with one line before anything runs.
+    let mut b = Bundle::rehearsal("rh-typo", "exec /bin/rehearsal-app threads 1 0");
+    let o = b.env("KILN_REHEARSAL=strcit").run();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(stderr(&o).ends_with(
+        "kiln-launcher: KILN_REHEARSAL=\"strcit\" is not understood: use warn (the default), \
+         strict or off\n"
+    ));
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn signals_reach_the_app_through_the_supervising_launcher() {
+    if !can_run("signals_reach_the_app_through_the_supervising_launcher") {
+        return;
+    }
+    let mut b = Bundle::rehearsal("rh-signals", "exec /bin/rehearsal-app signals");
+    let mut child = b.start();
+    b.wait_stdout("ready\n");
+    for (sig, name) in [
+        ("HUP", "HUP"),
+        ("USR1", "USR1"),
+        ("USR2", "USR2"),
+        ("WINCH", "WINCH"),
+        ("INT", "INT"),
+        ("QUIT", "QUIT"),
+    ] {
+        let k = b.runc().args(["kill", &b.id, sig]).output().unwrap();
+        assert!(k.status.success(), "{k:?}");
+        b.wait_stdout(&format!("got-{name}\n"));
+    }
+    // `docker stop`: SIGTERM to the container's PID 1, the launcher; the app exits 0.
+    let k = b.runc().args(["kill", &b.id, "TERM"]).output().unwrap();
+    assert!(k.status.success(), "{k:?}");
+    let (status, _) = b.finish(&mut child, 20);
+    let out = b.log("stdout.log");
+    assert!(out.contains("got-TERM\nexiting gracefully\n"), "{out}");
+    assert_eq!(status.code(), Some(0), "{}", b.log("stderr.log"));
+
+    // An app that does not handle SIGTERM dies of it: 128 + 15, as a shell reports it.
+    let mut b = Bundle::rehearsal("rh-term", "echo ready\nexec /bin/sleep 60");
+    let mut child = b.start();
+    b.wait_stdout("ready\n");
+    let k = b.runc().args(["kill", &b.id, "TERM"]).output().unwrap();
+    assert!(k.status.success(), "{k:?}");
+    let (status, took) = b.finish(&mut child, 20);
+    assert_eq!(status.code(), Some(143), "{}", b.log("stderr.log"));
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+}
+
+#[test]
+fn attestation_needs_the_aesm_socket() {
+    if !can_run("attestation_needs_the_aesm_socket") {
+        return;
+    }
+    let mut b = Bundle::new("aesm-missing");
+    b.launcher_config["attestation"] = json!(true);
+    let o = b.fake_device("/dev/sgx_enclave").run();
+    assert_one_line(
+        &o,
+        1,
+        "/var/run/aesmd/aesm.socket is missing: run the container with -v \
+         /var/run/aesmd:/var/run/aesmd",
+    );
+    // With the socket's path present (here a bound regular file), the loader runs.
+    let mut b = Bundle::new("aesm-present");
+    b.launcher_config["attestation"] = json!(true);
+    let o = b
+        .fake_device("/dev/sgx_enclave")
+        .fake_device("/var/run/aesmd/aesm.socket")
+        .run();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(fixture_args(&o), sgx1_args(&[]));
+}
+
+#[test]
+fn sgx1_exinfo_is_checked_where_cpuid_allows() {
+    if !can_run("sgx1_exinfo_is_checked_where_cpuid_allows") {
+        return;
+    }
+    // A fake device on a CPU without SGX in CPUID (this machine) gives the "cannot be
+    // checked" branch; on an SGX CPU the EXINFO bit decides. Every branch is unit-tested
+    // with injected facts in src/plan.rs.
+    let cpu = kiln_launcher::probe::cpu_facts();
+    let mut b = Bundle::new("exinfo");
+    b.launcher_config["sgx1Exinfo"] = json!(true);
+    let o = b.fake_device("/dev/sgx_enclave").run();
+    if cpu.sgx && !cpu.exinfo {
+        assert_one_line(&o, 1, "does not report EXINFO");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(fixture_args(&o), sgx1_args(&[]));
+    assert_eq!(
+        stderr(&o).contains("the SGX1 enclave needs EXINFO, which cannot be checked"),
+        !cpu.sgx,
+        "{}",
+        stderr(&o)
     );
 }
