@@ -143,6 +143,10 @@ pub struct LauncherConfig {
     /// before choosing it (written only when true).
     #[serde(default, skip_serializing_if = "is_false")]
     pub sgx1_exinfo: bool,
+    /// The manifests mount log files onto [`LOG_RELAYS`]: start the relays before the
+    /// loader (written only when true; see `log_relay`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log_relays: bool,
 }
 
 /// The enclave limits the rehearsal checks the app against (`"enclave"` in the file).
@@ -243,6 +247,7 @@ impl LauncherConfig {
             enclave: None,
             attestation: false,
             sgx1_exinfo: false,
+            log_relays: false,
         }
     }
 
@@ -273,8 +278,16 @@ impl LauncherConfig {
         self
     }
 
+    /// Marks the manifests as mounting log files onto the launcher's relays
+    /// ([`LOG_RELAYS`]).
+    #[must_use]
+    pub fn with_log_relays(mut self, log_relays: bool) -> Self {
+        self.log_relays = log_relays;
+        self
+    }
+
     /// The file's bytes as kiln's converter writes them: every version-1 key explicit, then
-    /// `enclave`, `attestation`, `sgx1Exinfo` only when set (not `None` / not false), in
+    /// `enclave`, `attestation`, `sgx1Exinfo`, `logRelays` only when set (not `None` / not false), in
     /// declaration order, pretty-printed, with a final newline (deterministic). Validates first, so the
     /// converter never writes a file the launcher would refuse.
     pub fn to_json(&self) -> Result<Vec<u8>, ConfigError> {

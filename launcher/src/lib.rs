@@ -19,6 +19,8 @@
 
 pub mod config;
 pub mod facts;
+#[cfg(unix)]
+pub mod log_relay;
 pub mod plan;
 #[cfg(unix)]
 pub mod probe;

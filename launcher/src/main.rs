@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
 #[cfg(unix)]
 mod launch {
     use kiln_launcher::config::{LauncherConfig, CONFIG_PATH};
-    use kiln_launcher::{facts, plan, probe::HostProbe, supervise};
+    use kiln_launcher::{facts, log_relay, plan, probe::HostProbe, supervise};
     use std::ffi::OsString;
     use std::os::unix::process::CommandExt;
     use std::process::Command;
@@ -59,8 +59,26 @@ mod launch {
         for line in &launch.notices {
             eprintln!("{line}");
         }
+        let relay = if config.log_relays {
+            match log_relay::start() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!(
+                        "kiln-launcher: cannot start the log relays ({e}): the app's log files \
+                         linked to /dev/stdout or /dev/stderr will not open"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         if let Some(supervision) = launch.supervise {
-            return supervise::run(&launch.program, &launch.args, supervision);
+            let code = supervise::run(&launch.program, &launch.args, supervision);
+            if let Some(r) = relay {
+                log_relay::finish(r, std::time::Duration::from_secs(2));
+            }
+            return code;
         }
         let err = Command::new(&launch.program)
             .arg0(&launch.program)

@@ -314,6 +314,7 @@ mod tests {
             enclave: None,
             attestation: false,
             sgx1_exinfo: false,
+            log_relays: false,
         }
     }
 

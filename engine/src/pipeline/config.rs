@@ -146,6 +146,24 @@ pub struct ConfigChanges {
     pub time: BuildTime,
 }
 
+/// Whether a `StopSignal` value names SIGTERM (docker accepts `SIGTERM`, `TERM`, `15`).
+fn is_sigterm(sig: &str) -> bool {
+    matches!(
+        sig.trim().to_ascii_uppercase().as_str(),
+        "SIGTERM" | "TERM" | "15"
+    )
+}
+
+/// The input's `StopSignal` when it is not SIGTERM. Gramine passes only SIGTERM from the
+/// host to the app (`sys.enable_sigterm_injection`; libos/src/libos_signal.c, v1.9); any
+/// other stop signal (nginx's official image sets SIGQUIT) reaches only the loader, which
+/// as the container's PID 1 ignores it, so `docker stop` would wait and then SIGKILL. The
+/// output config therefore stops with SIGTERM ([`output_config`]).
+pub fn foreign_stop_signal(input: &Value) -> Option<String> {
+    let sig = input.get("config")?.get("StopSignal")?.as_str()?;
+    (!is_sigterm(sig)).then(|| sig.to_string())
+}
+
 /// The output config: the input's with [`ConfigChanges`] applied; every other key kept.
 pub fn output_config(input: &Value, changes: &ConfigChanges) -> Result<Vec<u8>, ApiError> {
     let mut cfg = input.clone();
@@ -161,6 +179,12 @@ pub fn output_config(input: &Value, changes: &ConfigChanges) -> Result<Vec<u8>, 
         .ok_or_else(|| ApiError::bad_request("input image: config.config is not an object"))?;
     c.insert("Entrypoint".into(), json!([changes.entrypoint]));
     c.remove("Cmd");
+    if c.get("StopSignal")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !is_sigterm(s))
+    {
+        c.insert("StopSignal".into(), json!("SIGTERM"));
+    }
     let env = c.entry("Env").or_insert_with(|| json!([]));
     if env.is_null() {
         *env = json!([]);
@@ -282,5 +306,19 @@ mod tests {
         assert_eq!(out["config"]["Labels"]["k"], "v");
         assert_eq!(out["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
         assert_eq!(out["history"][1]["created"], "1970-01-01T00:00:00Z");
+        assert!(out["config"].get("StopSignal").is_none());
+
+        // nginx's official image stops with SIGQUIT, which Gramine does not pass on.
+        let mut nginx = input.clone();
+        nginx["config"]["StopSignal"] = json!("SIGQUIT");
+        assert_eq!(foreign_stop_signal(&nginx).as_deref(), Some("SIGQUIT"));
+        let out: Value = serde_json::from_slice(&output_config(&nginx, &ch).unwrap()).unwrap();
+        assert_eq!(out["config"]["StopSignal"], "SIGTERM");
+        for ok in ["SIGTERM", "TERM", "15", "sigterm"] {
+            nginx["config"]["StopSignal"] = json!(ok);
+            assert_eq!(foreign_stop_signal(&nginx), None, "{ok}");
+            let out: Value = serde_json::from_slice(&output_config(&nginx, &ch).unwrap()).unwrap();
+            assert_eq!(out["config"]["StopSignal"], ok, "kept as written");
+        }
     }
 }

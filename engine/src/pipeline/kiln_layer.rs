@@ -37,6 +37,9 @@ pub struct KilnFiles {
     /// The manifests set `sys.enable_extra_runtime_domain_names_conf`: Gramine then reads
     /// the host's `/etc/resolv.conf` at start-up and stops if it is missing.
     pub needs_resolv_conf: bool,
+    /// The manifests mount log files onto the launcher's relays: the layer holds their
+    /// links (`/opt/kiln/logs/stdout -> /proc/self/fd/61`, see `gramine::log_links`).
+    pub log_relays: bool,
 }
 
 /// Where Gramine reads the host's DNS configuration.
@@ -87,6 +90,11 @@ pub fn build(files: &KilnFiles, input: &FileIndex, mtime: u64) -> Result<Written
     if files.needs_resolv_conf && input.get(RESOLV_CONF).is_none() {
         file_entries.push(NewEntry::file(RESOLV_CONF, 0o644, Vec::new()));
     }
+    if files.log_relays {
+        for (path, fd) in launcher::LOG_RELAYS {
+            file_entries.push(NewEntry::symlink(path, format!("/proc/self/fd/{fd}")));
+        }
+    }
     let mut dirs: BTreeSet<String> = BTreeSet::new();
     for e in &file_entries {
         dirs.extend(parents(&e.path));
@@ -129,6 +137,7 @@ mod tests {
             init_json: None,
             host_dirs: vec!["/opt/fortanix/enclave-os/default-efs-dirs/tmp".into()],
             needs_resolv_conf: true,
+            log_relays: false,
         };
         let a = build(&f, &FileIndex::new(), 5).unwrap();
         let b = build(&f, &FileIndex::new(), 5).unwrap();
@@ -158,6 +167,7 @@ mod tests {
             init_json: None,
             host_dirs: vec![],
             needs_resolv_conf: true,
+            log_relays: false,
         };
         let missing = paths(&build(&f, &FileIndex::new(), 5).unwrap());
         assert!(missing.iter().any(|p| p == RESOLV_CONF), "{missing:?}");

@@ -345,6 +345,7 @@ pub(crate) async fn run(
     );
     t.done();
 
+    let sgx1_exinfo = sgx1.params.use_exinfo;
     let t = Timer::start(env, Step::Measure);
     let m1 = measure_one(&sgx1, &rt.libpal, "SGX1")?;
     let m2 = measure_one(&edmm, &rt.libpal, "EDMM")?;
@@ -396,7 +397,11 @@ pub(crate) async fn run(
         req.allow_cmdline_args,
         fixed,
         default,
-    );
+    )
+    .with_enclave_limits(spec.max_threads, spec.enclave_size)
+    .with_attestation(spec.init.is_some())
+    .with_sgx1_exinfo(sgx1_exinfo)
+    .with_log_relays(!spec.log_links.is_empty());
     lc.sgx_loader_start = kiln_launcher::config::SgxLoaderStart::Exec;
     let launcher_json = lc
         .to_json()
@@ -430,6 +435,7 @@ pub(crate) async fn run(
             init_json: spec.init.as_ref().map(|i| i.init_json.clone()),
             host_dirs: spec.host_dirs(),
             needs_resolv_conf: spec.runtime_domain_names,
+            log_relays: !spec.log_links.is_empty(),
         },
         &index,
         time.unix,
@@ -496,6 +502,22 @@ pub(crate) async fn run(
     t.done();
 
     let mut warnings = spec.warnings.clone();
+    if sgx1_exinfo {
+        warnings.push(
+            "SGX1 enclave: built with EXINFO (sgx.use_exinfo, SIGSTRUCT MISCSELECT 0x1) so that \
+             the app can recover from SIGSEGV; it starts only on CPUs that report EXINFO \
+             (SGX2-capable CPUs whose kernel lacks EDMM; the launcher checks), and attestation \
+             policies must accept MISCSELECT 0x1"
+                .to_string(),
+        );
+    }
+    if let Some(sig) = config::foreign_stop_signal(&input_config) {
+        warnings.push(format!(
+            "StopSignal: {sig} replaced by SIGTERM: Gramine passes only SIGTERM from the host to \
+             the app, so `docker stop` now sends SIGTERM (for nginx that is a fast shutdown \
+             instead of a graceful one)"
+        ));
+    }
     warnings.dedup();
     let response = response::response(response::Facts {
         new_image: req.output_image.clone(),
