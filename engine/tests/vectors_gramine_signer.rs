@@ -1,8 +1,10 @@
-//! Ten manifests measured and signed by Gramine v1.9's own signer (`graminelibos.sgx_sign`,
+//! Twelve manifests measured and signed by Gramine v1.9's own signer (`graminelibos.sgx_sign`,
 //! `get_tbssigstruct` + `sign_with_private_key_from_pem_path`) with the synthetic
 //! `libpal_test.so` and the test key: SGX1 and EDMM, 1 to 64 threads, default and explicit
 //! sizes in every syntax (`K`/`M`, hex, inline tables, `[sgx]` sections), cpu_features,
-//! EXINFO, ISV ids, a 400-entry manifest of several pages. kiln must reproduce each
+//! EXINFO, ISV ids, a 400-entry manifest of several pages, and kiln's own golden manifest
+//! as its EDMM variant (EXINFO, SIGTERM injection, an 8M-style stack option) and as an SGX1
+//! enclave with EXINFO (javaMode). kiln must reproduce each
 //! SIGSTRUCT byte for byte (see testdata/gramine-signer/README.md). Native and wasm32.
 
 use std::future::Future;
@@ -80,6 +82,18 @@ const CASES: &[Case] = &[
         (2029, 9, 9),
         include_bytes!("../testdata/gramine-signer/g10-edmm-small.manifest.sgx"),
         include_bytes!("../testdata/gramine-signer/g10-edmm-small.sig"),
+    ),
+    (
+        "g11-kiln-edmm-exinfo",
+        (2026, 12, 7),
+        include_bytes!("../testdata/gramine-signer/g11-kiln-edmm-exinfo.manifest.sgx"),
+        include_bytes!("../testdata/gramine-signer/g11-kiln-edmm-exinfo.sig"),
+    ),
+    (
+        "g12-kiln-sgx1-exinfo",
+        (2027, 3, 1),
+        include_bytes!("../testdata/gramine-signer/g12-kiln-sgx1-exinfo.manifest.sgx"),
+        include_bytes!("../testdata/gramine-signer/g12-kiln-sgx1-exinfo.sig"),
     ),
 ];
 
