@@ -80,6 +80,52 @@ pub fn pull_and_unpack(reference: &str, work: &Path, name: &str) -> Result<PathB
     Ok(bundle)
 }
 
+/// The capabilities Docker gives a container by default (moby's `DefaultCapabilities`).
+pub const DOCKER_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// umoci turns each `VOLUME` of the image into an empty tmpfs owned by root; Docker
+/// gives a new volume the image directory's owner and mode (and content). The tmpfs
+/// mounts outside /dev get the owner and mode of the directory they cover, so an app
+/// running as a user (redis in /data) can write its volume as under Docker.
+fn volumes_like_docker(bundle: &Path, cfg: &mut serde_json::Value) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(mounts) = cfg["mounts"].as_array_mut() else {
+        return;
+    };
+    for m in mounts {
+        let Some(dest) = m["destination"].as_str().map(str::to_string) else {
+            continue;
+        };
+        if m["type"] != "tmpfs" || dest.starts_with("/dev") {
+            continue;
+        }
+        let Ok(md) = std::fs::metadata(bundle.join("rootfs").join(dest.trim_start_matches('/')))
+        else {
+            continue;
+        };
+        if let Some(opts) = m["options"].as_array_mut() {
+            opts.push(serde_json::json!(format!("mode={:o}", md.mode() & 0o7777)));
+            opts.push(serde_json::json!(format!("uid={}", md.uid())));
+            opts.push(serde_json::json!(format!("gid={}", md.gid())));
+        }
+    }
+}
+
 /// One runc container over an unpacked bundle; deleted (`runc delete --force`) on drop.
 /// Its stdout and stderr go to files in the bundle directory.
 #[derive(Debug)]
@@ -107,6 +153,19 @@ impl Container {
         if let Some(env) = cfg["process"]["env"].as_array_mut() {
             env.extend(extra_env.iter().map(|e| serde_json::json!(e)));
         }
+        // Docker's default capabilities (umoci's config grants only three, so a root
+        // nginx could not chown its temp dirs): all five sets for root, only the bounding
+        // set for another user, as Docker does.
+        let caps = serde_json::json!(DOCKER_CAPS);
+        let root = cfg["process"]["user"]["uid"].as_u64().unwrap_or(0) == 0;
+        let none = serde_json::json!([]);
+        cfg["process"]["capabilities"] = serde_json::json!({
+            "bounding": caps,
+            "effective": if root { &caps } else { &none },
+            "permitted": if root { &caps } else { &none },
+            "inheritable": none,
+        });
+        volumes_like_docker(bundle, &mut cfg);
         std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
         Ok(Container {
             bundle: bundle.to_path_buf(),

@@ -268,12 +268,7 @@ async fn python_http_server_serves_as_user_1000() -> Result<(), HarnessError> {
     // The server process (the container's init after the launcher's and the loader's
     // execs) runs as the image's USER.
     let pid = c.pid(Duration::from_secs(5))?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let uid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .ok_or("no Uid line")?;
-    assert!(uid.split_whitespace().nth(1) == Some("1000"), "{uid}");
+    assert_eq!(uid_of(pid)?, 1000);
     check_no_raw_syscalls("python-http", &c);
     Ok(())
 }
@@ -341,6 +336,9 @@ async fn redis_answers_ping_and_stops_on_sigterm() -> Result<(), HarnessError> {
         c.stdout(),
         c.stderr()
     );
+    // As the image's USER redis (uid 100 in the image's /etc/passwd).
+    let pid = c.pid(Duration::from_secs(5))?;
+    assert_eq!(uid_of(pid)?, 100);
     let status = stop(&mut c)?;
     let out = format!("{}{}", c.stdout(), c.stderr());
     eprintln!("redis: {status}\n{out}");
@@ -369,6 +367,17 @@ fn stop(c: &mut Container) -> Result<std::process::ExitStatus, HarnessError> {
         )
         .into()
     })
+}
+
+/// The real uid of a host process.
+fn uid_of(pid: u32) -> Result<u32, HarnessError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .ok_or_else(|| format!("/proc/{pid}/status: no Uid line"))?;
+    Ok(uid.parse()?)
 }
 
 fn wait_for(mut what: impl FnMut() -> bool) -> bool {
