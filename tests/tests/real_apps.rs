@@ -281,11 +281,8 @@ async fn node_serves_http() -> Result<(), HarnessError> {
     let (_conv, mut c) = serve("node", serde_json::json!({"threads": 16, "memSize": "1G"})).await?;
     let body = tokio::task::block_in_place(|| c.http_get(3000, "/", Duration::from_secs(60)))?;
     assert!(body.starts_with("hello from node v18."), "{body}");
-    assert!(
-        c.stdout().contains("node listening on 3000"),
-        "{}",
-        c.stdout()
-    );
+    let logged = wait_for(|| c.stdout().contains("node listening on 3000"));
+    assert!(logged, "stdout {:?} stderr {:?}", c.stdout(), c.stderr());
     check_no_raw_syscalls("node", &c);
     Ok(())
 }
