@@ -119,6 +119,8 @@ build_base() {
     >"$tmp/usr/sbin/policy-rc.d"
   chmod 755 "$tmp/usr/sbin/policy-rc.d"
   in_root "$tmp" apt-get update -qq >&2
+  # debootstrap's .debs (~100 MB) are not needed again; the lists stay for the app builds.
+  in_root "$tmp" apt-get clean
   touch "$tmp/.done"
   mv "$tmp" "$BASE_DIR"
   log "base ready in $((SECONDS - t0)) s: $(du -sm "$BASE_DIR" | cut -f1) MB"
