@@ -10,6 +10,10 @@
 //! - [`images`]: deterministic OCI/Docker test images (tar + gzip layers, config,
 //!   manifest, index), an OCI layout writer (for skopeo/umoci) and a pusher that uses
 //!   the engine's own client.
+//! - [`real_apps`]: Debian images of real apps (python, nginx, redis, node, OpenJDK,
+//!   bash) built from Debian packages by scripts/build-real-app-images.sh and cached.
+//! - [`runc`]: pull + unpack (skopeo, umoci) and run with runc, probe a server in the
+//!   container's network namespace, stop it with a signal.
 //!
 //! Tests call [`require_tool!`] first: when `docker-registry` is missing they print a
 //! loud SKIPPED message and return (CI installs it: scripts/install-deps.sh).
@@ -23,7 +27,9 @@ pub mod converted_fixture;
 pub mod dsm_server;
 pub mod images;
 pub mod loopback_http;
+pub mod real_apps;
 pub mod registry;
+pub mod runc;
 pub mod runtime_fixture;
 pub mod sample_images;
 pub mod token_server;

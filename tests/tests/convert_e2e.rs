@@ -18,6 +18,7 @@ use kiln_engine::image::registry::UploadMode;
 use kiln_tests::cli::kiln_bin;
 use kiln_tests::images::push_image;
 use kiln_tests::registry::TestRegistry;
+use kiln_tests::runc::{pull_and_unpack, run_ok as run};
 use kiln_tests::runtime_fixture::{push_fixture_runtime, runtime_image, RuntimeBinaries};
 use kiln_tests::sample_images::{busybox_image, push_busybox};
 use kiln_tests::{require_tool, HarnessError};
@@ -25,39 +26,6 @@ use kiln_tests::{require_tool, HarnessError};
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn run(cmd: &mut Command) -> Result<Output, HarnessError> {
-    let o = cmd.output()?;
-    if !o.status.success() {
-        return Err(format!(
-            "{cmd:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-        .into());
-    }
-    Ok(o)
-}
-
-/// Pulls `reference` with skopeo into an OCI layout and unpacks it with umoci.
-fn pull_and_unpack(reference: &str, work: &Path, name: &str) -> Result<PathBuf, HarnessError> {
-    let layout = work.join(format!("{name}-oci"));
-    let bundle = work.join(format!("{name}-bundle"));
-    run(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        &format!("docker://{reference}"),
-        &format!("oci:{}:x", layout.display()),
-    ]))?;
-    run(Command::new("umoci").args([
-        "unpack",
-        "--image",
-        &format!("{}:x", layout.display()),
-        &bundle.display().to_string(),
-    ]))?;
-    Ok(bundle)
 }
 
 /// Runs a bundle with runc (no terminal, umoci's namespaces: no network), with extra env.
@@ -201,53 +169,26 @@ async fn busybox_converted_runs_like_the_original() -> Result<(), HarnessError> 
     Ok(())
 }
 
-/// A Debian bookworm minbase root filesystem as a gzip layer, built once with
-/// debootstrap (from deb.debian.org) and cached under target/kiln-e2e-debian/.
+/// A Debian bookworm minbase root filesystem as a gzip layer: the real-app `bash` image's
+/// (scripts/build-real-app-images.sh: debootstrap from the machine's apt mirror, cached
+/// outside the clone by recipe hash and shared with tests/real_apps.rs).
 fn debian_layer() -> Result<Option<(Vec<u8>, String)>, HarnessError> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kiln-e2e-debian");
-    let gz = dir.join("rootfs.tar.gz");
-    let diff = dir.join("rootfs.diffid");
-    if !gz.exists() || !diff.exists() {
-        std::fs::create_dir_all(&dir)?;
-        let root = dir.join("rootfs");
-        let _ = std::fs::remove_dir_all(&root);
-        let o = Command::new("debootstrap")
-            .args(["--variant=minbase", "bookworm"])
-            .arg(&root)
-            .arg("http://deb.debian.org/debian")
-            .output()?;
-        if !o.status.success() {
-            eprintln!(
-                "\n!!!!!!!! debootstrap FAILED; skipping the Debian case only !!!!!!!!\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+    let built = match kiln_tests::real_apps::build_cached(&["bash"]) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("\n!!!!!!!! building the Debian image FAILED; skipping the Debian case only !!!!!!!!\n{e}");
             return Ok(None);
         }
-        let tar = dir.join("rootfs.tar");
-        run(Command::new("tar")
-            .args(["--sort=name", "--numeric-owner", "--mtime=@0", "-C"])
-            .arg(&root)
-            .args(["-cf"])
-            .arg(&tar)
-            .arg("."))?;
-        let digest = run(Command::new("sha256sum").arg(&tar))?;
-        let hex = String::from_utf8(digest.stdout)?
-            .split_whitespace()
-            .next()
-            .ok_or("sha256sum")?
-            .to_string();
-        run(Command::new("sh").arg("-c").arg(format!(
-            "gzip -n -c '{}' > '{}.tmp' && mv '{}.tmp' '{}'",
-            tar.display(),
-            gz.display(),
-            gz.display(),
-            gz.display()
-        )))?;
-        std::fs::write(&diff, format!("sha256:{hex}"))?;
-        let _ = std::fs::remove_file(&tar);
-        let _ = std::fs::remove_dir_all(&root);
-    }
-    Ok(Some((std::fs::read(&gz)?, std::fs::read_to_string(&diff)?)))
+    };
+    let (_, dir) = built
+        .first()
+        .ok_or("build-real-app-images.sh built nothing")?;
+    Ok(Some((
+        std::fs::read(dir.join("layer.tar.gz"))?,
+        std::fs::read_to_string(dir.join("diff_id"))?
+            .trim()
+            .to_string(),
+    )))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
