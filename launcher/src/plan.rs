@@ -226,13 +226,20 @@ pub fn decide(
                 suffixed(app, ".manifest.sgx"),
                 suffixed(app, ".sig"),
             ]);
+            // With log relays the launcher stays the container's init and supervises the
+            // loader, so that the relay can copy the app's last lines before the container
+            // ends (it ends when its PID 1 exits); signals are forwarded to the loader.
+            let supervise = config.log_relays.then_some(Supervision {
+                limits: None,
+                mode: RehearsalMode::Off,
+            });
             Ok(Launch {
                 mode,
                 program,
                 args,
                 notices,
                 required_files,
-                supervise: None,
+                supervise,
             })
         }
     }
@@ -676,6 +683,21 @@ mod tests {
         let f = facts(SGX2, dev(), Some(EdmmDriver::Supported));
         let c = config(true, false).with_enclave_limits(4, 256 << 20);
         assert_eq!(decide(&c, &f, &[]).unwrap().supervise, None);
+    }
+
+    #[test]
+    fn log_relays_keep_the_launcher_as_init_under_sgx() {
+        let f = facts(SGX2, dev(), Some(EdmmDriver::Supported));
+        let c = config(true, false).with_log_relays(true);
+        let l = decide(&c, &f, &[]).unwrap();
+        assert_eq!(l.mode, Mode::Edmm);
+        assert_eq!(
+            l.supervise,
+            Some(Supervision {
+                limits: None,
+                mode: RehearsalMode::Off
+            })
+        );
     }
 
     #[test]

@@ -909,3 +909,47 @@ fn sgx1_exinfo_is_checked_where_cpuid_allows() {
         stderr(&o)
     );
 }
+
+/// The log relays: with `logRelays`, what the app writes to the kiln layer's
+/// `/opt/kiln/logs/stdout` (-> /proc/self/fd/61) and `.../stderr` (-> fd 62) reaches the
+/// container's stdout and stderr unchanged (raw pseudo-terminals: no `\r`), the last lines
+/// included, both when the launcher supervises (direct mode) and when it execs the loader
+/// (SGX, a fake device here).
+#[test]
+fn log_relays_carry_log_files_to_stdout_and_stderr() {
+    if !can_run("log_relays_carry_log_files_to_stdout_and_stderr") {
+        return;
+    }
+    let writer = "#!/bin/sh\n\
+         echo \"access line one\" > /opt/kiln/logs/stdout\n\
+         echo \"error line\" > /opt/kiln/logs/stderr\n\
+         i=0; while [ $i -lt 200 ]; do echo \"access $i\"; i=$((i+1)); done > /opt/kiln/logs/stdout\n\
+         echo \"direct stdout\"\n";
+    for (mode, sgx) in [("direct", false), ("sgx", true)] {
+        let mut b = Bundle::new(&format!("relay-{mode}"));
+        b.launcher_config["logRelays"] = json!(true);
+        for (link, fd) in [("stdout", 61), ("stderr", 62)] {
+            let p = b.path(&format!("/opt/kiln/logs/{link}"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(format!("/proc/self/fd/{fd}"), p).unwrap();
+        }
+        b.write_exec(&format!("{RT}/direct/libpal.so"), writer);
+        b.write_exec(&format!("{RT}/lib/ld-linux-x86-64.so.2"), writer);
+        let o = if sgx {
+            b.fake_device("/dev/sgx_enclave").run()
+        } else {
+            b.env("KILN_INSECURE_NO_SGX=1").run()
+        };
+        assert_eq!(o.status.code(), Some(0), "{mode}: {o:?}");
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(out.contains("access line one\n"), "{mode}: {out}");
+        assert!(out.contains("access 199\n"), "{mode}: the last line: {out}");
+        assert!(out.contains("direct stdout\n"), "{mode}: {out}");
+        assert!(!out.contains('\r'), "{mode}: raw mode: {out:?}");
+        assert!(err.contains("error line\n"), "{mode}: {err}");
+        assert!(
+            !err.contains("cannot start the log relays"),
+            "{mode}: {err}"
+        );
+    }
+}

@@ -79,6 +79,26 @@ struct Converted {
     _registry: TestRegistry,
     work: tempfile::TempDir,
     bundle: std::path::PathBuf,
+    /// The conversion's warnings.
+    warnings: Vec<String>,
+}
+
+impl Converted {
+    /// A file of the converted image's root filesystem, as text.
+    fn file(&self, path: &str) -> String {
+        let p = self
+            .bundle
+            .join("rootfs")
+            .join(path.trim_start_matches('/'));
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// Whether some warning contains every one of `parts`.
+    fn warned(&self, parts: &[&str]) -> bool {
+        self.warnings
+            .iter()
+            .any(|w| parts.iter().all(|p| w.contains(p)))
+    }
 }
 
 /// Builds (or reads from the cache) `app`'s image, pushes it to a fresh loopback
@@ -142,6 +162,7 @@ async fn convert(app: &str, options: serde_json::Value) -> Result<Converted, Har
         _registry: reg,
         work,
         bundle,
+        warnings: out.response.warnings.clone(),
     })
 }
 
@@ -159,8 +180,16 @@ fn check_no_raw_syscalls(app: &str, c: &Container) {
 
 /// Runs a converted app that prints and ends; returns its stdout + stderr after checking
 /// it exited 0 and printed `want`.
-async fn prints(app: &str, options: serde_json::Value, want: &str) -> Result<String, HarnessError> {
+/// Converts `app`, runs `check` on the conversion, runs the image to its end and checks
+/// that it printed `want`; returns all it printed.
+async fn prints(
+    app: &str,
+    options: serde_json::Value,
+    want: &str,
+    check: impl FnOnce(&Converted),
+) -> Result<String, HarnessError> {
     let conv = convert(app, options).await?;
+    check(&conv);
     let mut c = Container::new(&conv.bundle, app, &no_sgx_env())?;
     let status = tokio::task::block_in_place(|| c.run_to_end(Duration::from_secs(120)))?;
     let (out, err) = (c.stdout(), c.stderr());
@@ -207,7 +236,13 @@ async fn python_prints() -> Result<(), HarnessError> {
     if !can_run("python_prints") {
         return Ok(());
     }
-    prints("python", serde_json::json!({}), "hello from python 3.11").await?;
+    prints(
+        "python",
+        serde_json::json!({}),
+        "hello from python 3.11",
+        |_| {},
+    )
+    .await?;
     Ok(())
 }
 
@@ -220,6 +255,20 @@ async fn image_setting_ld_library_path_runs() -> Result<(), HarnessError> {
         "ld-library-path",
         serde_json::json!({}),
         "hello from python with LD_LIBRARY_PATH=/usr/local/lib",
+        |conv| {
+            // Gramine looks for the ELF interpreter only in LD_LIBRARY_PATH when it is set:
+            // the directory holding it is appended, after the image's own.
+            let manifest = conv.file("/opt/kiln/sgx1/app.manifest.sgx");
+            assert!(
+                manifest.contains(r#"LD_LIBRARY_PATH = "/usr/local/lib:/lib64""#),
+                "{manifest}"
+            );
+            assert!(
+                conv.warned(&["LD_LIBRARY_PATH", "/lib64"]),
+                "{:?}",
+                conv.warnings
+            );
+        },
     )
     .await?;
     Ok(())
@@ -233,7 +282,27 @@ async fn openjdk_through_the_alternatives_symlinks_runs() -> Result<(), HarnessE
     // `java` is /usr/bin/java -> /etc/alternatives/java -> /usr/lib/jvm/.../bin/java.
     let opts = serde_json::json!({"javaMode": "OPENJDK", "threads": 32, "memSize": "2G"});
     // The image runs a class compiled by the host's javac, or `java -version` without one.
-    let all = prints("java", opts, "17.0.").await?;
+    let all = prints("java", opts, "17.0.", |conv| {
+        let sgx1 = conv.file("/opt/kiln/sgx1/app.manifest.sgx");
+        // libos.entrypoint is the JVM itself, not the /usr/bin/java link, so that
+        // /proc/self/exe and $ORIGIN lead to the JVM's home.
+        assert!(
+            sgx1.contains("entrypoint = \"/usr/lib/jvm/java-17-openjdk-amd64/bin/java\""),
+            "{sgx1}"
+        );
+        // The JVM recovers from SIGSEGV: the SGX1 enclave has EXINFO with javaMode, and
+        // the launcher checks the CPU for it.
+        assert!(sgx1.contains("use_exinfo = true"), "{sgx1}");
+        assert!(conv
+            .file("/opt/kiln/launcher.json")
+            .contains("\"sgx1Exinfo\": true"));
+        assert!(
+            conv.warned(&["SGX1 enclave", "EXINFO"]),
+            "{:?}",
+            conv.warnings
+        );
+    })
+    .await?;
     assert!(
         all.contains("hello from java 17") || all.contains("openjdk version \"17"),
         "{all}"
@@ -296,6 +365,29 @@ async fn nginx_serves_logs_to_stdout_and_stops_on_sigterm() -> Result<(), Harnes
         return Ok(());
     }
     let (conv, mut c) = serve("nginx", serde_json::json!({"threads": 16})).await?;
+    // The log links become mounts onto the launcher's relays; nginx's SIGQUIT stop signal
+    // becomes SIGTERM (the only signal Gramine passes on); each worker is an enclave.
+    let direct = conv.file("/opt/kiln/direct/app.manifest");
+    for (log, relay) in [
+        ("/var/log/nginx/access.log", "dev:/opt/kiln/logs/stdout"),
+        ("/var/log/nginx/error.log", "dev:/opt/kiln/logs/stderr"),
+    ] {
+        assert!(
+            direct.contains(&format!(
+                r#"{{ path = "{log}", type = "chroot", uri = "{relay}" }}"#
+            )),
+            "{direct}"
+        );
+    }
+    assert!(conv
+        .file("/opt/kiln/launcher.json")
+        .contains("\"logRelays\": true"));
+    assert!(
+        conv.warned(&["StopSignal", "SIGQUIT", "SIGTERM"]),
+        "{:?}",
+        conv.warnings
+    );
+    assert!(conv.warned(&["processes", "nginx"]), "{:?}", conv.warnings);
     let body = tokio::task::block_in_place(|| c.http_get(80, "/", Duration::from_secs(60)))?;
     assert!(body.contains("Welcome to nginx!"), "{body}");
     // The access log line (access.log -> /dev/stdout) reaches the container's stdout.
