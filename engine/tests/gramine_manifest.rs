@@ -533,3 +533,53 @@ fn settings_from_the_table_equal_settings_parsed_from_the_text() {
         kiln_engine::sgx::manifest_params::CpuFeature::Required
     );
 }
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn links_into_encrypted_and_rw_dirs_and_log_links() {
+    let mut idx = small_index();
+    let e = &mut idx.entries;
+    for d in [
+        "/run",
+        "/run/lock",
+        "/var",
+        "/var/log",
+        "/var/log/nginx",
+        "/srv",
+        "/srv/data",
+    ] {
+        e.insert(d.into(), dir());
+    }
+    // Debian: /var/run -> /run, /var/lock -> /run/lock; an app link into an rwDir.
+    e.insert("/var/run".into(), link("/run"));
+    e.insert("/var/lock".into(), link("/run/lock"));
+    e.insert("/data".into(), link("srv/data"));
+    e.insert("/var/log/nginx/access.log".into(), link("/dev/stdout"));
+    e.insert("/var/log/nginx/error.log".into(), link("/dev/stderr"));
+    let req = REQUEST.replace(r#""threads":8"#, r#""threads":8,"rwDirs":["/srv/data"]"#);
+    let spec = spec_for(&req, &image_config(""), &idx).unwrap();
+    let m = render_manifest(&spec, Variant::Sgx1).unwrap();
+    for want in [
+        r#"{ key_name = "_sgx_mrenclave", path = "/var/run", type = "encrypted", uri = "file:/opt/fortanix/enclave-os/default-efs-dirs/run" }"#,
+        r#"{ key_name = "_sgx_mrenclave", path = "/var/lock", type = "encrypted", uri = "file:/opt/fortanix/enclave-os/default-efs-dirs/run/lock" }"#,
+        r#""file:/data""#,
+        r#""file:/var/log/nginx/access.log""#,
+        r#""file:/var/log/nginx/error.log""#,
+    ] {
+        assert!(m.contains(want), "{want} not in\n{m}");
+    }
+    assert!(spec
+        .host_dirs()
+        .contains(&"/opt/fortanix/enclave-os/default-efs-dirs/run/lock".to_string()));
+    for w in [
+        "`/var/run` is a link to `/run`",
+        "`/data` is a link to the rwDir",
+    ] {
+        assert!(
+            spec.warnings.iter().any(|x| x.contains(w)),
+            "{w}: {:?}",
+            spec.warnings
+        );
+    }
+    assert_eq!(spec.log_links.len(), 2);
+}

@@ -8,7 +8,7 @@
 //!
 //! | javaMode | options | why |
 //! |---|---|---|
-//! | `OPENJDK`, `JAVA-ORACLE` | `-XX:CompressedClassSpaceSize=16m -XX:-UsePerfData -XX:ReservedCodeCacheSize=16m -XX:+UseSerialGC` | both are HotSpot: shrink the 1G class space and 240M code cache reservations to fit the enclave, no hsperfdata mmap file in /tmp, one GC thread instead of a thread per CPU |
+//! | `OPENJDK`, `JAVA-ORACLE` | `-XX:CompressedClassSpaceSize=16m -XX:-UsePerfData -XX:ReservedCodeCacheSize=16m -XX:+UseSerialGC -XX:MaxRAM=<memSize>` | both are HotSpot: shrink the 1G class space and 240M code cache reservations to fit the enclave, no hsperfdata mmap file in /tmp, one GC thread instead of a thread per CPU; the JVM sizes its heap from the memory it sees, which under SGX is the enclave but in direct mode (and so in the launcher's rehearsal) the host's RAM: `MaxRAM` makes both the enclave |
 //! | `OPENJ9` | `-Xnojit -Xnoaot -Xdump:none` | OpenJ9's JIT maps executable memory in ways that need EDMM and its dump agents fork; both off |
 //! | `LIBERTY-JRE` | `-Xnojit -Xnoaot -Xdump:none -Xshareclasses:none` | Liberty runs on an OpenJ9-based JRE: as OPENJ9, plus no shared class cache (Liberty enables one by default; it lives in host shared memory, which an enclave can neither trust nor share) |
 
@@ -18,14 +18,16 @@ use super::fsview::{resolve, Node};
 use super::validate::JavaMode;
 use crate::image::file_index::FileIndex;
 
-/// The JVM options a `javaMode` adds to `JAVA_TOOL_OPTIONS`.
-pub fn java_options(mode: JavaMode) -> &'static str {
+/// The JVM options a `javaMode` adds to `JAVA_TOOL_OPTIONS`, for an enclave of
+/// `enclave_size` bytes.
+pub fn java_options(mode: JavaMode, enclave_size: u64) -> String {
     match mode {
-        JavaMode::OpenJdk | JavaMode::JavaOracle => {
-            "-XX:CompressedClassSpaceSize=16m -XX:-UsePerfData -XX:ReservedCodeCacheSize=16m -XX:+UseSerialGC"
-        }
-        JavaMode::OpenJ9 => "-Xnojit -Xnoaot -Xdump:none",
-        JavaMode::LibertyJre => "-Xnojit -Xnoaot -Xdump:none -Xshareclasses:none",
+        JavaMode::OpenJdk | JavaMode::JavaOracle => format!(
+            "-XX:CompressedClassSpaceSize=16m -XX:-UsePerfData -XX:ReservedCodeCacheSize=16m -XX:+UseSerialGC -XX:MaxRAM={}",
+            enclave_size.div_ceil(1 << 20).max(1).to_string() + "m"
+        ),
+        JavaMode::OpenJ9 => "-Xnojit -Xnoaot -Xdump:none".to_string(),
+        JavaMode::LibertyJre => "-Xnojit -Xnoaot -Xdump:none -Xshareclasses:none".to_string(),
     }
 }
 
@@ -34,6 +36,7 @@ pub fn java_options(mode: JavaMode) -> &'static str {
 pub fn build_env(
     image_env: &[String],
     java_mode: Option<JavaMode>,
+    enclave_size: u64,
     manifest_env: &[(String, String)],
 ) -> (BTreeMap<String, String>, Vec<String>) {
     let mut env = BTreeMap::new();
@@ -48,7 +51,7 @@ pub fn build_env(
     }
     if let Some(mode) = java_mode {
         env.insert("MALLOC_ARENA_MAX".to_string(), "1".to_string());
-        let opts = java_options(mode);
+        let opts = java_options(mode, enclave_size);
         let v = match env.get("JAVA_TOOL_OPTIONS") {
             Some(old) if !old.trim().is_empty() => format!("{} {opts}", old.trim_end()),
             _ => opts.to_string(),
@@ -133,6 +136,7 @@ mod tests {
                 "=x".into(),
             ],
             None,
+            1 << 30,
             &[kv("B", "3"), kv("A", "4=5")],
         );
         assert_eq!(env["PATH"], "/bin");
@@ -210,26 +214,28 @@ mod tests {
 
     #[test]
     fn java_modes() {
-        let (env, _) = build_env(&[], Some(JavaMode::OpenJdk), &[]);
+        let (env, _) = build_env(&[], Some(JavaMode::OpenJdk), 1 << 30, &[]);
         assert_eq!(env["MALLOC_ARENA_MAX"], "1");
         assert_eq!(
             env["JAVA_TOOL_OPTIONS"],
-            "-XX:CompressedClassSpaceSize=16m -XX:-UsePerfData -XX:ReservedCodeCacheSize=16m -XX:+UseSerialGC"
+            "-XX:CompressedClassSpaceSize=16m -XX:-UsePerfData -XX:ReservedCodeCacheSize=16m -XX:+UseSerialGC -XX:MaxRAM=1024m"
         );
         let (env, _) = build_env(
             &["JAVA_TOOL_OPTIONS=-Dx=1".into()],
             Some(JavaMode::OpenJ9),
+            1 << 30,
             &[],
         );
         assert_eq!(
             env["JAVA_TOOL_OPTIONS"],
             "-Dx=1 -Xnojit -Xnoaot -Xdump:none"
         );
-        let (env, _) = build_env(&[], Some(JavaMode::LibertyJre), &[]);
+        let (env, _) = build_env(&[], Some(JavaMode::LibertyJre), 1 << 30, &[]);
         assert!(env["JAVA_TOOL_OPTIONS"].ends_with("-Xshareclasses:none"));
         let (env, _) = build_env(
             &[],
             Some(JavaMode::JavaOracle),
+            256 << 20,
             &[kv("MALLOC_ARENA_MAX", "2")],
         );
         assert_eq!(env["MALLOC_ARENA_MAX"], "2");

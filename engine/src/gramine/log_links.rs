@@ -14,10 +14,15 @@
 //! hands its slave to Gramine's loader as a fixed descriptor
 //! ([`kiln_launcher::config::LOG_RELAYS`]) and copies what arrives on the master to its own
 //! stdout or stderr. The kiln layer holds `/opt/kiln/logs/stdout -> /proc/self/fd/61` (and
-//! `stderr -> .../62`), and each log link of the image becomes a file mount
-//! `{ path = "<link>", uri = "dev:/opt/kiln/logs/stdout" }` with that host path an allowed
-//! file, so the app's writes reach the container's stdout/stderr through the relay as they
-//! did through the link. The lines are untrusted output, exactly like the app's stdout.
+//! `stderr -> .../62`) and re-points each log link of the image at it
+//! (`/var/log/nginx/access.log -> /opt/kiln/logs/stdout`), and the manifests list the
+//! link's path as an allowed file. Gramine checks the path the app opens, while the host
+//! follows the links to the pseudo-terminal, a character device it accepts. (A file mount
+//! over the link cannot work: Gramine looks the mount point up on the host first and meets
+//! the pipe there, "Looking up mountpoint ... failed: Permission denied".) The app's writes
+//! reach the container's stdout/stderr through the relay as they did through the link;
+//! outside Gramine the same links lead to the same relay. The lines are untrusted output,
+//! exactly like the app's stdout.
 
 use std::collections::BTreeMap;
 

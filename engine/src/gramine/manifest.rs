@@ -53,8 +53,8 @@
 //! with gramine-direct v1.9), so the app would find no certificate; their host directories
 //! (`file:<host dir>/`) are then allowed files of the direct manifest.
 //!
-//! Log files the image links to stdout/stderr become file mounts onto the launcher's
-//! relays after the encrypted mounts ([`super::log_links`]).
+//! Log files the image links to stdout/stderr are allowed files (the kiln layer points
+//! them at the launcher's relays, [`super::log_links`]).
 //!
 //! `manifestOptions` (validated) are merged last: leaves overwrite, `fs.mounts` entries are
 //! appended after kiln's mounts.
@@ -128,13 +128,6 @@ pub fn manifest_table(spec: &EnclaveSpec, variant: Variant) -> Result<Table, Mer
             })
         })
         .collect();
-    mounts.extend(spec.log_links.iter().map(|(path, stream)| {
-        Value::Table(t(vec![
-            ("type", Value::str("chroot")),
-            ("path", Value::str(path.clone())),
-            ("uri", Value::str(format!("dev:{}", stream.relay_path()))),
-        ]))
-    }));
     mounts.extend(spec.options.extra_mounts.iter().cloned().map(Value::Table));
 
     let fs = t(vec![

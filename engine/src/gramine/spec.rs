@@ -158,8 +158,8 @@ pub struct EnclaveSpec {
     /// `sgx.use_exinfo` of the SGX1 enclave before `manifestOptions` (true with
     /// `javaMode`); the EDMM enclave always has it (see [`super::manifest`]).
     pub sgx1_exinfo: bool,
-    /// Log files of the image linked to stdout/stderr: mounted onto the launcher's relays
-    /// ([`super::log_links`]).
+    /// Log files of the image linked to stdout/stderr: allowed files, re-pointed at the
+    /// launcher's relays by the kiln layer ([`super::log_links`]).
     pub log_links: BTreeMap<String, Stream>,
     /// `sgx.debug`.
     pub debug: bool,
@@ -252,7 +252,12 @@ pub fn build_spec_with_init(
 
     // Environment, with the variables a container runtime adds when absent.
     let image_env = cfg.and_then(|c| c.env().clone()).unwrap_or_default();
-    let (mut env, skipped) = build_env(&image_env, req.java_mode, &req.manifest_env);
+    let (mut env, skipped) = build_env(
+        &image_env,
+        req.java_mode,
+        req.mem_size.bytes,
+        &req.manifest_env,
+    );
     env.entry("PATH".to_string())
         .or_insert_with(|| DEFAULT_PATH.to_string());
     env.entry("HOME".to_string()).or_insert_with(|| {
@@ -362,11 +367,9 @@ pub fn build_spec_with_init(
         .filter(|p| !(runtime_domain_names && p.as_str() == "/etc/resolv.conf"))
         .cloned()
         .collect();
-    let mut streams: Vec<Stream> = log_links.values().copied().collect();
-    streams.sort();
-    streams.dedup();
-    allowed_files.extend(streams.iter().map(|s| s.relay_path().to_string()));
+    allowed_files.extend(log_links.keys().cloned());
     allowed_files.sort();
+    allowed_files.dedup();
 
     warnings.extend(super::workload::warnings(&super::workload::Sizing {
         program: &program,
@@ -375,7 +378,7 @@ pub fn build_spec_with_init(
         enclave_size: req.mem_size.bytes,
         java_mode: req.java_mode.is_some(),
     }));
-    let encrypted_mounts = req
+    let mut encrypted_mounts: Vec<EncryptedMount> = req
         .encrypted_dirs
         .iter()
         .map(|d| EncryptedMount {
@@ -384,6 +387,28 @@ pub fn build_spec_with_init(
             key_name: ENCRYPTED_KEY_NAME.to_string(),
         })
         .collect();
+    let aliases = dir_link_aliases(index, &rw_dirs, &req.encrypted_dirs, &log_excluded);
+    for (link, dir) in &aliases.rw {
+        warnings.push(format!(
+            "`{link}` is a link to the rwDir `{dir}`: Gramine checks the path the app opens, \
+             so `{link}` is made writable too"
+        ));
+        allowed_files.push(link.clone());
+    }
+    allowed_files.sort();
+    allowed_files.dedup();
+    for (link, real) in &aliases.encrypted {
+        warnings.push(format!(
+            "`{link}` is a link to `{real}` in an encryptedDir: Gramine does not follow it into \
+             the encrypted mount, so `{link}` is mounted onto the same encrypted files"
+        ));
+        encrypted_mounts.push(EncryptedMount {
+            path: link.clone(),
+            host_path: format!("{EFS_HOST_ROOT}{real}"),
+            key_name: ENCRYPTED_KEY_NAME.to_string(),
+        });
+    }
+    encrypted_mounts.sort_by(|a, b| a.path.cmp(&b.path));
 
     Ok(EnclaveSpec {
         program,
@@ -466,6 +491,56 @@ fn writable_volumes(req: &ValidRequest, image_volumes: &[String]) -> Volumes {
              files are not integrity-protected: list them in encryptedDirs to seal them",
             name_some(&made_rw)
         ));
+    }
+    out
+}
+
+/// Directory links of the image that lead into an rwDir or an encryptedDir.
+struct DirLinkAliases {
+    /// (link, the rwDir it leads into).
+    rw: Vec<(String, String)>,
+    /// (link, the real directory inside an encryptedDir).
+    encrypted: Vec<(String, String)>,
+}
+
+/// Gramine checks the path an app opens against its mounts and allowed files without
+/// following the image's symlinks (the host follows them), so a link such as Debian's
+/// `/var/run -> /run` bypasses the encrypted mount at `/run`: files created under
+/// `/var/run` land in the read-only root and are refused (nginx's pid file). Each such link
+/// (outside `excluded` and the three lists' own special dirs) gets what its target has:
+/// a link into an rwDir becomes an allowed path, a link into an encryptedDir an encrypted
+/// mount onto the same host directory and key (Gramine binds encrypted files to their host
+/// path, so both names reach the same files).
+fn dir_link_aliases(
+    index: &FileIndex,
+    rw_dirs: &[String],
+    encrypted_dirs: &[String],
+    excluded: &[String],
+) -> DirLinkAliases {
+    let mut out = DirLinkAliases {
+        rw: Vec::new(),
+        encrypted: Vec::new(),
+    };
+    for (path, entry) in crate::gramine::fsview::descendants(index, "/") {
+        if !matches!(
+            entry.kind,
+            crate::image::file_index::FileKind::Symlink { .. }
+        ) || excluded.iter().any(|x| is_within(path, x))
+            || rw_dirs.iter().any(|d| is_within(path, d))
+        {
+            continue;
+        }
+        let Ok((real, Node::Dir)) = resolve(index, path) else {
+            continue;
+        };
+        if real == *path {
+            continue;
+        }
+        if encrypted_dirs.iter().any(|d| is_within(&real, d)) {
+            out.encrypted.push((path.clone(), real));
+        } else if let Some(d) = rw_dirs.iter().find(|d| is_within(&real, d)) {
+            out.rw.push((path.clone(), d.clone()));
+        }
     }
     out
 }

@@ -37,9 +37,10 @@ pub struct KilnFiles {
     /// The manifests set `sys.enable_extra_runtime_domain_names_conf`: Gramine then reads
     /// the host's `/etc/resolv.conf` at start-up and stops if it is missing.
     pub needs_resolv_conf: bool,
-    /// The manifests mount log files onto the launcher's relays: the layer holds their
-    /// links (`/opt/kiln/logs/stdout -> /proc/self/fd/61`, see `gramine::log_links`).
-    pub log_relays: bool,
+    /// Log files of the image linked to stdout/stderr and the relay path each is re-pointed
+    /// at; when there are any, the layer also holds the relays' own links
+    /// (`/opt/kiln/logs/stdout -> /proc/self/fd/61`, see `gramine::log_links`).
+    pub log_links: Vec<(String, &'static str)>,
 }
 
 /// Where Gramine reads the host's DNS configuration.
@@ -90,9 +91,12 @@ pub fn build(files: &KilnFiles, input: &FileIndex, mtime: u64) -> Result<Written
     if files.needs_resolv_conf && input.get(RESOLV_CONF).is_none() {
         file_entries.push(NewEntry::file(RESOLV_CONF, 0o644, Vec::new()));
     }
-    if files.log_relays {
+    if !files.log_links.is_empty() {
         for (path, fd) in launcher::LOG_RELAYS {
             file_entries.push(NewEntry::symlink(path, format!("/proc/self/fd/{fd}")));
+        }
+        for (link, relay) in &files.log_links {
+            file_entries.push(NewEntry::symlink(link.clone(), *relay));
         }
     }
     let mut dirs: BTreeSet<String> = BTreeSet::new();
@@ -137,7 +141,7 @@ mod tests {
             init_json: None,
             host_dirs: vec!["/opt/fortanix/enclave-os/default-efs-dirs/tmp".into()],
             needs_resolv_conf: true,
-            log_relays: false,
+            log_links: Vec::new(),
         };
         let a = build(&f, &FileIndex::new(), 5).unwrap();
         let b = build(&f, &FileIndex::new(), 5).unwrap();
@@ -167,7 +171,7 @@ mod tests {
             init_json: None,
             host_dirs: vec![],
             needs_resolv_conf: true,
-            log_relays: false,
+            log_links: Vec::new(),
         };
         let missing = paths(&build(&f, &FileIndex::new(), 5).unwrap());
         assert!(missing.iter().any(|p| p == RESOLV_CONF), "{missing:?}");

@@ -435,7 +435,11 @@ pub(crate) async fn run(
             init_json: spec.init.as_ref().map(|i| i.init_json.clone()),
             host_dirs: spec.host_dirs(),
             needs_resolv_conf: spec.runtime_domain_names,
-            log_relays: !spec.log_links.is_empty(),
+            log_links: spec
+                .log_links
+                .iter()
+                .map(|(path, stream)| (path.clone(), stream.relay_path()))
+                .collect(),
         },
         &index,
         time.unix,
