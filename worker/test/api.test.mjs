@@ -190,7 +190,7 @@ describe('every errorType and status', () => {
     const out = `${w.plain.host}/out/err:1`;
     const a = auth();
     // 400 BadRequest: bad JSON, a missing field, a bad field, sdkms not configured, body too large.
-    await check('bad JSON', 400, 'BadRequest', /EOF while parsing/, '/convert-image',
+    await check('bad JSON', 400, 'BadRequest', /JSON ends early/, '/convert-image',
       `{"inputImageName": "${busybox()}", "authConfig": {"username": "u", "password": "${w.password}"`);
     await check('missing field', 400, 'BadRequest', /inputImageName/, '/convert-image', { outputImageName: out, authConfig: a });
     await check('bad field', 400, 'BadRequest', /isvprodid/, '/convert-image',
