@@ -175,9 +175,7 @@ mod tests {
     fn errors_name_path_and_kind_never_the_value() {
         let r = reason(&format!(r#"{{"image":"a","inputAuthConfig":"{SECRET}"}}"#));
         assert_eq!(r, "inputAuthConfig: wrong type, expected struct Auth");
-        let r = reason(&format!(
-            r#"{{"image":"a","inputAuthConfig":{{"username":"u","password":42}}}}"#
-        ));
+        let r = reason(r#"{"image":"a","inputAuthConfig":{"username":"u","password":42}}"#);
         assert_eq!(r, "inputAuthConfig.password: wrong type, expected a string");
         let r = reason(&format!(r#"{{"image":["{SECRET}"]}}"#));
         assert_eq!(r, "image: wrong type, expected a string");
@@ -195,7 +193,7 @@ mod tests {
         assert_eq!(r, "image: the JSON ends early");
         let r = reason(&format!(r#"{{"image":"a"}} {SECRET}"#));
         assert!(r.starts_with("request body: not valid JSON"), "{r}");
-        let r = reason(&format!("{SECRET}"));
+        let r = reason(SECRET);
         assert!(r.starts_with("request body: not valid JSON"), "{r}");
         let r = reason(&format!(r#""{SECRET}""#));
         assert_eq!(r, "request body: wrong type, expected struct Body");

@@ -160,6 +160,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 console_log!("{what}{who} -> 429 RateLimited");
                 return rate_limited(retry, cors_origin);
             }
+            let auth_failed = caller.is_err();
             let result = match caller {
                 Err(e) => Err(auth_error(&e)),
                 Ok(caller) => match read_body(&mut req).await {
@@ -189,7 +190,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 Err(e) => {
                     console_log!("{what}{who} -> {} {}", e.status, e.error_type);
                     let resp = error_response(&e, cors_origin)?;
-                    if e.status == 401 && e.error_type == "Unauthorized" && who.is_empty() {
+                    if auth_failed && e.status == 401 {
                         resp.headers()
                             .set("www-authenticate", "Bearer realm=\"kiln\"")?;
                     }
