@@ -85,6 +85,9 @@ say "building the web app (scripts/build-app.sh)"
 scripts/build-app.sh >/dev/null
 wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 say "starting the worker on 127.0.0.1:$wport (the app, and a registry proxy allowed to reach $host only)"
+# The edge API's conversions need a token (KILN_API_TOKENS holds its SHA-256, never the token).
+api_token=$(openssl rand -hex 32)
+KILN_API_TOKENS="demo $(printf %s "$api_token" | sha256sum | cut -d' ' -f1)" \
 KILN_REGISTRY_ALLOWLIST="http://$host" KILN_ALLOW_LOOPBACK_REGISTRIES=1 \
   scripts/run-worker.sh "$wport" >"$work/worker.log" 2>&1 &
 worker_pid=$!
@@ -97,6 +100,7 @@ cat >&2 <<MSG
 
   the app:             http://127.0.0.1:$wport/
   the registry proxy:  http://127.0.0.1:$wport/proxy/$host/v2/
+  the edge API token:  $api_token   (curl -H "Authorization: Bearer $api_token" .../convert-image)
   the converted image: $host/sample/busybox-sgx:1   (try: $kiln verify $host/sample/busybox-sgx:1 --insecure-registry $host)
 
 Serving until Ctrl-C.

@@ -25,6 +25,24 @@
 #                                    KMS transport's own exemption; KILN_KMS_ENDPOINT: older name).
 #   KILN_TWO_STEP_SECRET             secret (>= 16 bytes) authenticating the offline two-step's tokens
 #                                    (POST /convert-image/prepare and /complete); unset: 500.
+#   KILN_API_TOKENS                  secret: the API tokens of the conversion endpoints, one
+#                                    "NAME SHA256HEX [OUTPUT-PREFIX ...]" per line (the token's hex
+#                                    SHA-256, never the token). Unset: conversions are refused. E.g.
+#                                      token=$(openssl rand -hex 32)      # give this to the caller
+#                                      export KILN_API_TOKENS="me $(printf %s "$token" | sha256sum | cut -d' ' -f1)"
+#                                      curl -H "Authorization: Bearer $token" -d @req.json .../convert-image
+#   KILN_API_TOKENS_FILE             file read into KILN_API_TOKENS instead.
+#   KILN_EDGE_ANONYMOUS=1            conversions without a token while KILN_API_TOKENS is unset:
+#                                    DEVELOPMENT ONLY (anyone can sign with the default key).
+#   KILN_MAX_ENCLAVE_SIZE            largest memSize a conversion may ask for; default 64G.
+#   KILN_PROXY_SECRET                secret (optional): key of the proxy's signed token-realm links;
+#                                    default: derived from the other secrets.
+#   KILN_RATE_LIMIT_CONVERT_PER_MIN  conversions per API token per minute (default 10);
+#   KILN_RATE_LIMIT_VERIFY_PER_MIN   /verify-image per client address (CF-Connecting-IP) (30);
+#   KILN_RATE_LIMIT_PROXY_PER_MIN    /proxy requests per client address (3000). Counted by the
+#                                    Durable Object RateLimiter (in memory here); 429 + Retry-After.
+#   KILN_WORKERD_NETWORK=loopback    workerd may reach only loopback (tests: proves that nothing
+#                                    leaves the machine even with public registries allowlisted).
 #   KILN_WORKER_NO_BUILD=1           never build; fail if worker/build is missing.
 #   KILN_ASSETS_DIR                  static files served at / (default: the web app's dist/ when
 #                                    scripts/build-app.sh has built it, else worker/public).
@@ -65,11 +83,22 @@ if [ -n "${KILN_DEFAULT_SIGNING_KEY_FILE:-}" ]; then
 fi
 export KILN_DEFAULT_SIGNING_KEY
 export KILN_TWO_STEP_SECRET="${KILN_TWO_STEP_SECRET:-}"
+if [ -n "${KILN_API_TOKENS_FILE:-}" ]; then
+  KILN_API_TOKENS=$(cat "$KILN_API_TOKENS_FILE")
+fi
+export KILN_API_TOKENS="${KILN_API_TOKENS:-}"
+export KILN_EDGE_ANONYMOUS="${KILN_EDGE_ANONYMOUS:-}"
+export KILN_MAX_ENCLAVE_SIZE="${KILN_MAX_ENCLAVE_SIZE:-}"
+export KILN_PROXY_SECRET="${KILN_PROXY_SECRET:-}"
+export KILN_RATE_LIMIT_CONVERT_PER_MIN="${KILN_RATE_LIMIT_CONVERT_PER_MIN:-}"
+export KILN_RATE_LIMIT_VERIFY_PER_MIN="${KILN_RATE_LIMIT_VERIFY_PER_MIN:-}"
+export KILN_RATE_LIMIT_PROXY_PER_MIN="${KILN_RATE_LIMIT_PROXY_PER_MIN:-}"
 
 case "$KILN_ALLOW_LOOPBACK_REGISTRIES" in
   1|true|yes) NET_ALLOW='"public", "private", "local"' ;;
   *) NET_ALLOW='"public"' ;;
 esac
+if [ "${KILN_WORKERD_NETWORK:-}" = loopback ]; then NET_ALLOW='"local"'; fi
 
 # The config sits beside the modules (workerd resolves embeds relative to it); one per port,
 # stale ones are removed.
@@ -79,7 +108,9 @@ bindings=""
 for v in KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_ORIGINS \
          KILN_PROXY_TIMEOUT_SECS KILN_PROXY_UPLOAD_TIMEOUT_SECS KILN_BROWSER_IDLE_TIMEOUT_SECS \
          KILN_RUNTIME_IMAGE \
-         KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY; do
+         KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY \
+         KILN_API_TOKENS KILN_EDGE_ANONYMOUS KILN_MAX_ENCLAVE_SIZE KILN_PROXY_SECRET \
+         KILN_RATE_LIMIT_CONVERT_PER_MIN KILN_RATE_LIMIT_VERIFY_PER_MIN KILN_RATE_LIMIT_PROXY_PER_MIN; do
   bindings+="    (name = \"$v\", fromEnvironment = \"$v\"),"$'\n'
 done
 bindings+="    (name = \"KILN_TWO_STEP_SECRET\", fromEnvironment = \"KILN_TWO_STEP_SECRET\"),"$'\n'
@@ -105,7 +136,10 @@ const kilnWorker :Workerd.Worker = (
   compatibilityFlags = ["nodejs_compat"],
   bindings = [
 $bindings    (name = "ASSETS", service = "assets"),
+    (name = "KILN_RATE_LIMITER", durableObjectNamespace = "RateLimiter"),
   ],
+  durableObjectNamespaces = [(className = "RateLimiter", uniqueKey = "kiln-rate-limiter")],
+  durableObjectStorage = (inMemory = void),
   globalOutbound = "internet",
 );
 CAPNP

@@ -6,7 +6,9 @@
 #      bearer token + test token server) and the worker in bare workerd on loopback; pull and
 #      push through the proxy, the guard, logs; CORS from headless Chromium on another origin;
 #      the edge API (verify-image, convert-image) against the native `kiln convert`;
-#      signingKey.sdkms against the stand-in DSM (example dsm_standin).
+#      signingKey.sdkms against the stand-in DSM (example dsm_standin); the attacks of
+#      SECURITY.md (security.test.mjs: API tokens, the proxy's protocol-only paths and headers
+#      with Chromium, secrets in 400s, memSize and body limits, rate limits, Docker Hub names).
 # Needs scripts/install-deps.sh (worker-build, workerd, playwright-core, chromium, docker-registry).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -113,6 +113,24 @@ fn base_record(info: &KeyInfo) -> Result<Object, String> {
     Ok(o)
 }
 
+/// Asks the browser to keep this origin's storage (`navigator.storage.persist()`), so that
+/// storage pressure does not evict the key store. `Some(true)`: granted; `Some(false)`:
+/// refused (the key may still be evicted); `None`: the API is missing. Best effort: called
+/// whenever a key is stored.
+pub async fn request_persistence() -> Option<bool> {
+    let navigator = Reflect::get(&js_sys::global(), &JsValue::from_str("navigator")).ok()?;
+    let storage = Reflect::get(&navigator, &JsValue::from_str("storage")).ok()?;
+    let persist: js_sys::Function = Reflect::get(&storage, &JsValue::from_str("persist"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let promise: js_sys::Promise = persist.call0(&storage).ok()?.dyn_into().ok()?;
+    wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .ok()?
+        .as_bool()
+}
+
 /// Stores a generated WebCrypto key; returns its listing.
 pub async fn store_generated(label: &str, key: &GeneratedKey) -> Result<KeyInfo, String> {
     let info = KeyInfo {

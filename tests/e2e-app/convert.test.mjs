@@ -127,9 +127,12 @@ async function open(hash) {
   const seen = [];
   // Requests Playwright reports (the page's; the Web Worker's where Chromium reports them).
   context.on("request", (r) => seen.push(r));
-  await page.goto(`${env.recorder.url}/${hash}`);
+  // The worker serves the app with a strict CSP: every violation Chromium reports counts.
+  const csp = [];
+  page.on("console", (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) csp.push(m.text()); });
+  const doc = await page.goto(`${env.recorder.url}/${hash}`);
   await page.waitForSelector("header nav");
-  return { context, page, errors, seen };
+  return { context, page, errors, seen, csp, docHeaders: doc.headers() };
 }
 
 /** Fills the Convert form and converts in the page; returns the response JSON. */
@@ -170,10 +173,17 @@ function field(page, name) {
 let converted; // (a)'s output, verified in (c)
 
 test("(a) a PEM pasted in the page signs; the worker's POST /convert-image gives the same measurements and digest", { timeout: 2 * CONVERT_TIMEOUT }, async () => {
-  const { context, page, errors } = await open("#/convert");
+  const { context, page, errors, csp, docHeaders } = await open("#/convert");
+  // Served with the worker's strict CSP (no 'unsafe-inline', no 'unsafe-eval'), and the
+  // whole conversion below runs under it without a single violation.
+  const policy = docHeaders["content-security-policy"] ?? "";
+  assert.match(policy, /^default-src 'none'; script-src 'self' 'wasm-unsafe-eval' 'sha256-/);
+  assert.doesNotMatch(policy, /unsafe-inline|'unsafe-eval'/);
+  assert.equal(docHeaders["x-content-type-options"], "nosniff");
   const input = `${env.plain.host}/sample/busybox:1`;
   const output = `${env.plain.host}/out/page:1`;
   const r = await convertInPage(page, { input, output, pem: env.pem });
+  assert.deepEqual(csp, [], "CSP violations");
   assert.equal(r.newImage, output);
   for (const k of ["mrenclave", "mrenclave2", "mrsigner"]) {
     assert.match(r[k], /^[0-9a-f]{64}$/, k);

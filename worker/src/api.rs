@@ -16,6 +16,7 @@ use kiln_engine::image::registry::UploadMode;
 use kiln_engine::pipeline::{convert, PipelineEnv};
 use kiln_engine::sgx::signer::PrivateKeySigner;
 
+use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::transport::FetchTransport;
@@ -76,9 +77,9 @@ fn registry_error(what: &str, e: &RegistryError) -> ApiError {
     ApiError::new(kind.status(), kind.as_str(), format!("{what}: {e}"))
 }
 
-/// Parses a JSON body; errors name the field when serde can.
+/// Parses a JSON body: errors name the field and the kind, never quote a value.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))
+    crate::body::parse_json(body)
 }
 
 /// `POST /verify-image`: reads the image from its registry and runs every check. Returns the
@@ -86,7 +87,12 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError> {
     let req: VerifyBody = parse(body)?;
     let reference = Reference::parse(&req.image).map_err(|e| bad_request(format!("image: {e}")))?;
-    cfg.policy.check_authority(reference.domain())?;
+    cfg.policy
+        .check_authority(reference.api_host())
+        .map_err(|e| {
+            let e = ApiError::from(e);
+            ApiError::new(e.status, e.error_type, format!("image: {}", e.reason))
+        })?;
     let (transport, reg) = engine_transport(cfg);
     let creds = req
         .auth_config
@@ -147,25 +153,48 @@ pub fn sdkms_factory(
     Ok(Some(Arc::new(factory)))
 }
 
+/// Checks a conversion request against the allowlist (both images, by their registry's API
+/// host: `busybox` and `docker.io/...` are checked as `registry-1.docker.io`) and the caller's output prefixes.
+pub fn check_request(
+    cfg: &Config,
+    caller: &Caller,
+    request: &kiln_engine::api::ConvertRequest,
+) -> Result<(), ApiError> {
+    cfg.check_mem_size(request.mem_size.as_deref())
+        .map_err(bad_request)?;
+    for (field, name) in [
+        ("inputImageName", &request.input_image_name),
+        ("outputImageName", &request.output_image_name),
+    ] {
+        let r = Reference::parse(name).map_err(|e| bad_request(format!("{field}: {e}")))?;
+        // The host the engine connects to (registry-1.docker.io for docker.io names).
+        cfg.policy.check_authority(r.api_host()).map_err(|e| {
+            let e = ApiError::from(e);
+            ApiError::new(e.status, e.error_type, format!("{field}: {}", e.reason))
+        })?;
+        if field == "outputImageName" {
+            caller
+                .check_output(&format!("{}/{}", r.domain(), r.repository()))
+                .map_err(|e| {
+                    let (status, kind) = e.status();
+                    ApiError::new(status, kind, e.to_string())
+                })?;
+        }
+    }
+    Ok(())
+}
+
 /// `POST /convert-image`: runs the engine's pipeline in the worker. `signingKey.default`
 /// (or no `signingKey`) signs with the secret `KILN_DEFAULT_SIGNING_KEY`; the runtime image
 /// is `KILN_RUNTIME_IMAGE`.
 pub async fn convert_image(
     cfg: &Config,
     env: &worker::Env,
+    caller: &Caller,
     body: &[u8],
 ) -> Result<String, ApiError> {
-    let request = kiln_engine::api::parse_request(body).map_err(|e| from_engine(&e))?;
-    for (field, name) in [
-        ("inputImageName", &request.input_image_name),
-        ("outputImageName", &request.output_image_name),
-    ] {
-        let r = Reference::parse(name).map_err(|e| bad_request(format!("{field}: {e}")))?;
-        cfg.policy.check_authority(r.domain()).map_err(|e| {
-            let e = ApiError::from(e);
-            ApiError::new(e.status, e.error_type, format!("{field}: {}", e.reason))
-        })?;
-    }
+    let request: kiln_engine::api::ConvertRequest = parse(body)?;
+    check_request(cfg, caller, &request)?;
     let Some(runtime) = cfg.runtime_image.clone() else {
         return Err(ApiError::new(
             500,

@@ -28,6 +28,33 @@ pub const RUNTIME_IMAGE: &str = "KILN_RUNTIME_IMAGE";
 pub const KMS_URL: &str = "KILN_KMS_URL";
 /// Binding: older name of [`KMS_URL`], read when that is unset.
 pub const KMS_ENDPOINT: &str = "KILN_KMS_ENDPOINT";
+/// Secret binding: the API tokens of the conversion endpoints, one
+/// `NAME SHA256HEX [OUTPUT-PREFIX ...]` per line ([`crate::auth`]).
+pub const API_TOKENS: &str = "KILN_API_TOKENS";
+/// Secret binding (optional): the key of the proxy's signed links (token realms outside
+/// `/v2`, [`crate::rewrite`]). Unset: derived from the worker's other secrets, or random
+/// per isolate when it has none.
+pub const PROXY_SECRET: &str = "KILN_PROXY_SECRET";
+/// Secret binding: the offline two-step's token key.
+pub const TWO_STEP_SECRET: &str = "KILN_TWO_STEP_SECRET";
+/// Every binding that holds a secret: each must be a secret binding (`wrangler secret put`),
+/// never a `[vars]` entry (checked against wrangler.toml by this module's tests and by
+/// scripts/build-worker.sh), and none is ever logged or answered.
+pub const SECRET_BINDINGS: [&str; 4] = [
+    DEFAULT_SIGNING_KEY,
+    TWO_STEP_SECRET,
+    API_TOKENS,
+    PROXY_SECRET,
+];
+/// Binding: the largest `memSize` a conversion may ask for (`64G` by default; K, M, G, T
+/// suffixes, powers of 1024). The enclave's size drives the work of measuring it (one EADD
+/// record per 4 KiB page), so a few bytes of request may not buy hours of CPU.
+pub const MAX_ENCLAVE_SIZE: &str = "KILN_MAX_ENCLAVE_SIZE";
+/// Default of [`MAX_ENCLAVE_SIZE`] (64 GiB).
+pub const DEFAULT_MAX_ENCLAVE_SIZE: u64 = 64 << 30;
+/// Binding: `1` opens the conversion endpoints to anonymous callers when [`API_TOKENS`] is
+/// unset. Development only: anyone could then sign with the default key.
+pub const EDGE_ANONYMOUS: &str = "KILN_EDGE_ANONYMOUS";
 
 /// Default for [`TIMEOUT_SECS`].
 pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
@@ -42,6 +69,9 @@ pub enum ConfigError {
     /// The allowlist does not parse.
     #[error(transparent)]
     Allowlist(#[from] PolicyError),
+    /// `KILN_API_TOKENS` does not parse.
+    #[error(transparent)]
+    Tokens(#[from] crate::auth::TokensError),
     /// The KMS URL is not `http(s)://host[:port][/path]`.
     #[error("{KMS_URL} {url:?} is not http(s)://host[:port][/path]: {why}")]
     KmsUrl {
@@ -49,6 +79,22 @@ pub enum ConfigError {
         url: String,
         /// What is wrong with it.
         why: String,
+    },
+    /// A size binding is not a size.
+    #[error("{name} must be a size like 64G (K, M, G or T), not {value:?}")]
+    BadSize {
+        /// Binding name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A count binding is not a positive integer.
+    #[error("{name} must be a positive whole number, not {value:?}")]
+    BadCount {
+        /// Binding name.
+        name: &'static str,
+        /// Its value.
+        value: String,
     },
     /// A number binding is not a positive integer.
     #[error("{name} must be a positive whole number of seconds, not {value:?}")]
@@ -84,6 +130,85 @@ pub struct Config {
     pub kms_policy: Policy,
     /// The allowlist as `scheme://host:port` (`*.` kept for wildcards), for the web app.
     pub registries: Vec<String>,
+    /// The API tokens ([`API_TOKENS`]); `None` when unset.
+    pub tokens: Option<crate::auth::ApiTokens>,
+    /// [`EDGE_ANONYMOUS`]: conversions without a token when no tokens are configured.
+    pub anonymous: bool,
+    /// The key of the proxy's signed links, derived from the secrets.
+    pub link_key: LinkKey,
+    /// [`MAX_ENCLAVE_SIZE`] in bytes.
+    pub max_enclave_size: u64,
+    /// Rate limits ([`crate::ratelimit`]).
+    pub limits: crate::ratelimit::Limits,
+}
+
+/// Parses `64G`, `512M`, `1T`, `4096` (K, M, G, T: powers of 1024; case-insensitive).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, shift) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 30),
+        b't' | b'T' => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+impl Config {
+    /// Checks a request's `memSize` against [`MAX_ENCLAVE_SIZE`]. A value that is not a
+    /// size is left to the engine's own 400.
+    pub fn check_mem_size(&self, mem_size: Option<&str>) -> Result<(), String> {
+        let Some(n) = mem_size.and_then(parse_size) else {
+            return Ok(());
+        };
+        if n > self.max_enclave_size {
+            return Err(format!(
+                "memSize: {} bytes is over this worker's limit of {} bytes \
+                 ({MAX_ENCLAVE_SIZE}, default 64G)",
+                n, self.max_enclave_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The key of the proxy's signed links: SHA-256 over the worker's secret bindings
+/// ([`SECRET_BINDINGS`], those set), `None` when it has none (the handler then uses a
+/// random key of the isolate). Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct LinkKey(pub Option<[u8; 32]>);
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "LinkKey(derived)"
+        } else {
+            "LinkKey(per isolate)"
+        })
+    }
+}
+
+impl LinkKey {
+    fn derive(get: impl Fn(&str) -> Option<String>) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"kiln-link-key-v1\0");
+        let mut any = false;
+        for name in SECRET_BINDINGS {
+            if let Some(v) = get(name) {
+                any = true;
+                h.update(name.as_bytes());
+                h.update(b"\0");
+                h.update((v.len() as u64).to_be_bytes());
+                h.update(v.as_bytes());
+            }
+        }
+        LinkKey(any.then(|| h.finalize().into()))
+    }
 }
 
 /// The allowlist entries (already accepted by [`Policy::new`]) as `scheme://host:port`.
@@ -141,6 +266,21 @@ impl Config {
                 },
             }
         };
+        let count = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(ConfigError::BadCount { name, value: v }),
+                },
+            }
+        };
+        use crate::ratelimit as rl;
+        let limits = rl::Limits {
+            convert: count(rl::CONVERT_PER_MIN, rl::DEFAULT_CONVERT_PER_MIN)?,
+            verify: count(rl::VERIFY_PER_MIN, rl::DEFAULT_VERIFY_PER_MIN)?,
+            proxy: count(rl::PROXY_PER_MIN, rl::DEFAULT_PROXY_PER_MIN)?,
+        };
         Config {
             policy: Policy::new(&get(ALLOWLIST).unwrap_or_default(), flag(ALLOW_LOOPBACK))?,
             origins: Origins::parse(&get(ALLOWED_ORIGINS).unwrap_or_default()),
@@ -155,6 +295,21 @@ impl Config {
             kms_endpoint: get(KMS_URL).or_else(|| get(KMS_ENDPOINT)),
             kms_policy: Policy::default(),
             registries: registry_entries(&get(ALLOWLIST).unwrap_or_default()),
+            tokens: get(API_TOKENS)
+                .map(|t| crate::auth::ApiTokens::parse(&t))
+                .transpose()?,
+            anonymous: flag(EDGE_ANONYMOUS),
+            link_key: LinkKey::derive(get),
+            limits,
+            max_enclave_size: match get(MAX_ENCLAVE_SIZE) {
+                None => DEFAULT_MAX_ENCLAVE_SIZE,
+                Some(v) => parse_size(&v)
+                    .filter(|n| *n > 0)
+                    .ok_or(ConfigError::BadSize {
+                        name: MAX_ENCLAVE_SIZE,
+                        value: v,
+                    })?,
+            },
         }
         .with_kms_policy(flag(ALLOW_LOOPBACK))
     }
@@ -208,6 +363,99 @@ mod tests {
         assert_eq!(c.browser_idle_timeout_ms, 300_000);
         assert_eq!(c.client_config()["idleTimeoutSecs"], 300);
         assert!(!c.has_default_signing_key);
+        assert_eq!(c.tokens, None);
+        assert!(!c.anonymous);
+    }
+
+    #[test]
+    fn rate_limits() {
+        use crate::ratelimit::*;
+        assert_eq!(cfg(&[]).unwrap().limits, Limits::default());
+        let c = cfg(&[(CONVERT_PER_MIN, "2"), (PROXY_PER_MIN, "9")]).unwrap();
+        assert_eq!(
+            (c.limits.convert, c.limits.verify, c.limits.proxy),
+            (2, 30, 9)
+        );
+        let e = cfg(&[(VERIFY_PER_MIN, "0")]).unwrap_err();
+        assert!(e.to_string().contains(VERIFY_PER_MIN), "{e}");
+    }
+
+    #[test]
+    fn max_enclave_size() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.max_enclave_size, 64 << 30);
+        assert!(c.check_mem_size(Some("64G")).is_ok());
+        assert!(c.check_mem_size(None).is_ok());
+        assert!(c.check_mem_size(Some("not a size")).is_ok());
+        for big in ["1T", "65G", "68719476737"] {
+            let e = c.check_mem_size(Some(big)).unwrap_err();
+            assert!(
+                e.contains("KILN_MAX_ENCLAVE_SIZE") && e.contains("memSize"),
+                "{e}"
+            );
+        }
+        let c = cfg(&[(MAX_ENCLAVE_SIZE, "2g")]).unwrap();
+        assert!(c.check_mem_size(Some("4G")).is_err());
+        assert!(c.check_mem_size(Some("2048M")).is_ok());
+        assert!(cfg(&[(MAX_ENCLAVE_SIZE, "lots")]).is_err());
+        assert!(cfg(&[(MAX_ENCLAVE_SIZE, "0")]).is_err());
+        assert_eq!(parse_size("99999999999999T"), None);
+    }
+
+    #[test]
+    fn link_key_from_secrets() {
+        assert_eq!(cfg(&[]).unwrap().link_key, LinkKey(None));
+        let a = cfg(&[(TWO_STEP_SECRET, "0123456789abcdef0")])
+            .unwrap()
+            .link_key;
+        let b = cfg(&[(TWO_STEP_SECRET, "0123456789abcdef1")])
+            .unwrap()
+            .link_key;
+        let c = cfg(&[(PROXY_SECRET, "0123456789abcdef0")])
+            .unwrap()
+            .link_key;
+        assert!(a.0.is_some() && a != b && a != c);
+        assert!(!format!("{a:?}").contains("01"));
+    }
+
+    /// Secrets come only from secret bindings: wrangler.toml's `[vars]` (plain text,
+    /// visible in the dashboard and the repository) may not name one.
+    #[test]
+    fn no_secret_in_wrangler_vars() {
+        let toml = include_str!("../wrangler.toml");
+        let mut in_vars = false;
+        for line in toml.lines() {
+            let l = line.trim();
+            if l.starts_with('[') {
+                in_vars = l == "[vars]";
+                continue;
+            }
+            if !in_vars || l.starts_with('#') {
+                continue;
+            }
+            if let Some((k, _)) = l.split_once('=') {
+                assert!(
+                    !SECRET_BINDINGS.contains(&k.trim()),
+                    "wrangler.toml [vars] holds the secret {}",
+                    k.trim()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn api_tokens() {
+        let h = "ab".repeat(32);
+        let c = cfg(&[
+            (API_TOKENS, &format!("ci {h} ghcr.io/acme")),
+            (EDGE_ANONYMOUS, "1"),
+        ])
+        .unwrap();
+        assert_eq!(c.tokens.as_ref().map(|t| t.len()), Some(1));
+        assert!(c.anonymous);
+        let e = cfg(&[(API_TOKENS, "ci not-a-hash")]).unwrap_err();
+        assert!(e.to_string().contains("KILN_API_TOKENS line 1"), "{e}");
+        assert!(!e.to_string().contains("not-a-hash"), "{e}");
     }
 
     #[test]

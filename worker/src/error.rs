@@ -2,13 +2,14 @@
 
 /// Every `errorType` the worker itself answers with, besides the engine's
 /// (`kiln_engine::api::ErrorType`). `openapi.json` documents exactly these plus the engine's.
-pub const WORKER_ERROR_TYPES: [&str; 6] = [
+pub const WORKER_ERROR_TYPES: [&str; 7] = [
     "RegistryNotAllowed",
     "ConfigurationError",
     "OriginNotAllowed",
     "MethodNotAllowed",
     "InvalidToken",
     "TokenExpired",
+    "RateLimited",
 ];
 
 /// An error answered to the client. `reason` never holds credentials.

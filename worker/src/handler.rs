@@ -1,6 +1,7 @@
 //! The fetch handler (wasm only): routing, CORS, configuration, the edge API, the OpenAPI
 //! document and the static assets.
 
+use crate::auth::{authenticate, AuthError, Caller};
 use crate::config::Config;
 use crate::cors::{allow_headers, ALLOWED_METHODS, EXPOSED_HEADERS, MAX_AGE_SECS};
 use crate::error::ApiError;
@@ -21,6 +22,9 @@ fn json_response(status: u16, body: &str, origin: Option<&str>) -> Result<web_sy
     let headers = web_sys::Headers::new()?;
     headers.set("content-type", "application/json")?;
     headers.set("cache-control", "no-store")?;
+    for (name, value) in crate::headers::SECURITY_HEADERS {
+        headers.set(name, value)?;
+    }
     cors_headers(&headers, origin);
     let init = web_sys::ResponseInit::new();
     init.set_status(status);
@@ -33,6 +37,24 @@ fn json_response(status: u16, body: &str, origin: Option<&str>) -> Result<web_sy
 
 fn error_response(e: &ApiError, origin: Option<&str>) -> Result<web_sys::Response> {
     json_response(e.status, &e.body(), origin)
+}
+
+/// 429 `RateLimited` with `Retry-After`.
+fn rate_limited(retry_after: u64, origin: Option<&str>) -> Result<web_sys::Response> {
+    let e = ApiError::new(
+        429,
+        "RateLimited",
+        format!("rate limit reached; retry after {retry_after} s"),
+    );
+    let resp = error_response(&e, origin)?;
+    resp.headers()
+        .set("retry-after", &retry_after.to_string())?;
+    Ok(resp)
+}
+
+fn auth_error(e: &AuthError) -> ApiError {
+    let (status, kind) = e.status();
+    ApiError::new(status, kind, e.to_string())
 }
 
 fn with_allow(resp: Result<web_sys::Response>, allow: &str) -> Result<web_sys::Response> {
@@ -79,6 +101,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         }
         None => None,
     };
+    // The client's address as Cloudflare's edge reports it (for per-address limits).
+    let client = req
+        .headers()
+        .get("cf-connecting-ip")?
+        .filter(|v| v.len() <= 64)
+        .unwrap_or_else(|| "unknown".into());
     match route {
         Route::Healthz => json_response(
             200,
@@ -102,24 +130,71 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 _ => "convert-image/complete",
             };
             let started = js_sys::Date::now();
-            let result = match read_body(&mut req).await {
-                Ok(body) => match route {
-                    Route::VerifyImage => crate::api::verify_image(&cfg, &body).await,
-                    Route::ConvertImage => crate::api::convert_image(&cfg, &env, &body).await,
-                    Route::PrepareImage => crate::two_step::prepare(&cfg, &env, &body).await,
-                    _ => crate::two_step::complete(&cfg, &env, &body).await,
-                },
-                Err(e) => Err(e),
+            // The conversion endpoints sign with the operator's key: the caller is
+            // authenticated before the body is read. Verification is anonymous.
+            let caller = if route == Route::VerifyImage {
+                Ok(Caller::Anonymous)
+            } else {
+                let header = req.headers().get("authorization")?;
+                authenticate(cfg.tokens.as_ref(), cfg.anonymous, header.as_deref())
             };
-            // Never log the body (credentials), a token or the signatures: only the outcome.
+            let who = match &caller {
+                Ok(c) if route != Route::VerifyImage => format!(" by {}", c.name()),
+                _ => String::new(),
+            };
+            // Rate limits: per token on the conversions, per client address on /verify-image.
+            let limited = match &caller {
+                Err(_) => None,
+                Ok(c) => {
+                    let (key, limit) = match c {
+                        _ if route == Route::VerifyImage => {
+                            (format!("verify:{client}"), cfg.limits.verify)
+                        }
+                        Caller::Token(t) => (format!("token:{}", t.name), cfg.limits.convert),
+                        Caller::Anonymous => (format!("anonymous:{client}"), cfg.limits.convert),
+                    };
+                    crate::ratelimit::check(&env, &key, limit).await?
+                }
+            };
+            if let Some(retry) = limited {
+                console_log!("{what}{who} -> 429 RateLimited");
+                return rate_limited(retry, cors_origin);
+            }
+            let auth_failed = caller.is_err();
+            let result = match caller {
+                Err(e) => Err(auth_error(&e)),
+                Ok(caller) => match read_body(&mut req).await {
+                    Ok(body) => match route {
+                        Route::VerifyImage => crate::api::verify_image(&cfg, &body).await,
+                        Route::ConvertImage => {
+                            crate::api::convert_image(&cfg, &env, &caller, &body).await
+                        }
+                        Route::PrepareImage => {
+                            crate::two_step::prepare(&cfg, &env, &caller, &body).await
+                        }
+                        _ => crate::two_step::complete(&cfg, &env, &caller, &body).await,
+                    },
+                    Err(e) => Err(e),
+                },
+            };
+            // Never log the body (credentials), a token or the signatures: only the outcome
+            // and the token's NAME.
             match result {
                 Ok(json) => {
-                    console_log!("{what} -> 200 ({:.0} ms)", js_sys::Date::now() - started);
+                    console_log!(
+                        "{what}{who} -> 200 ({:.0} ms)",
+                        js_sys::Date::now() - started
+                    );
                     json_response(200, &json, cors_origin)
                 }
                 Err(e) => {
-                    console_log!("{what} -> {} {}", e.status, e.error_type);
-                    error_response(&e, cors_origin)
+                    console_log!("{what}{who} -> {} {}", e.status, e.error_type);
+                    let resp = error_response(&e, cors_origin)?;
+                    if auth_failed && e.status == 401 {
+                        resp.headers()
+                            .set("www-authenticate", "Bearer realm=\"kiln\"")?;
+                    }
+                    Ok(resp)
                 }
             }
         }
@@ -139,11 +214,21 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
             &ApiError::new(
                 400,
                 "BadRequest",
-                "expected /proxy/{registry-host[:port]}/v2/...",
+                "expected /proxy/{registry-host[:port]}/v2/...: the proxy speaks only the \
+                 registry protocol",
             ),
             cors_origin,
         ),
         Route::Proxy { authority, path } => {
+            let key = format!("proxy:{client}");
+            if let Some(retry) = crate::ratelimit::check(&env, &key, cfg.limits.proxy).await? {
+                console_log!("proxy {method} {authority} -> 429 RateLimited");
+                return rate_limited(retry, cors_origin);
+            }
+            let link_key = match cfg.link_key.0 {
+                Some(k) => k,
+                None => isolate_link_key()?,
+            };
             let inc = Incoming {
                 raw: req.inner(),
                 method: &method,
@@ -151,6 +236,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 path,
                 query: url.query(),
                 self_origin: &self_origin,
+                link_key,
             };
             let started = js_sys::Date::now();
             // Never log headers, query strings or bodies: they may hold credentials.
@@ -178,20 +264,68 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
     }
 }
 
+thread_local! {
+    static ISOLATE_LINK_KEY: std::cell::OnceCell<[u8; 32]> = const { std::cell::OnceCell::new() };
+}
+
+/// A random key of this isolate for the proxy's signed links, when the worker has no
+/// secret to derive one from (`crypto.getRandomValues`; no key, no proxy: fails closed).
+fn isolate_link_key() -> Result<[u8; 32]> {
+    use wasm_bindgen::JsCast;
+    if let Some(k) = ISOLATE_LINK_KEY.with(|c| c.get().copied()) {
+        return Ok(k);
+    }
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())?;
+    let get_random: js_sys::Function =
+        js_sys::Reflect::get(&crypto, &"getRandomValues".into())?.dyn_into()?;
+    let arr = js_sys::Uint8Array::new_with_length(32);
+    get_random.call1(&crypto, &arr)?;
+    let mut key = [0u8; 32];
+    arr.copy_to(&mut key);
+    if key == [0u8; 32] {
+        return Err(worker::Error::RustError(
+            "no randomness for the link key".into(),
+        ));
+    }
+    Ok(ISOLATE_LINK_KEY.with(|c| *c.get_or_init(|| key)))
+}
+
+/// Reads a JSON request body, enforcing [`crate::api::MAX_REQUEST_BYTES`] while reading: a
+/// `Content-Length` over it is refused before a byte is read, and a streamed body is cut off
+/// as soon as it passes the limit (never buffered whole first).
 async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
-    let body = req
-        .bytes()
-        .await
-        .map_err(|e| ApiError::new(400, "BadRequest", format!("request body: {e}")))?;
-    if body.len() > crate::api::MAX_REQUEST_BYTES {
-        return Err(ApiError::new(
+    use futures_util::StreamExt;
+    let limit = crate::api::MAX_REQUEST_BYTES;
+    let too_large = || {
+        ApiError::new(
             413,
             "BadRequest",
-            format!(
-                "request body larger than {} bytes",
-                crate::api::MAX_REQUEST_BYTES
-            ),
-        ));
+            format!("request body larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    if req.inner().body().is_none() {
+        return Ok(body);
+    }
+    let mut stream = req
+        .stream()
+        .map_err(|_| ApiError::new(400, "BadRequest", "request body: unreadable"))?;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::new(400, "BadRequest", "request body: unreadable"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
@@ -234,7 +368,8 @@ async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<web_sys::R
         target.set_path(&p);
     }
     let resp = fetcher.fetch(target.to_string(), None).await?;
-    if resp.status_code() == 404 {
+    // Cloudflare's own `_headers` file is configuration, not content.
+    if url.path() == "/_headers" || resp.status_code() == 404 {
         return error_response(
             &ApiError::new(404, "NotFound", format!("{} not found", url.path())),
             None,
@@ -251,9 +386,30 @@ async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<web_sys::R
             headers.set("content-type", ct)?;
         }
     }
+    headers.set("x-content-type-options", "nosniff")?;
     let init = web_sys::ResponseInit::new();
     init.set_status(raw.status());
     init.set_headers(&headers);
+    let is_html = headers
+        .get("content-type")?
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/html"));
+    if is_html {
+        // The app's pages get a strict CSP that allows exactly their inline scripts (hashed
+        // here, so Trunk's generated loader needs no configuration).
+        let mut page = worker::Response::from(raw);
+        let html = page.text().await?;
+        headers.set(
+            "content-security-policy",
+            &crate::headers::app_csp(&crate::headers::inline_scripts(&html)),
+        )?;
+        headers.set("referrer-policy", "no-referrer")?;
+        headers.delete("content-length")?;
+        let body = (method != "HEAD").then_some(html);
+        return Ok(web_sys::Response::new_with_opt_str_and_init(
+            body.as_deref(),
+            &init,
+        )?);
+    }
     let body = if method == "HEAD" { None } else { raw.body() };
     Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
         body.as_ref(),

@@ -15,12 +15,18 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod auth;
+pub mod body;
 pub mod config;
 pub mod cors;
 pub mod error;
 pub mod headers;
 pub mod openapi;
 pub mod policy;
+pub mod ratelimit;
+
+#[cfg(target_arch = "wasm32")]
+pub use ratelimit::RateLimiter;
 pub mod rewrite;
 pub mod route;
 pub mod token;

@@ -5,9 +5,10 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::guarded_fetch::{fetch_guarded, js_err, FetchFailure, MAX_REDIRECTS};
 use crate::headers::{
-    client_status, is_null_body_status, passes_response_header, FORWARDED_REQUEST_HEADERS,
+    client_status, is_null_body_status, passes_response_header, safe_content_type,
+    FORWARDED_REQUEST_HEADERS, SECURITY_HEADERS,
 };
-use crate::rewrite::{rewrite_location, rewrite_www_authenticate};
+use crate::rewrite::{open_signed_path, rewrite_location, rewrite_www_authenticate};
 use url::Url;
 use wasm_bindgen::JsCast;
 use web_sys::{Headers, ResponseInit};
@@ -26,6 +27,8 @@ pub struct Incoming<'a> {
     pub query: Option<&'a str>,
     /// The worker's own origin, for rewritten links.
     pub self_origin: &'a str,
+    /// The key of signed links ([`crate::rewrite`]).
+    pub link_key: [u8; 32],
 }
 
 fn internal(what: &str, e: wasm_bindgen::JsValue) -> ApiError {
@@ -36,7 +39,16 @@ fn internal(what: &str, e: wasm_bindgen::JsValue) -> ApiError {
 /// without hop-by-hop headers (CORS headers are added by the caller), or an error.
 pub async fn forward(cfg: &Config, inc: &Incoming<'_>) -> Result<web_sys::Response, ApiError> {
     let target = cfg.policy.check_authority(inc.authority)?;
-    let mut url_text = format!("{}{}", target.origin(), inc.path);
+    // Only the registry protocol, or a link this proxy signed (a token realm).
+    let path = open_signed_path(&inc.link_key, inc.authority, inc.path).ok_or_else(|| {
+        ApiError::new(
+            403,
+            "Forbidden",
+            "the proxy forwards only /v2/... and links it rewrote itself; this link's \
+             signature does not match",
+        )
+    })?;
+    let mut url_text = format!("{}{}", target.origin(), path);
     if let Some(q) = inc.query {
         url_text.push('?');
         url_text.push_str(q);
@@ -89,14 +101,17 @@ pub async fn forward(cfg: &Config, inc: &Incoming<'_>) -> Result<web_sys::Respon
         ),
         FetchFailure::Internal(m) => ApiError::new(500, "InternalError", m),
     })?;
-    respond(resp, &url, inc.self_origin)
+    respond(resp, &url, inc.self_origin, &inc.link_key)
 }
 
-/// Builds the response passed back: status < 200 becomes 502; links rewritten; body streamed.
+/// Builds the response passed back: status < 200 becomes 502; only allowlisted headers
+/// ([`passes_response_header`]), a renderable `Content-Type` replaced, links rewritten, the
+/// [`SECURITY_HEADERS`] set; body streamed.
 fn respond(
     resp: web_sys::Response,
     upstream: &Url,
     self_origin: &str,
+    key: &[u8; 32],
 ) -> Result<web_sys::Response, ApiError> {
     let upstream_status = resp.status();
     let Some(status) = client_status(upstream_status) else {
@@ -121,12 +136,20 @@ fn respond(
             continue;
         }
         let value = match lname.as_str() {
-            "location" => rewrite_location(&value, upstream, self_origin).unwrap_or(value),
-            "www-authenticate" => rewrite_www_authenticate(&value, self_origin),
+            "location" => match rewrite_location(&value, upstream, self_origin, key) {
+                Some(v) => v,
+                None => continue,
+            },
+            "www-authenticate" => rewrite_www_authenticate(&value, self_origin, key),
+            "content-type" => safe_content_type(&value).to_string(),
             _ => value,
         };
         out.append(&name, &value)
             .map_err(|e| internal("copying a response header", e))?;
+    }
+    for (name, value) in SECURITY_HEADERS {
+        out.set(name, value)
+            .map_err(|e| internal("setting a security header", e))?;
     }
     let init = ResponseInit::new();
     init.set_status(status);

@@ -28,7 +28,8 @@ pub enum Route<'a> {
     OpenApi,
     /// A known path with a method it does not accept.
     MethodNotAllowed(&'static str),
-    /// A proxy path that is not a registry API or token path, or lacks a path.
+    /// A proxy path that is neither the registry API (`/v2/...`) nor a signed link, or
+    /// lacks a path.
     BadProxyPath,
     /// Anything else: the static assets.
     Asset,
@@ -53,19 +54,15 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
             return Route::BadProxyPath;
         };
         let (authority, upstream) = rest.split_at(slash);
-        let registry_api = upstream == "/v2" || upstream.starts_with("/v2/");
-        let allowed = if registry_api {
-            matches!(method, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE")
-        } else {
-            // Token endpoints: GET (distribution) or POST (OAuth2 form).
-            matches!(method, "GET" | "POST")
-        };
-        if !allowed {
-            return Route::MethodNotAllowed(if registry_api {
-                "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-            } else {
-                "GET, POST, OPTIONS"
-            });
+        // The registry protocol, or a link the proxy signed itself (token realms; checked
+        // by the proxy, [`crate::rewrite::open_signed_path`]). Nothing else is forwarded.
+        let registry_api = crate::rewrite::is_protocol_path(upstream)
+            || upstream.starts_with(crate::rewrite::SIGNED_SEGMENT);
+        if !registry_api {
+            return Route::BadProxyPath;
+        }
+        if !matches!(method, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE") {
+            return Route::MethodNotAllowed("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
         }
         return Route::Proxy {
             authority,
@@ -134,16 +131,21 @@ mod tests {
             }
         );
         assert_eq!(
-            route("GET", "/proxy/auth.example/token"),
+            route("GET", "/proxy/auth.example/kiln-signed/00/token"),
             Route::Proxy {
                 authority: "auth.example",
-                path: "/token"
+                path: "/kiln-signed/00/token"
             }
         );
-        assert!(matches!(
-            route("PUT", "/proxy/auth.example/token"),
-            Route::MethodNotAllowed(_)
-        ));
+        // Only the registry protocol: no other path of an allowlisted host.
+        for p in [
+            "/proxy/auth.example/token",
+            "/proxy/storage.example/bucket/x.html",
+            "/proxy/r.example/v2x",
+            "/proxy/r.example/",
+        ] {
+            assert_eq!(route("GET", p), Route::BadProxyPath, "{p}");
+        }
         assert_eq!(route("GET", "/proxy/host-only"), Route::BadProxyPath);
         assert_eq!(route("OPTIONS", "/proxy/x/v2/"), Route::Preflight);
         assert!(matches!(

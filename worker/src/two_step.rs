@@ -12,14 +12,16 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use kiln_engine::api::{AuthConfig, ConvertRequest, ErrorType};
-use kiln_engine::image::reference::Reference;
 use kiln_engine::image::registry::UploadMode;
 use kiln_engine::pipeline::{self, ExternalSignatures, PipelineEnv, PreparedState};
 use kiln_engine::sgx::signer::SignerPublicKey;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::api::{engine_transport, from_engine, UPLOAD_CHUNK_SIZE};
+use crate::body::parse_json;
+
+use crate::api::{check_request, engine_transport, from_engine, UPLOAD_CHUNK_SIZE};
+use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::token::{self, TokenError, MIN_SECRET_LEN, TOKEN_TTL_SECS};
@@ -74,17 +76,12 @@ fn secret(env: &worker::Env) -> Result<Vec<u8>, ApiError> {
 
 /// The engine's environment: this worker's transport, runtime image, chunked uploads.
 /// No signer: the caller signs.
-fn engine_env(cfg: &Config, request: &ConvertRequest) -> Result<PipelineEnv, ApiError> {
-    for (field, name) in [
-        ("inputImageName", &request.input_image_name),
-        ("outputImageName", &request.output_image_name),
-    ] {
-        let r = Reference::parse(name).map_err(|e| bad_request(format!("{field}: {e}")))?;
-        cfg.policy.check_authority(r.domain()).map_err(|e| {
-            let e = ApiError::from(e);
-            ApiError::new(e.status, e.error_type, format!("{field}: {}", e.reason))
-        })?;
-    }
+fn engine_env(
+    cfg: &Config,
+    caller: &Caller,
+    request: &ConvertRequest,
+) -> Result<PipelineEnv, ApiError> {
+    check_request(cfg, caller, request)?;
     let runtime = cfg.runtime_image.clone().ok_or_else(|| {
         config_error("this worker has no runtime image configured (KILN_RUNTIME_IMAGE)")
     })?;
@@ -103,10 +100,15 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// `POST /convert-image/prepare`.
-pub async fn prepare(cfg: &Config, env: &worker::Env, body: &[u8]) -> Result<String, ApiError> {
+pub async fn prepare(
+    cfg: &Config,
+    env: &worker::Env,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let secret = secret(env)?;
-    let request = kiln_engine::api::parse_request(body).map_err(|e| from_engine(&e))?;
-    let penv = engine_env(cfg, &request)?;
+    let request: ConvertRequest = parse_json(body)?;
+    let penv = engine_env(cfg, caller, &request)?;
     let p = pipeline::prepare(request, &penv)
         .await
         .map_err(|e| from_engine(&e))?;
@@ -133,7 +135,8 @@ struct Signatures {
     edmm: String,
 }
 
-/// The non-secret part of a complete request.
+/// A complete request. Parsed by [`crate::body::parse_json`]: errors name the field, never
+/// quote a value (the auth fields hold passwords).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CompleteBody {
@@ -143,32 +146,12 @@ struct CompleteBody {
     public_key: Option<String>,
     #[serde(default)]
     modulus: Option<String>,
-}
-
-/// The auth fields a complete request may carry (as in convert-image).
-const AUTH_FIELDS: [&str; 3] = ["inputAuthConfig", "outputAuthConfig", "authConfig"];
-
-/// Parses a complete body. The auth fields are taken out first and parsed with errors
-/// that never quote a value; serde's messages are used only for the rest.
-fn parse_complete(body: &[u8]) -> Result<(CompleteBody, [Option<AuthConfig>; 3]), ApiError> {
-    let mut v: Value =
-        serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
-    let obj = v
-        .as_object_mut()
-        .ok_or_else(|| bad_request("request body: expected a JSON object"))?;
-    let mut auth: [Option<AuthConfig>; 3] = [None, None, None];
-    for (slot, field) in auth.iter_mut().zip(AUTH_FIELDS) {
-        if let Some(a) = obj.remove(field) {
-            *slot = Some(serde_json::from_value(a).map_err(|_| {
-                bad_request(format!(
-                    "{field}: expected {{\"username\": string, \"password\"?: string}}"
-                ))
-            })?);
-        }
-    }
-    let b: CompleteBody =
-        serde_json::from_value(v).map_err(|e| bad_request(format!("request body: {e}")))?;
-    Ok((b, auth))
+    #[serde(default)]
+    input_auth_config: Option<AuthConfig>,
+    #[serde(default)]
+    output_auth_config: Option<AuthConfig>,
+    #[serde(default)]
+    auth_config: Option<AuthConfig>,
 }
 
 fn public_key(b: &CompleteBody) -> Result<SignerPublicKey, ApiError> {
@@ -196,9 +179,19 @@ fn token_error(e: TokenError) -> ApiError {
 }
 
 /// `POST /convert-image/complete`.
-pub async fn complete(cfg: &Config, env: &worker::Env, body: &[u8]) -> Result<String, ApiError> {
+pub async fn complete(
+    cfg: &Config,
+    env: &worker::Env,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let secret = secret(env)?;
-    let (b, [input_auth, output_auth, auth]) = parse_complete(body)?;
+    let mut b: CompleteBody = parse_json(body)?;
+    let (input_auth, output_auth, auth) = (
+        b.input_auth_config.take(),
+        b.output_auth_config.take(),
+        b.auth_config.take(),
+    );
     let state = token::open(&secret, &b.token, now()).map_err(token_error)?;
     let state: PreparedState = serde_json::from_value(state)
         .map_err(|e| ApiError::new(400, "InvalidToken", format!("token: state: {e}")))?;
@@ -215,7 +208,7 @@ pub async fn complete(cfg: &Config, env: &worker::Env, body: &[u8]) -> Result<St
         auth_config: auth,
         ..state.request.clone()
     };
-    let penv = engine_env(cfg, &request)?;
+    let penv = engine_env(cfg, caller, &request)?;
     let out = pipeline::complete(request, &state, &sigs, &penv)
         .await
         .map_err(|e| from_engine(&e))?;

@@ -56,8 +56,12 @@ pub fn KeysPage() -> impl IntoView {
             .await;
             match res {
                 Ok(info) => {
+                    let kept = match keystore::request_persistence().await {
+                        Some(true) => "storage is persistent",
+                        _ => "the browser did not make storage persistent: it may evict this key",
+                    };
                     status.set(format!(
-                        "Generated “{}”: MRSIGNER {}",
+                        "Generated “{}”: MRSIGNER {} ({kept})",
                         info.label, info.mrsigner
                     ));
                     label.set(String::new());
@@ -128,6 +132,7 @@ pub fn KeysPage() -> impl IntoView {
                 let sealed = webcrypto::seal_bytes(&passphrase, &der).await?;
                 info.kind = KeyKind::SealedPem;
                 keystore::store_sealed(&info, &sealed).await?;
+                let _ = keystore::request_persistence().await;
                 Ok::<_, String>(info)
             }
             .await;
@@ -159,6 +164,13 @@ pub fn KeysPage() -> impl IntoView {
         <p class="lead">
             "SGX signing keys are RSA-3072 with public exponent 3. Keys made here live in WebCrypto and cannot be exported; "
             "MRSIGNER is the SHA-256 of the key's modulus (little-endian), the identity SGX gives the signer."
+        </p>
+        <p class="warning" data-testid="keys-profile-warning">
+            <strong>"A key lives only in this browser profile. "</strong>
+            "Clearing this site's data, another browser or profile, or the browser evicting storage loses it, "
+            "and with it its MRSIGNER: every enclave that trusts that MRSIGNER. kiln asks the browser to keep "
+            "this site's storage when a key is made; for a key you cannot lose, generate it outside the browser "
+            "and import it sealed under a passphrase, keeping the PEM safe."
         </p>
         <p class="error" role="alert">{move || error.get()}</p>
         <p class="status" role="status" data-testid="keys-status">{move || status.get()}</p>

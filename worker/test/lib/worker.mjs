@@ -15,6 +15,13 @@ export async function startWorker(env) {
       KILN_WORKER_NO_BUILD: process.env.KILN_WORKER_NO_BUILD ?? '1',
       // The worker's own placeholder page, whether or not the web app has been built.
       KILN_ASSETS_DIR: path.join(ROOT, 'worker/public'),
+      // Tests that are not about authentication call the conversion endpoints without a
+      // token (development mode); security.test.mjs configures KILN_API_TOKENS.
+      KILN_EDGE_ANONYMOUS: env.KILN_API_TOKENS ? '' : '1',
+      // High rate limits unless a test sets its own (security.test.mjs).
+      KILN_RATE_LIMIT_CONVERT_PER_MIN: '100000',
+      KILN_RATE_LIMIT_VERIFY_PER_MIN: '100000',
+      KILN_RATE_LIMIT_PROXY_PER_MIN: '1000000',
       ...env,
     },
   });
