@@ -32,7 +32,7 @@ use kiln_native::{DefaultKeySigner, ThreadedScans};
 
 use super::external_packages::stage_runtime;
 use super::progress::CliProgress;
-use super::registry_args::RegistryArgs;
+use super::registry_args::{ConvertEnvArgs, RegistryArgs};
 
 /// Arguments of `kiln convert`.
 #[derive(clap::Args, Debug)]
@@ -144,6 +144,8 @@ pub struct Args {
     /// The signer's public key (PEM: PUBLIC KEY or RSA PUBLIC KEY).
     #[arg(long, value_name = "PEM", requires = "complete")]
     public_key: Option<PathBuf>,
+    #[command(flatten)]
+    convert_env: ConvertEnvArgs,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -347,7 +349,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let prepared = a.complete.as_deref().map(read_prepared).transpose()?;
     let request = build_request_on(&a, prepared.as_ref().map(|s| s.request.clone()))?;
     let reg = &a.registry;
-    let state = reg.state()?;
+    let state = a.convert_env.state()?;
     let uses_sdkms = matches!(request.signing_key, Some(SigningKey::Sdkms(_)));
     if uses_sdkms && a.kms_url.is_none() {
         bail!("signingKey.sdkms needs the Fortanix DSM URL: pass --kms-url URL (or set $KILN_KMS_URL)");
@@ -383,7 +385,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let runtime = reg.runtime()?;
+    let runtime = a.convert_env.runtime()?;
     let runtime_credentials = Reference::parse(&runtime)
         .ok()
         .and_then(|r| RegistryArgs::docker_credentials(r.domain()));
