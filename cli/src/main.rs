@@ -82,22 +82,29 @@ fn main() {
 const EXIT_USAGE: i32 = 1;
 
 /// What to do about an error, when its text shows a common cause.
-fn hint(line: &str) -> Option<&'static str> {
+fn hint(line: &str) -> Option<String> {
+    // The registry's name as the registry client writes it: "registry HOST[:PORT]: ...".
+    let host = line
+        .split("registry ")
+        .skip(1)
+        .find_map(|rest| rest.split_once(": ").map(|(h, _)| h))
+        .filter(|h| !h.is_empty() && !h.contains(' '))
+        .unwrap_or("HOST:PORT");
     // rustls reading a plain-HTTP answer as a TLS record: "received corrupt message of
-    // type InvalidContentType" (rustls's wording).
+    // type InvalidContentType".
     let plain_http = ["InvalidContentType", "corrupt message"];
     if plain_http.iter().any(|p| line.contains(p)) {
-        return Some(
+        return Some(format!(
             "the registry answered in plain HTTP where kiln expects HTTPS. If it serves plain \
-             HTTP, pass --insecure-registry HOST:PORT (as written in the image reference; \
-             repeatable for each such registry)",
-        );
+             HTTP, pass --insecure-registry {host} (as written in the image reference; \
+             repeatable for each such registry)"
+        ));
     }
     if line.contains("Client sent an HTTP request to an HTTPS server") {
-        return Some(
-            "the registry serves HTTPS: drop --insecure-registry for it (add --registry-ca \
-             FILE if its certificate comes from a private CA)",
-        );
+        return Some(format!(
+            "{host} serves HTTPS: drop --insecure-registry {host} (add --registry-ca FILE if \
+             its certificate comes from a private CA)"
+        ));
     }
     None
 }
@@ -137,9 +144,13 @@ mod tests {
 
     #[test]
     fn plain_http_hint() {
-        let line = "resolving 127.0.0.1:5000/a:1: Connect: error sending request: client error \
-                    (Connect): received corrupt message of type InvalidContentType";
-        assert!(hint(line).is_some_and(|h| h.contains("--insecure-registry HOST:PORT")));
+        let line = "resolving 127.0.0.1:5000/a:1: registry 127.0.0.1:5000: GET manifest a:1: \
+                    Connect: error sending request: client error (Connect): received corrupt \
+                    message of type InvalidContentType";
+        let h = hint(line).unwrap_or_default();
+        assert!(h.contains("--insecure-registry 127.0.0.1:5000 "), "{h}");
+        let h = hint("Connect: received corrupt message of type InvalidContentType");
+        assert!(h.is_some_and(|h| h.contains("--insecure-registry HOST:PORT")));
         assert!(hint("MANIFEST_UNKNOWN").is_none());
     }
 
