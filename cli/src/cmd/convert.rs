@@ -46,10 +46,12 @@ pub struct Args {
     /// The API request body (JSON); flags given as well override its fields.
     #[arg(long, value_name = "FILE.json")]
     request: Option<PathBuf>,
-    /// inputImageName: the image to convert.
+    /// inputImageName: the image to convert (a registry reference, or an OCI layout
+    /// `oci:DIR[:TAG]`).
     #[arg(long, value_name = "REF")]
     input: Option<String>,
-    /// outputImageName: where the converted image is pushed.
+    /// outputImageName: where the converted image is pushed (a registry reference, or an
+    /// OCI layout `oci:DIR[:TAG]`, created when missing; tag default `latest`).
     #[arg(long, value_name = "REF")]
     output: Option<String>,
     /// isvprodid (0..=65535).
