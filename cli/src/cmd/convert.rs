@@ -569,13 +569,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     match result {
         Ok(out) => {
-            let json = layouts.show_json(serde_json::to_value(&out.response)?);
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            // Through a JSON value (whose keys serde_json sorts) only when a layout's
+            // name must replace a pseudo host: otherwise the fields keep the API's order.
+            let json = if layouts.is_empty() {
+                serde_json::to_string_pretty(&out.response)?
+            } else {
+                let v = layouts.show_json(serde_json::to_value(&out.response)?);
+                serde_json::to_string_pretty(&v)?
+            };
+            println!("{json}");
             Ok(())
         }
         Err(e) => {
-            let json: serde_json::Value = serde_json::to_value(&e)?;
-            println!("{}", layouts.show_json(json));
+            if layouts.is_empty() {
+                println!("{}", e.to_json());
+            } else {
+                println!("{}", layouts.show_json(serde_json::to_value(&e)?));
+            }
             bail!("{}", layouts.show(&e.to_string()))
         }
     }
