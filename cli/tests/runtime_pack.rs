@@ -296,6 +296,73 @@ fn names_the_missing_file() -> R {
     Ok(())
 }
 
+/// The `kiln-launcher` and `kiln-init` files in the runtime layer of `oci:DIR:rt`.
+fn layer_helpers(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>, E> {
+    let layout = OciLayout::open(dir)?;
+    let img = layout.resolve(Some("rt"), &PlatformSpec::linux_amd64())?;
+    let layer = &img.image_manifest.layers()[0];
+    let blob = layout.read_blob(&layer.digest().try_into()?, 1 << 30)?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+    let mut bins = std::collections::BTreeMap::new();
+    for e in tar.entries()? {
+        let mut e = e?;
+        let path = e
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_string();
+        if let Some(name @ ("kiln-launcher" | "kiln-init")) = path.strip_prefix("opt/kiln/runtime/")
+        {
+            let name = name.to_string();
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut v)?;
+            bins.insert(name, v);
+        }
+    }
+    Ok(bins)
+}
+
+/// An installed `kiln` (`cargo install`: the binary alone in a bin dir) packs with the
+/// static `kiln-launcher` and `kiln-init` installed beside it. Debian's static busybox
+/// stands in for both, so the layer shows which files were taken.
+#[test]
+fn an_installed_kiln_takes_the_helpers_beside_it() -> R {
+    require_tool!("patchelf");
+    if !Path::new("/bin/busybox").is_file() {
+        eprintln!("SKIPPED: no /bin/busybox (busybox-static)");
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let (prefix, _) = fake_gramine(tmp.path())?;
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::copy(env!("CARGO_BIN_EXE_kiln"), bin.join("kiln"))?;
+    for name in ["kiln-launcher", "kiln-init"] {
+        std::fs::copy("/bin/busybox", bin.join(name))?;
+    }
+    let dir = tmp.path().join("oci");
+    let out = Command::new(bin.join("kiln"))
+        .args(["runtime", "pack", "--gramine-prefix"])
+        .arg(&prefix)
+        .arg("--out")
+        .arg(format!("oci:{}:rt", dir.display()))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let busybox = std::fs::read("/bin/busybox")?;
+    let bins = layer_helpers(&dir)?;
+    for name in ["kiln-launcher", "kiln-init"] {
+        assert!(
+            bins.get(name) == Some(&busybox),
+            "{name} is not the one beside kiln"
+        );
+    }
+    Ok(())
+}
+
 /// Without `--launcher` and `--kiln-init`, pack builds the static launcher and kiln-init
 /// from the source tree (scripts/build-launcher.sh, scripts/build-init.sh) and ships them
 /// as `<prefix>/kiln-launcher` and `<prefix>/kiln-init`.
@@ -318,27 +385,7 @@ fn packs_the_launcher_built_from_source() -> R {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let layout = OciLayout::open(&dir)?;
-    let img = layout.resolve(Some("rt"), &PlatformSpec::linux_amd64())?;
-    let layer = &img.image_manifest.layers()[0];
-    let blob = layout.read_blob(&layer.digest().try_into()?, 1 << 30)?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
-    let mut bins = std::collections::BTreeMap::new();
-    for e in tar.entries()? {
-        let mut e = e?;
-        let path = e
-            .path()?
-            .to_string_lossy()
-            .trim_start_matches('/')
-            .to_string();
-        if let Some(name @ ("kiln-launcher" | "kiln-init")) = path.strip_prefix("opt/kiln/runtime/")
-        {
-            let name = name.to_string();
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut e, &mut v)?;
-            bins.insert(name, v);
-        }
-    }
+    let bins = layer_helpers(&dir)?;
     for name in ["kiln-launcher", "kiln-init"] {
         let bin = bins.get(name).ok_or(format!("no {name} in the layer"))?;
         let elf = goblin::elf::Elf::parse(bin)?;

@@ -2,6 +2,8 @@
 //! conversion: read at once when it exists; otherwise generated (RSA-3072 keygen takes
 //! from a fraction of a second to over a second) and stored on a background thread while
 //! the conversion fetches and scans, since the pipeline needs the key only to sign.
+//! A generated key is stored only when it is first used (to sign), so a conversion that
+//! fails before signing leaves no key behind (the next run generates one again).
 
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -12,8 +14,11 @@ use kiln_engine::sgx::sigstruct::SIGNED_PAYLOAD_SIZE;
 use crate::state::{StateDir, StateError};
 
 enum KeyState {
-    /// Being generated; the thread sends the stored key (or why not).
-    Pending(tokio::sync::oneshot::Receiver<Result<PrivateKeySigner, StateError>>),
+    /// Being generated; the thread sends the new key, not yet stored (or why not).
+    Pending(
+        tokio::sync::oneshot::Receiver<Result<PrivateKeySigner, StateError>>,
+        StateDir,
+    ),
     Ready(Box<PrivateKeySigner>),
     Failed(String),
 }
@@ -31,9 +36,9 @@ impl std::fmt::Debug for DefaultKeySigner {
 }
 
 impl DefaultKeySigner {
-    /// The default key of `state`: read now if it exists, else generated and stored
-    /// (0600) on a background thread. A state directory that cannot hold a key fails
-    /// here, before any conversion work.
+    /// The default key of `state`: read now if it exists, else generated on a background
+    /// thread and stored (0600) when first used. A state directory that cannot hold a key
+    /// fails here, before any conversion work.
     pub fn open(state: &StateDir) -> Result<Self, StateError> {
         if let Some(key) = state.stored_key()? {
             return Ok(Self::ready(key));
@@ -41,16 +46,22 @@ impl DefaultKeySigner {
         state.ensure_keys_dir()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let dir = state.clone();
+        let store_in = state.clone();
         let thread = std::thread::Builder::new()
             .name("kiln-keygen".into())
             .spawn(move || {
                 // The receiver may be gone (the conversion failed early): the key is
-                // stored all the same, for the next run.
-                let _ = tx.send(dir.default_key());
+                // then dropped, never stored.
+                let key =
+                    PrivateKeySigner::generate_with_os_rng().map_err(|source| StateError::Key {
+                        path: dir.default_key_path(),
+                        source,
+                    });
+                let _ = tx.send(key);
             });
         match thread {
             Ok(handle) => Ok(Self {
-                state: tokio::sync::Mutex::new(KeyState::Pending(rx)),
+                state: tokio::sync::Mutex::new(KeyState::Pending(rx, store_in)),
                 thread: Mutex::new(Some(handle)),
             }),
             // No thread: generate here.
@@ -70,8 +81,9 @@ impl DefaultKeySigner {
         self.thread.lock().is_ok_and(|t| t.is_some())
     }
 
-    /// Waits until a key being generated is stored, so the process never exits halfway
-    /// through writing it (call before exiting; returns at once when nothing is pending).
+    /// Waits for a generating thread to end (call before exiting; returns at once when
+    /// nothing is pending). A key is written only by its first use, inside `sign_payload`
+    /// or `public_key`, so an unused key is not stored.
     pub fn settle(&self) {
         let handle = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(h) = handle {
@@ -79,12 +91,15 @@ impl DefaultKeySigner {
         }
     }
 
-    /// The key, waiting for the generating thread the first time.
+    /// The key, waiting for the generating thread and storing its key the first time.
     async fn with_key(&self) -> tokio::sync::MutexGuard<'_, KeyState> {
         let mut state = self.state.lock().await;
-        if let KeyState::Pending(rx) = &mut *state {
+        if let KeyState::Pending(rx, dir) = &mut *state {
             *state = match rx.await {
-                Ok(Ok(key)) => KeyState::Ready(Box::new(key)),
+                Ok(Ok(key)) => match dir.store_default_key(key) {
+                    Ok(stored) => KeyState::Ready(Box::new(stored)),
+                    Err(e) => KeyState::Failed(format!("default signing key: {e}")),
+                },
                 Ok(Err(e)) => KeyState::Failed(format!("default signing key: {e}")),
                 Err(_) => KeyState::Failed("default signing key: key generation stopped".into()),
             };
@@ -97,7 +112,7 @@ fn key(state: &KeyState) -> Result<&PrivateKeySigner, SignError> {
     match state {
         KeyState::Ready(k) => Ok(k),
         KeyState::Failed(why) => Err(SignError::Signer(why.clone())),
-        KeyState::Pending(_) => Err(SignError::Signer(
+        KeyState::Pending(..) => Err(SignError::Signer(
             "default signing key: not generated yet".into(),
         )),
     }
@@ -151,10 +166,24 @@ mod tests {
     }
 
     #[test]
-    fn settle_without_use_leaves_exactly_the_key() {
+    fn settle_without_use_stores_no_key() {
         let d = tempfile::tempdir().unwrap();
         let state = StateDir::new(d.path().join("kiln"));
         DefaultKeySigner::open(&state).unwrap().settle();
+        let files = std::fs::read_dir(d.path().join("kiln/keys"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 0);
+        assert!(state.stored_key().unwrap().is_none());
+    }
+
+    #[test]
+    fn first_use_stores_exactly_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(d.path().join("kiln"));
+        let signer = DefaultKeySigner::open(&state).unwrap();
+        block_on(signer.sign_payload(&[1u8; SIGNED_PAYLOAD_SIZE])).unwrap();
+        signer.settle();
         let files: Vec<_> = std::fs::read_dir(d.path().join("kiln/keys"))
             .unwrap()
             .map(|e| e.unwrap().file_name())

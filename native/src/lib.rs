@@ -1,6 +1,7 @@
 //! Native implementations of kiln engine traits: the HTTP [`Transport`] (reqwest over
 //! rustls, streaming both ways), docker `config.json` credentials, and OCI image
-//! layouts on disk (`oci:DIR[:TAG]`).
+//! layouts on disk (`oci:DIR[:TAG]`), also served as registries to the pipeline
+//! ([`LayoutTransport`]).
 //!
 //! [`Transport`]: kiln_engine::image::transport::Transport
 
@@ -13,6 +14,7 @@ pub mod http;
 pub mod oci_blobs;
 pub mod oci_layout;
 pub mod oci_layout_writer;
+pub mod oci_registry;
 pub mod scans;
 pub mod state;
 
@@ -21,5 +23,6 @@ pub use docker_config::{DockerConfig, DockerConfigError};
 pub use http::{HttpOptions, HttpTransport, HttpTransportError};
 pub use oci_layout::{OciLayout, OciLayoutError};
 pub use oci_layout_writer::OciLayoutWriter;
+pub use oci_registry::LayoutTransport;
 pub use scans::ThreadedScans;
 pub use state::{StateDir, StateError};

@@ -92,14 +92,23 @@ impl StateDir {
         if let Some(key) = self.stored_key()? {
             return Ok(key);
         }
+        self.ensure_keys_dir()?;
+        let key = PrivateKeySigner::generate_with_os_rng().map_err(|source| StateError::Key {
+            path: self.default_key_path(),
+            source,
+        })?;
+        self.store_default_key(key)
+    }
+
+    /// Stores a newly generated `key` as the default key (0600) and returns the key that
+    /// is now the default: `key`, or the one a concurrent first use stored before it.
+    pub fn store_default_key(&self, key: PrivateKeySigner) -> Result<PrivateKeySigner, StateError> {
         let path = self.default_key_path();
-        let key_err = |source| StateError::Key {
+        self.ensure_keys_dir()?;
+        let pem = key.to_pkcs8_pem().map_err(|source| StateError::Key {
             path: path.clone(),
             source,
-        };
-        self.ensure_keys_dir()?;
-        let key = PrivateKeySigner::generate_with_os_rng().map_err(key_err)?;
-        let pem = key.to_pkcs8_pem().map_err(key_err)?;
+        })?;
         if write_private(&path, pem.as_bytes())? {
             return Ok(key);
         }

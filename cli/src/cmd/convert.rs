@@ -11,6 +11,11 @@
 //! `$KILN_SDKMS_API_KEY` (or a `--request` file naming it), and the DSM at `--kms-url`
 //! (`$KILN_KMS_URL`).
 //!
+//! `--input` and `--output` may also be OCI image layouts, `oci:DIR[:TAG]` (created when
+//! missing; the tag defaults to `latest` for the output, to the layout's only image for
+//! the input). The pipeline sees them as pseudo registries served from the directory by
+//! `kiln_native::LayoutTransport`; the JSON printed names them as `oci:DIR...` again.
+//!
 //! The offline two-step: `--prepare FILE.json` runs up to the two SIGSTRUCTs and writes
 //! the payloads to sign (also `FILE.json.sgx1.bin`, `FILE.json.edmm.bin`) and the state;
 //! `--complete FILE.json --sgx1-signature S1 --edmm-signature S2 --public-key PUB.pem`
@@ -22,17 +27,18 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use kiln_engine::api::{parse_request, AuthConfig, ConvertRequest, SdkmsKey, SigningKey};
-use kiln_engine::image::reference::Reference;
+use kiln_engine::image::reference::{ImageSource, Reference};
 use kiln_engine::kms::sdkms::SdkmsFactory;
 use kiln_engine::pipeline::{
     complete, convert, prepare, ExternalSignatures, PipelineEnv, PreparedState,
 };
 use kiln_engine::sgx::signer::{PrivateKeySigner, Signer, SignerPublicKey};
-use kiln_native::{DefaultKeySigner, ThreadedScans};
+use kiln_native::oci_registry::LAYOUT_REPOSITORY;
+use kiln_native::{DefaultKeySigner, LayoutTransport, OciLayout, ThreadedScans};
 
 use super::external_packages::stage_runtime;
 use super::progress::CliProgress;
-use super::registry_args::RegistryArgs;
+use super::registry_args::{ConvertEnvArgs, RegistryArgs};
 
 /// Arguments of `kiln convert`.
 #[derive(clap::Args, Debug)]
@@ -40,10 +46,12 @@ pub struct Args {
     /// The API request body (JSON); flags given as well override its fields.
     #[arg(long, value_name = "FILE.json")]
     request: Option<PathBuf>,
-    /// inputImageName: the image to convert.
+    /// inputImageName: the image to convert (a registry reference, or an OCI layout
+    /// `oci:DIR[:TAG]`).
     #[arg(long, value_name = "REF")]
     input: Option<String>,
-    /// outputImageName: where the converted image is pushed.
+    /// outputImageName: where the converted image is pushed (a registry reference, or an
+    /// OCI layout `oci:DIR[:TAG]`, created when missing; tag default `latest`).
     #[arg(long, value_name = "REF")]
     output: Option<String>,
     /// isvprodid (0..=65535).
@@ -144,6 +152,8 @@ pub struct Args {
     /// The signer's public key (PEM: PUBLIC KEY or RSA PUBLIC KEY).
     #[arg(long, value_name = "PEM", requires = "complete")]
     public_key: Option<PathBuf>,
+    #[command(flatten)]
+    convert_env: ConvertEnvArgs,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -342,12 +352,127 @@ fn write_prepared(
     Ok(())
 }
 
+/// The pseudo registry hosts of `oci:` input and output layouts.
+const OCI_INPUT_HOST: &str = "oci-input.kiln.invalid";
+const OCI_OUTPUT_HOST: &str = "oci-output.kiln.invalid";
+
+/// The OCI layouts of a conversion: each pseudo host, its directory, and the
+/// `oci:DIR` text the JSON output shows instead of `HOST/layout`.
+#[derive(Debug, Default)]
+struct Layouts {
+    hosts: Vec<(&'static str, PathBuf, bool, String)>,
+}
+
+impl Layouts {
+    /// Replaces `oci:DIR[:TAG]` input and output names of `r` by pseudo references.
+    fn take_from(r: &mut ConvertRequest) -> anyhow::Result<Self> {
+        let mut l = Layouts::default();
+        let parse = |name: &str, flag: &str| -> anyhow::Result<Option<(String, Option<String>)>> {
+            if !name.starts_with("oci:") {
+                return Ok(None);
+            }
+            match ImageSource::parse(name).with_context(|| format!("{flag} {name:?}"))? {
+                ImageSource::OciLayout { dir, tag } => Ok(Some((dir, tag))),
+                ImageSource::Registry(_) => Ok(None),
+            }
+        };
+        let input = parse(&r.input_image_name, "--input")?;
+        let output = parse(&r.output_image_name, "--output")?;
+        let same_dir = matches!((&input, &output), (Some((a, _)), Some((b, _))) if a == b);
+        if let Some((dir, tag)) = input {
+            let layout = OciLayout::open(std::path::Path::new(&dir))
+                .with_context(|| format!("--input oci:{dir}"))?;
+            let reference = match &tag {
+                Some(t) => format!(":{t}"),
+                None => {
+                    let desc = layout
+                        .find(None)
+                        .with_context(|| format!("--input oci:{dir}"))?;
+                    format!("@{}", desc.digest())
+                }
+            };
+            let host = if same_dir {
+                OCI_OUTPUT_HOST
+            } else {
+                OCI_INPUT_HOST
+            };
+            r.input_image_name = format!("{host}/{LAYOUT_REPOSITORY}{reference}");
+            l.hosts
+                .push((host, PathBuf::from(&dir), same_dir, format!("oci:{dir}")));
+        }
+        if let Some((dir, tag)) = output {
+            let tag = tag.unwrap_or_else(|| "latest".into());
+            r.output_image_name = format!("{OCI_OUTPUT_HOST}/{LAYOUT_REPOSITORY}:{tag}");
+            if !same_dir {
+                l.hosts.push((
+                    OCI_OUTPUT_HOST,
+                    PathBuf::from(&dir),
+                    true,
+                    format!("oci:{dir}"),
+                ));
+            }
+        }
+        Ok(l)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// The transport serving the layouts, around `inner`.
+    fn transport(
+        &self,
+        inner: Arc<dyn kiln_engine::image::transport::Transport>,
+    ) -> anyhow::Result<Arc<dyn kiln_engine::image::transport::Transport>> {
+        if self.is_empty() {
+            return Ok(inner);
+        }
+        let mut t = LayoutTransport::new(inner);
+        for (host, dir, create, shown) in &self.hosts {
+            t = t
+                .with_layout(host, dir, *create)
+                .with_context(|| shown.clone())?;
+        }
+        Ok(Arc::new(t))
+    }
+
+    /// `text` with each pseudo `HOST/layout` shown as its `oci:DIR`.
+    fn show(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (host, _, _, shown) in &self.hosts {
+            out = out.replace(&format!("{host}/{LAYOUT_REPOSITORY}"), shown);
+            out = out.replace(host, shown);
+        }
+        out
+    }
+
+    /// `v` with every string shown through [`Self::show`].
+    fn show_json(&self, v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(self.show(&s)),
+            Value::Array(a) => Value::Array(a.into_iter().map(|x| self.show_json(x)).collect()),
+            Value::Object(o) => {
+                Value::Object(o.into_iter().map(|(k, x)| (k, self.show_json(x))).collect())
+            }
+            other => other,
+        }
+    }
+}
+
 /// Runs `kiln convert`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let prepared = a.complete.as_deref().map(read_prepared).transpose()?;
-    let request = build_request_on(&a, prepared.as_ref().map(|s| s.request.clone()))?;
+    let mut request = build_request_on(&a, prepared.as_ref().map(|s| s.request.clone()))?;
+    let layouts = Layouts::take_from(&mut request)?;
+    if !layouts.is_empty() && (a.prepare.is_some() || prepared.is_some()) {
+        bail!(
+            "--prepare/--complete need registry references: oci:DIR input or output is not \
+             supported in the offline two-step (convert to a registry, or use a signing key)"
+        );
+    }
     let reg = &a.registry;
-    let state = reg.state()?;
+    let state = a.convert_env.state()?;
     let uses_sdkms = matches!(request.signing_key, Some(SigningKey::Sdkms(_)));
     if uses_sdkms && a.kms_url.is_none() {
         bail!("signingKey.sdkms needs the Fortanix DSM URL: pass --kms-url URL (or set $KILN_KMS_URL)");
@@ -383,13 +508,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let runtime = reg.runtime()?;
+    let runtime = a.convert_env.runtime()?;
     let runtime_credentials = Reference::parse(&runtime)
         .ok()
         .and_then(|r| RegistryArgs::docker_credentials(r.domain()));
-    let mut env = PipelineEnv::new(reg.transport()?, runtime);
+    let mut env = PipelineEnv::new(layouts.transport(reg.transport()?)?, runtime);
     env.runtime_credentials = runtime_credentials;
-    env.registry = reg.registry_config();
+    env.registry = layouts
+        .hosts
+        .iter()
+        .fold(reg.registry_config(), |c, (host, ..)| c.with_insecure(host));
     if let Some(dir) = request.external_packages.clone() {
         // Validate first: a bad request must not push anything.
         let valid = match kiln_engine::gramine::validate::validate(&request) {
@@ -441,12 +569,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     match result {
         Ok(out) => {
-            println!("{}", serde_json::to_string_pretty(&out.response)?);
+            // Through a JSON value (whose keys serde_json sorts) only when a layout's
+            // name must replace a pseudo host: otherwise the fields keep the API's order.
+            let json = if layouts.is_empty() {
+                serde_json::to_string_pretty(&out.response)?
+            } else {
+                let v = layouts.show_json(serde_json::to_value(&out.response)?);
+                serde_json::to_string_pretty(&v)?
+            };
+            println!("{json}");
             Ok(())
         }
         Err(e) => {
-            println!("{}", e.to_json());
-            bail!("{e}")
+            if layouts.is_empty() {
+                println!("{}", e.to_json());
+            } else {
+                println!("{}", layouts.show_json(serde_json::to_value(&e)?));
+            }
+            bail!("{}", layouts.show(&e.to_string()))
         }
     }
 }

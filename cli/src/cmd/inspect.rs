@@ -1,10 +1,13 @@
 //! `kiln inspect IMAGE`: what a converted (or GSC, or compatible-platform) image says
 //! about its enclaves: labels, both SIGSTRUCTs, the runtime, the conversion options and
 //! the launcher configuration. `--json` prints the engine's `InspectReport`.
+//! An image that is none of these (format `unknown`) is an error (exit 1) saying so;
+//! with `--json` the report is printed first.
 
 use std::fmt::Write as _;
 
-use kiln_engine::verify::{inspect, InspectReport};
+use anyhow::bail;
+use kiln_engine::verify::{inspect, ImageKind, InspectReport};
 
 use super::registry_args::{self, RegistryArgs};
 
@@ -28,10 +31,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report = inspect(&contents);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+    }
+    if report.format == ImageKind::Unknown {
+        bail!("{}", not_an_enclave_image(&args.image, &report));
+    }
+    if !args.json {
         print!("{}", render_text(&report));
     }
     Ok(())
+}
+
+/// The error for an image with no enclave in it.
+fn not_an_enclave_image(image: &str, r: &InspectReport) -> String {
+    format!(
+        "{image} ({}) is not a kiln-converted image: it has no kiln labels, no Gramine \
+         Shielded Containers (GSC) files and no ENCLAVEOS_SIGNATURE variables, so there is \
+         nothing to inspect. Convert it first: kiln convert --input {image} --output REF",
+        r.manifest_digest
+    )
 }
 
 fn opt(v: &Option<String>) -> &str {

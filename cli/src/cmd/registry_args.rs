@@ -1,6 +1,8 @@
 //! Flags shared by every command that talks to registries (`convert`, `inspect`,
-//! `verify`, `runtime pack`): the runtime image, plain-HTTP registries, an extra CA, the
-//! state dir; and opening an image (`oci:DIR[:TAG]` or a registry reference) for reading.
+//! `verify`, `runtime pack`): plain-HTTP registries and an extra CA ([`RegistryArgs`]);
+//! the flags only `convert` uses, the runtime image and the state dir
+//! ([`ConvertEnvArgs`], so other commands' `--help` does not list them); and opening an
+//! image (`oci:DIR[:TAG]` or a registry reference) for reading.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,13 +15,39 @@ use kiln_engine::image::transport::Transport;
 use kiln_engine::verify::{read_image, ImageContents, RegistryBlobs};
 use kiln_native::{DockerConfig, HttpOptions, HttpTransport, OciLayout, StateDir};
 
-/// Registry flags. `#[command(flatten)]` them into a command's `Args`.
+/// `convert`'s own environment flags: the runtime image and the state directory.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct RegistryArgs {
+pub struct ConvertEnvArgs {
     /// The kiln runtime image (`registry/repo:tag` or `@sha256:...`), built with
     /// `kiln runtime pack`.
     #[arg(long, value_name = "REF", env = "KILN_RUNTIME")]
     pub runtime: Option<String>,
+    /// kiln's state directory (default key, layer cache).
+    /// Default: `$XDG_STATE_HOME/kiln`, else `~/.local/state/kiln`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl ConvertEnvArgs {
+    /// The state directory.
+    pub fn state(&self) -> anyhow::Result<StateDir> {
+        Ok(StateDir::new(match &self.state_dir {
+            Some(d) => d.clone(),
+            None => StateDir::default_root()?,
+        }))
+    }
+
+    /// The runtime image reference, required.
+    pub fn runtime(&self) -> anyhow::Result<String> {
+        self.runtime
+            .clone()
+            .context("no runtime image: pass --runtime REF (or set $KILN_RUNTIME); build one with `kiln runtime pack`")
+    }
+}
+
+/// Registry flags. `#[command(flatten)]` them into a command's `Args`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
     /// A registry spoken to over plain HTTP (`HOST:PORT` as written in references);
     /// repeatable. Every other registry is HTTPS with verified certificates.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
@@ -27,10 +55,6 @@ pub struct RegistryArgs {
     /// Extra CA certificates (PEM) trusted for registry TLS.
     #[arg(long, value_name = "FILE")]
     pub registry_ca: Option<PathBuf>,
-    /// kiln's state directory (default key, layer cache).
-    /// Default: `$XDG_STATE_HOME/kiln`, else `~/.local/state/kiln`.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
 }
 
 impl RegistryArgs {
@@ -48,21 +72,6 @@ impl RegistryArgs {
         self.insecure_registry
             .iter()
             .fold(RegistryConfig::new(), |c, h| c.with_insecure(h))
-    }
-
-    /// The state directory.
-    pub fn state(&self) -> anyhow::Result<StateDir> {
-        Ok(StateDir::new(match &self.state_dir {
-            Some(d) => d.clone(),
-            None => StateDir::default_root()?,
-        }))
-    }
-
-    /// The runtime image reference, required.
-    pub fn runtime(&self) -> anyhow::Result<String> {
-        self.runtime
-            .clone()
-            .context("no runtime image: pass --runtime REF (or set $KILN_RUNTIME); build one with `kiln runtime pack`")
     }
 
     /// Credentials for `registry` from ~/.docker/config.json (`$DOCKER_CONFIG`), if any.

@@ -4,6 +4,18 @@
 //!
 //! Needs `patchelf` on PATH (scripts/install-deps.sh installs it): the SGX loader's
 //! interpreter becomes `<prefix>/lib/ld-linux-x86-64.so.2` and its RUNPATH `<prefix>/lib`.
+//!
+//! The static `kiln-launcher` and `kiln-init` the runtime carries are, in this order:
+//! the `--launcher` / `--kiln-init` files; `kiln-launcher` / `kiln-init` next to the
+//! `kiln` executable (where `cargo install` puts them: see [`INSTALL_HINT`]), used only
+//! when statically linked; built from kiln's source tree (scripts/build-launcher.sh,
+//! scripts/build-init.sh) when `kiln` runs from one. Why a lookup and not binaries
+//! embedded by a build script: embedding would make every build of `kiln` (clippy, docs,
+//! tests) run a nested cargo build for the musl target, needing that target even where
+//! nobody packs a runtime, and a nested cargo in the same target dir deadlocks on its
+//! lock; three `cargo install` lines put the same binaries in the same place with
+//! cargo's own tracking (upgrade, uninstall), and the static check below refuses a
+//! glibc build installed without `--target`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,12 +42,13 @@ pub struct Args {
     /// Where to write: `oci:DIR[:TAG]` or `REGISTRY/REPO:TAG`.
     #[arg(long, value_name = "DEST")]
     pub out: String,
-    /// The static kiln-launcher (default: built with scripts/build-launcher.sh when run
-    /// from kiln's source tree).
+    /// The static kiln-launcher (default: `kiln-launcher` next to this `kiln` when
+    /// statically linked, else built with scripts/build-launcher.sh when run from kiln's
+    /// source tree).
     #[arg(long, value_name = "PATH")]
     pub launcher: Option<PathBuf>,
-    /// The static kiln-init (default: built with scripts/build-init.sh when run from
-    /// kiln's source tree).
+    /// The static kiln-init (default: `kiln-init` next to this `kiln` when statically
+    /// linked, else built with scripts/build-init.sh when run from kiln's source tree).
     #[arg(long, value_name = "PATH")]
     pub kiln_init: Option<PathBuf>,
     /// The Gramine version (default: from the install's pkg-config file).
@@ -161,29 +174,73 @@ fn patch_loader(loader: &Path, prefix: &str) -> anyhow::Result<Vec<u8>> {
 /// The launcher: `--launcher`, else built from kiln's source tree.
 fn launcher(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     static_binary(path, "build-launcher.sh", "launcher", "kiln-launcher")
+        .context("the runtime's launcher (--launcher)")
 }
 
 /// kiln-init: `--kiln-init`, else built from kiln's source tree.
 fn kiln_init(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     static_binary(path, "build-init.sh", "kiln-init", "kiln-init")
+        .context("the runtime's kiln-init (--kiln-init)")
 }
 
-/// One of kiln's static binaries: the given path, else built by `scripts/<script>`.
+/// How to install `kiln` with its static helpers so `runtime pack` finds them.
+pub const INSTALL_HINT: &str = "cargo install --path cli && \
+     cargo install --path launcher --target x86_64-unknown-linux-musl && \
+     cargo install --path init --target x86_64-unknown-linux-musl \
+     (from kiln's source tree; `rustup target add x86_64-unknown-linux-musl` first)";
+
+/// `name` in `dir` when it is there: its bytes if it is a statically linked ELF, else an
+/// error saying why it cannot go into a runtime image.
+pub fn find_beside(dir: &Path, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let p = dir.join(name);
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+    let elf = goblin::elf::Elf::parse(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not an ELF executable: {e}", p.display()))?;
+    if let Some(interp) = elf.interpreter {
+        bail!(
+            "{} is dynamically linked (interpreter {interp}), but it must run in images without \
+             a libc: install it with --target x86_64-unknown-linux-musl",
+            p.display()
+        );
+    }
+    Ok(Some(bytes))
+}
+
+/// One of kiln's static binaries: the given path, else the executable `file` next to
+/// the running `kiln`, else built by `scripts/<script>` (see the module docs).
 fn static_binary(
     path: Option<&Path>,
     script: &str,
     what: &str,
-    flag: &str,
+    file: &str,
 ) -> anyhow::Result<Vec<u8>> {
     if let Some(p) = path {
         return std::fs::read(p).with_context(|| format!("reading {what} {}", p.display()));
     }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .map(|dir| find_beside(&dir, file));
+    let unusable = match beside {
+        Some(Ok(Some(bytes))) => return Ok(bytes),
+        Some(Err(e)) => Some(e),
+        _ => None,
+    };
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("scripts")
         .join(script);
     if !script.is_file() {
-        bail!("pass --{flag} PATH (the static {flag}): not running from kiln's source tree");
+        if let Some(e) = unusable {
+            return Err(e.context(format!("no usable static {file}")));
+        }
+        bail!(
+            "no {file} next to kiln and not running from kiln's source tree: pass its path, \
+             or install it beside kiln: {INSTALL_HINT}"
+        );
     }
     let out = Command::new("bash")
         .arg(&script)
@@ -337,6 +394,29 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let err = find_pkglibdir(tmp.path()).unwrap_err().to_string();
         assert!(err.contains("lib/x86_64-linux-gnu/gramine"), "{err}");
+    }
+
+    #[test]
+    fn helpers_beside_kiln_must_be_static() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(find_beside(tmp.path(), "kiln-launcher").unwrap().is_none());
+        // Debian's busybox-static is a static ELF; /bin/true is dynamically linked.
+        if Path::new("/bin/busybox").is_file() {
+            std::fs::copy("/bin/busybox", tmp.path().join("kiln-launcher")).unwrap();
+            let got = find_beside(tmp.path(), "kiln-launcher").unwrap();
+            assert_eq!(got, Some(std::fs::read("/bin/busybox").unwrap()));
+        }
+        std::fs::copy("/bin/true", tmp.path().join("kiln-init")).unwrap();
+        let err = find_beside(tmp.path(), "kiln-init")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dynamically linked"), "{err}");
+        assert!(err.contains("x86_64-unknown-linux-musl"), "{err}");
+        std::fs::write(tmp.path().join("kiln-init"), b"#!/bin/sh\n").unwrap();
+        let err = find_beside(tmp.path(), "kiln-init")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an ELF"), "{err}");
     }
 
     #[test]

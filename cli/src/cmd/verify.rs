@@ -1,6 +1,7 @@
 //! `kiln verify IMAGE`: rebuilds each enclave from the image's own contents and checks
 //! every claim (see the engine's `verify::check`). Exit code 0 only when no check fails;
-//! 2 when a check fails (1 stays for errors reading the image).
+//! 2 when a check fails; 1 for usage errors (bad flags, an `--expect-*` value that is
+//! not 64 hex digits) and errors reading the image.
 
 use std::fmt::Write as _;
 
@@ -16,11 +17,11 @@ pub const EXIT_CHECK_FAILED: i32 = 2;
 pub struct Args {
     /// The image: a registry reference, or `oci:DIR[:TAG]`.
     pub image: String,
-    /// The MRENCLAVE you expect (of either enclave), hex.
-    #[arg(long, value_name = "HEX")]
+    /// The MRENCLAVE you expect (of either enclave): 64 hex digits.
+    #[arg(long, value_name = "HEX", value_parser = parse_measurement)]
     pub expect_mrenclave: Option<String>,
-    /// The MRSIGNER you expect, hex.
-    #[arg(long, value_name = "HEX")]
+    /// The MRSIGNER you expect: 64 hex digits.
+    #[arg(long, value_name = "HEX", value_parser = parse_measurement)]
     pub expect_mrsigner: Option<String>,
     /// Print the engine's `VerifyReport` as JSON instead of text.
     #[arg(long)]
@@ -28,6 +29,23 @@ pub struct Args {
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// An `--expect-*` value: a 32-byte SHA-256 measurement as 64 hex digits (either case,
+/// surrounding blanks ignored), returned in lower case. clap names the flag in the error.
+pub fn parse_measurement(v: &str) -> Result<String, String> {
+    let t = v.trim();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let what = if t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            format!("{} hex digits", t.len())
+        } else {
+            "characters that are not hex digits".to_string()
+        };
+        return Err(format!(
+            "expected 64 hex digits (a 32-byte SHA-256 measurement, as `kiln inspect` prints it), got {what}"
+        ));
+    }
+    Ok(t.to_ascii_lowercase())
 }
 
 /// Runs the command; returns the process exit code.
@@ -74,4 +92,22 @@ pub fn render_text(r: &VerifyReport) -> String {
         let _ = writeln!(s, "NOT verified: {failed} check(s) failed");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measurements_are_64_hex_digits() {
+        let good = "AB".repeat(32);
+        assert_eq!(parse_measurement(&format!(" {good} ")), Ok("ab".repeat(32)));
+        let short = parse_measurement("00112233").unwrap_err();
+        assert!(short.contains("expected 64 hex digits"), "{short}");
+        assert!(short.contains("got 8 hex digits"), "{short}");
+        let bad = parse_measurement(&"zz".repeat(32)).unwrap_err();
+        assert!(bad.contains("not hex digits"), "{bad}");
+        assert!(parse_measurement("").is_err());
+        assert!(parse_measurement(&"0".repeat(65)).is_err());
+    }
 }
