@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::api::ApiError;
 use crate::image::cache::{CacheError, LayerCacheStore};
+use crate::image::limits::ImageLimits;
 use crate::image::registry::{Credentials, RegistryConfig, UploadMode};
 use crate::image::scan::{LayerScanner, ScanError};
 use crate::image::transport::Transport;
@@ -174,6 +175,11 @@ pub struct PipelineEnv {
     /// [`Self::runtime_image`]). `false` (browser, worker): a request naming
     /// `externalPackages` is refused, since there is no filesystem to look in.
     pub external_packages_staged: bool,
+    /// What the input image may make the pipeline read and hold (see
+    /// [`ImageLimits`]; the CLI's defaults unless the host sets others, e.g. the
+    /// Worker's [`ImageLimits::edge`]). A hit is a 400 naming the layer and the limit,
+    /// before anything is tagged.
+    pub limits: ImageLimits,
     /// Runtime PALs already read this process, by runtime layer digest.
     pub(crate) pal_memo: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
@@ -208,6 +214,7 @@ impl PipelineEnv {
             upload_mode: UploadMode::Monolithic,
             source_date_epoch: None,
             external_packages_staged: false,
+            limits: ImageLimits::default(),
             pal_memo: Mutex::new(HashMap::new()),
         }
     }

@@ -70,12 +70,10 @@ pub fn endpoints(req: &ValidRequest, env: &PipelineEnv) -> Result<Endpoints, Api
         }
     });
     let make = |r: Reference, c: Option<Credentials>| Endpoint {
-        client: Arc::new(RegistryClient::for_reference(
-            env.transport.clone(),
-            &r,
-            &env.registry,
-            c,
-        )),
+        client: Arc::new(
+            RegistryClient::for_reference(env.transport.clone(), &r, &env.registry, c)
+                .with_limits(env.limits),
+        ),
         reference: r,
     };
     Ok(Endpoints {

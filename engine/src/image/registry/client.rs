@@ -11,6 +11,7 @@ use super::auth::{
 };
 use super::error::{summarize_error_body, RegistryError};
 use super::verify::{BlobStream, VerifiedStream};
+use crate::image::limits::{ImageLimits, LimitExceeded};
 use crate::image::manifest::{
     check_config_platform, select_platform, ManifestError, PlatformSpec, RawManifest,
     MANIFEST_ACCEPT, MANIFEST_SIZE_MAX,
@@ -22,7 +23,8 @@ use crate::image::transport::{Method, Request, Response, Transport, TransportErr
 const ERROR_BODY_MAX: usize = 64 * 1024;
 /// Largest token response read.
 const TOKEN_BODY_MAX: usize = 1024 * 1024;
-/// Largest image config read by [`RegistryClient::resolve_image`].
+/// Largest image config [`RegistryClient::resolve_image`] ever reads; the client's
+/// [`ImageLimits::config_bytes`] (8 MiB by default) is usually lower.
 pub const CONFIG_SIZE_MAX: usize = 16 * 1024 * 1024;
 /// Largest tag list page read.
 const TAGS_BODY_MAX: usize = 8 * 1024 * 1024;
@@ -119,6 +121,7 @@ pub struct RegistryClient {
     pub(super) base: String,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
+    limits: ImageLimits,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -141,7 +144,21 @@ impl RegistryClient {
             base: format!("{scheme}://{host}"),
             credentials: options.credentials,
             auth: Mutex::new(AuthState::default()),
+            limits: ImageLimits::default(),
         }
+    }
+
+    /// Enforces `limits` on what this client reads whole (`manifest-bytes`,
+    /// `config-bytes`, `manifest-layers` in [`RegistryClient::resolve_image`]) instead
+    /// of [`ImageLimits::default`].
+    pub fn with_limits(mut self, limits: ImageLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits this client enforces.
+    pub fn limits(&self) -> &ImageLimits {
+        &self.limits
     }
 
     /// A client for the registry of `reference`, its scheme from `config`.
@@ -471,10 +488,27 @@ impl RegistryClient {
             .headers
             .get("docker-content-digest")
             .map(str::to_string);
-        let body = resp
-            .bytes_limited(MANIFEST_SIZE_MAX)
-            .await
-            .map_err(|e| self.transport_err(&op, e))?;
+        let max = (self.limits.manifest_bytes).min(MANIFEST_SIZE_MAX as u64);
+        let too_large = |found: String| RegistryError::Limit {
+            what: format!("manifest {repository}:{reference}"),
+            source: LimitExceeded::new("manifest-bytes", max, found),
+        };
+        if let Some(len) = resp
+            .headers
+            .get("content-length")
+            .and_then(|l| l.trim().parse::<u64>().ok())
+        {
+            if len > max {
+                return Err(too_large(format!("{len} bytes (Content-Length)")));
+            }
+        }
+        let body = match resp.bytes_limited(max as usize).await {
+            Ok(b) => b,
+            Err(e) if e.kind == crate::image::transport::TransportErrorKind::BodyTooLarge => {
+                return Err(too_large(format!("more than {max} bytes")))
+            }
+            Err(e) => return Err(self.transport_err(&op, e)),
+        };
         let raw = RawManifest::from_bytes(body, content_type.as_deref())?;
         if reference.contains(':') {
             let want = Digest::parse(reference)?;
@@ -738,10 +772,33 @@ impl RegistryClient {
             (None, first)
         };
         let image_manifest = manifest.image_manifest()?;
+        let layers = image_manifest.layers().len() as u64;
+        let what = || format!("manifest {}", manifest.digest());
+        ImageLimits::check(
+            "manifest-layers",
+            self.limits.manifest_layers,
+            layers,
+            || format!("{layers} layers"),
+        )
+        .map_err(|source| RegistryError::Limit {
+            what: what(),
+            source,
+        })?;
         let cfg = image_manifest.config();
         let cfg_digest = Digest::try_from(cfg.digest())?;
+        let max_config = self.limits.config_bytes.min(CONFIG_SIZE_MAX as u64);
+        let config_limit = |found: String| RegistryError::Limit {
+            what: format!("config {cfg_digest}"),
+            source: LimitExceeded::new("config-bytes", max_config, found),
+        };
+        if cfg.size() > max_config {
+            return Err(config_limit(format!(
+                "{} bytes (descriptor size)",
+                cfg.size()
+            )));
+        }
         let config = self
-            .get_blob_bytes(repo, &cfg_digest, CONFIG_SIZE_MAX)
+            .get_blob_bytes(repo, &cfg_digest, max_config as usize)
             .await?;
         if config.len() as u64 != cfg.size() {
             return Err(RegistryError::ContentMismatch {
