@@ -78,7 +78,7 @@ fn header(name: &str, size: u64, kind: tar::EntryType, link: Option<&str>) -> Ve
 }
 
 fn pad(v: &mut Vec<u8>) {
-    while v.len() % 512 != 0 {
+    while !v.len().is_multiple_of(512) {
         v.push(0);
     }
 }

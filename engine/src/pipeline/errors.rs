@@ -107,4 +107,36 @@ mod tests {
         assert_eq!(registry(Side::Output, &un).status, 401);
         assert!(registry(Side::Input, &un).reason.contains("inputImageName"));
     }
+
+    #[test]
+    fn limit_hits_are_400_naming_layer_and_limit() {
+        use crate::image::scan::tar::TarError;
+        let hit = LimitExceeded::new("layer-bytes", 10, "more than 10 uncompressed bytes");
+        let e = scan(&ScanError::Tar {
+            layer: "sha256:abc".into(),
+            source: TarError::Limit {
+                source: hit.clone(),
+                offset: 0,
+            },
+        });
+        assert_eq!(e.status, 400);
+        assert!(
+            e.reason.contains("sha256:abc") && e.reason.contains("layer-bytes=10"),
+            "{}",
+            e.reason
+        );
+        let e = scan(&ScanError::Limit {
+            layer: "sha256:abc".into(),
+            source: hit.clone(),
+        });
+        assert_eq!(e.status, 400);
+        let e = limit("sha256:def", &hit);
+        assert_eq!(e.status, 400);
+        assert!(e.reason.contains("sha256:def"), "{}", e.reason);
+        let limited = RegistryError::Limit {
+            what: "config sha256:1".into(),
+            source: hit,
+        };
+        assert_eq!(registry(Side::Input, &limited).status, 400);
+    }
 }

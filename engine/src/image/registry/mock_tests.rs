@@ -398,3 +398,74 @@ fn client_futures_are_send() {
         ),
     );
 }
+
+/// A manifest with `layers` layer descriptors and a config descriptor of `config_size`.
+fn big_manifest(layers: usize, config_size: u64) -> Vec<u8> {
+    let layer = format!(
+        r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":1}}"#,
+        Digest::sha256_of(b"x")
+    );
+    let all = vec![layer; layers].join(",");
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{config_size}}},"layers":[{all}]}}"#,
+        Digest::sha256_of(b"{}")
+    )
+    .into_bytes()
+}
+
+fn resolve_with(
+    body: Vec<u8>,
+    limits: crate::image::limits::ImageLimits,
+) -> (Result<ResolvedImage, RegistryError>, usize) {
+    let m = mock(Box::new(move |req, _| {
+        if req.url.contains("/manifests/") {
+            (
+                200,
+                vec![("content-type", OCI_MANIFEST.to_string())],
+                body.clone(),
+            )
+        } else {
+            (200, vec![], b"{}".to_vec())
+        }
+    }));
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default()).with_limits(limits);
+    let r = run(c.resolve_image(
+        &crate::image::reference::Reference::from_parts("r", "a", Some("t"), None)
+            .unwrap_or_else(|e| panic!("{e}")),
+        &crate::image::manifest::PlatformSpec::linux_amd64(),
+    ));
+    (r, seen(&m).len())
+}
+
+#[test]
+fn limits_refuse_huge_manifests_and_configs_before_fetching_them() {
+    use crate::image::limits::ImageLimits;
+    let limit_of = |e: &RegistryError| match e {
+        RegistryError::Limit { source, .. } => source.name,
+        _ => "none",
+    };
+    // 10,000 layers: refused after the one manifest GET, before the config.
+    let (r, requests) = resolve_with(big_manifest(10_000, 2), ImageLimits::default());
+    let e = r.err().unwrap_or_else(|| panic!("accepted"));
+    assert_eq!(limit_of(&e), "manifest-layers", "{e}");
+    assert!(e.to_string().contains("manifest-layers=1000"), "{e}");
+    assert_eq!(e.http_status(), 400);
+    assert_eq!(requests, 1);
+    // A 16 MiB config: refused from its descriptor, never fetched.
+    let (r, requests) = resolve_with(big_manifest(1, 16 << 20), ImageLimits::default());
+    let e = r.err().unwrap_or_else(|| panic!("accepted"));
+    assert_eq!(limit_of(&e), "config-bytes", "{e}");
+    assert_eq!(requests, 1);
+    // A manifest larger than manifest-bytes.
+    let small = ImageLimits {
+        manifest_bytes: 1000,
+        ..ImageLimits::default()
+    };
+    let (r, _) = resolve_with(big_manifest(20, 2), small);
+    let e = r.err().unwrap_or_else(|| panic!("accepted"));
+    assert_eq!(limit_of(&e), "manifest-bytes", "{e}");
+    // Within the limits, the same shapes resolve.
+    let (r, requests) = resolve_with(big_manifest(3, 2), ImageLimits::default());
+    assert!(r.is_ok(), "{:?}", r.err());
+    assert_eq!(requests, 2);
+}
