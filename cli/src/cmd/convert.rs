@@ -390,6 +390,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut env = PipelineEnv::new(reg.transport()?, runtime);
     env.runtime_credentials = runtime_credentials;
     env.registry = reg.registry_config();
+    env.limits = reg.limits()?;
     if let Some(dir) = request.external_packages.clone() {
         // Validate first: a bad request must not push anything.
         let valid = match kiln_engine::gramine::validate::validate(&request) {
