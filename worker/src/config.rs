@@ -1,6 +1,8 @@
 //! The worker's configuration, read from its environment bindings (wrangler `[vars]` and
 //! secrets on Cloudflare; `fromEnvironment` bindings in bare workerd).
 
+use kiln_engine::image::limits::{ImageLimits, LIMIT_NAMES};
+
 use crate::cors::Origins;
 use crate::policy::{Policy, PolicyError};
 
@@ -29,6 +31,12 @@ pub const KMS_URL: &str = "KILN_KMS_URL";
 /// Binding: older name of [`KMS_URL`], read when that is unset.
 pub const KMS_ENDPOINT: &str = "KILN_KMS_ENDPOINT";
 
+/// Prefix of the bindings that set the input image's limits: `KILN_LIMIT_LAYER_BYTES`,
+/// `KILN_LIMIT_IMAGE_ENTRIES`, ... (one per name of
+/// [`kiln_engine::image::limits::LIMIT_NAMES`], upper case with `_`); values as `123`,
+/// `64MiB`, `2G`. Unset: [`ImageLimits::edge`] (lower than the CLI's defaults).
+pub const LIMIT_PREFIX: &str = "KILN_LIMIT_";
+
 /// Default for [`TIMEOUT_SECS`].
 pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
 /// Default for [`UPLOAD_TIMEOUT_SECS`].
@@ -49,6 +57,14 @@ pub enum ConfigError {
         url: String,
         /// What is wrong with it.
         why: String,
+    },
+    /// A `KILN_LIMIT_*` binding is not a size.
+    #[error("{name}: {reason}")]
+    Limit {
+        /// Binding name.
+        name: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A number binding is not a positive integer.
     #[error("{name} must be a positive whole number of seconds, not {value:?}")]
@@ -84,6 +100,10 @@ pub struct Config {
     pub kms_policy: Policy,
     /// The allowlist as `scheme://host:port` (`*.` kept for wildcards), for the web app.
     pub registries: Vec<String>,
+    /// What input images may make a conversion or verification read and hold:
+    /// [`ImageLimits::edge`] with the `KILN_LIMIT_*` bindings applied; also sent to the
+    /// web app in `/kiln-config.json`.
+    pub limits: ImageLimits,
 }
 
 /// The allowlist entries (already accepted by [`Policy::new`]) as `scheme://host:port`.
@@ -119,6 +139,7 @@ impl Config {
             "proxy": "/proxy",
             "registries": self.registries,
             "idleTimeoutSecs": self.browser_idle_timeout_ms / 1000,
+            "limits": self.limits,
         })
     }
 }
@@ -141,6 +162,19 @@ impl Config {
                 },
             }
         };
+        let mut limits = ImageLimits::edge();
+        for name in LIMIT_NAMES {
+            let var = format!(
+                "{LIMIT_PREFIX}{}",
+                name.to_ascii_uppercase().replace('-', "_")
+            );
+            if let Some(v) = get(&var) {
+                limits.set(name, &v).map_err(|e| ConfigError::Limit {
+                    name: var.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
         Config {
             policy: Policy::new(&get(ALLOWLIST).unwrap_or_default(), flag(ALLOW_LOOPBACK))?,
             origins: Origins::parse(&get(ALLOWED_ORIGINS).unwrap_or_default()),
@@ -155,6 +189,7 @@ impl Config {
             kms_endpoint: get(KMS_URL).or_else(|| get(KMS_ENDPOINT)),
             kms_policy: Policy::default(),
             registries: registry_entries(&get(ALLOWLIST).unwrap_or_default()),
+            limits,
         }
         .with_kms_policy(flag(ALLOW_LOOPBACK))
     }
@@ -196,6 +231,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn limits_default_to_the_edge_and_take_kiln_limit_bindings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.limits, ImageLimits::edge());
+        assert!(c.limits.layer_bytes < ImageLimits::default().layer_bytes);
+        let c = cfg(&[
+            ("KILN_LIMIT_LAYER_BYTES", "1GiB"),
+            ("KILN_LIMIT_MANIFEST_LAYERS", "64"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.limits.layer_bytes, c.limits.manifest_layers),
+            (1 << 30, 64)
+        );
+        assert_eq!(c.client_config()["limits"]["manifestLayers"], 64);
+        let e = cfg(&[("KILN_LIMIT_PATH_BYTES", "many")]).unwrap_err();
+        assert!(e.to_string().contains("KILN_LIMIT_PATH_BYTES"), "{e}");
     }
 
     #[test]

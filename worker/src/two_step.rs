@@ -91,6 +91,7 @@ fn engine_env(cfg: &Config, request: &ConvertRequest) -> Result<PipelineEnv, Api
     let (transport, reg) = engine_transport(cfg);
     let mut penv = PipelineEnv::new(transport, runtime);
     penv.registry = reg;
+    penv.limits = cfg.limits;
     penv.upload_mode = UploadMode::Chunked {
         chunk_size: UPLOAD_CHUNK_SIZE,
     };
