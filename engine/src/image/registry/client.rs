@@ -122,6 +122,7 @@ pub struct RegistryClient {
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
     limits: ImageLimits,
+    retry: Option<super::retry::Retry>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -145,7 +146,16 @@ impl RegistryClient {
             credentials: options.credentials,
             auth: Mutex::new(AuthState::default()),
             limits: ImageLimits::default(),
+            retry: None,
         }
+    }
+
+    /// Retries idempotent requests (`GET`, `HEAD` with no streamed body) that fail with
+    /// 408/429/5xx or a connection error, as `retry` says (see [`super::retry`]).
+    /// Without it (the default) nothing is retried.
+    pub fn with_retry(mut self, retry: super::retry::Retry) -> Self {
+        self.retry = Some(retry);
+        self
     }
 
     /// Enforces `limits` on what this client reads whole (`manifest-bytes`,
@@ -333,6 +343,69 @@ impl RegistryClient {
     /// Streamed bodies cannot be replayed: send such requests after a replayable one
     /// on the same scopes (an upload's POST), so the token is already cached.
     pub(super) async fn send(
+        &self,
+        scopes: &[Scope],
+        req: Request,
+        op: &str,
+    ) -> Result<Response, RegistryError> {
+        use super::retry::{retry_after_ms, retryable_status, salt_of, RetryNotice};
+        use crate::image::transport::TransportErrorKind;
+        let Some(retry) = self.retry.as_ref() else {
+            return self.send_once(scopes, req, op).await;
+        };
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return self.send_once(scopes, req, op).await;
+        }
+        let policy = retry.policy;
+        let mut req = req;
+        let mut attempt = 1u32;
+        let mut waited = 0u64;
+        loop {
+            let spare = try_clone(&req);
+            let result = self.send_once(scopes, req, op).await;
+            let (reason, after) = match &result {
+                Ok(resp) if retryable_status(resp.status) => (
+                    format!("HTTP {}", resp.status),
+                    resp.headers.get("retry-after").and_then(retry_after_ms),
+                ),
+                Err(RegistryError::Transport { source, .. })
+                    if matches!(
+                        source.kind,
+                        TransportErrorKind::Connect
+                            | TransportErrorKind::Io
+                            | TransportErrorKind::Timeout
+                    ) =>
+                {
+                    (source.to_string(), None)
+                }
+                _ => return result,
+            };
+            let Some(next) = spare else { return result };
+            if attempt >= policy.max_tries {
+                return result;
+            }
+            let delay = policy.delay_ms(attempt, after, salt_of(op));
+            if waited.saturating_add(delay) > policy.max_total_ms {
+                return result;
+            }
+            drop(result);
+            if let Some(o) = &retry.observer {
+                o.retrying(&RetryNotice {
+                    operation: op.to_string(),
+                    attempt,
+                    delay_ms: delay,
+                    reason,
+                });
+            }
+            retry.timer.sleep_ms(delay).await;
+            waited += delay;
+            attempt += 1;
+            req = next;
+        }
+    }
+
+    /// One request, with the authentication dance (one replay after a 401 challenge).
+    async fn send_once(
         &self,
         scopes: &[Scope],
         mut req: Request,
