@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::api::ApiError;
 use crate::image::cache::{CacheError, LayerCacheStore};
 use crate::image::limits::ImageLimits;
-use crate::image::registry::{Credentials, RegistryConfig, UploadMode};
+use crate::image::registry::{Credentials, RegistryConfig, RetryPolicy, Timer, UploadMode};
 use crate::image::scan::{LayerScanner, ScanError};
 use crate::image::transport::Transport;
 use crate::sgx::signer::Signer;
@@ -180,6 +180,12 @@ pub struct PipelineEnv {
     /// Worker's [`ImageLimits::edge`]). A hit is a 400 naming the layer and the limit,
     /// before anything is tagged.
     pub limits: ImageLimits,
+    /// The host's timer, for waiting between retries of failed registry requests.
+    /// `None` (the default): nothing is retried.
+    pub timer: Option<Arc<dyn Timer>>,
+    /// How registry requests are retried when [`Self::timer`] is set (idempotent
+    /// `GET`/`HEAD` only; each retry is a [`super::progress::Event::Retry`]).
+    pub retry: RetryPolicy,
     /// Runtime PALs already read this process, by runtime layer digest.
     pub(crate) pal_memo: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
@@ -215,6 +221,8 @@ impl PipelineEnv {
             source_date_epoch: None,
             external_packages_staged: false,
             limits: ImageLimits::default(),
+            timer: None,
+            retry: RetryPolicy::default(),
             pal_memo: Mutex::new(HashMap::new()),
         }
     }
