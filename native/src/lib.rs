@@ -15,6 +15,7 @@ pub mod oci_layout;
 pub mod oci_layout_writer;
 pub mod scans;
 pub mod state;
+pub mod timer;
 
 pub use default_key::DefaultKeySigner;
 pub use docker_config::{DockerConfig, DockerConfigError};
@@ -23,3 +24,4 @@ pub use oci_layout::{OciLayout, OciLayoutError};
 pub use oci_layout_writer::OciLayoutWriter;
 pub use scans::ThreadedScans;
 pub use state::{StateDir, StateError};
+pub use timer::TokioTimer;
