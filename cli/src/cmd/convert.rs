@@ -391,6 +391,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     env.runtime_credentials = runtime_credentials;
     env.registry = reg.registry_config();
     env.limits = reg.limits()?;
+    env.timer = Some(Arc::new(kiln_native::TokioTimer));
     if let Some(dir) = request.external_packages.clone() {
         // Validate first: a bad request must not push anything.
         let valid = match kiln_engine::gramine::validate::validate(&request) {

@@ -9,7 +9,9 @@ use anyhow::Context;
 use kiln_engine::image::limits::ImageLimits;
 use kiln_engine::image::manifest::PlatformSpec;
 use kiln_engine::image::reference::{ImageSource, Reference};
-use kiln_engine::image::registry::{Credentials, RegistryClient, RegistryConfig, ResolvedImage};
+use kiln_engine::image::registry::{
+    Credentials, RegistryClient, RegistryConfig, ResolvedImage, Retry, RetryPolicy,
+};
 use kiln_engine::image::transport::Transport;
 use kiln_engine::verify::{read_image, ImageContents, RegistryBlobs};
 use kiln_native::{DockerConfig, HttpOptions, HttpTransport, OciLayout, StateDir};
@@ -106,7 +108,12 @@ impl RegistryArgs {
             &self.registry_config(),
             Self::docker_credentials(reference.domain()),
         )
-        .with_limits(self.limits()?))
+        .with_limits(self.limits()?)
+        .with_retry(Retry {
+            policy: RetryPolicy::default(),
+            timer: Arc::new(kiln_native::TokioTimer),
+            observer: None,
+        }))
     }
 }
 
