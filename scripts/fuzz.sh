@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target in fuzz/ for a bounded time (default 60 s each):
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+# With cargo-fuzz and a nightly toolchain: coverage-guided (`cargo +nightly fuzz run`;
+# gzip_layer without a sanitizer, see fuzz/README.md). Without them: the targets are built
+# with stable cargo and their libFuzzer binaries run uninstrumented (random inputs, no
+# coverage guidance) -- a smoke run, said so in the output.
+# Corpora live in fuzz/corpus/TARGET (git-ignored by cargo-fuzz); crashes in fuzz/artifacts.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+secs="${1:-60}"
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^kiln-fuzz$')
+fi
+guided=0
+if cargo +nightly fuzz --version >/dev/null 2>&1; then guided=1; fi
+if [ "$guided" = 0 ]; then
+  echo "fuzz.sh: cargo-fuzz (nightly) not found: running uninstrumented libFuzzer binaries" >&2
+  cargo build --release --bins
+fi
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t" "artifacts/$t"
+  echo "== $t ($secs s)"
+  if [ "$guided" = 1 ]; then
+    san=()
+    [ "$t" = gzip_layer ] && san=(-s none)
+    cargo +nightly fuzz run "${san[@]}" "$t" -- -max_total_time="$secs" -artifact_prefix="artifacts/$t/"
+  else
+    "./target/release/$t" "corpus/$t" -max_total_time="$secs" -artifact_prefix="artifacts/$t/"
+  fi
+done
