@@ -17,6 +17,7 @@ pub mod oci_layout_writer;
 pub mod oci_registry;
 pub mod scans;
 pub mod state;
+pub mod timer;
 
 pub use default_key::DefaultKeySigner;
 pub use docker_config::{DockerConfig, DockerConfigError};
@@ -26,3 +27,4 @@ pub use oci_layout_writer::OciLayoutWriter;
 pub use oci_registry::LayoutTransport;
 pub use scans::ThreadedScans;
 pub use state::{StateDir, StateError};
+pub use timer::TokioTimer;

@@ -25,6 +25,7 @@ pub mod certs;
 pub mod cli;
 pub mod converted_fixture;
 pub mod dsm_server;
+pub mod fault_front;
 pub mod images;
 pub mod loopback_http;
 pub mod real_apps;

@@ -97,7 +97,8 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
     let creds = req
         .auth_config
         .map(|a| Credentials::new(a.username, a.password.unwrap_or_default()));
-    let client = RegistryClient::for_reference(transport, &reference, &reg, creds);
+    let client =
+        RegistryClient::for_reference(transport, &reference, &reg, creds).with_limits(cfg.image_limits);
     let resolved = client
         .resolve_image(&reference, &PlatformSpec::linux_amd64())
         .await
@@ -205,6 +206,7 @@ pub async fn convert_image(
     let (transport, reg) = engine_transport(cfg);
     let mut penv = PipelineEnv::new(transport, runtime);
     penv.registry = reg;
+    penv.limits = cfg.image_limits;
     penv.upload_mode = UploadMode::Chunked {
         chunk_size: UPLOAD_CHUNK_SIZE,
     };

@@ -1,6 +1,8 @@
 //! The worker's configuration, read from its environment bindings (wrangler `[vars]` and
 //! secrets on Cloudflare; `fromEnvironment` bindings in bare workerd).
 
+use kiln_engine::image::limits::{ImageLimits, LIMIT_NAMES};
+
 use crate::cors::Origins;
 use crate::policy::{Policy, PolicyError};
 
@@ -56,6 +58,12 @@ pub const DEFAULT_MAX_ENCLAVE_SIZE: u64 = 64 << 30;
 /// unset. Development only: anyone could then sign with the default key.
 pub const EDGE_ANONYMOUS: &str = "KILN_EDGE_ANONYMOUS";
 
+/// Prefix of the bindings that set the input image's limits: `KILN_LIMIT_LAYER_BYTES`,
+/// `KILN_LIMIT_IMAGE_ENTRIES`, ... (one per name of
+/// [`kiln_engine::image::limits::LIMIT_NAMES`], upper case with `_`); values as `123`,
+/// `64MiB`, `2G`. Unset: [`ImageLimits::edge`] (lower than the CLI's defaults).
+pub const LIMIT_PREFIX: &str = "KILN_LIMIT_";
+
 /// Default for [`TIMEOUT_SECS`].
 pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
 /// Default for [`UPLOAD_TIMEOUT_SECS`].
@@ -95,6 +103,14 @@ pub enum ConfigError {
         name: &'static str,
         /// Its value.
         value: String,
+    },
+    /// A `KILN_LIMIT_*` binding is not a size.
+    #[error("{name}: {reason}")]
+    Limit {
+        /// Binding name.
+        name: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A number binding is not a positive integer.
     #[error("{name} must be a positive whole number of seconds, not {value:?}")]
@@ -140,6 +156,10 @@ pub struct Config {
     pub max_enclave_size: u64,
     /// Rate limits ([`crate::ratelimit`]).
     pub limits: crate::ratelimit::Limits,
+    /// What input images may make a conversion or verification read and hold:
+    /// [`ImageLimits::edge`] with the `KILN_LIMIT_*` bindings applied; also sent to the
+    /// web app in `/kiln-config.json`.
+    pub image_limits: ImageLimits,
 }
 
 /// Parses `64G`, `512M`, `1T`, `4096` (K, M, G, T: powers of 1024; case-insensitive).
@@ -244,6 +264,7 @@ impl Config {
             "proxy": "/proxy",
             "registries": self.registries,
             "idleTimeoutSecs": self.browser_idle_timeout_ms / 1000,
+            "limits": self.image_limits,
         })
     }
 }
@@ -281,6 +302,19 @@ impl Config {
             verify: count(rl::VERIFY_PER_MIN, rl::DEFAULT_VERIFY_PER_MIN)?,
             proxy: count(rl::PROXY_PER_MIN, rl::DEFAULT_PROXY_PER_MIN)?,
         };
+        let mut image_limits = ImageLimits::edge();
+        for name in LIMIT_NAMES {
+            let var = format!(
+                "{LIMIT_PREFIX}{}",
+                name.to_ascii_uppercase().replace('-', "_")
+            );
+            if let Some(v) = get(&var) {
+                image_limits.set(name, &v).map_err(|e| ConfigError::Limit {
+                    name: var.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
         Config {
             policy: Policy::new(&get(ALLOWLIST).unwrap_or_default(), flag(ALLOW_LOOPBACK))?,
             origins: Origins::parse(&get(ALLOWED_ORIGINS).unwrap_or_default()),
@@ -310,6 +344,7 @@ impl Config {
                         value: v,
                     })?,
             },
+            image_limits,
         }
         .with_kms_policy(flag(ALLOW_LOOPBACK))
     }
@@ -351,6 +386,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn limits_default_to_the_edge_and_take_kiln_limit_bindings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.image_limits, ImageLimits::edge());
+        assert!(c.image_limits.layer_bytes < ImageLimits::default().layer_bytes);
+        let c = cfg(&[
+            ("KILN_LIMIT_LAYER_BYTES", "1GiB"),
+            ("KILN_LIMIT_MANIFEST_LAYERS", "64"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.image_limits.layer_bytes, c.image_limits.manifest_layers),
+            (1 << 30, 64)
+        );
+        assert_eq!(c.client_config()["limits"]["manifestLayers"], 64);
+        let e = cfg(&[("KILN_LIMIT_PATH_BYTES", "many")]).unwrap_err();
+        assert!(e.to_string().contains("KILN_LIMIT_PATH_BYTES"), "{e}");
     }
 
     #[test]

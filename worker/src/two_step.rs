@@ -88,6 +88,7 @@ fn engine_env(
     let (transport, reg) = engine_transport(cfg);
     let mut penv = PipelineEnv::new(transport, runtime);
     penv.registry = reg;
+    penv.limits = cfg.image_limits;
     penv.upload_mode = UploadMode::Chunked {
         chunk_size: UPLOAD_CHUNK_SIZE,
     };

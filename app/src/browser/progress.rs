@@ -248,6 +248,8 @@ impl ProgressTracker {
                 v.cached = Some(*cached);
                 v
             }
+            // The web app gives the engine no timer yet, so it never retries.
+            Event::Retry { .. } => return None,
             Event::Blob { digest, size, how } => {
                 let mut v = ProgressView::new(ProgressKind::Blob);
                 v.layer = Some(short_digest(digest));

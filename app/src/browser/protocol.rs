@@ -26,6 +26,10 @@ pub struct KilnConfig {
     /// (absent: the transport's default, 300 s).
     #[serde(default)]
     pub idle_timeout_secs: Option<u32>,
+    /// The input image's limits (the worker's `KILN_LIMIT_*`; absent: the engine's edge
+    /// defaults, [`kiln_engine::image::limits::ImageLimits::edge`]).
+    #[serde(default = "kiln_engine::image::limits::ImageLimits::edge")]
+    pub limits: kiln_engine::image::limits::ImageLimits,
 }
 
 fn default_proxy() -> String {
@@ -202,6 +206,9 @@ mod tests {
         assert_eq!(c.idle_timeout_ms(300_000), 300_000);
         let c: KilnConfig = serde_json::from_str(r#"{"runtimeImage":null}"#).unwrap();
         assert_eq!(c.runtime_image, None);
+        assert_eq!(c.limits, kiln_engine::image::limits::ImageLimits::edge());
+        let c: KilnConfig = serde_json::from_str(r#"{"limits":{"layerBytes":9}}"#).unwrap();
+        assert_eq!(c.limits.layer_bytes, 9);
         for (secs, ms) in [("2", 2000), ("0", 7), ("null", 7)] {
             let c: KilnConfig =
                 serde_json::from_str(&format!(r#"{{"idleTimeoutSecs":{secs}}}"#)).unwrap();

@@ -199,6 +199,7 @@ async fn run_convert(request: &str, key: &KeySpec, api_origin: &str, post: Post)
     let transport = transport(&cfg, api_origin);
     let mut env = PipelineEnv::new(transport, runtime);
     env.registry = registry_config(&cfg);
+    env.limits = cfg.limits;
     env.cache = Arc::new(IdbLayerCache::new());
     env.default_signer = Some(signer);
     env.clock = Arc::new(JsClock);
@@ -247,7 +248,8 @@ async fn run_verify(
     };
     let transport = transport(&cfg, api_origin);
     let client =
-        RegistryClient::for_reference(transport, &reference, &registry_config(&cfg), creds);
+        RegistryClient::for_reference(transport, &reference, &registry_config(&cfg), creds)
+            .with_limits(cfg.limits);
     let resolved = match client
         .resolve_image(&reference, &PlatformSpec::linux_amd64())
         .await

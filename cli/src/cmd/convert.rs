@@ -518,6 +518,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .hosts
         .iter()
         .fold(reg.registry_config(), |c, (host, ..)| c.with_insecure(host));
+    env.limits = reg.limits()?;
+    env.timer = Some(Arc::new(kiln_native::TokioTimer));
     if let Some(dir) = request.external_packages.clone() {
         // Validate first: a bad request must not push anything.
         let valid = match kiln_engine::gramine::validate::validate(&request) {

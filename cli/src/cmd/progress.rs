@@ -93,6 +93,15 @@ impl Progress for CliProgress {
                 }
                 eprintln!("kiln: layer {} {files} files, {how}", short(&digest));
             }
+            Event::Retry {
+                operation,
+                attempt,
+                delay_ms,
+                reason,
+            } => self.line(format!(
+                "kiln: {operation}: {reason} (attempt {attempt}), retrying in {:.1}s",
+                delay_ms as f64 / 1000.0
+            )),
             Event::Blob { digest, size, how } => {
                 let how = match how {
                     BlobPush::Present => "already present",

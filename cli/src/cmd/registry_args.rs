@@ -8,9 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use kiln_engine::image::limits::ImageLimits;
 use kiln_engine::image::manifest::PlatformSpec;
 use kiln_engine::image::reference::{ImageSource, Reference};
-use kiln_engine::image::registry::{Credentials, RegistryClient, RegistryConfig, ResolvedImage};
+use kiln_engine::image::registry::{
+    Credentials, RegistryClient, RegistryConfig, ResolvedImage, Retry, RetryPolicy,
+};
 use kiln_engine::image::transport::Transport;
 use kiln_engine::verify::{read_image, ImageContents, RegistryBlobs};
 use kiln_native::{DockerConfig, HttpOptions, HttpTransport, OciLayout, StateDir};
@@ -55,6 +58,12 @@ pub struct RegistryArgs {
     /// Extra CA certificates (PEM) trusted for registry TLS.
     #[arg(long, value_name = "FILE")]
     pub registry_ca: Option<PathBuf>,
+    /// Raises or lowers one of the input image's limits (`NAME=VALUE`, repeatable):
+    /// path-bytes, path-depth, layer-entries, image-entries, index-bytes, layer-bytes,
+    /// image-bytes, zstd-window, capture-bytes, manifest-layers, config-bytes,
+    /// manifest-bytes; sizes as 123, 64MiB or 2G. Defaults and meaning: docs/limits.md.
+    #[arg(long = "limit", value_name = "NAME=VALUE")]
+    pub limit: Vec<String>,
 }
 
 impl RegistryArgs {
@@ -72,6 +81,15 @@ impl RegistryArgs {
         self.insecure_registry
             .iter()
             .fold(RegistryConfig::new(), |c, h| c.with_insecure(h))
+    }
+
+    /// The image limits: the engine's defaults with every `--limit` applied.
+    pub fn limits(&self) -> anyhow::Result<ImageLimits> {
+        let mut l = ImageLimits::default();
+        for setting in &self.limit {
+            l.apply(setting).context("--limit")?;
+        }
+        Ok(l)
     }
 
     /// Credentials for `registry` from ~/.docker/config.json (`$DOCKER_CONFIG`), if any.
@@ -98,7 +116,13 @@ impl RegistryArgs {
             reference,
             &self.registry_config(),
             Self::docker_credentials(reference.domain()),
-        ))
+        )
+        .with_limits(self.limits()?)
+        .with_retry(Retry {
+            policy: RetryPolicy::default(),
+            timer: Arc::new(kiln_native::TokioTimer),
+            observer: None,
+        }))
     }
 }
 
@@ -129,4 +153,27 @@ pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_flags_apply_over_the_defaults() {
+        let args = RegistryArgs {
+            limit: vec!["layer-bytes=2GiB".into(), "manifest-layers=50".into()],
+            ..RegistryArgs::default()
+        };
+        let l = args.limits().unwrap();
+        assert_eq!(l.layer_bytes, 2 << 30);
+        assert_eq!(l.manifest_layers, 50);
+        assert_eq!(l.path_bytes, ImageLimits::default().path_bytes);
+        let bad = RegistryArgs {
+            limit: vec!["nope=1".into()],
+            ..RegistryArgs::default()
+        };
+        let e = format!("{:#}", bad.limits().unwrap_err());
+        assert!(e.contains("--limit") && e.contains("nope"), "{e}");
+    }
 }

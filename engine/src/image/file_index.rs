@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::image::limits::{ImageLimits, LimitExceeded, INDEX_ENTRY_OVERHEAD};
 use crate::image::scan::path as scan_path;
 use crate::image::scan::serde_hex;
 use crate::image::scan::{EntryKind, LayerSummary, CAPTURED_PATHS};
@@ -85,6 +86,14 @@ pub enum MergeError {
         /// What it points to.
         target: String,
     },
+    /// The merged index would exceed a limit (`image-entries`, `index-bytes`).
+    #[error("layer {layer}: {source}")]
+    Limit {
+        /// The layer digest being merged.
+        layer: String,
+        /// Which limit, and what exceeded it.
+        source: LimitExceeded,
+    },
     /// A hard link names a directory.
     #[error("layer {layer}: hard link {path:?} points to directory {target:?}")]
     HardlinkToDirectory {
@@ -138,13 +147,27 @@ impl FileIndex {
         }
     }
 
-    /// Merges layer summaries, lowest layer first.
+    /// Merges layer summaries, lowest layer first, with the default
+    /// [`ImageLimits`].
     pub fn from_layers<'a>(
         layers: impl IntoIterator<Item = &'a LayerSummary>,
     ) -> Result<Self, MergeError> {
+        Self::from_layers_limited(layers, &ImageLimits::default())
+    }
+
+    /// Merges layer summaries, lowest layer first, refusing an index of more than
+    /// `image-entries` paths (implicit parent directories count) or more than
+    /// `index-bytes` of memory (path bytes plus [`INDEX_ENTRY_OVERHEAD`] per path).
+    /// The count is of paths present after each insertion, so memory and CPU stay
+    /// bounded by the limits whatever the layers hold.
+    pub fn from_layers_limited<'a>(
+        layers: impl IntoIterator<Item = &'a LayerSummary>,
+        limits: &ImageLimits,
+    ) -> Result<Self, MergeError> {
         let mut index = Self::new();
+        let mut budget = Budget::new(limits, &index);
         for layer in layers {
-            index.apply_layer(layer)?;
+            index.merge(layer, &mut budget)?;
         }
         Ok(index)
     }
@@ -156,13 +179,21 @@ impl FileIndex {
     /// removes the subtree; missing parents become directories 0755 root:root; a hard
     /// link takes its target's kind, metadata and captured contents).
     pub fn apply_layer(&mut self, layer: &LayerSummary) -> Result<(), MergeError> {
+        let mut budget = Budget::new(&ImageLimits::default(), self);
+        self.merge(layer, &mut budget)
+    }
+
+    fn merge(&mut self, layer: &LayerSummary, budget: &mut Budget) -> Result<(), MergeError> {
+        budget.layer.clone_from(&layer.digest);
         if !self.entries.contains_key("/") {
             self.entries.insert("/".to_string(), implicit_dir());
+            budget.added("/");
         }
         for e in &layer.entries {
+            budget.check_path(&e.path)?;
             match e.kind {
-                EntryKind::Whiteout => self.remove_subtree(&e.path, true),
-                EntryKind::Opaque => self.remove_subtree(&e.path, false),
+                EntryKind::Whiteout => self.remove_subtree(&e.path, true, budget),
+                EntryKind::Opaque => self.remove_subtree(&e.path, false, budget),
                 _ => {}
             }
         }
@@ -215,7 +246,7 @@ impl FileIndex {
                     (entry, layer.captured.get(&e.path).cloned())
                 }
             };
-            self.insert(&e.path, entry, captured);
+            self.insert(&e.path, entry, captured, budget)?;
         }
         Ok(())
     }
@@ -291,15 +322,24 @@ impl FileIndex {
         Ok(cur)
     }
 
-    fn insert(&mut self, path: &str, entry: FileEntry, captured: Option<Vec<u8>>) {
-        self.ensure_parents(path);
+    fn insert(
+        &mut self,
+        path: &str,
+        entry: FileEntry,
+        captured: Option<Vec<u8>>,
+        budget: &mut Budget,
+    ) -> Result<(), MergeError> {
+        self.ensure_parents(path, budget)?;
         let is_dir = entry.kind == FileKind::Directory;
         if let Some(old) = self.entries.get(path) {
             if old.kind == FileKind::Directory && !is_dir {
-                self.remove_subtree(path, false);
+                self.remove_subtree(path, false, budget);
             }
         }
-        self.entries.insert(path.to_string(), entry);
+        if self.entries.insert(path.to_string(), entry).is_none() {
+            budget.added(path);
+            budget.check(self.entries.len())?;
+        }
         match captured {
             Some(bytes) if CAPTURED_PATHS.contains(&path) => {
                 self.captured.insert(path.to_string(), bytes);
@@ -308,28 +348,42 @@ impl FileIndex {
                 self.captured.remove(path);
             }
         }
+        Ok(())
     }
 
     /// Makes every ancestor of `path` a directory (creating it 0755 root:root, or
-    /// replacing a non-directory).
-    fn ensure_parents(&mut self, path: &str) {
-        let mut missing = Vec::new();
+    /// replacing a non-directory). Each created ancestor is a new path of the index and
+    /// is counted against the budget as it is made (before the next is), so a deep
+    /// path costs at most the budget, never the square of its depth.
+    fn ensure_parents(&mut self, path: &str, budget: &mut Budget) -> Result<(), MergeError> {
+        // The missing ancestors are `path[..end]` for the ends collected here: one
+        // slice of `path` each, no copies, until they are inserted.
+        let mut missing: Vec<usize> = Vec::new();
         let mut cur = scan_path::parent(path);
         while let Some(dir) = cur {
             match self.entries.get(dir) {
                 Some(e) if e.kind == FileKind::Directory => break,
-                _ => missing.push(dir.to_string()),
+                _ => missing.push(dir.len()),
             }
             cur = scan_path::parent(dir);
         }
-        for dir in missing.into_iter().rev() {
-            self.captured.remove(&dir);
-            self.entries.insert(dir, implicit_dir());
+        for end in missing.into_iter().rev() {
+            let dir = path.get(..end).unwrap_or("/");
+            self.captured.remove(dir);
+            if self
+                .entries
+                .insert(dir.to_string(), implicit_dir())
+                .is_none()
+            {
+                budget.added(dir);
+                budget.check(self.entries.len())?;
+            }
         }
+        Ok(())
     }
 
     /// Removes everything below `path`, and `path` itself if `including_self`.
-    fn remove_subtree(&mut self, path: &str, including_self: bool) {
+    fn remove_subtree(&mut self, path: &str, including_self: bool, budget: &mut Budget) {
         let prefix = if path == "/" {
             "/".to_string()
         } else {
@@ -343,14 +397,89 @@ impl FileIndex {
             .cloned()
             .collect();
         for k in doomed {
-            self.entries.remove(&k);
+            if self.entries.remove(&k).is_some() {
+                budget.removed(&k);
+            }
         }
         self.captured.retain(|k, _| !k.starts_with(&prefix));
         if including_self && path != "/" {
-            self.entries.remove(path);
+            if self.entries.remove(path).is_some() {
+                budget.removed(path);
+            }
             self.captured.remove(path);
         }
     }
+}
+
+/// What a merge may still add: the `image-entries` and `index-bytes` limits, and the
+/// index's current size in the units of `index-bytes`.
+struct Budget {
+    limits: ImageLimits,
+    bytes: u64,
+    layer: String,
+}
+
+impl Budget {
+    fn new(limits: &ImageLimits, index: &FileIndex) -> Self {
+        Budget {
+            limits: *limits,
+            bytes: index.entries.keys().map(|k| entry_cost(k)).sum(),
+            layer: String::new(),
+        }
+    }
+
+    fn added(&mut self, path: &str) {
+        self.bytes = self.bytes.saturating_add(entry_cost(path));
+    }
+
+    fn removed(&mut self, path: &str) {
+        self.bytes = self.bytes.saturating_sub(entry_cost(path));
+    }
+
+    /// The scan's `path-bytes` and `path-depth` again, for summaries that did not come
+    /// from a scan under these limits (a cache): with them, one path adds at most
+    /// `path-depth` ancestors of at most `path-bytes` each.
+    fn check_path(&self, path: &str) -> Result<(), MergeError> {
+        let l = &self.limits;
+        let hit = |source| MergeError::Limit {
+            layer: self.layer.clone(),
+            source,
+        };
+        let short: String = path.chars().take(64).collect();
+        ImageLimits::check("path-bytes", l.path_bytes, path.len() as u64, || {
+            format!("path of {} bytes ({short:?}...)", path.len())
+        })
+        .map_err(hit)?;
+        let depth = path.bytes().filter(|&b| b == b'/').count() as u64;
+        ImageLimits::check("path-depth", l.path_depth, depth, || {
+            format!("path of {depth} components ({short:?}...)")
+        })
+        .map_err(hit)
+    }
+
+    fn check(&self, entries: usize) -> Result<(), MergeError> {
+        let l = &self.limits;
+        let hit = |source| MergeError::Limit {
+            layer: self.layer.clone(),
+            source,
+        };
+        ImageLimits::check("image-entries", l.image_entries, entries as u64, || {
+            format!("more than {} paths in the merged image", l.image_entries)
+        })
+        .map_err(hit)?;
+        ImageLimits::check("index-bytes", l.index_bytes, self.bytes, || {
+            format!(
+                "file index of more than {} bytes ({} paths)",
+                l.index_bytes, entries
+            )
+        })
+        .map_err(hit)
+    }
+}
+
+/// What one path costs in the index, in the units of `index-bytes`.
+fn entry_cost(path: &str) -> u64 {
+    path.len() as u64 + INDEX_ENTRY_OVERHEAD
 }
 
 fn implicit_dir() -> FileEntry {

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod digest;
 pub mod file_index;
 pub mod layer_writer;
+pub mod limits;
 pub mod manifest;
 pub mod reference;
 pub mod registry;

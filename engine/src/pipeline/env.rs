@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::api::ApiError;
 use crate::image::cache::{CacheError, LayerCacheStore};
-use crate::image::registry::{Credentials, RegistryConfig, UploadMode};
+use crate::image::limits::ImageLimits;
+use crate::image::registry::{Credentials, RegistryConfig, RetryPolicy, Timer, UploadMode};
 use crate::image::scan::{LayerScanner, ScanError};
 use crate::image::transport::Transport;
 use crate::sgx::signer::Signer;
@@ -174,6 +175,17 @@ pub struct PipelineEnv {
     /// [`Self::runtime_image`]). `false` (browser, worker): a request naming
     /// `externalPackages` is refused, since there is no filesystem to look in.
     pub external_packages_staged: bool,
+    /// What the input image may make the pipeline read and hold (see
+    /// [`ImageLimits`]; the CLI's defaults unless the host sets others, e.g. the
+    /// Worker's [`ImageLimits::edge`]). A hit is a 400 naming the layer and the limit,
+    /// before anything is tagged.
+    pub limits: ImageLimits,
+    /// The host's timer, for waiting between retries of failed registry requests.
+    /// `None` (the default): nothing is retried.
+    pub timer: Option<Arc<dyn Timer>>,
+    /// How registry requests are retried when [`Self::timer`] is set (idempotent
+    /// `GET`/`HEAD` only; each retry is a [`super::progress::Event::Retry`]).
+    pub retry: RetryPolicy,
     /// Runtime PALs already read this process, by runtime layer digest.
     pub(crate) pal_memo: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
@@ -208,6 +220,9 @@ impl PipelineEnv {
             upload_mode: UploadMode::Monolithic,
             source_date_epoch: None,
             external_packages_staged: false,
+            limits: ImageLimits::default(),
+            timer: None,
+            retry: RetryPolicy::default(),
             pal_memo: Mutex::new(HashMap::new()),
         }
     }

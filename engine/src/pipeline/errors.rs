@@ -5,6 +5,7 @@
 
 use crate::api::{ApiError, ErrorType};
 use crate::gramine::validate::ValidationErrors;
+use crate::image::limits::LimitExceeded;
 use crate::image::registry::{ErrorClass, RegistryError};
 use crate::image::scan::ScanError;
 
@@ -61,13 +62,20 @@ pub fn validation(e: &ValidationErrors) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 
-/// A layer that cannot be scanned: an unknown media type is the image's problem (400),
-/// a broken blob is the registry's (502).
+/// A layer that cannot be scanned: an unknown media type or a limit hit is the image's
+/// problem (400), a broken blob is the registry's (502).
 pub fn scan(e: &ScanError) -> ApiError {
     match e {
         ScanError::UnknownMediaType { .. } => ApiError::bad_request(format!("input image: {e}")),
+        _ if e.limit().is_some() => ApiError::bad_request(format!("input image {e}")),
         _ => ApiError::new(ErrorType::RegistryError, format!("input image layer: {e}")),
     }
+}
+
+/// A limit of the image hit outside a scan (merging the layers, totals): a 400 naming
+/// the layer and the limit.
+pub fn limit(layer: &str, hit: &LimitExceeded) -> ApiError {
+    ApiError::bad_request(format!("input image layer {layer}: {hit}"))
 }
 
 /// The runtime image is not what docs/image-formats.md describes.
@@ -98,5 +106,37 @@ mod tests {
         };
         assert_eq!(registry(Side::Output, &un).status, 401);
         assert!(registry(Side::Input, &un).reason.contains("inputImageName"));
+    }
+
+    #[test]
+    fn limit_hits_are_400_naming_layer_and_limit() {
+        use crate::image::scan::tar::TarError;
+        let hit = LimitExceeded::new("layer-bytes", 10, "more than 10 uncompressed bytes");
+        let e = scan(&ScanError::Tar {
+            layer: "sha256:abc".into(),
+            source: TarError::Limit {
+                source: hit.clone(),
+                offset: 0,
+            },
+        });
+        assert_eq!(e.status, 400);
+        assert!(
+            e.reason.contains("sha256:abc") && e.reason.contains("layer-bytes=10"),
+            "{}",
+            e.reason
+        );
+        let e = scan(&ScanError::Limit {
+            layer: "sha256:abc".into(),
+            source: hit.clone(),
+        });
+        assert_eq!(e.status, 400);
+        let e = limit("sha256:def", &hit);
+        assert_eq!(e.status, 400);
+        assert!(e.reason.contains("sha256:def"), "{}", e.reason);
+        let limited = RegistryError::Limit {
+            what: "config sha256:1".into(),
+            source: hit,
+        };
+        assert_eq!(registry(Side::Input, &limited).status, 400);
     }
 }

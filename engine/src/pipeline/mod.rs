@@ -317,7 +317,7 @@ pub(crate) async fn run(
         mut uploads,
         ..
     } = scanned;
-    let index = FileIndex::from_layers(summaries.iter())
+    let index = FileIndex::from_layers_limited(summaries.iter(), &env.limits)
         .map_err(|e| ApiError::bad_request(format!("input image layers: {e}")))?;
     t.done();
 

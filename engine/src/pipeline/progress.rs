@@ -102,6 +102,18 @@ pub enum Event {
         /// How.
         how: BlobPush,
     },
+    /// A registry request failed transiently and is retried after `delay_ms`
+    /// ([`crate::image::registry::retry`]).
+    Retry {
+        /// The operation (`GET blob repo@sha256:...`), without credentials.
+        operation: String,
+        /// The attempt that failed (1 = the first).
+        attempt: u32,
+        /// The wait before the next attempt, in milliseconds.
+        delay_ms: u64,
+        /// Why (`HTTP 503`, a transport error).
+        reason: String,
+    },
 }
 
 /// Receives progress events. Must be cheap: called on the pipeline's task.

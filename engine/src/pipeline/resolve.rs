@@ -7,10 +7,13 @@ use crate::api::ApiError;
 use crate::gramine::validate::{Credentials as ReqCredentials, ValidRequest};
 use crate::image::manifest::PlatformSpec;
 use crate::image::reference::Reference;
-use crate::image::registry::{Credentials, RegistryClient, ResolvedImage};
+use crate::image::registry::{
+    Credentials, RegistryClient, ResolvedImage, Retry, RetryNotice, RetryObserver,
+};
 
 use super::env::PipelineEnv;
 use super::errors::{self, Side};
+use super::progress::{Event, Progress};
 
 /// One image's reference and the client for its registry.
 #[derive(Debug, Clone)]
@@ -69,20 +72,42 @@ pub fn endpoints(req: &ValidRequest, env: &PipelineEnv) -> Result<Endpoints, Api
             None
         }
     });
-    let make = |r: Reference, c: Option<Credentials>| Endpoint {
-        client: Arc::new(RegistryClient::for_reference(
-            env.transport.clone(),
-            &r,
-            &env.registry,
-            c,
-        )),
-        reference: r,
+    let retry = env.timer.clone().map(|timer| Retry {
+        policy: env.retry,
+        timer,
+        observer: Some(Arc::new(RetryEvents(env.progress.clone())) as Arc<dyn RetryObserver>),
+    });
+    let make = |r: Reference, c: Option<Credentials>| {
+        let client = RegistryClient::for_reference(env.transport.clone(), &r, &env.registry, c)
+            .with_limits(env.limits);
+        let client = match &retry {
+            Some(retry) => client.with_retry(retry.clone()),
+            None => client,
+        };
+        Endpoint {
+            client: Arc::new(client),
+            reference: r,
+        }
     };
     Ok(Endpoints {
         input: make(input_ref, input_creds),
         output: make(output_ref, output_creds),
         runtime: make(runtime_ref, runtime_creds),
     })
+}
+
+/// Reports each registry retry as a progress event.
+struct RetryEvents(Arc<dyn Progress>);
+
+impl RetryObserver for RetryEvents {
+    fn retrying(&self, n: &RetryNotice) {
+        self.0.event(Event::Retry {
+            operation: n.operation.clone(),
+            attempt: n.attempt,
+            delay_ms: n.delay_ms,
+            reason: n.reason.clone(),
+        });
+    }
 }
 
 /// Fetches the input image (an index narrows to linux/amd64) with its config.
@@ -92,4 +117,31 @@ pub async fn resolve_input(input: &Endpoint) -> Result<ResolvedImage, ApiError> 
         .resolve_image(&input.reference, &PlatformSpec::linux_amd64())
         .await
         .map_err(|e| errors::registry(Side::Input, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::progress::RecordingProgress;
+
+    #[test]
+    fn retries_become_progress_events() {
+        let rec = Arc::new(RecordingProgress::default());
+        let obs = RetryEvents(rec.clone());
+        obs.retrying(&RetryNotice {
+            operation: "GET blob a@sha256:1".into(),
+            attempt: 2,
+            delay_ms: 750,
+            reason: "HTTP 503".into(),
+        });
+        assert_eq!(
+            rec.events(),
+            vec![Event::Retry {
+                operation: "GET blob a@sha256:1".into(),
+                attempt: 2,
+                delay_ms: 750,
+                reason: "HTTP 503".into(),
+            }]
+        );
+    }
 }

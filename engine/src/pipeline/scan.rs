@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 
 use crate::api::ApiError;
 use crate::image::cache::LayerCacheStore;
+use crate::image::limits::{ImageLimits, LimitExceeded};
 use crate::image::reference::Digest;
 use crate::image::registry::{RegistryClient, RegistryError, UploadMode};
 use crate::image::transport::{Body, TransportError, TransportErrorKind};
@@ -89,6 +90,7 @@ struct ScanContext {
     cache: Arc<dyn LayerCacheStore>,
     progress: Arc<dyn Progress>,
     driver: Arc<dyn ScanDriver>,
+    limits: ImageLimits,
 }
 
 async fn scan_one(
@@ -103,6 +105,7 @@ async fn scan_one(
         cache,
         progress,
         driver,
+        limits,
     } = ctx;
     progress.event(Event::LayerStarted {
         digest: job.digest.clone(),
@@ -110,6 +113,8 @@ async fn scan_one(
         size: job.size,
     });
     if let Some(summary) = cached(cache.as_ref(), &job.digest).await {
+        // Scanned earlier, perhaps under other limits: the per-layer ones still apply.
+        check_cached(&summary, &limits)?;
         progress.event(Event::LayerDone {
             digest: job.digest.clone(),
             files: summary.entries.len() as u64,
@@ -128,6 +133,7 @@ async fn scan_one(
     let mut scanner = driver
         .scanner(&job.digest, &job.media_type, share)
         .map_err(|e| errors::scan(&e))?
+        .with_limits(limits)
         .source_verified();
     // Tee into the output registry unless the blob is there already.
     let mut upload = None;
@@ -273,6 +279,28 @@ async fn scan_one(
     })
 }
 
+/// Applies the per-layer limits to a summary from the cache.
+fn check_cached(summary: &LayerSummary, limits: &ImageLimits) -> Result<(), ApiError> {
+    let entries = summary.entries.len() as u64;
+    ImageLimits::check("layer-entries", limits.layer_entries, entries, || {
+        format!("{entries} entries (cached summary)")
+    })
+    .and_then(|()| {
+        ImageLimits::check(
+            "layer-bytes",
+            limits.layer_bytes,
+            summary.uncompressed_size,
+            || {
+                format!(
+                    "{} uncompressed bytes (cached summary)",
+                    summary.uncompressed_size
+                )
+            },
+        )
+    })
+    .map_err(|hit| errors::limit(&summary.digest, &hit))
+}
+
 /// The error for an upload that stopped taking bytes but did not fail (it should not
 /// happen: an upload only ends early on an error, which is reported instead).
 fn upload_cut_short(tee: Option<&Tee>, digest: &str) -> ApiError {
@@ -349,6 +377,7 @@ pub async fn scan_layers(
                     cache: env.cache.clone(),
                     progress: env.progress.clone(),
                     driver: env.scans.clone(),
+                    limits: env.limits,
                 },
                 tee.clone(),
                 job.size as f64 / total as f64,
@@ -362,8 +391,19 @@ pub async fn scan_layers(
         .collect()
         .await;
     let mut out = ScannedLayers::default();
+    let mut image_bytes = 0u64;
     for r in results {
         let done = r?;
+        image_bytes = image_bytes.saturating_add(done.summary.uncompressed_size);
+        let max = env.limits.image_bytes;
+        if image_bytes > max {
+            let hit = LimitExceeded::new(
+                "image-bytes",
+                max,
+                format!("more than {max} uncompressed bytes in all layers"),
+            );
+            return Err(errors::limit(&done.summary.digest, &hit));
+        }
         out.cached.push(done.cached);
         out.summaries.push(done.summary);
         out.uploads.0.extend(done.upload);

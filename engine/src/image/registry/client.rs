@@ -11,6 +11,7 @@ use super::auth::{
 };
 use super::error::{summarize_error_body, RegistryError};
 use super::verify::{BlobStream, VerifiedStream};
+use crate::image::limits::{ImageLimits, LimitExceeded};
 use crate::image::manifest::{
     check_config_platform, select_platform, ManifestError, PlatformSpec, RawManifest,
     MANIFEST_ACCEPT, MANIFEST_SIZE_MAX,
@@ -22,7 +23,8 @@ use crate::image::transport::{Method, Request, Response, Transport, TransportErr
 const ERROR_BODY_MAX: usize = 64 * 1024;
 /// Largest token response read.
 const TOKEN_BODY_MAX: usize = 1024 * 1024;
-/// Largest image config read by [`RegistryClient::resolve_image`].
+/// Largest image config [`RegistryClient::resolve_image`] ever reads; the client's
+/// [`ImageLimits::config_bytes`] (8 MiB by default) is usually lower.
 pub const CONFIG_SIZE_MAX: usize = 16 * 1024 * 1024;
 /// Largest tag list page read.
 const TAGS_BODY_MAX: usize = 8 * 1024 * 1024;
@@ -119,6 +121,8 @@ pub struct RegistryClient {
     pub(super) base: String,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
+    limits: ImageLimits,
+    retry: Option<super::retry::Retry>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -141,7 +145,30 @@ impl RegistryClient {
             base: format!("{scheme}://{host}"),
             credentials: options.credentials,
             auth: Mutex::new(AuthState::default()),
+            limits: ImageLimits::default(),
+            retry: None,
         }
+    }
+
+    /// Retries idempotent requests (`GET`, `HEAD` with no streamed body) that fail with
+    /// 408/429/5xx or a connection error, as `retry` says (see [`super::retry`]).
+    /// Without it (the default) nothing is retried.
+    pub fn with_retry(mut self, retry: super::retry::Retry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Enforces `limits` on what this client reads whole (`manifest-bytes`,
+    /// `config-bytes`, `manifest-layers` in [`RegistryClient::resolve_image`]) instead
+    /// of [`ImageLimits::default`].
+    pub fn with_limits(mut self, limits: ImageLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits this client enforces.
+    pub fn limits(&self) -> &ImageLimits {
+        &self.limits
     }
 
     /// A client for the registry of `reference`, its scheme from `config`.
@@ -318,6 +345,69 @@ impl RegistryClient {
     pub(super) async fn send(
         &self,
         scopes: &[Scope],
+        req: Request,
+        op: &str,
+    ) -> Result<Response, RegistryError> {
+        use super::retry::{retry_after_ms, retryable_status, salt_of, RetryNotice};
+        use crate::image::transport::TransportErrorKind;
+        let Some(retry) = self.retry.as_ref() else {
+            return self.send_once(scopes, req, op).await;
+        };
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return self.send_once(scopes, req, op).await;
+        }
+        let policy = retry.policy;
+        let mut req = req;
+        let mut attempt = 1u32;
+        let mut waited = 0u64;
+        loop {
+            let spare = try_clone(&req);
+            let result = self.send_once(scopes, req, op).await;
+            let (reason, after) = match &result {
+                Ok(resp) if retryable_status(resp.status) => (
+                    format!("HTTP {}", resp.status),
+                    resp.headers.get("retry-after").and_then(retry_after_ms),
+                ),
+                Err(RegistryError::Transport { source, .. })
+                    if matches!(
+                        source.kind,
+                        TransportErrorKind::Connect
+                            | TransportErrorKind::Io
+                            | TransportErrorKind::Timeout
+                    ) =>
+                {
+                    (source.to_string(), None)
+                }
+                _ => return result,
+            };
+            let Some(next) = spare else { return result };
+            if attempt >= policy.max_tries {
+                return result;
+            }
+            let delay = policy.delay_ms(attempt, after, salt_of(op));
+            if waited.saturating_add(delay) > policy.max_total_ms {
+                return result;
+            }
+            drop(result);
+            if let Some(o) = &retry.observer {
+                o.retrying(&RetryNotice {
+                    operation: op.to_string(),
+                    attempt,
+                    delay_ms: delay,
+                    reason,
+                });
+            }
+            retry.timer.sleep_ms(delay).await;
+            waited += delay;
+            attempt += 1;
+            req = next;
+        }
+    }
+
+    /// One request, with the authentication dance (one replay after a 401 challenge).
+    async fn send_once(
+        &self,
+        scopes: &[Scope],
         mut req: Request,
         op: &str,
     ) -> Result<Response, RegistryError> {
@@ -471,10 +561,27 @@ impl RegistryClient {
             .headers
             .get("docker-content-digest")
             .map(str::to_string);
-        let body = resp
-            .bytes_limited(MANIFEST_SIZE_MAX)
-            .await
-            .map_err(|e| self.transport_err(&op, e))?;
+        let max = (self.limits.manifest_bytes).min(MANIFEST_SIZE_MAX as u64);
+        let too_large = |found: String| RegistryError::Limit {
+            what: format!("manifest {repository}:{reference}"),
+            source: LimitExceeded::new("manifest-bytes", max, found),
+        };
+        if let Some(len) = resp
+            .headers
+            .get("content-length")
+            .and_then(|l| l.trim().parse::<u64>().ok())
+        {
+            if len > max {
+                return Err(too_large(format!("{len} bytes (Content-Length)")));
+            }
+        }
+        let body = match resp.bytes_limited(max as usize).await {
+            Ok(b) => b,
+            Err(e) if e.kind == crate::image::transport::TransportErrorKind::BodyTooLarge => {
+                return Err(too_large(format!("more than {max} bytes")))
+            }
+            Err(e) => return Err(self.transport_err(&op, e)),
+        };
         let raw = RawManifest::from_bytes(body, content_type.as_deref())?;
         if reference.contains(':') {
             let want = Digest::parse(reference)?;
@@ -738,10 +845,33 @@ impl RegistryClient {
             (None, first)
         };
         let image_manifest = manifest.image_manifest()?;
+        let layers = image_manifest.layers().len() as u64;
+        let what = || format!("manifest {}", manifest.digest());
+        ImageLimits::check(
+            "manifest-layers",
+            self.limits.manifest_layers,
+            layers,
+            || format!("{layers} layers"),
+        )
+        .map_err(|source| RegistryError::Limit {
+            what: what(),
+            source,
+        })?;
         let cfg = image_manifest.config();
         let cfg_digest = Digest::try_from(cfg.digest())?;
+        let max_config = self.limits.config_bytes.min(CONFIG_SIZE_MAX as u64);
+        let config_limit = |found: String| RegistryError::Limit {
+            what: format!("config {cfg_digest}"),
+            source: LimitExceeded::new("config-bytes", max_config, found),
+        };
+        if cfg.size() > max_config {
+            return Err(config_limit(format!(
+                "{} bytes (descriptor size)",
+                cfg.size()
+            )));
+        }
         let config = self
-            .get_blob_bytes(repo, &cfg_digest, CONFIG_SIZE_MAX)
+            .get_blob_bytes(repo, &cfg_digest, max_config as usize)
             .await?;
         if config.len() as u64 != cfg.size() {
             return Err(RegistryError::ContentMismatch {

@@ -118,6 +118,15 @@ pub enum RegistryError {
         /// What arrived.
         actual: String,
     },
+    /// The image is larger than a limit allows (manifest bytes, layers, config bytes):
+    /// the image's fault, a 400 for the input.
+    #[error("{what}: {source}")]
+    Limit {
+        /// What was being read (`manifest REPO:REF`, `config DIGEST`).
+        what: String,
+        /// Which limit, and what exceeded it.
+        source: crate::image::limits::LimitExceeded,
+    },
     /// A manifest problem (kind, platform, digest).
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -148,6 +157,7 @@ impl RegistryError {
                 _ => ErrorClass::BadInput,
             },
             RegistryError::Reference(_) => ErrorClass::BadInput,
+            RegistryError::Limit { .. } => ErrorClass::BadInput,
         }
     }
 

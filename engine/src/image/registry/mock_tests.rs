@@ -398,3 +398,180 @@ fn client_futures_are_send() {
         ),
     );
 }
+
+/// A manifest with `layers` layer descriptors and a config descriptor of `config_size`.
+fn big_manifest(layers: usize, config_size: u64) -> Vec<u8> {
+    let layer = format!(
+        r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":1}}"#,
+        Digest::sha256_of(b"x")
+    );
+    let all = vec![layer; layers].join(",");
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{config_size}}},"layers":[{all}]}}"#,
+        Digest::sha256_of(b"{}")
+    )
+    .into_bytes()
+}
+
+fn resolve_with(
+    body: Vec<u8>,
+    limits: crate::image::limits::ImageLimits,
+) -> (Result<ResolvedImage, RegistryError>, usize) {
+    let m = mock(Box::new(move |req, _| {
+        if req.url.contains("/manifests/") {
+            (
+                200,
+                vec![("content-type", OCI_MANIFEST.to_string())],
+                body.clone(),
+            )
+        } else {
+            (200, vec![], b"{}".to_vec())
+        }
+    }));
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default()).with_limits(limits);
+    let r = run(c.resolve_image(
+        &crate::image::reference::Reference::from_parts("r", "a", Some("t"), None)
+            .unwrap_or_else(|e| panic!("{e}")),
+        &crate::image::manifest::PlatformSpec::linux_amd64(),
+    ));
+    (r, seen(&m).len())
+}
+
+#[test]
+fn limits_refuse_huge_manifests_and_configs_before_fetching_them() {
+    use crate::image::limits::ImageLimits;
+    let limit_of = |e: &RegistryError| match e {
+        RegistryError::Limit { source, .. } => source.name,
+        _ => "none",
+    };
+    // 10,000 layers: refused after the one manifest GET, before the config.
+    let (r, requests) = resolve_with(big_manifest(10_000, 2), ImageLimits::default());
+    let e = r.err().unwrap_or_else(|| panic!("accepted"));
+    assert_eq!(limit_of(&e), "manifest-layers", "{e}");
+    assert!(e.to_string().contains("manifest-layers=1000"), "{e}");
+    assert_eq!(e.http_status(), 400);
+    assert_eq!(requests, 1);
+    // A 16 MiB config: refused from its descriptor, never fetched.
+    let (r, requests) = resolve_with(big_manifest(1, 16 << 20), ImageLimits::default());
+    let e = r.err().unwrap_or_else(|| panic!("accepted"));
+    assert_eq!(limit_of(&e), "config-bytes", "{e}");
+    assert_eq!(requests, 1);
+    // A manifest larger than manifest-bytes.
+    let small = ImageLimits {
+        manifest_bytes: 1000,
+        ..ImageLimits::default()
+    };
+    let (r, _) = resolve_with(big_manifest(20, 2), small);
+    let e = r.err().unwrap_or_else(|| panic!("accepted"));
+    assert_eq!(limit_of(&e), "manifest-bytes", "{e}");
+    // Within the limits, the same shapes resolve.
+    let (r, requests) = resolve_with(big_manifest(3, 2), ImageLimits::default());
+    assert!(r.is_ok(), "{:?}", r.err());
+    assert_eq!(requests, 2);
+}
+
+/// A timer that records the waits and returns at once.
+#[derive(Default)]
+struct InstantTimer(Mutex<Vec<u64>>);
+
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+impl Timer for InstantTimer {
+    async fn sleep_ms(&self, ms: u64) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(ms);
+    }
+}
+
+#[derive(Default)]
+struct Notices(Mutex<Vec<RetryNotice>>);
+
+impl RetryObserver for Notices {
+    fn retrying(&self, notice: &RetryNotice) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(notice.clone());
+    }
+}
+
+#[test]
+fn idempotent_requests_are_retried_with_retry_after_and_bounded() {
+    let failures = 2;
+    let m = mock(Box::new(move |req, n| {
+        if req.method == Method::Get && n <= failures {
+            return (
+                if n == 1 { 429 } else { 503 },
+                vec![("retry-after", "2".to_string())],
+                vec![],
+            );
+        }
+        if req.method == Method::Put {
+            return (503, vec![], vec![]);
+        }
+        (
+            200,
+            vec![("content-type", OCI_MANIFEST.to_string())],
+            manifest_bytes(),
+        )
+    }));
+    let timer = Arc::new(InstantTimer::default());
+    let notices = Arc::new(Notices::default());
+    let retry = Retry {
+        policy: RetryPolicy::default(),
+        timer: timer.clone(),
+        observer: Some(notices.clone()),
+    };
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default()).with_retry(retry.clone());
+    let raw = run(c.get_manifest("a", "t")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(raw.bytes().as_ref(), manifest_bytes().as_slice());
+    assert_eq!(seen(&m).len(), 3);
+    assert_eq!(*timer.0.lock().unwrap(), vec![2000, 2000]);
+    let n = notices.0.lock().unwrap().clone();
+    assert_eq!(n.len(), 2);
+    assert_eq!((n[0].attempt, n[0].reason.as_str()), (1, "HTTP 429"));
+    assert!(n[1].operation.contains("GET manifest a:t"), "{:?}", n[1]);
+
+    // A PUT is never retried.
+    let before = seen(&m).len();
+    let raw = crate::image::manifest::RawManifest::from_bytes(manifest_bytes(), Some(OCI_MANIFEST))
+        .unwrap();
+    assert!(run(c.put_manifest("a", "t", &raw)).is_err());
+    assert_eq!(seen(&m).len(), before + 1);
+
+    // Persistent failures: max_tries attempts, then the registry's error.
+    let always = mock(Box::new(|_, _| (502, vec![], vec![])));
+    let timer2 = Arc::new(InstantTimer::default());
+    let c = RegistryClient::new(always.clone(), "r", ClientOptions::default()).with_retry(Retry {
+        policy: RetryPolicy {
+            max_tries: 4,
+            ..RetryPolicy::default()
+        },
+        timer: timer2.clone(),
+        observer: None,
+    });
+    let e = run(c.get_manifest("a", "t"))
+        .err()
+        .unwrap_or_else(|| panic!("ok"));
+    assert!(e.to_string().contains("502"), "{e}");
+    assert_eq!(seen(&always).len(), 4);
+    let waits = timer2.0.lock().unwrap().clone();
+    assert_eq!(waits.len(), 3);
+    for (i, w) in waits.iter().enumerate() {
+        assert!(*w <= 500 << i, "{waits:?}");
+    }
+    // And bounded in total time: a Retry-After beyond max_total_ms is not waited for.
+    let slow = mock(Box::new(|_, _| {
+        (503, vec![("retry-after", "100".to_string())], vec![])
+    }));
+    let c = RegistryClient::new(slow.clone(), "r", ClientOptions::default()).with_retry(Retry {
+        policy: RetryPolicy {
+            max_delay_ms: 1_000_000,
+            max_total_ms: 60_000,
+            ..RetryPolicy::default()
+        },
+        timer: Arc::new(InstantTimer::default()),
+        observer: None,
+    });
+    assert!(run(c.get_manifest("a", "t")).is_err());
+    assert_eq!(seen(&slow).len(), 1);
+}

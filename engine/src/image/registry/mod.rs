@@ -12,6 +12,7 @@ pub mod auth;
 pub mod client;
 pub mod copy;
 pub mod error;
+pub mod retry;
 pub mod upload;
 pub mod verify;
 
@@ -19,6 +20,7 @@ pub use auth::{Challenge, Credentials, Scope};
 pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, ResolvedImage};
 pub use copy::{copy_blob, CopyOutcome};
 pub use error::{ErrorClass, RegistryError};
+pub use retry::{Retry, RetryNotice, RetryObserver, RetryPolicy, Timer};
 pub use upload::{MountOutcome, UploadMode, UploadSession, DEFAULT_CHUNK_SIZE};
 pub use verify::{blob_to_body_stream, BlobStream, SourceError, VerifiedStream};
 

@@ -14,7 +14,11 @@ use std::io::{self, Write};
 use flate2::{Decompress, FlushDecompress, Status};
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
-/// Largest zstd window accepted (libzstd's default limit, `windowLogMax` 27).
+use crate::image::limits::LimitExceeded;
+
+/// Largest zstd window ever accepted (libzstd's default limit, `windowLogMax` 27);
+/// the scan's [`crate::image::limits::ImageLimits::zstd_window`] (32 MiB by default)
+/// is usually lower.
 pub const MAX_ZSTD_WINDOW: u64 = 1 << 27;
 
 /// How a layer blob is compressed.
@@ -99,9 +103,20 @@ impl<W: Write> std::fmt::Debug for Decoder<W> {
 impl<W: Write> Decoder<W> {
     /// A decoder for `compression` writing uncompressed bytes into `sink`.
     pub fn new(compression: Compression, sink: W) -> Self {
+        Self::with_zstd_window(compression, sink, MAX_ZSTD_WINDOW)
+    }
+
+    /// A decoder whose zstd frames may ask for a window of at most `max_window` bytes
+    /// (capped at [`MAX_ZSTD_WINDOW`]); a larger one fails the write with an
+    /// `io::Error` wrapping a [`LimitExceeded`] (`zstd-window`), before any memory is
+    /// reserved for it.
+    pub fn with_zstd_window(compression: Compression, sink: W, max_window: u64) -> Self {
         let inner = match compression {
             Compression::Gzip => Inner::Gzip(Box::new(GzipDecoder::new(sink))),
-            Compression::Zstd => Inner::Zstd(Box::new(ZstdDecoder::new(sink))),
+            Compression::Zstd => Inner::Zstd(Box::new(ZstdDecoder::new(
+                sink,
+                max_window.min(MAX_ZSTD_WINDOW),
+            ))),
             Compression::None => Inner::None(sink),
         };
         Self { inner }
@@ -302,6 +317,29 @@ struct ZstdDecoder<W: Write> {
     buf: Vec<u8>,
     stage: Stage,
     consumed: u64,
+    max_window: u64,
+}
+
+/// The window a zstd frame header asks for (RFC 8878 3.1.1.1.2): from the window
+/// descriptor, or for a single-segment frame its content size. `header` is complete.
+fn zstd_window(header: &[u8], single_segment: bool, dict_len: usize, fcs_len: usize) -> u64 {
+    if !single_segment {
+        let wd = header.get(5).copied().unwrap_or(0);
+        let log = 10 + u64::from(wd >> 3);
+        let base = 1u64 << log;
+        return base + (base / 8) * u64::from(wd & 7);
+    }
+    let start = 5 + dict_len;
+    let fcs = header.get(start..start + fcs_len).unwrap_or(&[]);
+    let mut v = 0u64;
+    for (i, b) in fcs.iter().enumerate() {
+        v |= u64::from(*b) << (8 * i);
+    }
+    if fcs_len == 2 {
+        v + 256
+    } else {
+        v
+    }
 }
 
 fn zstd_err(at: u64, what: impl std::fmt::Display) -> io::Error {
@@ -312,15 +350,16 @@ fn zstd_err(at: u64, what: impl std::fmt::Display) -> io::Error {
 }
 
 impl<W: Write> ZstdDecoder<W> {
-    fn new(sink: W) -> Self {
+    fn new(sink: W, max_window: u64) -> Self {
         let mut frame = FrameDecoder::new();
-        frame.set_max_window_size(MAX_ZSTD_WINDOW);
+        frame.set_max_window_size(max_window);
         Self {
             sink,
             frame,
             buf: Vec::new(),
             stage: Stage::FrameStart,
             consumed: 0,
+            max_window,
         }
     }
 
@@ -362,6 +401,17 @@ impl<W: Write> ZstdDecoder<W> {
                         let Some(header) = avail.get(..header_len) else {
                             break;
                         };
+                        let window = zstd_window(header, single_segment, dict_len, fcs_len);
+                        if window > self.max_window {
+                            return Err(io::Error::other(LimitExceeded::new(
+                                "zstd-window",
+                                self.max_window,
+                                format!(
+                                    "frame at byte {} asks for a {window}-byte window",
+                                    self.consumed
+                                ),
+                            )));
+                        }
                         self.frame
                             .reset(header)
                             .map_err(|e| zstd_err(self.consumed, e))?;

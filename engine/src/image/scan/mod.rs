@@ -31,6 +31,7 @@ pub use decompress::Compression;
 pub use summary::{EntryKind, LayerEntry, LayerSummary, CAPTURED_PATHS, CAPTURE_LIMIT};
 
 use crate::image::digest::{format_sha256, DigestError, DigestVerifier};
+use crate::image::limits::{ImageLimits, LimitExceeded};
 use decompress::Decoder;
 use tar::{TarError, TarListing, TarWalker};
 
@@ -82,12 +83,36 @@ pub enum ScanError {
         /// The layer digest.
         layer: String,
     },
+    /// A limit of [`ImageLimits`] was hit while decompressing (the zstd window).
+    /// Limits hit by the tar walk come as [`ScanError::Tar`] with [`TarError::Limit`];
+    /// [`ScanError::limit`] finds either.
+    #[error("layer {layer}: {source}")]
+    Limit {
+        /// The layer digest.
+        layer: String,
+        /// Which limit, and what exceeded it.
+        source: LimitExceeded,
+    },
     /// `feed` was called again after an error.
     #[error("layer {layer}: scan already failed")]
     AlreadyFailed {
         /// The layer digest.
         layer: String,
     },
+}
+
+impl ScanError {
+    /// The limit this error reports, if it is a limit hit (the image's fault: a 400).
+    pub fn limit(&self) -> Option<&LimitExceeded> {
+        match self {
+            ScanError::Limit { source, .. } => Some(source),
+            ScanError::Tar {
+                source: TarError::Limit { source, .. },
+                ..
+            } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// Bytes sniffed before choosing the decoder.
@@ -176,6 +201,7 @@ pub struct LayerScanner {
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     threaded: bool,
     capture: CaptureSet,
+    limits: ImageLimits,
 }
 
 impl std::fmt::Debug for LayerScanner {
@@ -214,6 +240,7 @@ impl LayerScanner {
             failed: false,
             threaded: false,
             capture: CaptureSet::standard(),
+            limits: ImageLimits::default(),
         })
     }
 
@@ -231,6 +258,14 @@ impl LayerScanner {
     /// [`CaptureSet`]); their contents land in [`LayerSummary::captured`].
     pub fn capturing(mut self, capture: CaptureSet) -> Self {
         self.capture = capture;
+        self
+    }
+
+    /// Enforces `limits` (per layer: path bytes and depth, entries, uncompressed bytes,
+    /// captured bytes, the zstd window) instead of [`ImageLimits::default`]. A hit fails
+    /// `feed` as soon as it happens, with an error naming the layer and the limit.
+    pub fn with_limits(mut self, limits: ImageLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -359,13 +394,17 @@ impl LayerScanner {
             });
         }
         let walk = self.new_walk()?;
-        self.decoder = Some(Decoder::new(self.declared, walk));
+        self.decoder = Some(Decoder::with_zstd_window(
+            self.declared,
+            walk,
+            self.limits.zstd_window,
+        ));
         let head = std::mem::take(&mut self.head);
         self.decode(&head)
     }
 
     fn new_walk(&self) -> Result<Walk, ScanError> {
-        let mut walker = TarWalker::with_capture(self.capture.clone());
+        let mut walker = TarWalker::with_capture(self.capture.clone()).with_limits(self.limits);
         if self.diff_id {
             walker = walker.hashing_stream();
         }
@@ -394,10 +433,16 @@ impl LayerScanner {
             Ok(()) => Ok(()),
             Err(e) => Err(match decoder.get_mut().take_error() {
                 Some(walk) => walk_error(layer, walk),
-                None => ScanError::Decompress {
-                    layer: layer.to_string(),
-                    compression: self.declared.name(),
-                    message: e.to_string(),
+                None => match e.get_ref().and_then(|r| r.downcast_ref::<LimitExceeded>()) {
+                    Some(hit) => ScanError::Limit {
+                        layer: layer.to_string(),
+                        source: hit.clone(),
+                    },
+                    None => ScanError::Decompress {
+                        layer: layer.to_string(),
+                        compression: self.declared.name(),
+                        message: e.to_string(),
+                    },
                 },
             }),
         }

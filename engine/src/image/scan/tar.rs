@@ -10,6 +10,7 @@ use super::capture::CaptureSet;
 use super::path::{self, PathError};
 use super::summary::{EntryKind, LayerEntry};
 use crate::image::digest::Sha256Counter;
+use crate::image::limits::{ImageLimits, LimitExceeded};
 
 /// Largest GNU long name/link or PAX extended header accepted, in bytes.
 pub const MAX_EXTENDED_HEADER: u64 = 1 << 20;
@@ -87,6 +88,15 @@ pub enum TarError {
         /// The entry.
         path: String,
         /// Offset of the header.
+        offset: u64,
+    },
+    /// A limit of [`ImageLimits`] was hit (path length or depth, entries, uncompressed
+    /// bytes, captured bytes).
+    #[error("tar stream at offset {offset}: {source}")]
+    Limit {
+        /// Which limit, and what exceeded it.
+        source: LimitExceeded,
+        /// Offset of the header (or of the stream) where it was hit.
         offset: u64,
     },
     /// The stream ended inside a header or an entry's data.
@@ -173,7 +183,10 @@ pub struct TarWalker {
     stream: Option<Sha256Counter>,
     entries: Vec<LayerEntry>,
     captured: BTreeMap<String, Vec<u8>>,
+    /// Bytes reserved for captured contents so far (counted when a capture starts).
+    captured_bytes: u64,
     capture: CaptureSet,
+    limits: ImageLimits,
 }
 
 impl Default for TarWalker {
@@ -212,8 +225,17 @@ impl TarWalker {
             stream: None,
             entries: Vec::new(),
             captured: BTreeMap::new(),
+            captured_bytes: 0,
             capture,
+            limits: ImageLimits::default(),
         }
+    }
+
+    /// Enforces `limits` (path bytes and depth, entries per layer, uncompressed bytes per
+    /// layer, captured bytes) instead of the defaults.
+    pub fn with_limits(mut self, limits: ImageLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Also hashes the whole stream ([`TarListing::sha256`], the `diff_id`).
@@ -229,6 +251,18 @@ impl TarWalker {
 
     /// Feeds the next bytes of the tar stream.
     pub fn push(&mut self, mut data: &[u8]) -> Result<(), TarError> {
+        let max = self.limits.layer_bytes;
+        let total = self.offset.saturating_add(data.len() as u64);
+        if total > max {
+            return Err(TarError::Limit {
+                source: LimitExceeded::new(
+                    "layer-bytes",
+                    max,
+                    format!("more than {max} uncompressed bytes"),
+                ),
+                offset: self.offset,
+            });
+        }
         if let Some(stream) = self.stream.as_mut() {
             stream.update(data);
         }
@@ -361,6 +395,15 @@ impl TarWalker {
         };
         let path =
             path::normalize(&raw_name).map_err(|source| TarError::Path { source, offset })?;
+        self.check_path(&path, offset)?;
+        let limit = |source| TarError::Limit { source, offset };
+        ImageLimits::check(
+            "layer-entries",
+            self.limits.layer_entries,
+            self.entries.len() as u64 + 1,
+            || format!("more than {} entries", self.limits.layer_entries),
+        )
+        .map_err(limit)?;
         let raw_link = match (pax.linkpath, long_link) {
             (Some(p), _) => p,
             (None, Some(l)) => l,
@@ -402,16 +445,27 @@ impl TarWalker {
                 size,
                 sha256: [0; 32],
             },
-            b'1' => EntryKind::Hardlink {
-                target: path::normalize(&raw_link)
-                    .map_err(|source| TarError::Path { source, offset })?,
-            },
-            b'2' => EntryKind::Symlink {
-                target: String::from_utf8(raw_link).map_err(|_| TarError::LinkNotUtf8 {
-                    path: path.clone(),
-                    offset,
-                })?,
-            },
+            b'1' => {
+                let target = path::normalize(&raw_link)
+                    .map_err(|source| TarError::Path { source, offset })?;
+                self.check_path(&target, offset)?;
+                EntryKind::Hardlink { target }
+            }
+            b'2' => {
+                ImageLimits::check(
+                    "path-bytes",
+                    self.limits.path_bytes,
+                    raw_link.len() as u64,
+                    || format!("link target of {} bytes ({})", raw_link.len(), short(&path)),
+                )
+                .map_err(limit)?;
+                EntryKind::Symlink {
+                    target: String::from_utf8(raw_link).map_err(|_| TarError::LinkNotUtf8 {
+                        path: path.clone(),
+                        offset,
+                    })?,
+                }
+            }
             b'3' => {
                 let (major, minor) = device("devmajor")?;
                 EntryKind::CharDevice { major, minor }
@@ -477,10 +531,19 @@ impl TarWalker {
             gid,
         };
         if matches!(entry.kind, EntryKind::Regular { .. }) {
-            let capture = self
-                .capture
-                .wants(&entry.path, size)
-                .then(|| Vec::with_capacity(size as usize));
+            let capture = if self.capture.wants(&entry.path, size) {
+                self.captured_bytes = self.captured_bytes.saturating_add(size);
+                ImageLimits::check(
+                    "capture-bytes",
+                    self.limits.capture_bytes,
+                    self.captured_bytes,
+                    || format!("{} bytes of captured files", self.captured_bytes),
+                )
+                .map_err(limit)?;
+                Some(Vec::with_capacity(size as usize))
+            } else {
+                None
+            };
             self.start_data(
                 size,
                 padding,
@@ -494,6 +557,21 @@ impl TarWalker {
             self.entries.push(entry);
             self.start_data(size, padding, Sink::Discard)
         }
+    }
+
+    /// Refuses a normalised path longer than `path-bytes` or deeper than `path-depth`.
+    fn check_path(&self, path: &str, offset: u64) -> Result<(), TarError> {
+        let limit = |source| TarError::Limit { source, offset };
+        let l = &self.limits;
+        ImageLimits::check("path-bytes", l.path_bytes, path.len() as u64, || {
+            format!("path of {} bytes ({})", path.len(), short(path))
+        })
+        .map_err(limit)?;
+        let depth = path.bytes().filter(|&b| b == b'/').count() as u64;
+        ImageLimits::check("path-depth", l.path_depth, depth, || {
+            format!("path of {depth} components ({})", short(path))
+        })
+        .map_err(limit)
     }
 
     fn start_data(&mut self, size: u64, padding: u64, sink: Sink) -> Result<(), TarError> {
@@ -547,6 +625,18 @@ impl TarWalker {
         }
         Ok(())
     }
+}
+
+/// The first 64 bytes of a path, for messages about huge ones.
+fn short(path: &str) -> String {
+    if path.len() <= 64 {
+        return format!("{path:?}");
+    }
+    let mut end = 64;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}...", &path[..end])
 }
 
 /// The bytes up to the first NUL.

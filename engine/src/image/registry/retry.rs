@@ -1,0 +1,170 @@
+//! Retries of idempotent registry requests: exponential backoff with full jitter,
+//! `Retry-After` honoured on 429/503, bounded in tries and in total waiting time.
+//!
+//! The engine has no clock, so waiting comes from the host through [`Timer`] (tokio
+//! natively, `setTimeout` in the browser and the Worker). A [`RegistryClient`](super::RegistryClient)
+//! retries only when given a [`Retry`] ([`RegistryClient::with_retry`](super::RegistryClient::with_retry)),
+//! and then only `GET` and `HEAD` requests whose body is in memory: nothing that changes
+//! the registry is re-sent blindly. When nothing fails, a retry costs one clone of the
+//! request's headers (no waiting, no allocation beyond that).
+
+use std::sync::Arc;
+
+use crate::util::MaybeSend;
+
+/// Waits, for the host: the engine has no clock of its own.
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+pub trait Timer: MaybeSend {
+    /// Resolves after `ms` milliseconds.
+    async fn sleep_ms(&self, ms: u64);
+}
+
+/// How often and how long to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Most attempts of one request (the first included); 1 disables retries.
+    pub max_tries: u32,
+    /// The backoff's base: attempt `n` waits a random time in
+    /// `[0, min(max_delay_ms, base_delay_ms * 2^(n-1))]` (full jitter).
+    pub base_delay_ms: u64,
+    /// Longest single wait (also caps a `Retry-After`).
+    pub max_delay_ms: u64,
+    /// Most time spent waiting for one request over all its retries; a wait that would
+    /// go beyond it is not taken and the last failure is reported.
+    pub max_total_ms: u64,
+    /// Seed of the jitter (any value; hosts pass something random).
+    pub seed: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_tries: 5,
+            base_delay_ms: 500,
+            max_delay_ms: 30_000,
+            max_total_ms: 120_000,
+            seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+/// One retry about to happen, for progress reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryNotice {
+    /// The operation (`GET blob repo@sha256:...`), without credentials.
+    pub operation: String,
+    /// The attempt that failed (1 = the first).
+    pub attempt: u32,
+    /// How long kiln waits before the next attempt.
+    pub delay_ms: u64,
+    /// Why (`HTTP 503`, a transport error).
+    pub reason: String,
+}
+
+/// Told about every retry (e.g. to emit a progress event).
+pub trait RetryObserver: MaybeSend {
+    /// A retry is about to wait `notice.delay_ms`.
+    fn retrying(&self, notice: &RetryNotice);
+}
+
+/// What a client needs to retry: the policy, the host's timer, an observer.
+#[derive(Clone)]
+pub struct Retry {
+    /// The policy.
+    pub policy: RetryPolicy,
+    /// The host's timer.
+    pub timer: Arc<dyn Timer>,
+    /// Told about each retry.
+    pub observer: Option<Arc<dyn RetryObserver>>,
+}
+
+impl std::fmt::Debug for Retry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retry")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a response status is worth retrying: 408, 429 and 5xx gateway/overload
+/// answers (500, 502, 503, 504).
+pub fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// A `Retry-After` value in milliseconds: delta-seconds only (an HTTP-date needs a
+/// clock the engine does not have; it falls back to the backoff).
+pub fn retry_after_ms(value: &str) -> Option<u64> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| s.saturating_mul(1000))
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` after attempt `attempt` failed: the
+    /// server's `Retry-After` when given (capped at `max_delay_ms`), else full jitter.
+    /// `salt` varies the jitter between requests.
+    pub fn delay_ms(&self, attempt: u32, retry_after: Option<u64>, salt: u64) -> u64 {
+        if let Some(ms) = retry_after {
+            return ms.min(self.max_delay_ms);
+        }
+        let exp = attempt.saturating_sub(1).min(32);
+        let cap = self
+            .base_delay_ms
+            .saturating_mul(1u64 << exp)
+            .min(self.max_delay_ms);
+        if cap == 0 {
+            return 0;
+        }
+        splitmix64(self.seed ^ salt ^ u64::from(attempt).wrapping_mul(0x2545_f491_4f6c_dd1d))
+            % (cap + 1)
+    }
+}
+
+/// A small, well-mixed hash (splitmix64's finaliser): jitter needs no cryptography.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A salt for `text` (the operation), so concurrent requests do not wait in step.
+pub(crate) fn salt_of(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x1000_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_jitter_is_bounded_and_retry_after_wins() {
+        let p = RetryPolicy {
+            base_delay_ms: 100,
+            max_delay_ms: 1000,
+            ..RetryPolicy::default()
+        };
+        for attempt in 1..10 {
+            let cap = (100u64 << (attempt - 1)).min(1000);
+            let mut seen = std::collections::BTreeSet::new();
+            for salt in 0..200 {
+                let d = p.delay_ms(attempt, None, salt);
+                assert!(d <= cap, "{attempt}: {d} > {cap}");
+                seen.insert(d);
+            }
+            assert!(seen.len() > 20, "jitter varies: {seen:?}");
+        }
+        assert_eq!(p.delay_ms(1, Some(3000), 0), 1000);
+        assert_eq!(p.delay_ms(1, Some(200), 0), 200);
+        assert_eq!(retry_after_ms(" 7 "), Some(7000));
+        assert_eq!(retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert!(retryable_status(503) && retryable_status(429) && !retryable_status(404));
+        assert_ne!(salt_of("a"), salt_of("b"));
+    }
+}
