@@ -97,8 +97,8 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
     let creds = req
         .auth_config
         .map(|a| Credentials::new(a.username, a.password.unwrap_or_default()));
-    let client =
-        RegistryClient::for_reference(transport, &reference, &reg, creds).with_limits(cfg.image_limits);
+    let client = RegistryClient::for_reference(transport, &reference, &reg, creds)
+        .with_limits(cfg.image_limits);
     let resolved = client
         .resolve_image(&reference, &PlatformSpec::linux_amd64())
         .await
