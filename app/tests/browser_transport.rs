@@ -90,3 +90,15 @@ async fn within_gives_the_output_or_none() {
         None
     );
 }
+
+/// The engine's retries wait on `JsTimer` (setTimeout) in the browser, on real timers.
+#[wasm_bindgen_test]
+async fn the_retry_timer_waits_on_real_timers() {
+    use kiln_engine::image::registry::Timer;
+    let start = js_sys::Date::now();
+    kiln_app::browser::clock::JsTimer.sleep_ms(50).await;
+    let waited = js_sys::Date::now() - start;
+    assert!(waited >= 45.0, "waited {waited} ms");
+    let retry = kiln_app::browser::clock::retry();
+    assert!(retry.policy.max_tries > 1);
+}

@@ -40,6 +40,8 @@ mod handler;
 #[cfg(target_arch = "wasm32")]
 mod proxy;
 #[cfg(target_arch = "wasm32")]
+pub mod timer;
+#[cfg(target_arch = "wasm32")]
 pub mod transport;
 #[cfg(target_arch = "wasm32")]
 mod two_step;

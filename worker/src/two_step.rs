@@ -89,6 +89,7 @@ fn engine_env(
     let mut penv = PipelineEnv::new(transport, runtime);
     penv.registry = reg;
     penv.limits = cfg.image_limits;
+    penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
     penv.upload_mode = UploadMode::Chunked {
         chunk_size: UPLOAD_CHUNK_SIZE,
     };

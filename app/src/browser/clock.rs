@@ -1,5 +1,9 @@
-//! The engine's clock in the browser: JavaScript's `Date.now()` (page or worker).
+//! The engine's clock and timer in the browser: JavaScript's `Date.now()` and `setTimeout`
+//! (page or worker).
 
+use std::sync::Arc;
+
+use kiln_engine::image::registry::{Retry, RetryPolicy, Timer};
 use kiln_engine::pipeline::env::Clock;
 
 /// Wall-clock seconds from `Date.now()` (progress timing only).
@@ -15,4 +19,26 @@ impl Clock for JsClock {
 /// Milliseconds from `Date.now()`, for progress rates.
 pub fn now_ms() -> f64 {
     js_sys::Date::now()
+}
+
+/// Waits with `setTimeout` (gloo-timers): registry requests are retried in the browser with
+/// the engine's policy, as in the CLI and the worker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsTimer;
+
+#[async_trait::async_trait(?Send)]
+impl Timer for JsTimer {
+    async fn sleep_ms(&self, ms: u64) {
+        gloo_timers::future::TimeoutFuture::new(u32::try_from(ms).unwrap_or(u32::MAX)).await;
+    }
+}
+
+/// The engine's default retry policy on [`JsTimer`], for registry clients built outside the
+/// pipeline (verification).
+pub fn retry() -> Retry {
+    Retry {
+        policy: RetryPolicy::default(),
+        timer: Arc::new(JsTimer),
+        observer: None,
+    }
 }

@@ -248,7 +248,8 @@ impl ProgressTracker {
                 v.cached = Some(*cached);
                 v
             }
-            // The web app gives the engine no timer yet, so it never retries.
+            // Retries (the browser retries with the engine's policy on `JsTimer`) are not
+            // shown in the page yet.
             Event::Retry { .. } => return None,
             Event::Blob { digest, size, how } => {
                 let mut v = ProgressView::new(ProgressKind::Blob);

@@ -203,6 +203,7 @@ async fn run_convert(request: &str, key: &KeySpec, api_origin: &str, post: Post)
     env.cache = Arc::new(IdbLayerCache::new());
     env.default_signer = Some(signer);
     env.clock = Arc::new(JsClock);
+    env.timer = Some(Arc::new(crate::browser::clock::JsTimer));
     env.progress = Arc::new(PostProgress {
         tracker: RefCell::new(ProgressTracker::new()),
         post,
@@ -249,7 +250,8 @@ async fn run_verify(
     let transport = transport(&cfg, api_origin);
     let client =
         RegistryClient::for_reference(transport, &reference, &registry_config(&cfg), creds)
-            .with_limits(cfg.limits);
+            .with_limits(cfg.limits)
+            .with_retry(crate::browser::clock::retry());
     let resolved = match client
         .resolve_image(&reference, &PlatformSpec::linux_amd64())
         .await
