@@ -17,7 +17,7 @@ use url::Url;
 pub const SIGNED_SEGMENT: &str = "/kiln-signed/";
 
 /// Hex digits of the link MAC (128 bits).
-const MAC_HEX_LEN: usize = 32;
+pub const MAC_HEX_LEN: usize = 32;
 
 /// The MAC of a link to `path` on `authority` (`host[:port]` as it appears in the proxy
 /// path), hex, [`MAC_HEX_LEN`] digits.
