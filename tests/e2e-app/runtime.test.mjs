@@ -273,13 +273,28 @@ describe('the engine in the page\'s Web Worker', () => {
     assert.equal(r.status, 404, 'no output tag');
   });
 
-  it('GET /kiln-config.json names the runtime, the proxy, the registries, the idle timeout', async () => {
+  it('GET /kiln-config.json names the runtime, the proxy, the registries, the idle timeout, the image limits', async () => {
     const c = await (await fetch(`${t.worker.url}/kiln-config.json`)).json();
+    // The image limits the page's engine applies: the edge defaults (docs/limits.md).
     assert.deepEqual(c, {
       runtimeImage: `${t.reg.host}/kiln/runtime:fixture`,
       proxy: '/proxy',
       registries: [`http://${t.reg.host}`, `http://${t.front.host}`],
       idleTimeoutSecs: 5,
+      limits: {
+        pathBytes: 4096,
+        pathDepth: 256,
+        layerEntries: 300000,
+        imageEntries: 400000,
+        indexBytes: 64 * 2 ** 20,
+        layerBytes: 8 * 2 ** 30,
+        imageBytes: 16 * 2 ** 30,
+        zstdWindow: 16 * 2 ** 20,
+        captureBytes: 32 * 2 ** 20,
+        manifestLayers: 1000,
+        configBytes: 8 * 2 ** 20,
+        manifestBytes: 4 * 2 ** 20,
+      },
     });
   });
 });
