@@ -16,11 +16,12 @@ use kiln_tests::HarnessError;
 
 const KEY: &str = include_str!("../../engine/testdata/gramine/test-key.pem");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limit_hits_are_400s_with_no_tag() -> Result<(), HarnessError> {
-    let input = TestRegistry::plain()?;
-    let output = TestRegistry::plain()?;
-    let client = input.client(None)?;
+/// Pushes `app:1` (a fake shell and /etc/passwd, then a layer with one small file per
+/// path of `second_layer`) and the fixture runtime to `client`'s registry.
+async fn push_app(
+    client: &kiln_engine::image::registry::RegistryClient,
+    second_layer: &[&str],
+) -> Result<(), HarnessError> {
     let mut sh = FileSpec::new("bin/sh", "#!fake shell\n");
     sh.mode = 0o755;
     let image = build_image(
@@ -33,15 +34,23 @@ async fn limit_hits_are_400s_with_no_tag() -> Result<(), HarnessError> {
                 sh,
                 FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
             ],
-            vec![
-                FileSpec::new("opt/a", "a\n"),
-                FileSpec::new("opt/b", "b\n"),
-                FileSpec::new("opt/c", "c\n"),
-            ],
+            second_layer
+                .iter()
+                .map(|p| FileSpec::new(p, format!("{}\n", &p[p.len() - 1..])))
+                .collect(),
         ],
     )?;
-    push_image(&client, "app", &image, Some("1"), UploadMode::Monolithic).await?;
-    push_fixture_runtime(&client, &RuntimeBinaries::placeholders()).await?;
+    push_image(client, "app", &image, Some("1"), UploadMode::Monolithic).await?;
+    push_fixture_runtime(client, &RuntimeBinaries::placeholders()).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_hits_are_400s_with_no_tag() -> Result<(), HarnessError> {
+    let input = TestRegistry::plain()?;
+    let output = TestRegistry::plain()?;
+    let client = input.client(None)?;
+    push_app(&client, &["opt/a", "opt/b", "opt/c"]).await?;
     let out_client = output.client(None)?;
 
     let cases: Vec<(&str, ImageLimits)> = vec![
@@ -126,23 +135,7 @@ async fn convert_through_faults(
     let input = TestRegistry::plain()?;
     let output = TestRegistry::plain()?;
     let client = input.client(None)?;
-    let mut sh = FileSpec::new("bin/sh", "#!fake shell\n");
-    sh.mode = 0o755;
-    let image = build_image(
-        ImageFormat::Oci,
-        "linux",
-        "amd64",
-        None,
-        &[
-            vec![
-                sh,
-                FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-            ],
-            vec![FileSpec::new("opt/a", "a\n")],
-        ],
-    )?;
-    push_image(&client, "app", &image, Some("1"), UploadMode::Monolithic).await?;
-    push_fixture_runtime(&client, &RuntimeBinaries::placeholders()).await?;
+    push_app(&client, &["opt/a"]).await?;
     // A seed whose first two connections are faulted, so retries certainly happen.
     let seed = (0u64..)
         .find(|s| faulted(*s, 0, percent) && faulted(*s, 1, percent))

@@ -368,8 +368,6 @@ pub fn build_spec_with_init(
         .cloned()
         .collect();
     allowed_files.extend(log_links.keys().cloned());
-    allowed_files.sort();
-    allowed_files.dedup();
 
     warnings.extend(super::workload::warnings(&super::workload::Sizing {
         program: &program,

@@ -142,11 +142,7 @@ pub fn warnings(s: &Sizing<'_>) -> Vec<String> {
             ));
         }
     }
-    let multi: Vec<&str> = words(s)
-        .filter(|w| MULTI_PROCESS.contains(w))
-        .take(1)
-        .collect();
-    if let Some(w) = multi.first() {
+    if let Some(w) = words(s).find(|w| MULTI_PROCESS.contains(w)) {
         out.push(format!(
             "processes: {w} starts worker processes; on SGX1 each process is a whole enclave of \
              memSize ({}) committed at start, and each start builds a new enclave (slow). \
