@@ -18,6 +18,8 @@ fn summary(digest: &str) -> LayerSummary {
         uncompressed_size: 1024,
         entries: Vec::new(),
         captured: Default::default(),
+        libc_versions: Default::default(),
+        format: kiln_engine::image::scan::summary::SUMMARY_FORMAT,
     }
 }
 

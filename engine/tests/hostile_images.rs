@@ -158,6 +158,8 @@ fn deep_paths_in_a_summary_cost_linear_memory_in_the_index() {
             gid: 0,
         }],
         captured: BTreeMap::new(),
+        libc_versions: Default::default(),
+        format: kiln_engine::image::scan::summary::SUMMARY_FORMAT,
     };
     let l = deep(40_000);
     let (r, peak) = measured(|| FileIndex::from_layers_limited([&l], &ImageLimits::default()));
@@ -320,6 +322,8 @@ fn image_entries_and_index_bytes_bound_the_merge() {
             })
             .collect(),
         captured: BTreeMap::new(),
+        libc_versions: Default::default(),
+        format: kiln_engine::image::scan::summary::SUMMARY_FORMAT,
     };
     let (a, b) = (layer("a", 600), layer("b", 600));
     let limits = ImageLimits {

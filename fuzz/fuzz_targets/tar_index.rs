@@ -47,6 +47,8 @@ fuzz_target!(|data: &[u8]| {
         uncompressed_size: listing.size,
         entries: listing.entries,
         captured: listing.captured,
+        libc_versions: listing.libc_versions,
+        format: kiln_engine::image::scan::summary::SUMMARY_FORMAT,
     };
     // The same layer twice: whiteouts and replacements over a populated index.
     if let Ok(index) = FileIndex::from_layers_limited([&summary, &summary], &LIMITS) {

@@ -191,6 +191,8 @@ mod tests {
             uncompressed_size: 1024,
             entries: Vec::new(),
             captured: Default::default(),
+            libc_versions: Default::default(),
+            format: crate::image::scan::summary::SUMMARY_FORMAT,
         }
     }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::image::limits::{ImageLimits, LimitExceeded, INDEX_ENTRY_OVERHEAD};
 use crate::image::scan::path as scan_path;
 use crate::image::scan::serde_hex;
-use crate::image::scan::{EntryKind, LayerSummary, CAPTURED_PATHS};
+use crate::image::scan::{EntryKind, LayerSummary, CAPTURED_DIRS, CAPTURED_PATHS};
 
 /// What a path in the merged image filesystem is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,10 @@ pub struct FileIndex {
     /// `/etc/group`), as they stand in the merged view; keyed like `entries`.
     #[serde(with = "serde_hex::bytes_map", default)]
     pub captured: BTreeMap<String, Vec<u8>>,
+    /// glibc releases found in the layers' C library files, by the file's hex SHA-256
+    /// ([`crate::image::scan::libc_probe`]); look a resolved `libc.so.6` up here.
+    #[serde(default)]
+    pub libc_versions: BTreeMap<String, String>,
 }
 
 /// Why layers cannot be merged.
@@ -144,6 +148,7 @@ impl FileIndex {
         Self {
             entries,
             captured: BTreeMap::new(),
+            libc_versions: BTreeMap::new(),
         }
     }
 
@@ -185,6 +190,10 @@ impl FileIndex {
 
     fn merge(&mut self, layer: &LayerSummary, budget: &mut Budget) -> Result<(), MergeError> {
         budget.layer.clone_from(&layer.digest);
+        // Keyed by content hash: at most one entry per distinct C library file.
+        for (hash, version) in &layer.libc_versions {
+            self.libc_versions.insert(hash.clone(), version.clone());
+        }
         if !self.entries.contains_key("/") {
             self.entries.insert("/".to_string(), implicit_dir());
             budget.added("/");
@@ -341,7 +350,10 @@ impl FileIndex {
             budget.check(self.entries.len())?;
         }
         match captured {
-            Some(bytes) if CAPTURED_PATHS.contains(&path) => {
+            Some(bytes)
+                if CAPTURED_PATHS.contains(&path)
+                    || CAPTURED_DIRS.iter().any(|d| path.starts_with(d)) =>
+            {
                 self.captured.insert(path.to_string(), bytes);
             }
             _ => {
@@ -527,6 +539,8 @@ mod tests {
             uncompressed_size: 0,
             entries,
             captured: BTreeMap::new(),
+            libc_versions: Default::default(),
+            format: crate::image::scan::summary::SUMMARY_FORMAT,
         }
     }
 

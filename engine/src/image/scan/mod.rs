@@ -17,6 +17,7 @@
 
 pub mod capture;
 pub mod decompress;
+pub mod libc_probe;
 pub mod path;
 pub(crate) mod serde_hex;
 pub mod summary;
@@ -28,7 +29,9 @@ use std::io::{self, Write};
 
 pub use capture::CaptureSet;
 pub use decompress::Compression;
-pub use summary::{EntryKind, LayerEntry, LayerSummary, CAPTURED_PATHS, CAPTURE_LIMIT};
+pub use summary::{
+    EntryKind, LayerEntry, LayerSummary, CAPTURED_DIRS, CAPTURED_PATHS, CAPTURE_LIMIT,
+};
 
 use crate::image::digest::{format_sha256, DigestError, DigestVerifier};
 use crate::image::limits::{ImageLimits, LimitExceeded};
@@ -372,6 +375,8 @@ impl LayerScanner {
             uncompressed_size: listing.size,
             entries: listing.entries,
             captured: listing.captured,
+            libc_versions: listing.libc_versions,
+            format: summary::SUMMARY_FORMAT,
         })
     }
 

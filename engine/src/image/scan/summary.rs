@@ -6,8 +6,13 @@ use std::collections::BTreeMap;
 use super::serde_hex;
 
 /// Files whose contents a scan captures (when at most [`CAPTURE_LIMIT`] bytes), so the
-/// enclave spec can resolve users and groups without fetching the layer again.
-pub const CAPTURED_PATHS: &[&str] = &["/etc/passwd", "/etc/group"];
+/// enclave spec can resolve users and groups, and find the image's library directories,
+/// without fetching the layer again.
+pub const CAPTURED_PATHS: &[&str] = &["/etc/passwd", "/etc/group", "/etc/ld.so.conf"];
+
+/// Directories whose files a scan captures like [`CAPTURED_PATHS`] (the dynamic linker's
+/// configuration; see `gramine::runtime_libc`).
+pub const CAPTURED_DIRS: &[&str] = &["/etc/ld.so.conf.d/"];
 
 /// Largest captured file, in bytes; larger ones are indexed but not captured.
 pub const CAPTURE_LIMIT: u64 = 1 << 20;
@@ -97,12 +102,33 @@ pub struct LayerSummary {
     /// [`CAPTURE_LIMIT`] bytes, keyed by path.
     #[serde(with = "serde_hex::bytes_map", default)]
     pub captured: BTreeMap<String, Vec<u8>>,
+    /// glibc releases (`2.36`) found in this layer's C library files, keyed by the file's
+    /// hex SHA-256 ([`super::libc_probe`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub libc_versions: BTreeMap<String, String>,
+    /// What the scan recorded ([`SUMMARY_FORMAT`]); summaries cached by an older engine
+    /// lack facts a newer one needs, so [`LayerSummary::from_bytes`] refuses them and the
+    /// layer is scanned again.
+    #[serde(default)]
+    pub format: u32,
 }
+
+/// The current [`LayerSummary::format`]: 2 added [`LayerSummary::libc_versions`].
+pub const SUMMARY_FORMAT: u32 = 2;
 
 /// Why a serialised summary cannot be read back.
 #[derive(Debug, thiserror::Error)]
-#[error("layer summary: {0}")]
-pub struct SummaryDecodeError(#[from] serde_json::Error);
+pub enum SummaryDecodeError {
+    /// Not a summary.
+    #[error("layer summary: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Written by another engine version: it may lack facts this one needs.
+    #[error("layer summary: format {found}, expected {SUMMARY_FORMAT}")]
+    Format {
+        /// The format found.
+        found: u32,
+    },
+}
 
 impl LayerSummary {
     /// Serialises the summary (JSON) for a cache.
@@ -113,7 +139,13 @@ impl LayerSummary {
 
     /// Reads a summary written by [`LayerSummary::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SummaryDecodeError> {
-        Ok(serde_json::from_slice(bytes)?)
+        let summary: Self = serde_json::from_slice(bytes)?;
+        if summary.format != SUMMARY_FORMAT {
+            return Err(SummaryDecodeError::Format {
+                found: summary.format,
+            });
+        }
+        Ok(summary)
     }
 }
 
@@ -148,6 +180,8 @@ mod tests {
                 },
             ],
             captured: [("/etc/passwd".to_string(), b"root".to_vec())].into(),
+            libc_versions: Default::default(),
+            format: SUMMARY_FORMAT,
         };
         let bytes = summary.to_bytes();
         assert!(String::from_utf8_lossy(&bytes).contains("726f6f74"));

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::capture::CaptureSet;
+use super::libc_probe::{is_libc_name, LibcVersionProbe};
 use super::path::{self, PathError};
 use super::summary::{EntryKind, LayerEntry};
 use crate::image::digest::Sha256Counter;
@@ -116,6 +117,9 @@ pub struct TarListing {
     pub entries: Vec<LayerEntry>,
     /// Captured small files (see [`CAPTURED_PATHS`](super::summary::CAPTURED_PATHS)).
     pub captured: BTreeMap<String, Vec<u8>>,
+    /// glibc releases found in C library files, by the file's hex SHA-256
+    /// ([`super::libc_probe`]).
+    pub libc_versions: BTreeMap<String, String>,
     /// SHA-256 of the whole tar stream (the `diff_id`), when the walker was asked for it
     /// ([`TarWalker::hashing_stream`]).
     pub sha256: Option<[u8; 32]>,
@@ -142,11 +146,14 @@ enum Meta {
     GlobalPax,
 }
 
+// One `Sink` lives at a time, boxed inside `State::Data`: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Sink {
     File {
         entry: LayerEntry,
         hasher: Sha256Counter,
         capture: Option<Vec<u8>>,
+        probe: Option<LibcVersionProbe>,
     },
     Meta {
         meta: Meta,
@@ -183,6 +190,7 @@ pub struct TarWalker {
     stream: Option<Sha256Counter>,
     entries: Vec<LayerEntry>,
     captured: BTreeMap<String, Vec<u8>>,
+    libc_versions: BTreeMap<String, String>,
     /// Bytes reserved for captured contents so far (counted when a capture starts).
     captured_bytes: u64,
     capture: CaptureSet,
@@ -225,6 +233,7 @@ impl TarWalker {
             stream: None,
             entries: Vec::new(),
             captured: BTreeMap::new(),
+            libc_versions: BTreeMap::new(),
             captured_bytes: 0,
             capture,
             limits: ImageLimits::default(),
@@ -286,11 +295,17 @@ impl TarWalker {
                     let piece = &data[..n];
                     match sink.as_mut() {
                         Sink::File {
-                            hasher, capture, ..
+                            hasher,
+                            capture,
+                            probe,
+                            ..
                         } => {
                             hasher.update(piece);
                             if let Some(c) = capture {
                                 c.extend_from_slice(piece);
+                            }
+                            if let Some(p) = probe {
+                                p.update(piece);
                             }
                         }
                         Sink::Meta { buf, .. } => buf.extend_from_slice(piece),
@@ -339,6 +354,7 @@ impl TarWalker {
         Ok(TarListing {
             entries: self.entries,
             captured: self.captured,
+            libc_versions: self.libc_versions,
             sha256: self.stream.map(|s| s.finish().0),
             size: self.offset,
         })
@@ -544,6 +560,7 @@ impl TarWalker {
             } else {
                 None
             };
+            let probe = is_libc_name(path::file_name(&entry.path)).then(LibcVersionProbe::new);
             self.start_data(
                 size,
                 padding,
@@ -551,6 +568,7 @@ impl TarWalker {
                     entry,
                     hasher: Sha256Counter::new(),
                     capture,
+                    probe,
                 },
             )
         } else {
@@ -599,8 +617,12 @@ impl TarWalker {
                 mut entry,
                 hasher,
                 capture,
+                probe,
             } => {
                 let (sha256, size) = hasher.finish();
+                if let Some(version) = probe.and_then(|p| p.finish()) {
+                    self.libc_versions.insert(hex::encode(sha256), version);
+                }
                 entry.kind = EntryKind::Regular { size, sha256 };
                 if let Some(bytes) = capture {
                     self.captured.insert(entry.path.clone(), bytes);
