@@ -78,6 +78,7 @@ fn build(label_mrenclave: Option<&str>) -> Built {
         libs: Default::default(),
         launcher: b"launcher".to_vec(),
         kiln_init: b"init".to_vec(),
+        glibc: Default::default(),
     };
     let rt = build_runtime_image(&files, "/opt/kiln/runtime", 0).unwrap();
     let d = &rt.descriptor;

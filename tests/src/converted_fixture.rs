@@ -94,6 +94,7 @@ pub fn test_runtime_files() -> Result<RuntimeFiles, HarnessError> {
         libs: [("ld-linux-x86-64.so.2".to_string(), b"ld".to_vec())].into(),
         launcher: b"\x7fELF fake launcher".to_vec(),
         kiln_init: b"\x7fELF fake kiln-init".to_vec(),
+        glibc: Default::default(),
     })
 }
 

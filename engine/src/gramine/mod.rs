@@ -27,6 +27,7 @@ pub mod options;
 pub mod paths;
 pub mod request;
 pub mod runtime;
+pub mod runtime_libc;
 pub mod size;
 pub mod spec;
 pub mod users;

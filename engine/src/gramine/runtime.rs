@@ -2,6 +2,8 @@
 //! the hashes the manifest and the measurement need. Serialised as JSON (camelCase) next
 //! to the runtime image, so that every conversion can reference it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::paths::normalize_absolute;
@@ -33,6 +35,74 @@ pub struct RuntimeDescriptor {
     /// `libc.so.6`, `libprotobuf-c.so.1`), e.g. `lib`.
     #[serde(default = "default_lib_dir")]
     pub lib_dir: String,
+    /// Gramine's patched glibc (its `runtime/glibc`), when the install has one: the app's
+    /// C library inside the enclave for glibc images ([`super::runtime_libc`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc: Option<RuntimeGlibc>,
+}
+
+/// Gramine's patched glibc in a runtime image: its libraries' `syscall` instructions call
+/// into the LibOS instead of trapping (an enclave exit per system call).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeGlibc {
+    /// Its directory, relative to the prefix, e.g. `glibc`.
+    pub dir: String,
+    /// Its release, `MAJOR.MINOR` (e.g. `2.40`), read from `libc.so.6`.
+    pub version: String,
+    /// Hex SHA-256 of each library in `dir`, by file name (`libc.so.6`, ...; the
+    /// interpreter `ld-linux-x86-64.so.2` included): the enclave's trusted files.
+    pub files: BTreeMap<String, String>,
+}
+
+/// The files a [`RuntimeGlibc`] must have.
+pub const GLIBC_REQUIRED: [&str; 2] = ["ld-linux-x86-64.so.2", "libc.so.6"];
+
+impl RuntimeGlibc {
+    fn validate(&self) -> Result<(), RuntimeError> {
+        if !is_relative_normalised(&self.dir) {
+            return Err(RuntimeError::BadRelativePath {
+                field: "glibc.dir",
+                value: self.dir.clone(),
+            });
+        }
+        if crate::image::scan::libc_probe::compare_versions(&self.version, &self.version).is_none()
+        {
+            return Err(RuntimeError::Glibc(format!(
+                "version `{}` is not MAJOR.MINOR",
+                self.version
+            )));
+        }
+        for name in GLIBC_REQUIRED {
+            if !self.files.contains_key(name) {
+                return Err(RuntimeError::Glibc(format!("files lack `{name}`")));
+            }
+        }
+        for (name, hash) in &self.files {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(RuntimeError::Glibc(format!(
+                    "file name `{name}` must be a plain file name"
+                )));
+            }
+            if !is_hex64(hash) {
+                return Err(RuntimeError::BadHash("glibc.files"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Absolute paths of its files inside the image, with their hex SHA-256.
+    pub fn trusted_files<'a>(
+        &'a self,
+        runtime: &'a RuntimeDescriptor,
+    ) -> impl Iterator<Item = (String, &'a str)> + 'a {
+        self.files.iter().map(move |(name, hash)| {
+            (
+                runtime.path_of(&format!("{}/{name}", self.dir)),
+                hash.as_str(),
+            )
+        })
+    }
 }
 
 fn default_lib_dir() -> String {
@@ -59,6 +129,9 @@ pub enum RuntimeError {
     /// The JSON does not parse.
     #[error("runtime descriptor: {0}")]
     Json(String),
+    /// The `glibc` entry is inconsistent.
+    #[error("runtime descriptor: glibc: {0}")]
+    Glibc(String),
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -94,6 +167,7 @@ impl RuntimeDescriptor {
             libsysdb_sha256,
             sgx_libpal_sha256,
             lib_dir: default_lib_dir(),
+            glibc: None,
         }
     }
 
@@ -136,6 +210,9 @@ impl RuntimeDescriptor {
         }
         if !is_hex64(&self.sgx_libpal_sha256) {
             return Err(RuntimeError::BadHash("sgxLibpalSha256"));
+        }
+        if let Some(g) = &self.glibc {
+            g.validate()?;
         }
         Ok(())
     }

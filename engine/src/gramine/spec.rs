@@ -4,11 +4,9 @@
 //!
 //! Choices (the field docs of [`EnclaveSpec`] give the mapping to manifest keys):
 //! - Root filesystem: the image itself, `fs.root = { type = "chroot", uri = "file:/" }`.
-//!   The app uses the image's own libraries (its glibc or musl and its dynamic linker), not
-//!   Gramine's patched runtime glibc: mixing the image's `ld.so` with another libc breaks on
-//!   version skew and cannot work on musl images, and Gramine v1.9 runs unmodified libcs
-//!   (their `syscall` instructions are trapped and emulated). GSC instead prepends Gramine's
-//!   glibc to `LD_LIBRARY_PATH`, which ties it to glibc images.
+//!   The app uses the image's own libraries, except its C library where Gramine's patched
+//!   glibc from the runtime fits (a glibc image no newer than it): then that glibc's
+//!   directory leads `LD_LIBRARY_PATH`, as GSC does ([`super::runtime_libc`]).
 //! - `/proc`, `/dev`, `/sys`: nothing to mount; Gramine's LibOS mounts its own emulated
 //!   pseudo-filesystems there at start-up (libos/src/fs/libos_fs.c), and their image
 //!   contents are excluded from the trusted files.
@@ -291,11 +289,16 @@ pub fn build_spec_with_init(
         Ok((real, Node::File(_))) => real,
         _ => found,
     };
-    if let Some(added) = keep_interpreter_reachable(&mut env, index) {
-        warnings.push(format!(
-            "LD_LIBRARY_PATH: `{added}` appended after the image's value: Gramine looks for \
-             the ELF interpreter only in LD_LIBRARY_PATH when it is set"
-        ));
+    // The C library: Gramine's patched glibc from the runtime where it fits the image.
+    let libc = super::runtime_libc::plan(index, &mut env, runtime);
+    warnings.extend(libc.warnings.iter().cloned());
+    if !libc.runtime_glibc {
+        if let Some(added) = keep_interpreter_reachable(&mut env, index) {
+            warnings.push(format!(
+                "LD_LIBRARY_PATH: `{added}` appended after the image's value: Gramine looks for \
+                 the ELF interpreter only in LD_LIBRARY_PATH when it is set"
+            ));
+        }
     }
 
     // VOLUMEs are writable, as a container runtime makes them.
@@ -344,7 +347,9 @@ pub fn build_spec_with_init(
         .files
         .into_iter()
         .map(|(path, sha256)| TrustedFile { path, sha256 })
+        .chain(libc.trusted_files)
         .collect();
+    trusted_files.sort();
     let init = if req.certificates.is_empty() {
         None
     } else {

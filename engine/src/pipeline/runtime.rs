@@ -246,7 +246,45 @@ async fn scan_runtime_layer(
             "{path}: sha256 {got} differs from the descriptor's sgxLibpalSha256 {want}"
         )));
     }
+    check_glibc(&summary, descriptor)?;
     Ok((found, kiln_init_hash(&summary, descriptor)))
+}
+
+/// Checks that the layer holds the descriptor's glibc files with the hashes the manifests
+/// will trust (the last entry for a path wins), so a broken runtime image fails here with
+/// the file's name rather than in the enclave.
+fn check_glibc(
+    summary: &crate::image::scan::LayerSummary,
+    descriptor: &RuntimeDescriptor,
+) -> Result<(), ApiError> {
+    let Some(glibc) = &descriptor.glibc else {
+        return Ok(());
+    };
+    for (path, want) in glibc.trusted_files(descriptor) {
+        let got = summary
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.path == path)
+            .and_then(|e| match e.kind {
+                crate::image::scan::EntryKind::Regular { sha256, .. } => Some(hex::encode(sha256)),
+                _ => None,
+            });
+        match got {
+            Some(got) if got == want => {}
+            Some(got) => {
+                return Err(errors::runtime(format!(
+                    "{path}: sha256 {got} differs from the descriptor's glibc.files {want}"
+                )))
+            }
+            None => {
+                return Err(errors::runtime(format!(
+                    "the descriptor's glibc.files names {path}, which the layer lacks as a regular file"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// kiln-init's hash from a scanned runtime layer (a regular file at `<prefix>/kiln-init`;

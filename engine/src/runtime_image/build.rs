@@ -11,10 +11,11 @@ use super::labels::{
     DESCRIPTOR_FILE, INIT_FILE, LABEL_DESCRIPTOR, LABEL_FORMAT, LABEL_GRAMINE_VERSION,
     LAUNCHER_FILE, RUNTIME_FORMAT,
 };
-use crate::gramine::runtime::{RuntimeDescriptor, RuntimeError};
+use crate::gramine::runtime::{RuntimeDescriptor, RuntimeError, RuntimeGlibc};
 use crate::image::digest::sha256_digest;
 use crate::image::layer_writer::{write_layer, LayerWriteError, NewEntry, WrittenLayer};
 use crate::image::manifest::{ManifestKind, RawManifest, OCI_CONFIG, OCI_MANIFEST};
+use crate::image::scan::libc_probe::libc_release;
 
 /// The files of one Gramine runtime, gathered by the caller (`kiln runtime pack`).
 #[derive(Debug, Clone, Default)]
@@ -36,7 +37,13 @@ pub struct RuntimeFiles {
     pub launcher: Vec<u8>,
     /// The static kiln-init (provisions certificates inside the enclave).
     pub kiln_init: Vec<u8>,
+    /// Gramine's patched glibc (its `runtime/glibc` libraries, by file name), empty when
+    /// the install has none; packed under [`GLIBC_DIR`].
+    pub glibc: BTreeMap<String, Vec<u8>>,
 }
+
+/// Where the runtime's glibc lives below the prefix.
+pub const GLIBC_DIR: &str = "glibc";
 
 /// Why a runtime image cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +54,9 @@ pub enum BuildError {
     /// A library name is not a plain file name.
     #[error("runtime image: library name `{0}` must be a plain file name")]
     BadLibName(String),
+    /// The glibc files lack a release banner in `libc.so.6`.
+    #[error("runtime image: glibc's libc.so.6 has no release banner (`release version 2.NN`)")]
+    GlibcVersion,
     /// The descriptor is invalid (bad prefix).
     #[error(transparent)]
     Descriptor(#[from] RuntimeError),
@@ -79,16 +89,29 @@ fn hex_sha256(data: &[u8]) -> String {
 }
 
 /// The descriptor for `files` installed under `prefix` (standard relative paths).
-pub fn descriptor_for(
-    files: &RuntimeFiles,
-    prefix: &str,
-) -> Result<RuntimeDescriptor, RuntimeError> {
-    let d = RuntimeDescriptor::standard(
+pub fn descriptor_for(files: &RuntimeFiles, prefix: &str) -> Result<RuntimeDescriptor, BuildError> {
+    let mut d = RuntimeDescriptor::standard(
         &files.gramine_version,
         prefix,
         hex_sha256(&files.libsysdb),
         hex_sha256(&files.sgx_libpal),
     );
+    if !files.glibc.is_empty() {
+        let version = files
+            .glibc
+            .get("libc.so.6")
+            .and_then(|libc| libc_release(libc))
+            .ok_or(BuildError::GlibcVersion)?;
+        d.glibc = Some(RuntimeGlibc {
+            dir: GLIBC_DIR.into(),
+            version,
+            files: files
+                .glibc
+                .iter()
+                .map(|(name, data)| (name.clone(), hex_sha256(data)))
+                .collect(),
+        });
+    }
     d.validate()?;
     Ok(d)
 }
@@ -122,15 +145,22 @@ pub fn layer_entries(
         NewEntry::file(p(INIT_FILE), 0o755, files.kiln_init.clone()),
         NewEntry::dir(p(&d.lib_dir), 0o755),
     ];
-    for (name, data) in &files.libs {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(BuildError::BadLibName(name.clone()));
+    let mut dirs = vec![(d.lib_dir.as_str(), &files.libs)];
+    if let Some(g) = &d.glibc {
+        entries.push(NewEntry::dir(p(&g.dir), 0o755));
+        dirs.push((g.dir.as_str(), &files.glibc));
+    }
+    for (dir, libs) in dirs {
+        for (name, data) in libs {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(BuildError::BadLibName(name.clone()));
+            }
+            entries.push(NewEntry::file(
+                p(&format!("{dir}/{name}")),
+                0o755,
+                data.clone(),
+            ));
         }
-        entries.push(NewEntry::file(
-            p(&format!("{}/{name}", d.lib_dir)),
-            0o755,
-            data.clone(),
-        ));
     }
     Ok(entries)
 }
@@ -197,6 +227,7 @@ mod tests {
             libs: [("libc.so.6".to_string(), b"libc".to_vec())].into(),
             launcher: b"launcher".to_vec(),
             kiln_init: b"init".to_vec(),
+            glibc: BTreeMap::new(),
         }
     }
 
@@ -246,5 +277,47 @@ mod tests {
             build_runtime_image(&files(), "relative", 0),
             Err(BuildError::Descriptor(_))
         ));
+    }
+
+    #[test]
+    fn packs_gramines_glibc_with_its_release_and_hashes() {
+        let mut f = files();
+        f.glibc = [
+            ("ld-linux-x86-64.so.2".to_string(), b"ld".to_vec()),
+            (
+                "libc.so.6".to_string(),
+                b"GNU C Library (GNU libc) stable release version 2.40.\n".to_vec(),
+            ),
+        ]
+        .into();
+        let built = build_runtime_image(&f, "/opt/kiln/runtime", 0).unwrap();
+        let g = built.descriptor.glibc.as_ref().unwrap();
+        assert_eq!(g.version, "2.40");
+        assert_eq!(g.dir, GLIBC_DIR);
+        assert_eq!(g.files["ld-linux-x86-64.so.2"], hex_sha256(b"ld"));
+        let summary = scan_blob(
+            &built.layer.digest,
+            crate::image::layer_writer::LAYER_MEDIA_TYPE,
+            &built.layer.blob,
+        )
+        .unwrap();
+        assert!(summary
+            .entries
+            .iter()
+            .any(|e| e.path == "/opt/kiln/runtime/glibc/libc.so.6"));
+        // Read back from the config label, the descriptor keeps the glibc entry.
+        assert_eq!(
+            descriptor_from_config(&built.config).unwrap(),
+            built.descriptor
+        );
+        // Without a banner the pack refuses.
+        f.glibc.insert("libc.so.6".into(), b"no banner".to_vec());
+        assert!(matches!(
+            build_runtime_image(&f, "/opt/kiln/runtime", 0),
+            Err(BuildError::GlibcVersion)
+        ));
+        // Without glibc the descriptor (and so every existing runtime image) is unchanged.
+        let plain = build_runtime_image(&files(), "/opt/kiln/runtime", 0).unwrap();
+        assert!(!plain.descriptor.to_json().contains("glibc"));
     }
 }
