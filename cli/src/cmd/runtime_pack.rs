@@ -307,7 +307,64 @@ pub fn gather(args: &Args) -> anyhow::Result<RuntimeFiles> {
         libs,
         launcher: launcher(args.launcher.as_deref())?,
         kiln_init: kiln_init(args.kiln_init.as_deref())?,
+        glibc: runtime_glibc(&pkglibdir)?,
     })
+}
+
+/// Gramine's patched glibc (`<pkglibdir>/runtime/glibc`, built by `-Dlibc=glibc`, the
+/// default), empty when the install has none. Kept: the interpreter and every versioned
+/// shared library (`libc.so.6`, `libpthread.so.0`, ...), following links; left out: the
+/// unversioned development names, static archives, start files, and the Gramine
+/// libraries linked in there (mbedTLS, RA-TLS, secret provisioning) that only apps built
+/// against them load.
+fn runtime_glibc(pkglibdir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let dir = pkglibdir.join("runtime").join("glibc");
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !is_runtime_glibc_file(name) || !path.is_file() {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        );
+    }
+    if !out.is_empty() {
+        for required in kiln_engine::gramine::runtime::GLIBC_REQUIRED {
+            if !out.contains_key(required) {
+                bail!(
+                    "Gramine install: {} lacks {required}; rebuild Gramine with -Dlibc=glibc",
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a file of Gramine's `runtime/glibc` is a library the app may load.
+fn is_runtime_glibc_file(name: &str) -> bool {
+    if name == INTERPRETER {
+        return true;
+    }
+    let Some((stem, version)) = name.split_once(".so.") else {
+        return false;
+    };
+    stem.starts_with("lib")
+        && !stem.contains("_gramine")
+        && !stem.starts_with("libra_tls")
+        && !stem.starts_with("libsecret_prov")
+        && !version.is_empty()
+        && version.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
 /// `SOURCE_DATE_EPOCH`, else 0.
@@ -373,12 +430,61 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("gramine: {}", image.descriptor.gramine_version);
     println!("sgx libpal sha256: {}", image.descriptor.sgx_libpal_sha256);
     println!("libsysdb sha256: {}", image.descriptor.libsysdb_sha256);
+    match &image.descriptor.glibc {
+        Some(g) => println!(
+            "glibc: {} ({} libraries): glibc images up to {} run with it",
+            g.version,
+            g.files.len(),
+            g.version
+        ),
+        None => println!(
+            "glibc: none (Gramine built without -Dlibc=glibc): converted apps keep their own libc"
+        ),
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn picks_gramines_runtime_glibc_libraries() {
+        for keep in [
+            "ld-linux-x86-64.so.2",
+            "libc.so.6",
+            "libpthread.so.0",
+            "libnss_dns.so.2",
+        ] {
+            assert!(is_runtime_glibc_file(keep), "{keep}");
+        }
+        for skip in [
+            "ld.so",
+            "libc.so",
+            "libc.a",
+            "crt1.o",
+            "libmbedtls_gramine.so.21",
+            "libra_tls_attest.so",
+            "libsecret_prov_attest.so",
+            "libc.so.6x",
+        ] {
+            assert!(!is_runtime_glibc_file(skip), "{skip}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let glibc = dir.path().join("runtime").join("glibc");
+        std::fs::create_dir_all(&glibc).unwrap();
+        assert!(runtime_glibc(dir.path()).unwrap().is_empty());
+        std::fs::write(glibc.join("libc.so.6"), b"libc").unwrap();
+        let err = runtime_glibc(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("ld-linux-x86-64.so.2"), "{err}");
+        std::fs::write(glibc.join("ld-linux-x86-64.so.2"), b"ld").unwrap();
+        std::fs::write(glibc.join("libc.a"), b"a").unwrap();
+        let got = runtime_glibc(dir.path()).unwrap();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            ["ld-linux-x86-64.so.2", "libc.so.6"]
+        );
+    }
 
     #[test]
     fn finds_pkglibdir_in_every_layout() {
