@@ -240,9 +240,65 @@ async fn python_prints() -> Result<(), HarnessError> {
         "python",
         serde_json::json!({}),
         "hello from python 3.11",
-        |_| {},
+        check_libc_choice,
     )
     .await?;
+    Ok(())
+}
+
+/// Debian 12's glibc (2.36) is older than Gramine 1.9's (2.40): with a runtime that
+/// carries Gramine's glibc the app runs with it (its directory leads LD_LIBRARY_PATH, the
+/// image's locales through LOCPATH); the fixture runtime has none, and the response says
+/// the app keeps its own glibc.
+fn check_libc_choice(c: &Converted) {
+    let manifest = c.file("/opt/kiln/direct/app.manifest");
+    if gramine_prefix().is_some() {
+        assert!(
+            manifest.contains(
+                "LD_LIBRARY_PATH = \"/opt/kiln/runtime/glibc:/usr/local/lib:/lib/x86_64-linux-gnu:"
+            ),
+            "{manifest}"
+        );
+        assert!(manifest.contains("LOCPATH = \"/usr/lib/locale\""));
+        assert!(manifest.contains("uri = \"file:/opt/kiln/runtime/glibc/libc.so.6\""));
+        assert!(!c.warned(&["glibc"]), "{:?}", c.warnings);
+    } else {
+        assert!(!manifest.contains("LD_LIBRARY_PATH"), "{manifest}");
+        assert!(
+            c.warned(&["runtime image carries no Gramine glibc", "emulated"]),
+            "{:?}",
+            c.warnings
+        );
+    }
+}
+
+/// The glibc release of a real Debian image is read from its `libc.so.6` while the layer
+/// streams through the scanner (no runc needed).
+#[test]
+fn debian_glibc_release_is_read_while_scanning() -> Result<(), HarnessError> {
+    if let Some(why) = cannot_build() {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED debian_glibc_release_is_read_while_scanning: {why} !!!!!!!!\n"
+        );
+        return Ok(());
+    }
+    let image = real_app_image("python")?;
+    let mut versions = std::collections::BTreeMap::new();
+    for layer in &image.layers {
+        let mut scanner = kiln_engine::image::scan::LayerScanner::new(
+            &layer.digest.to_string(),
+            &layer.media_type,
+        )?;
+        for chunk in layer.data.chunks(256 * 1024) {
+            scanner.feed(chunk)?;
+        }
+        versions.extend(scanner.finish()?.libc_versions);
+    }
+    assert_eq!(
+        versions.values().collect::<Vec<_>>(),
+        ["2.36"],
+        "Debian 12's glibc, found once"
+    );
     Ok(())
 }
 
