@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod converted_image;
 pub mod gramine;
 pub mod image;
 pub mod kms;

@@ -7,11 +7,12 @@ use std::collections::BTreeSet;
 use kiln_launcher::config as launcher;
 
 use crate::api::ApiError;
+use crate::converted_image::paths;
 use crate::image::file_index::FileIndex;
 use crate::image::layer_writer::{write_layer, NewEntry, WrittenLayer};
 
 /// Where the conversion record goes.
-pub const CONVERSION_PATH: &str = "/opt/kiln/conversion.json";
+pub const CONVERSION_PATH: &str = paths::CONVERSION_JSON;
 
 /// The files of the kiln layer.
 #[derive(Debug, Clone)]
@@ -63,20 +64,14 @@ fn parents(path: &str) -> Vec<String> {
 /// their owner and mode stay the input's); missing ones are 0755 (encrypted host
 /// directories 0777, since the layer writer records every entry as root's).
 pub fn build(files: &KilnFiles, input: &FileIndex, mtime: u64) -> Result<WrittenLayer, ApiError> {
-    let app = |p: &str| format!("{p}.manifest.sgx");
-    let sig = |p: &str| format!("{p}.sig");
     let mut file_entries = vec![
-        NewEntry::file(launcher::CONFIG_PATH, 0o644, files.launcher_json.clone()),
-        NewEntry::file(app(launcher::SGX1_APP), 0o644, files.sgx1_manifest.clone()),
-        NewEntry::file(sig(launcher::SGX1_APP), 0o644, files.sgx1_sig.clone()),
-        NewEntry::file(app(launcher::EDMM_APP), 0o644, files.edmm_manifest.clone()),
-        NewEntry::file(sig(launcher::EDMM_APP), 0o644, files.edmm_sig.clone()),
-        NewEntry::file(
-            format!("{}.manifest", launcher::DIRECT_APP),
-            0o644,
-            files.direct_manifest.clone(),
-        ),
-        NewEntry::file(CONVERSION_PATH, 0o644, files.conversion_json.clone()),
+        NewEntry::file(paths::LAUNCHER_JSON, 0o644, files.launcher_json.clone()),
+        NewEntry::file(paths::SGX1_MANIFEST, 0o644, files.sgx1_manifest.clone()),
+        NewEntry::file(paths::SGX1_SIG, 0o644, files.sgx1_sig.clone()),
+        NewEntry::file(paths::EDMM_MANIFEST, 0o644, files.edmm_manifest.clone()),
+        NewEntry::file(paths::EDMM_SIG, 0o644, files.edmm_sig.clone()),
+        NewEntry::file(paths::DIRECT_MANIFEST, 0o644, files.direct_manifest.clone()),
+        NewEntry::file(paths::CONVERSION_JSON, 0o644, files.conversion_json.clone()),
     ];
     if let Some(init) = &files.init_json {
         file_entries.push(NewEntry::file(

@@ -18,22 +18,10 @@ use crate::image::registry::ResolvedImage;
 use crate::image::scan::{CaptureSet, EntryKind, LayerSummary};
 use sha2::{Digest as _, Sha256};
 
-/// Where kiln's files live in a converted image.
-pub mod paths {
-    /// Launcher configuration.
-    pub const LAUNCHER_JSON: &str = "/opt/kiln/launcher.json";
-    /// What was converted.
-    pub const CONVERSION_JSON: &str = "/opt/kiln/conversion.json";
-    /// SGX1 manifest.
-    pub const SGX1_MANIFEST: &str = "/opt/kiln/sgx1/app.manifest.sgx";
-    /// SGX1 SIGSTRUCT.
-    pub const SGX1_SIG: &str = "/opt/kiln/sgx1/app.sig";
-    /// EDMM manifest.
-    pub const EDMM_MANIFEST: &str = "/opt/kiln/edmm/app.manifest.sgx";
-    /// EDMM SIGSTRUCT.
-    pub const EDMM_SIG: &str = "/opt/kiln/edmm/app.sig";
-    /// Direct-mode manifest (not measured).
-    pub const DIRECT_MANIFEST: &str = "/opt/kiln/direct/app.manifest";
+pub use crate::converted_image::{labels, paths};
+
+/// Where GSC images keep their enclave material.
+pub mod gsc_paths {
     /// GSC's manifest.
     pub const GSC_MANIFEST: &str = "/gramine/app_files/entrypoint.manifest.sgx";
     /// GSC's SIGSTRUCT.
@@ -41,30 +29,6 @@ pub mod paths {
     /// Suffix of an SGX PAL inside a Gramine install
     /// (`/gramine/meson_build_output/lib/x86_64-linux-gnu/gramine/sgx/libpal.so` in GSC).
     pub const GRAMINE_SGX_LIBPAL_SUFFIX: &str = "/gramine/sgx/libpal.so";
-    /// Env var holding the base64 SGX1 SIGSTRUCT.
-    pub const ENV_SIGNATURE: &str = "ENCLAVEOS_SIGNATURE";
-    /// Env var holding the base64 EDMM SIGSTRUCT.
-    pub const ENV_SIGNATURE2: &str = "ENCLAVEOS_SIGNATURE2";
-}
-
-/// Label names of converted images.
-pub mod labels {
-    /// Format (`1`).
-    pub const FORMAT: &str = "dev.kiln.format";
-    /// kiln's version.
-    pub const VERSION: &str = "dev.kiln.version";
-    /// SGX1 MRENCLAVE.
-    pub const MRENCLAVE: &str = "dev.kiln.mrenclave";
-    /// EDMM MRENCLAVE.
-    pub const MRENCLAVE2: &str = "dev.kiln.mrenclave2";
-    /// MRSIGNER.
-    pub const MRSIGNER: &str = "dev.kiln.mrsigner";
-    /// ISVPRODID.
-    pub const ISVPRODID: &str = "dev.kiln.isvprodid";
-    /// ISVSVN.
-    pub const ISVSVN: &str = "dev.kiln.isvsvn";
-    /// Runtime image manifest digest.
-    pub const RUNTIME: &str = "dev.kiln.runtime";
 }
 
 /// Largest manifest, SIGSTRUCT or JSON file read from a kiln or GSC layer.
@@ -429,8 +393,8 @@ async fn read_gsc(
     blobs: &dyn BlobSource,
 ) -> Result<(), ReadError> {
     let capture = CaptureSet::empty(LIBPAL_LIMIT)
-        .paths([paths::GSC_MANIFEST, paths::GSC_SIG])
-        .suffix(paths::GRAMINE_SGX_LIBPAL_SUFFIX);
+        .paths([gsc_paths::GSC_MANIFEST, gsc_paths::GSC_SIG])
+        .suffix(gsc_paths::GRAMINE_SGX_LIBPAL_SUFFIX);
     let mut summaries = Vec::with_capacity(layers.len());
     for l in layers {
         summaries.push(scan(blobs, l, capture.clone()).await?);
@@ -443,17 +407,17 @@ async fn read_gsc(
         }
     };
     let mut captured = merged_captures(&index, &summaries);
-    let manifest = captured.remove(paths::GSC_MANIFEST);
-    let sig = captured.remove(paths::GSC_SIG);
+    let manifest = captured.remove(gsc_paths::GSC_MANIFEST);
+    let sig = captured.remove(gsc_paths::GSC_SIG);
     if manifest.is_none() && sig.is_none() {
         return Ok(());
     }
     contents.kind = ImageKind::Gsc;
     contents.enclaves.push(EnclaveFiles {
         name: "gsc".into(),
-        manifest_path: Some(paths::GSC_MANIFEST.into()),
+        manifest_path: Some(gsc_paths::GSC_MANIFEST.into()),
         manifest,
-        sig_path: Some(paths::GSC_SIG.into()),
+        sig_path: Some(gsc_paths::GSC_SIG.into()),
         sig,
         env_var: None,
         env_sig: None,
@@ -461,12 +425,12 @@ async fn read_gsc(
     });
     let mut pals: Vec<(String, Vec<u8>)> = captured
         .into_iter()
-        .filter(|(p, _)| p.ends_with(paths::GRAMINE_SGX_LIBPAL_SUFFIX))
+        .filter(|(p, _)| p.ends_with(gsc_paths::GRAMINE_SGX_LIBPAL_SUFFIX))
         .collect();
     match pals.len() {
         0 => contents.problems.push(format!(
             "no Gramine SGX PAL (*{}) in the image",
-            paths::GRAMINE_SGX_LIBPAL_SUFFIX
+            gsc_paths::GRAMINE_SGX_LIBPAL_SUFFIX
         )),
         1 => {}
         n => contents.problems.push(format!(
