@@ -15,15 +15,12 @@ use crate::gramine::runtime::RuntimeDescriptor;
 use crate::image::manifest::PlatformSpec;
 use crate::image::reference::Digest;
 use crate::image::scan::{CaptureSet, LayerScanner};
+use crate::runtime_image::descriptor_from_config;
 
 use super::env::PipelineEnv;
 use super::errors::{self, Side};
 use super::resolve::Endpoint;
 
-/// Config label: the runtime format (`1`).
-pub const LABEL_FORMAT: &str = "dev.kiln.runtime.format";
-/// Config label: the descriptor as compact JSON.
-pub const LABEL_DESCRIPTOR: &str = "dev.kiln.runtime.descriptor";
 /// Largest PAL accepted (a real one is ~1 MiB).
 const PAL_MAX: u64 = 64 * 1024 * 1024;
 
@@ -46,10 +43,6 @@ pub struct RuntimeImage {
     pub libpal: Arc<Vec<u8>>,
     /// SHA-256 of `<prefix>/kiln-init` when the runtime layer has it as a regular file.
     pub kiln_init_sha256: Option<[u8; 32]>,
-}
-
-fn label<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a str> {
-    config.get("config")?.get("Labels")?.get(key)?.as_str()
 }
 
 /// The cache key under which a runtime layer's PAL is kept: a digest derived from the
@@ -95,20 +88,9 @@ pub async fn read_runtime(runtime: &Endpoint, env: &PipelineEnv) -> Result<Runti
         .resolve_image(&runtime.reference, &PlatformSpec::linux_amd64())
         .await
         .map_err(|e| errors::registry(Side::Runtime, &e))?;
+    let descriptor = descriptor_from_config(&resolved.config).map_err(errors::runtime)?;
     let config: serde_json::Value = serde_json::from_slice(&resolved.config)
         .map_err(|e| errors::runtime(format!("config: {e}")))?;
-    match label(&config, LABEL_FORMAT) {
-        Some("1") => {}
-        other => {
-            return Err(errors::runtime(format!(
-                "label {LABEL_FORMAT} is {other:?}, expected \"1\""
-            )))
-        }
-    }
-    let descriptor = label(&config, LABEL_DESCRIPTOR)
-        .ok_or_else(|| errors::runtime(format!("label {LABEL_DESCRIPTOR} missing")))?;
-    let descriptor =
-        RuntimeDescriptor::from_json(descriptor.as_bytes()).map_err(errors::runtime)?;
     let manifest: serde_json::Value = serde_json::from_slice(resolved.manifest.bytes())
         .map_err(|e| errors::runtime(format!("manifest: {e}")))?;
     let layers = manifest
