@@ -9,13 +9,15 @@
 //! digest, tag LAST) → response.
 //!
 //! Modules: [`env`](mod@env) (what the host provides), [`progress`], [`errors`] (API error
-//! mapping), [`resolve`], [`scan`], [`runtime`] (runtime image reader), [`kiln_layer`],
-//! [`config`] (output config/manifest, reproducible time), [`push`], [`response`].
+//! mapping), [`resolve`], [`scan`], [`runtime`] (runtime image reader), [`output`] (the
+//! output image assembled: [`kiln_layer`], [`config`] for config/manifest and the
+//! reproducible time), [`push`], [`response`].
 
 pub mod config;
 pub mod env;
 pub mod errors;
 pub mod kiln_layer;
+pub mod output;
 pub mod progress;
 pub mod push;
 pub mod resolve;
@@ -24,22 +26,19 @@ pub mod runtime;
 pub mod scan;
 pub mod two_step;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::api::{ApiError, ConvertRequest, ConvertResponse, SigningKey};
 use crate::gramine::manifest::{render_manifest, render_with_params, RenderedManifest, Variant};
 use crate::gramine::spec::{build_spec_with_init, EnclaveSpec};
 use crate::gramine::validate::{validate, ValidRequest};
-use crate::image::digest::sha256_digest;
 use crate::image::file_index::FileIndex;
-use crate::sgx::gramine_layout::measure_with;
+use crate::sgx::gramine_layout::{measure_with, GramineMeasurement};
 use crate::sgx::signer::{gramine_sigstruct_body, sign, Signer};
 use crate::sgx::sigstruct::Sigstruct;
+use crate::sgx::sigstruct_date::SigstructDate;
 
 pub use env::{PipelineEnv, ScanDriver, SdkmsSignerFactory};
 pub use progress::{Event, Progress, Step};
@@ -102,67 +101,18 @@ fn signer_for(req: &ValidRequest, env: &PipelineEnv) -> Result<Arc<dyn Signer>, 
     }
 }
 
-/// The request as recorded in `conversion.json`: no credential, no API key.
-fn redacted_request(request: &ConvertRequest) -> Value {
-    let mut v = serde_json::to_value(request).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.remove("inputAuthConfig");
-        o.remove("outputAuthConfig");
-        o.remove("authConfig");
-        if let Some(s) = o
-            .get_mut("signingKey")
-            .and_then(|k| k.get_mut("sdkms"))
-            .and_then(Value::as_object_mut)
-        {
-            s.remove("apiKey");
-        }
-    }
-    v
-}
-
-/// Launcher arguments for `allowCmdlineArgs` (Docker's ENTRYPOINT/CMD rule).
-fn launcher_args(req: &ValidRequest, image: &Value) -> (Vec<String>, Vec<String>) {
-    if !req.allow_cmdline_args {
-        return (Vec::new(), Vec::new());
-    }
-    let list = |k: &str| -> Vec<String> {
-        image
-            .get("config")
-            .and_then(|c| c.get(k))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (entry, args) = match &req.entrypoint {
-        Some(e) => (e.clone(), req.entrypoint_args.clone().unwrap_or_default()),
-        None => (
-            list("Entrypoint"),
-            req.entrypoint_args.clone().unwrap_or_else(|| list("Cmd")),
-        ),
-    };
-    if entry.is_empty() {
-        (Vec::new(), args.into_iter().skip(1).collect())
-    } else {
-        (entry.into_iter().skip(1).collect(), args)
-    }
-}
-
 fn measure_one(
     manifest: &RenderedManifest,
     libpal: &[u8],
     what: &str,
-) -> Result<crate::sgx::gramine_layout::GramineMeasurement, ApiError> {
+) -> Result<GramineMeasurement, ApiError> {
     measure_with(manifest.text.as_bytes(), &manifest.params, libpal)
         .map_err(|e| ApiError::internal(format!("measuring the {what} enclave: {e}")))
 }
 
 async fn sign_one(
-    m: &crate::sgx::gramine_layout::GramineMeasurement,
-    date: crate::sgx::sigstruct_date::SigstructDate,
+    m: &GramineMeasurement,
+    date: SigstructDate,
     signer: &dyn Signer,
     what: &str,
 ) -> Result<Sigstruct, ApiError> {
@@ -190,14 +140,95 @@ pub async fn convert(
 
 /// The pipeline, in one of its [`two_step::Mode`]s: a whole conversion with the request's
 /// signer, or up to the SIGSTRUCT bodies (prepare), or with signatures made elsewhere
-/// (complete; nothing tagged before they verify).
+/// (complete; nothing tagged before they verify). Each stage below is one step of the
+/// module doc's story.
 pub(crate) async fn run(
     request: ConvertRequest,
     env: &PipelineEnv,
     mode: two_step::Mode<'_>,
 ) -> Result<two_step::Ran, ApiError> {
     let t = Timer::start(env, Step::Validate);
-    let req = validate(&request).map_err(|e| errors::validation(&e))?;
+    let (req, signer, ends) = inputs(&request, env, &mode)?;
+    t.done();
+
+    let t = Timer::start(env, Step::ResolveInput);
+    let input = InputImage::resolve(&ends.input).await?;
+    t.done();
+
+    let t = Timer::start(env, Step::ScanLayers);
+    let staged = scan_and_stage(&ends, &input.jobs, env).await?;
+    t.done();
+    let mut uploads = staged.uploads;
+    let rt = staged.runtime;
+
+    let t = Timer::start(env, Step::Manifests);
+    let rendered = render(&req, &input, &staged.index, &rt, env)?;
+    t.done();
+
+    let t = Timer::start(env, Step::Measure);
+    let m1 = measure_one(&rendered.sgx1, &rt.libpal, "SGX1")?;
+    let m2 = measure_one(&rendered.edmm, &rt.libpal, "EDMM")?;
+    t.done();
+
+    let t = Timer::start(env, Step::Sign);
+    let ms = [&m1, &m2];
+    let (signed, time) =
+        match sign_stage(&mode, signer, &request, &input, &rt, ms, env, &mut uploads).await? {
+            SignStage::Signed(signed, time) => (*signed, time),
+            SignStage::Prepared(p) => return Ok(two_step::Ran::Prepared(p)),
+        };
+    t.done();
+
+    let t = Timer::start(env, Step::BuildImage);
+    let sgx1_exinfo = rendered.sgx1.params.use_exinfo;
+    let out = output::assemble(output::Parts {
+        request: &request,
+        req: &req,
+        input_config: &input.config,
+        input_digest: &input.resolved.manifest.digest().to_string(),
+        input_layers: input.layers.clone(),
+        index: &staged.index,
+        spec: &rendered.spec,
+        runtime: &rt,
+        runtime_reference: &env.runtime_image,
+        manifests: output::Manifests {
+            sgx1: rendered.sgx1.text,
+            edmm: rendered.edmm.text,
+            direct: rendered.direct,
+        },
+        signed: &signed,
+        time,
+        sgx1_exinfo,
+    })?;
+    t.done();
+
+    let t = Timer::start(env, Step::Push);
+    let digest = push::push_image(&ends.output, &out, uploads, env).await?;
+    t.done();
+
+    let warnings = output::warnings(&rendered.spec, sgx1_exinfo, &input.config);
+    let response = response::response(&req, &out, &digest, &signed, warnings);
+    Ok(two_step::Ran::Converted(Box::new(ConvertOutcome {
+        response,
+        manifest: out.manifest,
+        config: out.config,
+        layers_cached: staged.hits,
+        layers_total: input.jobs.len(),
+    })))
+}
+
+/// Stage 1's result: the validated request, the signer (when this mode signs) and the
+/// endpoints.
+type Inputs = (ValidRequest, Option<Arc<dyn Signer>>, resolve::Endpoints);
+
+/// Stage 1: what the request asks for. Every refusal here happens before any request is
+/// sent.
+fn inputs(
+    request: &ConvertRequest,
+    env: &PipelineEnv,
+    mode: &two_step::Mode<'_>,
+) -> Result<Inputs, ApiError> {
+    let req = validate(request).map_err(|e| errors::validation(&e))?;
     if req.external_packages.is_some() && !env.external_packages_staged {
         return Err(ApiError::bad_request(
             "externalPackages: this kiln has no filesystem to look runtime packages up in \
@@ -210,27 +241,67 @@ pub(crate) async fn run(
     };
     let mut ends = resolve::endpoints(&req, env)?;
     mode.pin(&mut ends)?;
-    t.done();
+    Ok((req, signer, ends))
+}
 
-    let t = Timer::start(env, Step::ResolveInput);
-    let input = resolve::resolve_input(&ends.input).await?;
-    let input_config: Value = serde_json::from_slice(&input.config)
-        .map_err(|e| ApiError::bad_request(format!("input image: config: {e}")))?;
-    let image_config: oci_spec::image::ImageConfiguration =
-        serde_json::from_slice(&input.config)
-            .map_err(|e| ApiError::bad_request(format!("input image: config: {e}")))?;
-    let input_manifest: Value = serde_json::from_slice(input.manifest.bytes())
-        .map_err(|e| ApiError::bad_request(format!("input image: manifest: {e}")))?;
-    let input_layers: Vec<Value> = input_manifest
-        .get("layers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let jobs = scan::layer_jobs(&input.image_manifest);
-    t.done();
+/// Stage 2: the input image, resolved to linux/amd64, with its config and layers.
+struct InputImage {
+    resolved: crate::image::registry::ResolvedImage,
+    /// The config as JSON (kept verbatim in the output config).
+    config: Value,
+    /// The config, typed.
+    image_config: oci_spec::image::ImageConfiguration,
+    /// The layer descriptors, verbatim.
+    layers: Vec<Value>,
+    /// What to scan.
+    jobs: Vec<scan::LayerJob>,
+}
 
-    // Scan the layers, copy them to the output, and read the runtime, all at once.
-    let t = Timer::start(env, Step::ScanLayers);
+impl InputImage {
+    async fn resolve(input: &resolve::Endpoint) -> Result<Self, ApiError> {
+        let resolved = resolve::resolve_input(input).await?;
+        let bad = |what: &str, e: serde_json::Error| {
+            ApiError::bad_request(format!("input image: {what}: {e}"))
+        };
+        let config: Value =
+            serde_json::from_slice(&resolved.config).map_err(|e| bad("config", e))?;
+        let image_config =
+            serde_json::from_slice(&resolved.config).map_err(|e| bad("config", e))?;
+        let manifest: Value =
+            serde_json::from_slice(resolved.manifest.bytes()).map_err(|e| bad("manifest", e))?;
+        let layers = manifest
+            .get("layers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let jobs = scan::layer_jobs(&resolved.image_manifest);
+        Ok(InputImage {
+            resolved,
+            config,
+            image_config,
+            layers,
+            jobs,
+        })
+    }
+}
+
+/// Stage 3's result: the merged file index, the runtime image, and the input layers'
+/// uploads still running.
+struct Staged {
+    index: FileIndex,
+    runtime: runtime::RuntimeImage,
+    uploads: scan::PendingUploads,
+    hits: usize,
+}
+
+/// Stage 3: scans every input layer once (cache first) while the layers are made present
+/// in the output (mounted, or teed as they stream across registries) and the runtime image
+/// is read (its layer reused in the output meanwhile); then merges the index.
+async fn scan_and_stage(
+    ends: &resolve::Endpoints,
+    jobs: &[scan::LayerJob],
+    env: &PipelineEnv,
+) -> Result<Staged, ApiError> {
     let reused: Vec<push::Reused> = jobs
         .iter()
         .map(|j| push::Reused {
@@ -238,36 +309,29 @@ pub(crate) async fn run(
             size: j.size,
         })
         .collect();
-    // The runtime image is read, and its layer made present in the output (mounted or
-    // copied), while the input layers are scanned.
     let read_rt = async {
         let t = Timer::start(env, Step::ReadRuntime);
         let rt = runtime::read_runtime(&ends.runtime, env).await?;
         t.done();
+        let layer = push::Reused {
+            digest: rt.layer_digest.clone(),
+            size: rt.layer_size,
+        };
         push::reuse_blobs(
             &ends.runtime,
             errors::Side::Runtime,
             &ends.output,
-            &[push::Reused {
-                digest: rt.layer_digest.clone(),
-                size: rt.layer_size,
-            }],
+            &[layer],
             env,
         )
         .await?;
         Ok(rt)
     };
-    let same_registry = ends.input.client.base_url() == ends.output.client.base_url();
-    let (scanned, rt) = if same_registry {
+    let input = (&ends.input.client, ends.input.repository());
+    let (scanned, rt) = if ends.input.client.base_url() == ends.output.client.base_url() {
         // Mounts are cheap: copy (mount) while scanning.
         let (scanned, (), rt) = futures_util::future::try_join3(
-            scan::scan_layers(
-                &ends.input.client,
-                ends.input.repository(),
-                &jobs,
-                None,
-                env,
-            ),
+            scan::scan_layers(input.0, input.1, jobs, None, env),
             push::reuse_blobs(&ends.input, errors::Side::Input, &ends.output, &reused, env),
             read_rt,
         )
@@ -284,17 +348,10 @@ pub(crate) async fn run(
             mode: env.upload_mode,
         };
         let (scanned, rt) = futures_util::future::try_join(
-            scan::scan_layers(
-                &ends.input.client,
-                ends.input.repository(),
-                &jobs,
-                Some(tee),
-                env,
-            ),
+            scan::scan_layers(input.0, input.1, jobs, Some(tee), env),
             read_rt,
         )
         .await?;
-        // Only layers served from the cache still need copying: the others were teed.
         let from_cache: Vec<push::Reused> = reused
             .into_iter()
             .zip(&scanned.cached)
@@ -312,16 +369,32 @@ pub(crate) async fn run(
         (scanned, rt)
     };
     let hits = scanned.hits();
-    let scan::ScannedLayers {
-        summaries,
-        mut uploads,
-        ..
-    } = scanned;
-    let index = FileIndex::from_layers_limited(summaries.iter(), &env.limits)
+    let index = FileIndex::from_layers_limited(scanned.summaries.iter(), &env.limits)
         .map_err(|e| ApiError::bad_request(format!("input image layers: {e}")))?;
-    t.done();
+    Ok(Staged {
+        index,
+        runtime: rt,
+        uploads: scanned.uploads,
+        hits,
+    })
+}
 
-    let t = Timer::start(env, Step::Manifests);
+/// Stage 4's result: the enclave spec and the three manifests.
+struct Rendered {
+    spec: EnclaveSpec,
+    sgx1: RenderedManifest,
+    edmm: RenderedManifest,
+    direct: String,
+}
+
+/// Stage 4: the enclave spec and the manifests (SGX1, EDMM, direct).
+fn render(
+    req: &ValidRequest,
+    input: &InputImage,
+    index: &FileIndex,
+    rt: &runtime::RuntimeImage,
+    env: &PipelineEnv,
+) -> Result<Rendered, ApiError> {
     if !req.certificates.is_empty() && rt.kiln_init_sha256.is_none() {
         return Err(errors::runtime(format!(
             "{}: {}",
@@ -329,220 +402,91 @@ pub(crate) async fn run(
             crate::gramine::init::NO_KILN_INIT
         )));
     }
-    let spec: EnclaveSpec = build_spec_with_init(
-        &req,
-        &image_config,
-        &index,
+    let spec = build_spec_with_init(
+        req,
+        &input.image_config,
+        index,
         &rt.descriptor,
         rt.kiln_init_sha256,
     )?;
     let bad = |e: &dyn std::fmt::Display| ApiError::bad_request(e.to_string());
-    let render = |v| render_with_params(&spec, v).map_err(|e| bad(&e));
-    let (sgx1, edmm, direct) = (
-        render(Variant::Sgx1)?,
-        render(Variant::Edmm)?,
-        render_manifest(&spec, Variant::Direct).map_err(|e| bad(&e))?,
-    );
-    t.done();
+    let sgx1 = render_with_params(&spec, Variant::Sgx1).map_err(|e| bad(&e))?;
+    let edmm = render_with_params(&spec, Variant::Edmm).map_err(|e| bad(&e))?;
+    let direct = render_manifest(&spec, Variant::Direct).map_err(|e| bad(&e))?;
+    Ok(Rendered {
+        spec,
+        sgx1,
+        edmm,
+        direct,
+    })
+}
 
-    let sgx1_exinfo = sgx1.params.use_exinfo;
-    let t = Timer::start(env, Step::Measure);
-    let m1 = measure_one(&sgx1, &rt.libpal, "SGX1")?;
-    let m2 = measure_one(&edmm, &rt.libpal, "EDMM")?;
-    let (mr1, mr2) = (m1.mrenclave, m2.mrenclave);
-    t.done();
+/// What the signing stage ends with.
+enum SignStage {
+    /// Both SIGSTRUCTs and the build time they are dated by: the conversion goes on.
+    Signed(Box<output::Signed>, config::BuildTime),
+    /// `prepare` stops here with the payloads.
+    Prepared(Box<two_step::Prepared>),
+}
 
-    let t = Timer::start(env, Step::Sign);
-    let time = mode.build_time(config::BuildTime::choose(
-        env.source_date_epoch,
-        &input_config,
-    ));
+/// Stage 6: signs both enclaves with the request's signer, or hands the bodies to the
+/// two-step mode (prepare stops; complete checks the external signatures).
+#[allow(clippy::too_many_arguments)]
+async fn sign_stage(
+    mode: &two_step::Mode<'_>,
+    signer: Option<Arc<dyn Signer>>,
+    request: &ConvertRequest,
+    input: &InputImage,
+    rt: &runtime::RuntimeImage,
+    [m1, m2]: [&GramineMeasurement; 2],
+    env: &PipelineEnv,
+    uploads: &mut scan::PendingUploads,
+) -> Result<SignStage, ApiError> {
+    let chosen = config::BuildTime::choose(env.source_date_epoch, &input.config);
+    let time = mode.build_time(chosen);
     let date = time.sigstruct_date()?;
-    let (sig1, sig2) = match (&mode, &signer) {
-        (two_step::Mode::Convert, Some(signer)) => {
-            let signed = match sign_one(&m1, date, signer.as_ref(), "SGX1").await {
-                Ok(s1) => sign_one(&m2, date, signer.as_ref(), "EDMM")
-                    .await
-                    .map(|s2| (s1, s2)),
-                Err(e) => Err(e),
-            };
-            // A remote signer's session ends here, whatever happened.
-            signer.finish().await;
-            signed?
-        }
+    let (sgx1, edmm) = match (mode, signer) {
+        (two_step::Mode::Convert, Some(signer)) => sign_both(m1, m2, date, signer.as_ref()).await?,
         _ => {
             // What `prepare` returns must not depend on uploads still running.
-            std::mem::take(&mut uploads).finish().await?;
+            std::mem::take(uploads).finish().await?;
             let facts = two_step::Facts {
-                request: &request,
-                input_digest: input.manifest.digest().to_string(),
+                request,
+                input_digest: input.resolved.manifest.digest().to_string(),
                 runtime_digest: rt.manifest_digest.clone(),
                 time,
                 sgx1: gramine_sigstruct_body(m1.mrenclave, &m1.params, date),
                 edmm: gramine_sigstruct_body(m2.mrenclave, &m2.params, date),
             };
             match mode.sign(facts)? {
-                two_step::Signed::Prepared(p) => return Ok(two_step::Ran::Prepared(p)),
+                two_step::Signed::Prepared(p) => return Ok(SignStage::Prepared(p)),
                 two_step::Signed::Sigstructs(s1, s2) => (*s1, *s2),
             }
         }
     };
-    let mrsigner = sig1.mrsigner();
-    t.done();
-
-    let t = Timer::start(env, Step::BuildImage);
-    let (fixed, default) = launcher_args(&req, &input_config);
-    let mut lc = kiln_launcher::config::LauncherConfig::standard(
-        true,
-        req.allow_cmdline_args,
-        fixed,
-        default,
-    )
-    .with_enclave_limits(spec.max_threads, spec.enclave_size)
-    .with_attestation(spec.init.is_some())
-    .with_sgx1_exinfo(sgx1_exinfo)
-    .with_log_relays(!spec.log_links.is_empty());
-    lc.sgx_loader_start = kiln_launcher::config::SgxLoaderStart::Exec;
-    let launcher_json = lc
-        .to_json()
-        .map_err(|e| ApiError::internal(format!("launcher config: {e}")))?;
-    let conversion = json!({
-        "kilnVersion": KILN_VERSION,
-        "input": {"reference": req.input_image, "digest": input.manifest.digest().to_string()},
-        "runtime": {"reference": env.runtime_image, "digest": rt.manifest_digest},
-        "request": redacted_request(&request),
-        "result": {
-            "mrenclave": hex::encode(mr1),
-            "mrenclave2": hex::encode(mr2),
-            "mrsigner": hex::encode(mrsigner),
-            "isvprodid": req.isvprodid,
-            "isvsvn": req.isvsvn,
-            "memSize": req.mem_size.bytes,
-        },
-    });
-    let mut conversion_json = serde_json::to_vec_pretty(&conversion)
-        .map_err(|e| ApiError::internal(format!("conversion.json: {e}")))?;
-    conversion_json.push(b'\n');
-    let layer = kiln_layer::build(
-        &kiln_layer::KilnFiles {
-            launcher_json,
-            sgx1_manifest: sgx1.text.into_bytes(),
-            sgx1_sig: sig1.to_bytes().to_vec(),
-            edmm_manifest: edmm.text.into_bytes(),
-            edmm_sig: sig2.to_bytes().to_vec(),
-            direct_manifest: direct.into_bytes(),
-            conversion_json,
-            init_json: spec.init.as_ref().map(|i| i.init_json.clone()),
-            host_dirs: spec.host_dirs(),
-            needs_resolv_conf: spec.runtime_domain_names,
-            log_links: spec
-                .log_links
-                .iter()
-                .map(|(path, stream)| (path.clone(), stream.relay_path()))
-                .collect(),
-        },
-        &index,
-        time.unix,
-    )?;
-    let mut labels = BTreeMap::new();
-    for (k, v) in [
-        ("dev.kiln.format", "1".to_string()),
-        ("dev.kiln.version", KILN_VERSION.to_string()),
-        ("dev.kiln.mrenclave", hex::encode(mr1)),
-        ("dev.kiln.mrenclave2", hex::encode(mr2)),
-        ("dev.kiln.mrsigner", hex::encode(mrsigner)),
-        ("dev.kiln.isvprodid", req.isvprodid.to_string()),
-        ("dev.kiln.isvsvn", req.isvsvn.to_string()),
-        ("dev.kiln.runtime", rt.manifest_digest.clone()),
-    ] {
-        labels.insert(k.to_string(), v);
-    }
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let changes = config::ConfigChanges {
-        entrypoint: kiln_launcher::config::LAUNCHER_PATH.to_string(),
-        env: vec![
-            format!("ENCLAVEOS_SIGNATURE={}", b64.encode(sig1.to_bytes())),
-            format!("ENCLAVEOS_SIGNATURE2={}", b64.encode(sig2.to_bytes())),
-        ],
-        labels: labels.clone(),
-        diff_ids: vec![rt.diff_id.clone(), layer.diff_id.clone()],
-        created_by: vec![
-            format!("kiln convert: runtime layer of {}", env.runtime_image),
-            "kiln convert: kiln layer (launcher, signed manifests)".to_string(),
-        ],
-        time,
+    let signed = output::Signed {
+        sgx1,
+        edmm,
+        mrenclave: m1.mrenclave,
+        mrenclave2: m2.mrenclave,
     };
-    let config_bytes = config::output_config(&input_config, &changes)?;
-    let config_digest = sha256_digest(&config_bytes);
-    let mut layers = input_layers;
-    layers.push(rt.layer.clone());
-    layers.push(
-        json!({"mediaType": config::OCI_LAYER_GZIP, "digest": layer.digest, "size": layer.size}),
-    );
-    let image_size = config_bytes.len() as u64
-        + layers
-            .iter()
-            .filter_map(|l| l.get("size").and_then(Value::as_u64))
-            .sum::<u64>();
-    let manifest =
-        config::output_manifest(&config_digest, config_bytes.len() as u64, layers, &labels)?;
-    t.done();
+    Ok(SignStage::Signed(Box::new(signed), time))
+}
 
-    let t = Timer::start(env, Step::Push);
-    // The input layers' uploads finish while the kiln layer and the config go up; the
-    // manifest only after all of them.
-    let own_blobs = async {
-        push::upload_blob(&ends.output, &layer.digest, Bytes::from(layer.blob), env).await?;
-        push::upload_blob(
-            &ends.output,
-            &config_digest,
-            Bytes::from(config_bytes.clone()),
-            env,
-        )
-        .await
+/// Signs both enclaves with the request's signer; a remote signer's session ends here,
+/// whatever happened.
+async fn sign_both(
+    m1: &GramineMeasurement,
+    m2: &GramineMeasurement,
+    date: SigstructDate,
+    signer: &dyn Signer,
+) -> Result<(Sigstruct, Sigstruct), ApiError> {
+    let signed = match sign_one(m1, date, signer, "SGX1").await {
+        Ok(s1) => sign_one(m2, date, signer, "EDMM").await.map(|s2| (s1, s2)),
+        Err(e) => Err(e),
     };
-    futures_util::future::try_join(uploads.finish(), own_blobs).await?;
-    let digest = push::push_manifest(&ends.output, manifest.clone()).await?;
-    t.done();
-
-    let mut warnings = spec.warnings.clone();
-    if sgx1_exinfo {
-        warnings.push(
-            "SGX1 enclave: built with EXINFO (sgx.use_exinfo, SIGSTRUCT MISCSELECT 0x1) so that \
-             the app can recover from SIGSEGV; it starts only on CPUs that report EXINFO \
-             (SGX2-capable CPUs whose kernel lacks EDMM; the launcher checks), and attestation \
-             policies must accept MISCSELECT 0x1"
-                .to_string(),
-        );
-    }
-    if let Some(sig) = config::foreign_stop_signal(&input_config) {
-        warnings.push(format!(
-            "StopSignal: {sig} replaced by SIGTERM: Gramine passes only SIGTERM from the host to \
-             the app, so `docker stop` now sends SIGTERM (for nginx that is a fast shutdown \
-             instead of a graceful one)"
-        ));
-    }
-    warnings.dedup();
-    let response = response::response(response::Facts {
-        new_image: req.output_image.clone(),
-        config_digest,
-        manifest_digest: digest.to_string(),
-        image_size,
-        isvprodid: req.isvprodid,
-        isvsvn: req.isvsvn,
-        mrenclave: mr1,
-        mrenclave2: mr2,
-        mrsigner,
-        mem_size: req.mem_size.bytes,
-        warnings,
-    });
-    Ok(two_step::Ran::Converted(Box::new(ConvertOutcome {
-        response,
-        manifest,
-        config: config_bytes,
-        layers_cached: hits,
-        layers_total: jobs.len(),
-    })))
+    signer.finish().await;
+    signed
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -135,6 +135,29 @@ pub async fn upload_blob(
     Ok(())
 }
 
+/// Pushes the output image: the kiln layer and the config go up while the input layers'
+/// uploads (`uploads`) finish; then the manifest by digest and the tag, last.
+pub async fn push_image(
+    to: &Endpoint,
+    image: &super::output::OutputImage,
+    uploads: super::scan::PendingUploads,
+    env: &PipelineEnv,
+) -> Result<Digest, ApiError> {
+    let own_blobs = async {
+        let layer = &image.kiln_layer;
+        upload_blob(to, &layer.digest, Bytes::from(layer.blob.clone()), env).await?;
+        upload_blob(
+            to,
+            &image.config_digest,
+            Bytes::from(image.config.clone()),
+            env,
+        )
+        .await
+    };
+    futures_util::future::try_join(uploads.finish(), own_blobs).await?;
+    push_manifest(to, image.manifest.clone()).await
+}
+
 /// Pushes the manifest by digest, then points the output tag at it (last). An output
 /// named by digest must be this manifest's digest.
 pub async fn push_manifest(to: &Endpoint, manifest: Vec<u8>) -> Result<Digest, ApiError> {

@@ -9,7 +9,10 @@
 //!   docker's local "SIZE" counts uncompressed bytes instead, which the registry does
 //!   not know).
 
+use super::output::{OutputImage, Signed};
 use crate::api::ConvertResponse;
+use crate::gramine::validate::ValidRequest;
+use crate::image::reference::Digest;
 
 /// The first 12 hex digits of a `sha256:<hex>` digest.
 pub fn short_id(digest: &str) -> String {
@@ -17,47 +20,26 @@ pub fn short_id(digest: &str) -> String {
     hex.chars().take(12).collect()
 }
 
-/// Everything the response reports.
-#[derive(Debug, Clone)]
-pub struct Facts {
-    /// `outputImageName`.
-    pub new_image: String,
-    /// Output config digest.
-    pub config_digest: String,
-    /// Output manifest digest.
-    pub manifest_digest: String,
-    /// Config size plus every layer size.
-    pub image_size: u64,
-    /// ISV ids.
-    pub isvprodid: u16,
-    /// ISV svn.
-    pub isvsvn: u16,
-    /// SGX1 MRENCLAVE.
-    pub mrenclave: [u8; 32],
-    /// EDMM MRENCLAVE.
-    pub mrenclave2: [u8; 32],
-    /// MRSIGNER.
-    pub mrsigner: [u8; 32],
-    /// Enclave size used.
-    pub mem_size: u64,
-    /// Warnings.
-    pub warnings: Vec<String>,
-}
-
-/// The response body.
-pub fn response(f: Facts) -> ConvertResponse {
+/// The response body for a pushed output image.
+pub fn response(
+    req: &ValidRequest,
+    image: &OutputImage,
+    manifest_digest: &Digest,
+    signed: &Signed,
+    warnings: Vec<String>,
+) -> ConvertResponse {
     ConvertResponse {
-        new_image: f.new_image,
-        image_sha: short_id(&f.config_digest),
-        image_size: f.image_size,
-        isvprodid: f.isvprodid,
-        isvsvn: f.isvsvn,
-        mrenclave: hex::encode(f.mrenclave),
-        mrenclave2: hex::encode(f.mrenclave2),
-        mrsigner: hex::encode(f.mrsigner),
-        mem_size: f.mem_size,
-        digest: f.manifest_digest,
-        warnings: f.warnings,
+        new_image: req.output_image.clone(),
+        image_sha: short_id(&image.config_digest),
+        image_size: image.size,
+        isvprodid: req.isvprodid,
+        isvsvn: req.isvsvn,
+        mrenclave: hex::encode(signed.mrenclave),
+        mrenclave2: hex::encode(signed.mrenclave2),
+        mrsigner: hex::encode(signed.mrsigner()),
+        mem_size: req.mem_size.bytes,
+        digest: manifest_digest.to_string(),
+        warnings,
     }
 }
 
