@@ -29,7 +29,11 @@ fn factory(dsm: &DsmServer) -> Result<SdkmsFactory, HarnessError> {
 
 fn api_error<T>(r: Result<T, SignError>) -> Result<ApiError, HarnessError> {
     match r {
-        Err(SignError::Api(e)) => Ok(e),
+        Err(e @ SignError::Remote(_)) => Ok(kiln_engine::pipeline::errors::signing(
+            e,
+            "signingKey",
+            "test",
+        )),
         Err(e) => Err(format!("expected an API error, got {e}").into()),
         Ok(_) => Err("signed".into()),
     }
@@ -107,7 +111,7 @@ async fn dsm_refusals_are_api_errors_without_the_key() -> Result<(), HarnessErro
         )
         .await,
     )?;
-    assert_eq!(e.error_type, ErrorType::RegistryError, "{e}");
+    assert_eq!(e.error_type, ErrorType::SignerError, "{e}");
     assert!(!e.reason.contains(DsmServer::API_KEY), "{e}");
     Ok(())
 }

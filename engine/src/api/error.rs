@@ -9,6 +9,7 @@
 //! | `NotFound` | 404 | the input image (or a blob of it) does not exist |
 //! | `RegistryError` | 502 | a registry is unreachable or answered with an error |
 //! | `RegistryTimeout` | 504 | a registry did not answer in time |
+//! | `SignerError` | 502 | the signer failed: a KMS unreachable, failing or timing out, a browser key that would not sign |
 //! | `Internal` | 500 | kiln's own bug |
 //!
 //! A reason never contains a password or API key: constructors take text the caller has
@@ -32,6 +33,8 @@ pub enum ErrorType {
     RegistryError,
     /// 504: registry timed out.
     RegistryTimeout,
+    /// 502: the signer (a KMS, a browser key) failed or is unreachable.
+    SignerError,
     /// 500: kiln's own bug.
     Internal,
 }
@@ -46,6 +49,7 @@ impl ErrorType {
             ErrorType::NotFound => 404,
             ErrorType::RegistryError => 502,
             ErrorType::RegistryTimeout => 504,
+            ErrorType::SignerError => 502,
             ErrorType::Internal => 500,
         }
     }
@@ -59,6 +63,7 @@ impl ErrorType {
             ErrorType::NotFound => "NotFound",
             ErrorType::RegistryError => "RegistryError",
             ErrorType::RegistryTimeout => "RegistryTimeout",
+            ErrorType::SignerError => "SignerError",
             ErrorType::Internal => "Internal",
         }
     }

@@ -61,7 +61,6 @@ use super::paths::{is_strictly_within, is_within, join, normalize_absolute};
 use super::runtime::RuntimeDescriptor;
 use super::users::{resolve_user, UserError};
 use super::validate::{Certificate, ValidRequest};
-use crate::api::ApiError;
 use crate::image::file_index::FileIndex;
 
 /// The Gramine key name used for encrypted dirs.
@@ -111,15 +110,6 @@ pub enum SpecError {
     /// The runtime descriptor.
     #[error("{0}")]
     Runtime(String),
-}
-
-impl From<SpecError> for ApiError {
-    fn from(e: SpecError) -> Self {
-        match e {
-            SpecError::Runtime(r) => ApiError::internal(r),
-            other => ApiError::bad_request(other.to_string()),
-        }
-    }
 }
 
 /// Everything the manifests and the launcher need.

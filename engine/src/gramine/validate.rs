@@ -2,7 +2,7 @@
 //!
 //! [`validate`] turns a [`ConvertRequest`] into a [`ValidRequest`] or a list of
 //! [`FieldError`]s (all problems at once, each naming its field); [`ValidationErrors`]
-//! converts into a 400 [`ApiError`] whose reason lists them.
+//! converts into a 400 `api::ApiError` whose reason lists them.
 //!
 //! Defaults (shared/spec/convert-image.md): isvprodid 0, isvsvn 0, memSize 256M, threads 16
 //! (the spec says 4, but Gramine's own IPC, async and per-pipe TLS-handshake threads take
@@ -30,7 +30,6 @@ use super::options::{validate_options, ManifestOptions, OptionContext};
 use super::paths::{is_strictly_within, is_within, normalize_absolute};
 use super::request::{AuthConfig, ConvertRequest, SigningKey};
 use super::size::{parse_size, DEFAULT_ENCLAVE_SIZE, MAX_ENCLAVE_SIZE, MIN_ENCLAVE_SIZE};
-use crate::api::ApiError;
 
 /// Default `roDirs`.
 pub const DEFAULT_RO_DIRS: [&str; 2] = ["/", "/opt/fortanix/enclave-os/app-config/ro"];
@@ -82,12 +81,6 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
-
-impl From<ValidationErrors> for ApiError {
-    fn from(e: ValidationErrors) -> Self {
-        ApiError::bad_request(e.to_string())
-    }
-}
 
 /// Registry credentials after the `authConfig` fallback.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -454,13 +447,6 @@ fn check_certificates(
 /// The next power of two at or above `n` (n >= 1), if it fits.
 fn next_pow2(n: u64) -> Option<u64> {
     n.checked_next_power_of_two()
-}
-
-/// Parses a request body and validates it: the whole front half of the pipeline, with
-/// every problem as one 400.
-pub fn parse_and_validate(body: &[u8]) -> Result<ValidRequest, ApiError> {
-    let req = super::request::parse_request(body)?;
-    Ok(validate(&req)?)
 }
 
 /// Validates a request and applies the defaults.

@@ -17,9 +17,7 @@ fn bad(extra: &str, field: &str) -> String {
     let e = validate(&req(extra)).unwrap_err();
     assert_eq!(e.0.len(), 1, "{extra}: {e}");
     assert_eq!(e.0[0].field, field, "{extra}: {e}");
-    let api: ApiError = e.clone().into();
-    assert_eq!(api.status, 400);
-    assert!(api.reason.starts_with(field), "{}", api.reason);
+    assert!(e.to_string().starts_with(field), "{e}");
     e.0[0].problem.clone()
 }
 
@@ -370,18 +368,6 @@ fn misc_fields() {
     bad(r#","externalPackages":"pkgs""#, "externalPackages");
     bad(r#","logFilePath":"log.txt""#, "logFilePath");
     bad(r#","coreDumpPattern":"""#, "coreDumpPattern");
-}
-
-#[test]
-fn parse_and_validate_in_one_step() {
-    let v =
-        parse_and_validate(br#"{"inputImageName":"a","outputImageName":"b","threads":9}"#).unwrap();
-    assert_eq!(v.threads, 9);
-    let e = parse_and_validate(br#"{"inputImageName":"a","outputImageName":"b","threads":0}"#)
-        .unwrap_err();
-    assert_eq!((e.status, e.reason.starts_with("threads:")), (400, true));
-    let e = parse_and_validate(br#"{"inputImageName":"a"}"#).unwrap_err();
-    assert_eq!(e.status, 400);
 }
 
 #[test]

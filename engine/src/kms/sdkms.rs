@@ -9,12 +9,13 @@
 //!    the signature, which is verified against that public key before it is returned;
 //! 4. [`SdkmsSigner::terminate`] ends the session (`POST {base}/sys/v1/session/terminate`).
 //!
-//! Errors are [`ApiError`]s (carried as [`SignError::Api`]) that name the request field,
+//! Errors are [`ApiError`]s that name the request field,
 //! the call and the HTTP status: a refused API key is 401 `Unauthorized`
 //! (`signingKey.sdkms.apiKey`), an unknown key 400 `BadRequest`
 //! (`signingKey.sdkms.name`), a key the API key may not use 403 `Forbidden`, a key that
-//! cannot sign enclaves 400, DSM unreachable or failing 502 `RegistryError` (504 on a
-//! timeout). The API key and the session token appear in no error, log or `Debug` output.
+//! cannot sign enclaves 400, DSM unreachable, failing or timing out 502 `SignerError`.
+//! The signer hands them to the pipeline as [`SignError::Remote`] ([`remote`]). The API
+//! key and the session token appear in no error, log or `Debug` output.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,10 +26,10 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::api::{ApiError, ErrorType};
-use crate::image::transport::{Method, Request, Transport, TransportErrorKind};
+use crate::image::transport::{Method, Request, Transport};
 use crate::pipeline::env::SdkmsSignerFactory;
 use crate::sgx::rsa3072;
-use crate::sgx::signer::{SignError, Signer, SignerPublicKey};
+use crate::sgx::signer::{RemoteFailure, RemoteSignError, SignError, Signer, SignerPublicKey};
 use crate::sgx::sigstruct::SIGNED_PAYLOAD_SIZE;
 
 /// The largest DSM response body read (key info with a certificate chain fits easily).
@@ -243,23 +244,18 @@ impl SdkmsSigner {
             .transport
             .send(req)
             .await
-            .map_err(|e| self.unreachable(call, e.kind, &e.to_string()))?;
+            .map_err(|e| self.unreachable(call, &e.to_string()))?;
         let status = response.status;
         let bytes = response
             .bytes_limited(MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| self.unreachable(call, e.kind, &e.to_string()))?;
+            .map_err(|e| self.unreachable(call, &e.to_string()))?;
         Ok((status, bytes))
     }
 
-    fn unreachable(&self, call: Call, kind: TransportErrorKind, what: &str) -> ApiError {
-        let t = if kind == TransportErrorKind::Timeout {
-            ErrorType::RegistryTimeout
-        } else {
-            ErrorType::RegistryError
-        };
+    fn unreachable(&self, call: Call, what: &str) -> ApiError {
         ApiError::new(
-            t,
+            ErrorType::SignerError,
             self.scrub(format!(
                 "signingKey.sdkms: Fortanix DSM at {} could not be reached (POST {}): {what}",
                 self.base_url,
@@ -317,7 +313,7 @@ impl SdkmsSigner {
                 "signingKey.sdkms.name: Fortanix DSM has no key {name:?} usable for RSA signing with this API key ({at})"
             )),
             (408 | 504, _) => ApiError::new(
-                ErrorType::RegistryTimeout,
+                ErrorType::SignerError,
                 format!("signingKey.sdkms: Fortanix DSM at {} timed out ({at})", self.base_url),
             ),
             _ => self.upstream(format!("Fortanix DSM at {} failed ({at})", self.base_url)),
@@ -326,7 +322,7 @@ impl SdkmsSigner {
 
     fn upstream(&self, what: String) -> ApiError {
         ApiError::new(
-            ErrorType::RegistryError,
+            ErrorType::SignerError,
             self.scrub(format!("signingKey.sdkms: {what}")),
         )
     }
@@ -451,7 +447,7 @@ fn parse_key_info(name: &str, info: &KeyInfo) -> Result<SignerPublicKey, ApiErro
     }
     let bad = |why: String| {
         ApiError::new(
-            ErrorType::RegistryError,
+            ErrorType::SignerError,
             format!("signingKey.sdkms: Fortanix DSM's pub_key of key {name:?} {why}"),
         )
     };
@@ -470,6 +466,20 @@ fn parse_key_info(name: &str, info: &KeyInfo) -> Result<SignerPublicKey, ApiErro
     Ok(public)
 }
 
+/// A DSM failure as the signer reports it to the pipeline.
+pub fn remote(e: ApiError) -> SignError {
+    let kind = match e.error_type {
+        ErrorType::BadRequest | ErrorType::NotFound => RemoteFailure::Request,
+        ErrorType::Unauthorized => RemoteFailure::Unauthorized,
+        ErrorType::Forbidden => RemoteFailure::Forbidden,
+        _ => RemoteFailure::Unavailable,
+    };
+    SignError::Remote(RemoteSignError {
+        kind,
+        reason: e.reason,
+    })
+}
+
 /// Checks (n, e) is an SGX signing key, naming the DSM key if not.
 fn sgx_key(name: &str, key: &SignerPublicKey) -> Result<rsa::PublicKey, ApiError> {
     rsa3072::sgx_public_key(&key.modulus_be, &key.exponent_be).map_err(|e| {
@@ -483,14 +493,14 @@ fn sgx_key(name: &str, key: &SignerPublicKey) -> Result<rsa::PublicKey, ApiError
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 impl Signer for SdkmsSigner {
     async fn public_key(&self) -> Result<SignerPublicKey, SignError> {
-        self.fetch_public_key().await.map_err(SignError::Api)
+        self.fetch_public_key().await.map_err(remote)
     }
 
     async fn sign_payload(
         &self,
         payload: &[u8; SIGNED_PAYLOAD_SIZE],
     ) -> Result<Vec<u8>, SignError> {
-        self.sign(payload).await.map_err(SignError::Api)
+        self.sign(payload).await.map_err(remote)
     }
 
     /// Ends the DSM session (`/sys/v1/session/terminate`); a failure only means the

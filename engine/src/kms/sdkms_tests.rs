@@ -8,6 +8,7 @@ use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::Pkcs1v15Sign;
 
 use super::*;
+use crate::image::transport::TransportErrorKind;
 use crate::image::transport::{Body, Headers, Response, TransportError};
 use crate::sgx::signer::{sign, PrivateKeySigner};
 use crate::sgx::sigstruct::{Sigstruct, SigstructBody};
@@ -169,7 +170,8 @@ fn body() -> SigstructBody {
 
 fn api_err(r: Result<impl std::fmt::Debug, SignError>) -> ApiError {
     match r {
-        Err(SignError::Api(e)) => {
+        Err(e @ SignError::Remote(_)) => {
+            let e = crate::pipeline::errors::signing(e, "signingKey", "test");
             assert!(!e.reason.contains(API_KEY), "{e}");
             assert!(!e.reason.contains("super-secret"), "{e}");
             e
@@ -312,19 +314,19 @@ fn a_signature_that_does_not_verify_is_refused() {
     );
     let s = signer(&dsm, NAME, API_KEY);
     let e = api_err(sign(body(), s.as_ref()).now_or_never().unwrap().map(|_| ()));
-    assert_eq!(e.error_type, ErrorType::RegistryError, "{e}");
+    assert_eq!(e.error_type, ErrorType::SignerError, "{e}");
     assert!(e.reason.contains("does not verify"), "{e}");
 }
 
 #[test]
-fn dsm_failures_are_502_or_504_and_never_echo_secrets() {
+fn dsm_failures_are_signer_errors_and_never_echo_secrets() {
     for (how, t, expect) in [
         (
             Behaviour {
                 status: Some(503),
                 ..Default::default()
             },
-            ErrorType::RegistryError,
+            ErrorType::SignerError,
             "HTTP 503",
         ),
         (
@@ -332,7 +334,7 @@ fn dsm_failures_are_502_or_504_and_never_echo_secrets() {
                 status: Some(504),
                 ..Default::default()
             },
-            ErrorType::RegistryTimeout,
+            ErrorType::SignerError,
             "HTTP 504",
         ),
         (
@@ -340,7 +342,7 @@ fn dsm_failures_are_502_or_504_and_never_echo_secrets() {
                 transport: Some(TransportErrorKind::Connect),
                 ..Default::default()
             },
-            ErrorType::RegistryError,
+            ErrorType::SignerError,
             "could not be reached",
         ),
         (
@@ -348,7 +350,7 @@ fn dsm_failures_are_502_or_504_and_never_echo_secrets() {
                 transport: Some(TransportErrorKind::Timeout),
                 ..Default::default()
             },
-            ErrorType::RegistryTimeout,
+            ErrorType::SignerError,
             "could not be reached",
         ),
     ] {

@@ -8,6 +8,30 @@ use crate::gramine::validate::ValidationErrors;
 use crate::image::limits::LimitExceeded;
 use crate::image::registry::{ErrorClass, RegistryError};
 use crate::image::scan::ScanError;
+use crate::sgx::signer::{RemoteFailure, SignError};
+
+/// A signing failure. `field` names the request field holding the key (`signingKey`, or
+/// `publicKey` for external signatures); `what` the enclave (`SGX1`, `EDMM`). A bad key is
+/// a 400; a remote signer's failure keeps its kind; anything else the signer did is a
+/// 502 `SignerError`, never a registry's.
+pub fn signing(e: SignError, field: &str, what: &str) -> ApiError {
+    match e {
+        SignError::Key(k) => ApiError::bad_request(format!("{field}: {k}")),
+        SignError::Remote(r) => {
+            let kind = match r.kind {
+                RemoteFailure::Request => ErrorType::BadRequest,
+                RemoteFailure::Unauthorized => ErrorType::Unauthorized,
+                RemoteFailure::Forbidden => ErrorType::Forbidden,
+                RemoteFailure::Unavailable => ErrorType::SignerError,
+            };
+            ApiError::new(kind, r.reason)
+        }
+        other => ApiError::new(
+            ErrorType::SignerError,
+            format!("signing the {what} enclave: {other}"),
+        ),
+    }
+}
 
 /// Which image an error is about, for the reason's prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

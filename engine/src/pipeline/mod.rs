@@ -117,14 +117,9 @@ async fn sign_one(
     what: &str,
 ) -> Result<Sigstruct, ApiError> {
     let body = gramine_sigstruct_body(m.mrenclave, &m.params, date);
-    sign(body, signer).await.map_err(|e| match e {
-        crate::sgx::signer::SignError::Key(k) => ApiError::bad_request(format!("signingKey: {k}")),
-        crate::sgx::signer::SignError::Api(e) => e,
-        other => ApiError::new(
-            crate::api::ErrorType::RegistryError,
-            format!("signing the {what} enclave: {other}"),
-        ),
-    })
+    sign(body, signer)
+        .await
+        .map_err(|e| errors::signing(e, "signingKey", what))
 }
 
 /// Converts one image, registry to registry. See the module docs for the steps.

@@ -52,10 +52,33 @@ pub enum SignError {
     /// The signer itself failed (KMS unreachable, user cancelled, …).
     #[error("signer failed: {0}")]
     Signer(String),
-    /// A remote signer failed with a known API error (a KMS refused the API key: 401;
-    /// no such key: 400; KMS unreachable: 502). Reported as it is.
+    /// A remote signer failed for a reason it classified (a KMS refused the API key, has
+    /// no such key, is unreachable); the reason names the request field and the call.
     #[error("{0}")]
-    Api(crate::api::ApiError),
+    Remote(RemoteSignError),
+}
+
+/// A remote signer's failure: what kind, and a reason without secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct RemoteSignError {
+    /// What kind of failure.
+    pub kind: RemoteFailure,
+    /// What went wrong, naming the request field and the call.
+    pub reason: String,
+}
+
+/// The kinds of [`RemoteSignError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteFailure {
+    /// The request's signing key settings are wrong (no such key, not an SGX key).
+    Request,
+    /// The signer refused the credentials.
+    Unauthorized,
+    /// The credentials may not use the key.
+    Forbidden,
+    /// The signer is unreachable, failing or timed out.
+    Unavailable,
 }
 
 /// A source of SIGSTRUCT signatures: RSA-3072, e = 3, RSASSA-PKCS#1 v1.5 with SHA-256.
