@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub collateral: Option<PathBuf>,
     /// Fetch the collateral from this PCCS (or Intel's PCS,
-    /// https://api.trustedservices.intel.com); the quote must carry its PCK chain.
+    /// `https://api.trustedservices.intel.com`); the quote must carry its PCK chain.
     #[arg(long, value_name = "URL")]
     pub pccs: Option<String>,
     /// Extra CA certificates (PEM) trusted for the PCCS's TLS.
