@@ -316,3 +316,43 @@ fn certificates_carry_the_quote_but_do_not_bind_their_key() {
         assert!(r.evidence.starts_with("ra-tls certificate"));
     }
 }
+
+/// Hostile input never panics: every truncation of the quote, and every single-byte change
+/// and truncation of a DER RA-TLS certificate, is either refused or read.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn damaged_quotes_and_certificates_do_not_panic() {
+    let c = collateral();
+    for len in 0..QUOTE.len() {
+        if let Ok(ev) = read_evidence(&QUOTE[..len]) {
+            if let Ok(r) = verify_evidence(
+                &ev,
+                &c,
+                INSIDE,
+                &allowing_sample_status(),
+                &TrustRoot::Intel,
+                None,
+            ) {
+                assert!(!r.passed, "quote cut to {len} bytes verified");
+            }
+        }
+    }
+    let pem = std::str::from_utf8(CERT_DICE).expect("PEM text");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64")
+    };
+    assert_eq!(
+        read_evidence(&der).map(|e| e.quote).ok().as_deref(),
+        Some(QUOTE)
+    );
+    for i in 0..der.len() {
+        let mut d = der.clone();
+        d[i] ^= 0xff;
+        let _ = read_evidence(&d);
+        let _ = read_evidence(&der[..i]);
+    }
+}
