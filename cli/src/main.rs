@@ -26,6 +26,15 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Recompute a converted (or GSC) image's enclaves and check every claim.
     Verify(cmd::verify::Args),
+    /// Remote attestation: verify a running enclave's SGX quote or RA-TLS certificate.
+    #[command(subcommand)]
+    Attest(AttestCommand),
+}
+
+#[derive(Subcommand)]
+enum AttestCommand {
+    /// Verify a quote or RA-TLS certificate against Intel's collateral and a policy.
+    Verify(Box<cmd::attest::Args>),
 }
 
 #[derive(Subcommand)]
@@ -63,6 +72,11 @@ fn main() {
         Command::Runtime(RuntimeCommand::Pack(args)) => cmd::runtime_pack::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Verify(args) => match cmd::verify::run(args) {
+            Ok(0) => Ok(()),
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Command::Attest(AttestCommand::Verify(args)) => match cmd::attest::run(*args) {
             Ok(0) => Ok(()),
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),

@@ -11,6 +11,7 @@
 //! - [`sgx`]: MRENCLAVE measurement, Gramine's enclave layout, SIGSTRUCT and signing.
 //! - [`pipeline`]: the whole conversion, one async entry point over the host's traits.
 //! - [`kms`]: signers backed by a remote KMS (Fortanix DSM, `signingKey.sdkms`).
+//! - [`attest`]: verifying a running enclave's SGX quote or RA-TLS certificate (DCAP).
 
 #![forbid(unsafe_code)]
 // The same code shares `Arc`s across threads natively; on wasm32 the transports are `!Send`
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod attest;
 pub mod converted_image;
 pub mod gramine;
 pub mod image;

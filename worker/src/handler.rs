@@ -122,9 +122,17 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         ),
         Route::KilnConfig => json_response(200, &cfg.client_config().to_string(), cors_origin),
         Route::Preflight => preflight(&req, cors_origin),
-        Route::VerifyImage | Route::ConvertImage | Route::PrepareImage | Route::CompleteImage => {
+        Route::VerifyImage
+        | Route::AttestVerify
+        | Route::ConvertImage
+        | Route::PrepareImage
+        | Route::CompleteImage => {
+            // Verification (of an image or of a running enclave) is anonymous and limited per
+            // client address; the conversions sign with the operator's key.
+            let anonymous = matches!(route, Route::VerifyImage | Route::AttestVerify);
             let what = match route {
                 Route::VerifyImage => "verify-image",
+                Route::AttestVerify => "attest/verify",
                 Route::ConvertImage => "convert-image",
                 Route::PrepareImage => "convert-image/prepare",
                 _ => "convert-image/complete",
@@ -132,14 +140,14 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
             let started = js_sys::Date::now();
             // The conversion endpoints sign with the operator's key: the caller is
             // authenticated before the body is read. Verification is anonymous.
-            let caller = if route == Route::VerifyImage {
+            let caller = if anonymous {
                 Ok(Caller::Anonymous)
             } else {
                 let header = req.headers().get("authorization")?;
                 authenticate(cfg.tokens.as_ref(), cfg.anonymous, header.as_deref())
             };
             let who = match &caller {
-                Ok(c) if route != Route::VerifyImage => format!(" by {}", c.name()),
+                Ok(c) if !anonymous => format!(" by {}", c.name()),
                 _ => String::new(),
             };
             // Rate limits: per token on the conversions, per client address on /verify-image.
@@ -149,6 +157,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                     let (key, limit) = match c {
                         _ if route == Route::VerifyImage => {
                             (format!("verify:{client}"), cfg.limits.verify)
+                        }
+                        _ if route == Route::AttestVerify => {
+                            (format!("attest:{client}"), cfg.limits.verify)
                         }
                         Caller::Token(t) => (format!("token:{}", t.name), cfg.limits.convert),
                         Caller::Anonymous => (format!("anonymous:{client}"), cfg.limits.convert),
@@ -166,6 +177,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 Ok(caller) => match read_body(&mut req).await {
                     Ok(body) => match route {
                         Route::VerifyImage => crate::api::verify_image(&cfg, &body).await,
+                        Route::AttestVerify => {
+                            crate::attest::verify(&body, (js_sys::Date::now() / 1000.0) as u64)
+                        }
                         Route::ConvertImage => {
                             crate::api::convert_image(&cfg, &env, &caller, &body).await
                         }

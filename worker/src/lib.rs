@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod attest;
 pub mod auth;
 pub mod body;
 pub mod config;

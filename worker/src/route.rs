@@ -18,6 +18,8 @@ pub enum Route<'a> {
     },
     /// `POST /verify-image`.
     VerifyImage,
+    /// `POST /attest/verify`.
+    AttestVerify,
     /// `POST /convert-image`.
     ConvertImage,
     /// `POST /convert-image/prepare` (offline two-step, step 1).
@@ -36,11 +38,12 @@ pub enum Route<'a> {
 }
 
 /// Edge API endpoints (they run the engine).
-pub const API_PATHS: [&str; 4] = [
+pub const API_PATHS: [&str; 5] = [
     "/convert-image",
     "/convert-image/prepare",
     "/convert-image/complete",
     "/verify-image",
+    "/attest/verify",
 ];
 
 /// Routes a request by method and (already normalised) path.
@@ -76,6 +79,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         (_, "/kiln-config.json") => Route::MethodNotAllowed("GET, HEAD"),
         ("OPTIONS", _) if is_api => Route::Preflight,
         ("POST", "/verify-image") => Route::VerifyImage,
+        ("POST", "/attest/verify") => Route::AttestVerify,
         ("POST", "/convert-image") => Route::ConvertImage,
         ("POST", "/convert-image/prepare") => Route::PrepareImage,
         ("POST", "/convert-image/complete") => Route::CompleteImage,
@@ -103,6 +107,12 @@ mod tests {
         ));
         assert_eq!(route("POST", "/convert-image"), Route::ConvertImage);
         assert_eq!(route("POST", "/verify-image"), Route::VerifyImage);
+        assert_eq!(route("POST", "/attest/verify"), Route::AttestVerify);
+        assert_eq!(route("OPTIONS", "/attest/verify"), Route::Preflight);
+        assert!(matches!(
+            route("GET", "/attest/verify"),
+            Route::MethodNotAllowed(_)
+        ));
         assert_eq!(route("POST", "/convert-image/prepare"), Route::PrepareImage);
         assert_eq!(
             route("POST", "/convert-image/complete"),

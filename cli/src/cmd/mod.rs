@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod attest;
 pub mod convert;
 pub mod external_packages;
 pub mod inspect;
