@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backup;
 pub mod browser;
 pub mod curl;
 pub mod engine_bridge;

@@ -128,12 +128,33 @@ test("convert page: inline error names the field, curl hides the password", asyn
 test("keys page: generate a WebCrypto key and see its MRSIGNER", async () => {
   const { context, page, errors } = await open("#/keys");
   await page.fill("#k-label", "e2e key");
+  // A backup passphrase is required: too short and mistyped ones are refused, nothing made.
+  await page.fill("#k-gen-pass", "too short");
+  await page.fill("#k-gen-pass2", "too short");
+  await page.click("text=Generate RSA-3072 e=3 key");
+  assert.match(await page.locator("[data-testid=gen-error]").textContent(), /at least 12 characters/);
+  await page.fill("#k-gen-pass", "e2e backup passphrase");
+  await page.fill("#k-gen-pass2", "e2e backup passphrase.");
+  await page.click("text=Generate RSA-3072 e=3 key");
+  assert.match(await page.locator("[data-testid=gen-error]").textContent(), /differ/);
+  assert.equal(await page.locator("li.key").count(), 0);
+  await page.fill("#k-gen-pass2", "e2e backup passphrase");
   await page.click("text=Generate RSA-3072 e=3 key");
   const item = page.locator("li.key", { hasText: "e2e key" });
   await item.waitFor({ timeout: 60000 });
+  // Its encrypted backup is offered at once; the passphrase fields are emptied.
+  const link = page.locator("[data-testid=backup-download]");
+  await link.waitFor();
+  assert.match(await link.getAttribute("download"), /^kiln-key-e2e-key-[0-9a-f]{12}\.kilnkey\.json$/);
+  const backup = JSON.parse(decodeURIComponent((await link.getAttribute("href")).replace(/^data:[^,]*,/, "")));
+  assert.equal(backup.format, "kiln-signing-key-backup");
+  assert.equal(backup.kdf.iterations, 600000);
+  assert.equal(await page.inputValue("#k-gen-pass"), "");
+  await shot(page, "keys-backup");
   const mrsigner = (await item.locator("[data-testid=mrsigner]").textContent()).trim();
   assert.match(mrsigner, /^[0-9a-f]{64}$/);
   assert.equal(await item.getAttribute("data-kind"), "webcrypto");
+  assert.equal(backup.mrsigner, mrsigner);
 
   // The key persists (IndexedDB) across a reload.
   await page.reload();
@@ -145,8 +166,26 @@ test("keys page: generate a WebCrypto key and see its MRSIGNER", async () => {
   const pem = await again.locator("pre.code").textContent();
   assert.match(pem, /^-----BEGIN PUBLIC KEY-----\n/);
 
-  // Import the Gramine test key for this tab: its MRSIGNER is the t1 SIGSTRUCT's.
+  // A PEM with e = 65537 is refused, saying why (SGX needs e = 3); nothing is listed.
   const fs = await import("node:fs");
+  const { generateKeyPairSync } = await import("node:crypto");
+  const rsa65537 = generateKeyPairSync("rsa", { modulusLength: 3072, publicExponent: 65537 })
+    .privateKey.export({ type: "pkcs8", format: "pem" });
+  await page.fill("#k-pem", rsa65537);
+  await page.fill("#k-imp-label", "e65537 key");
+  await page.click("button:text-is('Import')");
+  assert.match(await page.locator("[data-testid=import-error]").textContent(), /exponent is 65537; SGX needs e = 3/);
+  assert.equal(await page.locator("li.key", { hasText: "e65537 key" }).count(), 0);
+  // Its own backup while the key is stored: refused as a duplicate, naming the stored key.
+  await page.fill("#k-pem", JSON.stringify(backup));
+  await page.fill("#k-pem-pass", "e2e backup passphrase");
+  await page.fill("#k-imp-label", "");
+  await page.click("button:text-is('Import')");
+  await page.waitForFunction(() => /already stored here as “e2e key”/.test(document.querySelector("[data-testid=import-error]")?.textContent ?? ""));
+  assert.equal(await page.locator("li.key").count(), 1);
+  await page.fill("#k-pem-pass", "");
+
+  // Import the Gramine test key for this tab: its MRSIGNER is the t1 SIGSTRUCT's.
   await page.fill("#k-pem", fs.readFileSync(path.join(VECTORS, "test-key.pem"), "utf8"));
   await page.fill("#k-imp-label", "gramine test key");
   await page.click("button:text-is('Import')");
