@@ -17,6 +17,7 @@ pub mod browser;
 pub mod curl;
 pub mod engine_bridge;
 pub mod form;
+pub mod links;
 pub mod mrsigner;
 pub mod sample;
 

@@ -70,6 +70,12 @@ test("convert page: inline error names the field, curl hides the password", asyn
   const { context, page, errors, external } = await open("#/convert");
   await page.fill("#f-inputImageName", "registry.example/app:1");
   await page.fill("#f-outputImageName", "registry.example/app-sgx:1");
+  // The short path first: everything but the images is in collapsed sections.
+  for (const d of ["d-creds", "d-enclave", "d-app", "d-fs", "d-adv"]) {
+    assert.equal(await page.locator(`details#${d}`).getAttribute("open"), null, `${d} starts collapsed`);
+  }
+  await page.click("#d-creds > summary");
+  await page.click("#d-enclave > summary");
   await page.fill("[id='f-inputAuthConfig.username']", "alice");
   await page.fill("[id='f-inputAuthConfig.password']", "hunter2-secret");
   await page.fill("#f-isvsvn", "70000");
@@ -78,7 +84,7 @@ test("convert page: inline error names the field, curl hides the password", asyn
   await err.waitFor();
   assert.match(await err.textContent(), /isvsvn: 70000 is out of range 0\.\.=65535/);
   assert.equal(await page.getAttribute("#f-isvsvn", "aria-invalid"), "true");
-  await page.locator("section[aria-labelledby=s-enclave]").screenshot({
+  await page.locator("details#d-enclave").screenshot({
     path: path.join(SHOTS, "convert-error-desktop.png"),
   });
 
@@ -87,6 +93,7 @@ test("convert page: inline error names the field, curl hides the password", asyn
   assert.match(await page.locator("#e-isvsvn .error").textContent(), /isvsvn: `abc` is not a whole number/);
 
   // A list row: an add and a relative path.
+  await page.click("#d-fs > summary");
   await page.click("fieldset[data-field='roDirs'] button.add");
   await page.fill("fieldset[data-field='roDirs'] li.row input", "relative/dir");
   await page.press("fieldset[data-field='roDirs'] li.row input", "Tab");
@@ -99,6 +106,7 @@ test("convert page: inline error names the field, curl hides the password", asyn
   assert.match(curl, /curl -sS -X POST 'http:\/\/127\.0\.0\.1:\d+\/convert-image'/);
   assert.ok(!curl.includes("hunter2-secret"), "password leaked into curl");
   assert.ok(curl.includes("<password>"));
+  assert.ok(curl.includes("-H 'Authorization: Bearer <your-kiln-api-token>'"), "the token header, as a placeholder");
   const json = JSON.parse(await page.locator("[data-testid=request-json]").textContent());
   assert.equal(json.inputImageName, "registry.example/app:1");
   assert.equal(json.inputAuthConfig.password, "<password>");
@@ -122,6 +130,41 @@ test("convert page: inline error names the field, curl hides the password", asyn
   await shot(page, "convert-phone");
   assert.deepEqual(errors, []);
   assert.deepEqual(external, []);
+  await context.close();
+});
+
+test("convert page: the form survives a reload without its password; a blocked Convert opens and focuses the field", async () => {
+  const { context, page, errors } = await open("#/convert");
+  await page.fill("#f-inputImageName", "registry.example/app:1");
+  await page.fill("#f-outputImageName", "registry.example/app-sgx:1");
+  await page.click("#d-creds > summary");
+  await page.fill("[id='f-inputAuthConfig.username']", "alice");
+  await page.fill("[id='f-inputAuthConfig.password']", "hunter2-secret");
+  await page.click("#d-enclave > summary");
+  await page.fill("#f-isvsvn", "70000");
+  await page.press("#f-isvsvn", "Tab"); // its error shows (the layout moves) before the next click
+  await page.click("#d-fs > summary");
+  await page.click("fieldset[data-field='roDirs'] button.add");
+  await page.fill("fieldset[data-field='roDirs'] li.row input", "/app");
+  const saved = await page.evaluate(() => sessionStorage.getItem("kiln-convert-form"));
+  assert.ok(saved.includes("registry.example/app-sgx:1"), saved);
+  assert.ok(!saved.includes("hunter2"), "the password is never saved");
+  await page.reload();
+  await page.waitForSelector("#f-inputImageName");
+  assert.equal(await page.inputValue("#f-inputImageName"), "registry.example/app:1");
+  assert.equal(await page.inputValue("#f-outputImageName"), "registry.example/app-sgx:1");
+  assert.equal(await page.inputValue("[id='f-inputAuthConfig.username']"), "alice");
+  assert.equal(await page.inputValue("[id='f-inputAuthConfig.password']"), "", "the password is typed again");
+  assert.equal(await page.inputValue("#f-isvsvn"), "70000");
+  assert.equal(await page.inputValue("fieldset[data-field='roDirs'] li.row input"), "/app");
+  // isvsvn is out of range, in a collapsed section: Convert is blocked and takes the user
+  // to the field (section opened, field focused, its error shown).
+  assert.equal(await page.locator("details#d-enclave").getAttribute("open"), null);
+  await page.click("[data-testid=convert]");
+  await page.waitForFunction(() => document.activeElement?.id === "f-isvsvn");
+  assert.notEqual(await page.locator("details#d-enclave").getAttribute("open"), null);
+  assert.match(await page.locator("#e-isvsvn .error").textContent(), /isvsvn: 70000 is out of range/);
+  assert.deepEqual(errors, []);
   await context.close();
 });
 

@@ -143,6 +143,7 @@ async function convertInPage(page, { input, output, pem, creds = false }) {
   }
   await page.fill("#f-inputImageName", input);
   await page.fill("#f-outputImageName", output);
+  if (creds) await page.click("#d-creds > summary"); // a collapsed section
   if (creds === true) {
     await page.fill("[id='f-inputAuthConfig.username']", env.user);
     await page.fill("[id='f-inputAuthConfig.password']", env.password);
@@ -212,6 +213,14 @@ test("(a) a PEM pasted in the page signs; the worker's POST /convert-image gives
     assert.equal(r[k], w[k], `${k}: page ${r[k]} vs worker ${w[k]}`);
   }
   converted = r;
+  // The result links to verifying that image, pre-filled with the image and both
+  // measurements to expect.
+  await page.click("[data-testid=verify-link]");
+  await page.waitForFunction(() => location.hash.startsWith("#/verify?"));
+  await page.locator("#v-image").waitFor();
+  assert.equal(await page.inputValue("#v-image"), output);
+  assert.equal(await page.inputValue("#v-exp-mrenclave"), r.mrenclave);
+  assert.equal(await page.inputValue("#v-exp-mrsigner"), r.mrsigner);
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -234,3 +234,28 @@ export async function copy_text(text) {
 export async function read_file(file) {
   return new Uint8Array(await file.arrayBuffer());
 }
+
+/// sessionStorage.getItem, or null where storage is unavailable (never throws).
+export function session_get(key) {
+  try { return globalThis.sessionStorage ? sessionStorage.getItem(key) : null; } catch (_) { return null; }
+}
+
+/// sessionStorage.setItem; false where storage is unavailable or full (never throws).
+export function session_set(key, value) {
+  try { sessionStorage.setItem(key, value); return true; } catch (_) { return false; }
+}
+
+/// After the next render: opens the collapsed sections around the first invalid field of
+/// the page, scrolls it into view and focuses it (a blocked Convert takes the user there).
+export function focus_first_invalid_soon() {
+  setTimeout(() => {
+    const bad = document.querySelector(".invalid");
+    if (!bad) return;
+    for (let d = bad.closest("details"); d; d = d.parentElement && d.parentElement.closest("details")) {
+      d.open = true;
+    }
+    const el = bad.matches("input, textarea, select") ? bad : bad.querySelector("input, textarea, select");
+    (el || bad).scrollIntoView({ block: "center" });
+    if (el) el.focus({ preventScroll: true });
+  }, 0);
+}
