@@ -202,7 +202,9 @@ pub fn aad_for(n: &str, e: &str) -> Vec<u8> {
 
 impl KeyBackup {
     /// A new backup of the key `(n, e)` (JWK base64url) wrapped with `salt`, `iv` and
-    /// `iterations`; `mrsigner` is computed from `n`.
+    /// `iterations`; `mrsigner` is computed from `n`. (Each argument is one field of the
+    /// file, in the file's order.)
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         label: &str,
         created: &str,
