@@ -184,7 +184,13 @@ test("(a) a PEM pasted in the page signs; the worker's POST /convert-image gives
   assert.equal(docHeaders["x-content-type-options"], "nosniff");
   const input = `${env.plain.host}/sample/busybox:1`;
   const output = `${env.plain.host}/out/page:1`;
+  // The allowlist is shown, and each image's registry checked against it as it is typed.
+  await page.locator("[data-testid=allowlist]").waitFor();
+  assert.ok((await page.locator("[data-testid=allowlist]").textContent()).includes(env.plain.host));
+  await page.fill("#f-outputImageName", "127.0.0.1:1/out/nowhere:1");
+  await page.waitForFunction(() => /127\.0\.0\.1:1 is not on this service's registry allowlist/.test(document.querySelector("[data-testid=allow-output]")?.textContent ?? ""));
   const r = await convertInPage(page, { input, output, pem: env.pem });
+  assert.match(await page.locator("[data-testid=allow-output]").textContent(), /^✓ 127\.0\.0\.1:\d+ is on this service's registry allowlist/);
   assert.deepEqual(csp, [], "CSP violations");
   assert.equal(r.newImage, output);
   for (const k of ["mrenclave", "mrenclave2", "mrsigner"]) {

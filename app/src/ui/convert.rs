@@ -11,6 +11,7 @@ use leptos::prelude::*;
 use super::result::ResultPanel;
 use super::run::RunCard;
 use super::widgets::CopyButton;
+use crate::browser::protocol::KilnConfig;
 use crate::curl::{curl_command, request_json};
 use crate::engine_bridge::validate_request;
 use crate::form::{belongs_to, CertRow, Creds, FormState, SigningChoice};
@@ -504,6 +505,22 @@ pub fn ConvertPage() -> impl IntoView {
     };
     provide_context(errs);
 
+    // The service's configuration (its registry allowlist), to check the image fields
+    // against; absent (nothing shown) where the page is not served by a kiln worker.
+    let config: RwSignal<Option<KilnConfig>> = RwSignal::new(None);
+    leptos::task::spawn_local(async move {
+        if let Ok(origin) = crate::browser::spawn::api_origin() {
+            if let Ok(c) = crate::browser::runner::fetch_config(&origin).await {
+                config.set(Some(c));
+            }
+        }
+    });
+    let allow_line = move |image: String| -> Option<String> {
+        config.get()?.registry_allowed(&image).map(|r| match r {
+            Ok(host) => format!("✓ {host} is on this service's registry allowlist."),
+            Err(why) => format!("✗ {why}."),
+        })
+    };
     let origin = RwSignal::new(default_origin());
     let json = Memo::new(move |_| request_json(&parsed.get().0));
     let curl = Memo::new(move |_| curl_command(&origin.get(), &parsed.get().0));
@@ -539,6 +556,16 @@ pub fn ConvertPage() -> impl IntoView {
                         placeholder="registry.example/app-sgx:latest"
                         help="Required. Where the converted image is pushed." />
                 </div>
+                <div class="grid2">
+                    <p class="help" data-testid="allow-input">{move || allow_line(form.input_image.get())}</p>
+                    <p class="help" data-testid="allow-output">{move || allow_line(form.output_image.get())}</p>
+                </div>
+                {move || config.get().filter(|c| !c.registries.is_empty()).map(|c| view! {
+                    <p class="help" data-testid="allowlist">
+                        "This service's registry proxy reaches: "
+                        {c.registries.join(", ")}
+                    </p>
+                })}
             </section>
 
             <details class="card more" id="d-creds" aria-labelledby="s-creds">
