@@ -251,6 +251,11 @@ test("(b) a key generated in the page signs: MRSIGNER is the key's", { timeout: 
   });
   assert.equal(r.mrsigner, keyMrsigner);
   assert.notEqual(r.mrsigner, converted?.mrsigner, "another key than the worker's");
+  // The result was brought into view when the conversion ended.
+  await page.waitForFunction(() => {
+    const b = document.querySelector("[data-testid=result-panel]")?.getBoundingClientRect();
+    return b && b.top < window.innerHeight && b.bottom > 0;
+  }, null, { timeout: 5_000 });
   // The layers are cached now: usage shows them; clearing empties it.
   const usage = page.locator("[data-testid=cache-usage]");
   await page.waitForFunction(() => /^[1-9]\d* layers? cached/.test(document.querySelector("[data-testid=cache-usage]")?.textContent ?? ""));

@@ -259,3 +259,15 @@ export function focus_first_invalid_soon() {
     if (el) el.focus({ preventScroll: true });
   }, 0);
 }
+
+/// After the next render: scrolls the first element matching `selector` into view (the
+/// progress when a job starts, the result when it ends), unless it is already fully shown.
+export function scroll_into_view_soon(selector) {
+  setTimeout(() => {
+    const el = document.querySelector(selector);
+    if (!el) return;
+    const r = el.getBoundingClientRect();
+    if (r.top >= 0 && r.bottom <= window.innerHeight) return;
+    el.scrollIntoView({ block: "start", behavior: "smooth" });
+  }, 0);
+}

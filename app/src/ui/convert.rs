@@ -656,7 +656,7 @@ pub fn ConvertPage() -> impl IntoView {
             <details class="card more" id="d-adv" aria-labelledby="s-adv">
                 <summary><h2 id="s-adv">"Signing and advanced"</h2> <span class="muted">"signing key of the API request, certificates, manifest options"</span></summary>
                 <div class="field">
-                    <label for="f-signingKey">"Signing key " <code class="api">"signingKey"</code></label>
+                    <label for="f-signingKey">"Signing key of the API request (curl below) " <code class="api">"signingKey"</code></label>
                     <select id="f-signingKey" name="signingKey"
                         prop:value=move || if form.signing.get() == SigningChoice::Sdkms { "sdkms" } else { "default" }
                         on:change=move |ev| form.signing.set(if event_target_value(&ev) == "sdkms" { SigningChoice::Sdkms } else { SigningChoice::ServiceDefault })>

@@ -12,6 +12,11 @@ use super::progress::{human_bytes, ProgressModel, ProgressPanel};
 use crate::engine_bridge::import_pem;
 use crate::keystore::{self, KeyInfo, KeyKind};
 
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/js/kiln_web.js")]
+extern "C" {
+    fn scroll_into_view_soon(selector: &str);
+}
+
 /// The value of the key select meaning "a PEM pasted below".
 const PEM_CHOICE: &str = "pem";
 
@@ -205,6 +210,8 @@ pub fn RunCard(
         now.set(js_sys::Date::now());
         ended.set(None);
         outcome.set(Outcome::Running);
+        // The progress where the user is looking, then the result.
+        scroll_into_view_soon("[data-testid=run-status]");
         let on_event = move |ev: JobEvent| match ev {
             JobEvent::Progress(p) => model.update(|m| m.apply(&p)),
             JobEvent::Converted(r) => {
@@ -212,6 +219,7 @@ pub fn RunCard(
                 real.set(true);
                 result.set(Some(r));
                 outcome.set(Outcome::Done);
+                scroll_into_view_soon("[data-testid=result-panel]");
                 cache_refresh.update(|n| *n += 1);
             }
             JobEvent::Verified(..) => {}
