@@ -7,6 +7,8 @@ use kiln_engine::api::{ConvertRequest, SigningKey};
 pub const PASSWORD_PLACEHOLDER: &str = "<password>";
 /// Stands in for a KMS API key.
 pub const API_KEY_PLACEHOLDER: &str = "<api-key>";
+/// Stands in for the edge API's token (`Authorization: Bearer`); the page never knows one.
+pub const TOKEN_PLACEHOLDER: &str = "<your-kiln-api-token>";
 
 /// A copy of the request with secrets replaced by placeholders.
 pub fn redacted(req: &ConvertRequest) -> ConvertRequest {
@@ -39,12 +41,15 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The `curl` command that sends this request to the edge API at `origin`.
+/// The `curl` command that sends this request to the edge API at `origin`, with the API
+/// token's header (`Authorization: Bearer`, the edge's conversion endpoints need one) as
+/// a placeholder to replace: [`TOKEN_PLACEHOLDER`].
 pub fn curl_command(origin: &str, req: &ConvertRequest) -> String {
     let url = format!("{}/convert-image", origin.trim_end_matches('/'));
     format!(
-        "curl -sS -X POST {} \\\n  -H 'Content-Type: application/json' \\\n  --data-binary {}",
+        "curl -sS -X POST {} \\\n  -H {} \\\n  -H 'Content-Type: application/json' \\\n  --data-binary {}",
         shell_quote(&url),
+        shell_quote(&format!("Authorization: Bearer {TOKEN_PLACEHOLDER}")),
         shell_quote(&request_json(req))
     )
 }
@@ -88,6 +93,10 @@ mod tests {
             assert!(text.contains(PASSWORD_PLACEHOLDER) && text.contains(API_KEY_PLACEHOLDER));
         }
         assert!(curl.starts_with("curl -sS -X POST 'https://kiln.example/convert-image'"));
+        assert!(
+            curl.contains("-H 'Authorization: Bearer <your-kiln-api-token>'"),
+            "{curl}"
+        );
         // A password that was not given stays absent.
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert!(v["outputAuthConfig"].get("password").is_none());

@@ -11,7 +11,8 @@ use kiln_engine::api::{
 use kiln_engine::gramine::validate::FieldError;
 
 /// One certificate row of the form.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CertRow {
     /// `MANAGER_CA`, `NODE`, `SELF_IAS` (empty: default).
     pub issuer: String,
@@ -233,6 +234,128 @@ impl FormState {
     }
 }
 
+/// What of the form is kept across a reload (`sessionStorage`): every field but the
+/// secrets. Registry passwords and the KMS API key are never saved; they must be typed
+/// again after a reload.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct SavedForm {
+    version: u32,
+    input_image_name: String,
+    output_image_name: String,
+    input_username: String,
+    output_username: String,
+    isvprodid: String,
+    isvsvn: String,
+    mem_size: String,
+    threads: String,
+    debug: bool,
+    allow_cmdline_args: bool,
+    entrypoint: Vec<String>,
+    entrypoint_args: Vec<String>,
+    encrypted_dirs: Vec<String>,
+    ro_dirs: Vec<String>,
+    rw_dirs: Vec<String>,
+    manifest_env: Vec<String>,
+    manifest_options: String,
+    certificates: Vec<CertRow>,
+    sdkms: bool,
+    sdkms_name: String,
+    external_packages: String,
+    core_dump_pattern: String,
+    log_file_path: String,
+    java_mode: String,
+}
+
+/// The version of [`FormState::to_saved`]'s JSON.
+const SAVED_VERSION: u32 = 1;
+/// The largest saved form read back, in bytes.
+const MAX_SAVED_BYTES: usize = 256 * 1024;
+
+impl FormState {
+    /// The form as JSON to keep in `sessionStorage`, without the registry passwords and
+    /// the KMS API key.
+    pub fn to_saved(&self) -> String {
+        let s = SavedForm {
+            version: SAVED_VERSION,
+            input_image_name: self.input_image_name.clone(),
+            output_image_name: self.output_image_name.clone(),
+            input_username: self.input_auth.username.clone(),
+            output_username: self.output_auth.username.clone(),
+            isvprodid: self.isvprodid.clone(),
+            isvsvn: self.isvsvn.clone(),
+            mem_size: self.mem_size.clone(),
+            threads: self.threads.clone(),
+            debug: self.debug,
+            allow_cmdline_args: self.allow_cmdline_args,
+            entrypoint: self.entrypoint.clone(),
+            entrypoint_args: self.entrypoint_args.clone(),
+            encrypted_dirs: self.encrypted_dirs.clone(),
+            ro_dirs: self.ro_dirs.clone(),
+            rw_dirs: self.rw_dirs.clone(),
+            manifest_env: self.manifest_env.clone(),
+            manifest_options: self.manifest_options.clone(),
+            certificates: self.certificates.clone(),
+            sdkms: self.signing == SigningChoice::Sdkms,
+            sdkms_name: self.sdkms_name.clone(),
+            external_packages: self.external_packages.clone(),
+            core_dump_pattern: self.core_dump_pattern.clone(),
+            log_file_path: self.log_file_path.clone(),
+            java_mode: self.java_mode.clone(),
+        };
+        serde_json::to_string(&s).unwrap_or_default()
+    }
+
+    /// A form from [`Self::to_saved`]'s JSON (passwords empty); `None` when the text is
+    /// not a saved form of this version (or too large), so a damaged entry is ignored.
+    pub fn from_saved(text: &str) -> Option<FormState> {
+        if text.len() > MAX_SAVED_BYTES {
+            return None;
+        }
+        let s: SavedForm = serde_json::from_str(text).ok()?;
+        if s.version != SAVED_VERSION {
+            return None;
+        }
+        Some(FormState {
+            input_image_name: s.input_image_name,
+            output_image_name: s.output_image_name,
+            input_auth: Creds {
+                username: s.input_username,
+                password: String::new(),
+            },
+            output_auth: Creds {
+                username: s.output_username,
+                password: String::new(),
+            },
+            isvprodid: s.isvprodid,
+            isvsvn: s.isvsvn,
+            mem_size: s.mem_size,
+            threads: s.threads,
+            debug: s.debug,
+            allow_cmdline_args: s.allow_cmdline_args,
+            entrypoint: s.entrypoint,
+            entrypoint_args: s.entrypoint_args,
+            encrypted_dirs: s.encrypted_dirs,
+            ro_dirs: s.ro_dirs,
+            rw_dirs: s.rw_dirs,
+            manifest_env: s.manifest_env,
+            manifest_options: s.manifest_options,
+            certificates: s.certificates,
+            signing: if s.sdkms {
+                SigningChoice::Sdkms
+            } else {
+                SigningChoice::ServiceDefault
+            },
+            sdkms_name: s.sdkms_name,
+            sdkms_api_key: String::new(),
+            external_packages: s.external_packages,
+            core_dump_pattern: s.core_dump_pattern,
+            log_file_path: s.log_file_path,
+            java_mode: s.java_mode,
+        })
+    }
+}
+
 /// Whether an error's field belongs to a form field: `roDirs[1]` and `roDirs` belong to
 /// `roDirs`, `inputAuthConfig.username` to `inputAuthConfig`.
 pub fn belongs_to(error_field: &str, form_field: &str) -> bool {
@@ -366,5 +489,40 @@ mod tests {
             ..minimal()
         };
         assert!(!format!("{f:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn saved_form_keeps_everything_but_secrets() {
+        let mut f = minimal();
+        f.input_auth = Creds {
+            username: "alice".into(),
+            password: "hunter2-in".into(),
+        };
+        f.output_auth = Creds {
+            username: "bob".into(),
+            password: "hunter2-out".into(),
+        };
+        f.signing = SigningChoice::Sdkms;
+        f.sdkms_name = "release".into();
+        f.sdkms_api_key = "sekrit-api-key".into();
+        f.ro_dirs = vec!["/app".into()];
+        f.certificates = vec![CertRow {
+            subject: "app.example".into(),
+            ..CertRow::default()
+        }];
+        f.debug = true;
+        let text = f.to_saved();
+        for secret in ["hunter2", "sekrit"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        let back = FormState::from_saved(&text).unwrap();
+        let mut expected = f.clone();
+        expected.input_auth.password.clear();
+        expected.output_auth.password.clear();
+        expected.sdkms_api_key.clear();
+        assert_eq!(back, expected);
+        assert!(FormState::from_saved("not json").is_none());
+        assert!(FormState::from_saved("{\"version\": 99}").is_none());
+        assert!(FormState::from_saved(&"x".repeat(MAX_SAVED_BYTES + 1)).is_none());
     }
 }

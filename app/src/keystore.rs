@@ -1,8 +1,10 @@
 //! The browser's key store (IndexedDB database `kiln`, object store `keys`).
 //!
 //! A record is `{id, label, kind, created, n, e, mrsigner, ...}` plus, by kind:
-//! - `webcrypto`: `privateKey` and `publicKey` as CryptoKey objects (the private key is
-//!   non-extractable; IndexedDB's structured clone keeps it so);
+//! - `webcrypto`: `privateKey` (and, for keys generated before backups existed,
+//!   `publicKey`) as CryptoKey objects (the private key is non-extractable; IndexedDB's
+//!   structured clone keeps it so). Generated keys and keys restored from a backup file
+//!   are both the backup unwrapped (`webcrypto::unwrap_backup`);
 //! - `sealed-pem`: `sealed` = `{salt, iv, iterations, ciphertext}`: the key's PKCS#8,
 //!   AES-256-GCM under a PBKDF2-SHA-256 key from the user's passphrase.
 
@@ -143,7 +145,45 @@ pub async fn store_generated(label: &str, key: &GeneratedKey) -> Result<KeyInfo,
     };
     let o = base_record(&info)?;
     set(&o, "privateKey", &key.private_key)?;
-    set(&o, "publicKey", &key.public_key)?;
+    if !key.public_key.is_undefined() {
+        set(&o, "publicKey", &key.public_key)?;
+    }
+    db_put(&o).await.map_err(|e| js_error(&e))?;
+    Ok(info)
+}
+
+/// Stores the key restored from a backup (`webcrypto::unwrap_backup`: a non-extractable
+/// CryptoKey) as a `webcrypto` record with the backup's label and date. Refused when a
+/// key with the same MRSIGNER is stored already (naming it), so nothing is stored twice.
+pub async fn store_restored(
+    backup: &crate::backup::KeyBackup,
+    private_key: &JsValue,
+) -> Result<KeyInfo, String> {
+    let mrsigner = backup.mrsigner.to_ascii_lowercase();
+    if let Some(k) = list().await?.into_iter().find(|k| k.mrsigner == mrsigner) {
+        return Err(format!(
+            "this key (MRSIGNER {mrsigner}) is already stored here as “{}”",
+            k.label
+        ));
+    }
+    let created = js_sys::Date::parse(&backup.created);
+    let info = KeyInfo {
+        id: fresh_id(),
+        label: backup.label.clone(),
+        kind: KeyKind::WebCrypto,
+        created: if created.is_finite() {
+            created
+        } else {
+            now_ms()
+        },
+        jwk: JwkPublic {
+            n: backup.public_key.n.clone(),
+            e: backup.public_key.e.clone(),
+        },
+        mrsigner,
+    };
+    let o = base_record(&info)?;
+    set(&o, "privateKey", private_key)?;
     db_put(&o).await.map_err(|e| js_error(&e))?;
     Ok(info)
 }

@@ -4,7 +4,9 @@
 //!
 //! Pure modules (native and wasm): [`form`] (form state → request), [`curl`] (request
 //! JSON and curl, secrets redacted), [`mrsigner`], [`sample`] (the result panel's stub),
-//! [`engine_bridge`] (every engine call; conversion and verification run in a Web Worker).
+//! [`engine_bridge`] (every engine call; conversion and verification run in a Web Worker),
+//! [`backup`] (the encrypted key backup file's format and checks), [`links`] (pre-filled
+//! links between pages).
 //! [`browser`]: the engine's runtime in the browser (transport through the worker's proxy,
 //! IndexedDB layer cache, the Web Worker that converts and verifies).
 //! Browser modules (wasm32 only): `webcrypto` (the `WebCryptoSigner`), `keystore`
@@ -12,10 +14,12 @@
 
 #![warn(missing_docs)]
 
+pub mod backup;
 pub mod browser;
 pub mod curl;
 pub mod engine_bridge;
 pub mod form;
+pub mod links;
 pub mod mrsigner;
 pub mod sample;
 

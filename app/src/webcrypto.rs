@@ -9,6 +9,7 @@ use kiln_engine::sgx::sigstruct::SIGNED_PAYLOAD_SIZE;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::backup::{self, aad_for, KeyBackup};
 use crate::mrsigner::{b64url_decode, mrsigner_from_modulus_be};
 
 #[wasm_bindgen(module = "/src/js/kiln_web.js")]
@@ -27,6 +28,24 @@ extern "C" {
     async fn seal(passphrase: &str, plaintext: &Uint8Array) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch)]
     async fn unseal(passphrase: &str, sealed: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn generate_extractable_sgx_key() -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn wrap_pkcs8(
+        private_key: &JsValue,
+        passphrase: &str,
+        iterations: u32,
+        aad: &Uint8Array,
+    ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn unwrap_pkcs8(
+        passphrase: &str,
+        salt: &Uint8Array,
+        iterations: u32,
+        iv: &Uint8Array,
+        aad: &Uint8Array,
+        wrapped: &Uint8Array,
+    ) -> Result<JsValue, JsValue>;
 }
 
 /// A JavaScript error as text (never includes key material: WebCrypto does not put any
@@ -79,12 +98,13 @@ impl JwkPublic {
     }
 }
 
-/// A freshly generated WebCrypto key pair (private key non-extractable).
+/// A WebCrypto signing key to store (private key non-extractable).
 #[derive(Debug, Clone)]
 pub struct GeneratedKey {
     /// The private CryptoKey.
     pub private_key: JsValue,
-    /// The public CryptoKey.
+    /// The public CryptoKey (`undefined` for keys unwrapped from a backup: the record's
+    /// `n` and `e` are the public key).
     pub public_key: JsValue,
     /// The public key's JWK fields.
     pub jwk: JwkPublic,
@@ -102,6 +122,83 @@ pub async fn generate_key() -> Result<GeneratedKey, String> {
             e: get_str(&v, "e")?,
         },
     })
+}
+
+/// Generates an RSA-3072, e = 3 key and its encrypted backup under `passphrase` (see
+/// [`crate::backup`]). The key is generated extractable only so that WebCrypto can wrap
+/// it; the key returned (and stored by the caller) is the backup unwrapped again,
+/// non-extractable, and proven to match the backup's public key by a signature check, so
+/// the file is known to restore. The extractable key is dropped here and never stored.
+/// The caller checks the passphrase's rules first ([`crate::backup::check_new_passphrase`]).
+pub async fn generate_key_with_backup(
+    label: &str,
+    passphrase: &str,
+) -> Result<(GeneratedKey, KeyBackup), String> {
+    let v = generate_extractable_sgx_key()
+        .await
+        .map_err(|e| js_error(&e))?;
+    let extractable =
+        Reflect::get(&v, &JsValue::from_str("privateKey")).map_err(|e| js_error(&e))?;
+    let jwk = JwkPublic {
+        n: get_str(&v, "n")?,
+        e: get_str(&v, "e")?,
+    };
+    let aad = Uint8Array::from(&aad_for(&jwk.n, &jwk.e)[..]);
+    let w = wrap_pkcs8(&extractable, passphrase, backup::ITERATIONS, &aad)
+        .await
+        .map_err(|e| format!("wrapping the key: {}", js_error(&e)))?;
+    drop(extractable);
+    drop(v);
+    let bytes = |k: &str| -> Result<Vec<u8>, String> {
+        let x = Reflect::get(&w, &JsValue::from_str(k)).map_err(|e| js_error(&e))?;
+        Ok(Uint8Array::new(&x).to_vec())
+    };
+    let created = String::from(js_sys::Date::new_0().to_iso_string());
+    let b = KeyBackup::new(
+        label,
+        &created,
+        &jwk.n,
+        &jwk.e,
+        &bytes("salt")?,
+        backup::ITERATIONS,
+        &bytes("iv")?,
+        &bytes("wrapped")?,
+    )
+    .map_err(|e| e.to_string())?;
+    let private_key = unwrap_backup(&b, passphrase).await?;
+    Ok((
+        GeneratedKey {
+            private_key,
+            public_key: JsValue::UNDEFINED,
+            jwk,
+        },
+        b,
+    ))
+}
+
+/// Unwraps a checked backup with `passphrase` into a non-extractable WebCrypto signing
+/// key, and proves that it is the private half of the backup's public key (it signs
+/// [`backup::CHECK_MESSAGE`]; the engine verifies that under `publicKey`). A wrong
+/// passphrase or an altered file is an error saying so.
+pub async fn unwrap_backup(b: &KeyBackup, passphrase: &str) -> Result<JsValue, String> {
+    let p = b.unwrap_params().map_err(|e| e.to_string())?;
+    let private_key = unwrap_pkcs8(
+        passphrase,
+        &Uint8Array::from(&p.salt[..]),
+        p.iterations,
+        &Uint8Array::from(&p.iv[..]),
+        &Uint8Array::from(&p.aad[..]),
+        &Uint8Array::from(&p.wrapped[..]),
+    )
+    .await
+    .map_err(|e| js_error(&e))?;
+    let data = Uint8Array::from(backup::CHECK_MESSAGE);
+    let sig = js_sign(&private_key, &data)
+        .await
+        .map_err(|e| format!("the backup's key cannot sign: {}", js_error(&e)))?;
+    b.check_signature(backup::CHECK_MESSAGE, &Uint8Array::new(&sig).to_vec())
+        .map_err(|e| e.to_string())?;
+    Ok(private_key)
 }
 
 /// The JWK fields of a public CryptoKey.

@@ -37,6 +37,7 @@ const DIST = process.env.KILN_DIST || path.join(REPO, "dist");
 const DEMO_IMAGES = path.join(TARGET, "debug/examples/demo_images");
 const SHOTS = path.join(REPO, "target", "app-screenshots");
 const CONVERT_TIMEOUT = 120_000;
+const BACKUP_PASS = "e2e backup passphrase";
 
 let env;
 
@@ -142,6 +143,7 @@ async function convertInPage(page, { input, output, pem, creds = false }) {
   }
   await page.fill("#f-inputImageName", input);
   await page.fill("#f-outputImageName", output);
+  if (creds) await page.click("#d-creds > summary"); // a collapsed section
   if (creds === true) {
     await page.fill("[id='f-inputAuthConfig.username']", env.user);
     await page.fill("[id='f-inputAuthConfig.password']", env.password);
@@ -182,7 +184,13 @@ test("(a) a PEM pasted in the page signs; the worker's POST /convert-image gives
   assert.equal(docHeaders["x-content-type-options"], "nosniff");
   const input = `${env.plain.host}/sample/busybox:1`;
   const output = `${env.plain.host}/out/page:1`;
+  // The allowlist is shown, and each image's registry checked against it as it is typed.
+  await page.locator("[data-testid=allowlist]").waitFor();
+  assert.ok((await page.locator("[data-testid=allowlist]").textContent()).includes(env.plain.host));
+  await page.fill("#f-outputImageName", "127.0.0.1:1/out/nowhere:1");
+  await page.waitForFunction(() => /127\.0\.0\.1:1 is not on this service's registry allowlist/.test(document.querySelector("[data-testid=allow-output]")?.textContent ?? ""));
   const r = await convertInPage(page, { input, output, pem: env.pem });
+  assert.match(await page.locator("[data-testid=allow-output]").textContent(), /^✓ 127\.0\.0\.1:\d+ is on this service's registry allowlist/);
   assert.deepEqual(csp, [], "CSP violations");
   assert.equal(r.newImage, output);
   for (const k of ["mrenclave", "mrenclave2", "mrsigner"]) {
@@ -211,6 +219,14 @@ test("(a) a PEM pasted in the page signs; the worker's POST /convert-image gives
     assert.equal(r[k], w[k], `${k}: page ${r[k]} vs worker ${w[k]}`);
   }
   converted = r;
+  // The result links to verifying that image, pre-filled with the image and both
+  // measurements to expect.
+  await page.click("[data-testid=verify-link]");
+  await page.waitForFunction(() => location.hash.startsWith("#/verify?"));
+  await page.locator("#v-image").waitFor();
+  assert.equal(await page.inputValue("#v-image"), output);
+  assert.equal(await page.inputValue("#v-exp-mrenclave"), r.mrenclave);
+  assert.equal(await page.inputValue("#v-exp-mrsigner"), r.mrsigner);
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -218,6 +234,8 @@ test("(a) a PEM pasted in the page signs; the worker's POST /convert-image gives
 test("(b) a key generated in the page signs: MRSIGNER is the key's", { timeout: 2 * CONVERT_TIMEOUT }, async () => {
   const { context, page, errors } = await open("#/keys");
   await page.fill("#k-label", "e2e key");
+  await page.fill("#k-gen-pass", BACKUP_PASS);
+  await page.fill("#k-gen-pass2", BACKUP_PASS);
   await page.click("text=Generate RSA-3072 e=3 key");
   const key = page.locator("[data-testid=key-list] li.key").first();
   await key.waitFor({ timeout: 60_000 });
@@ -233,6 +251,11 @@ test("(b) a key generated in the page signs: MRSIGNER is the key's", { timeout: 
   });
   assert.equal(r.mrsigner, keyMrsigner);
   assert.notEqual(r.mrsigner, converted?.mrsigner, "another key than the worker's");
+  // The result was brought into view when the conversion ended.
+  await page.waitForFunction(() => {
+    const b = document.querySelector("[data-testid=result-panel]")?.getBoundingClientRect();
+    return b && b.top < window.innerHeight && b.bottom > 0;
+  }, null, { timeout: 5_000 });
   // The layers are cached now: usage shows them; clearing empties it.
   const usage = page.locator("[data-testid=cache-usage]");
   await page.waitForFunction(() => /^[1-9]\d* layers? cached/.test(document.querySelector("[data-testid=cache-usage]")?.textContent ?? ""));
@@ -348,4 +371,65 @@ test("(d) no key material leaves the page; the registry password goes only to /p
   await page.screenshot({ path: path.join(SHOTS, "convert-watched.png"), fullPage: true });
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+test("(e) a generated key's encrypted backup restores it in a fresh browser profile: same MRSIGNER; a wrong passphrase stores nothing", { timeout: 3 * CONVERT_TIMEOUT }, async () => {
+  // Profile 1: generate with a backup, download the file, convert, then delete the key.
+  const one = await open("#/keys");
+  await one.page.fill("#k-label", "backed up key");
+  await one.page.fill("#k-gen-pass", BACKUP_PASS);
+  await one.page.fill("#k-gen-pass2", BACKUP_PASS);
+  await one.page.click("text=Generate RSA-3072 e=3 key");
+  const link = one.page.locator("[data-testid=backup-download]");
+  await link.waitFor({ timeout: 60_000 });
+  const [download] = await Promise.all([one.page.waitForEvent("download"), link.click()]);
+  const file = path.join(env.dir, download.suggestedFilename());
+  await download.saveAs(file);
+  const text = fs.readFileSync(file, "utf8");
+  assert.ok(!text.includes(BACKUP_PASS), "the passphrase is not in the file");
+  assert.doesNotMatch(text, /PRIVATE KEY/);
+  const keyMrsigner = (await one.page.locator("li.key", { hasText: "backed up key" }).locator("[data-testid=mrsigner]").textContent()).trim();
+  assert.equal(JSON.parse(text).mrsigner, keyMrsigner);
+  await one.page.goto(`${env.recorder.url}/#/convert`);
+  await one.page.waitForFunction(() => document.querySelector("#c-key")?.value !== "pem");
+  const before = await convertInPage(one.page, {
+    input: `${env.plain.host}/sample/busybox:1`,
+    output: `${env.plain.host}/out/backed-up:1`,
+  });
+  assert.equal(before.mrsigner, keyMrsigner);
+  await one.page.goto(`${env.recorder.url}/#/keys`);
+  one.page.once("dialog", (d) => d.accept());
+  await one.page.locator("li.key", { hasText: "backed up key" }).locator("text=Delete").click();
+  await one.page.locator("li.key", { hasText: "backed up key" }).waitFor({ state: "detached" });
+  assert.deepEqual(one.errors, []);
+  await one.context.close();
+
+  // Profile 2 (a new browser context: empty IndexedDB, as after clearing site data).
+  const two = await open("#/keys");
+  const { page } = two;
+  await page.setInputFiles("#k-file", file);
+  await page.waitForFunction(() => document.querySelector("#k-pem")?.value.includes("kiln-signing-key-backup"));
+  await page.locator("[data-testid=import-kind]").waitFor();
+  await page.fill("#k-pem-pass", "not the passphrase");
+  await page.click("button:text-is('Import')");
+  await page.waitForFunction(() => /wrong passphrase.*Nothing was stored/.test(document.querySelector("[data-testid=import-error]")?.textContent ?? ""), null, { timeout: 30_000 });
+  assert.equal(await page.locator("li.key").count(), 0, "nothing stored on a wrong passphrase");
+  await page.fill("#k-pem-pass", BACKUP_PASS);
+  await page.click("button:text-is('Import')");
+  const restored = page.locator("li.key", { hasText: "backed up key" });
+  await restored.waitFor({ timeout: 30_000 });
+  assert.equal(await restored.getAttribute("data-kind"), "webcrypto");
+  assert.equal((await restored.locator("[data-testid=mrsigner]").textContent()).trim(), keyMrsigner);
+  assert.equal(await page.inputValue("#k-pem-pass"), "", "the passphrase is cleared");
+  await page.screenshot({ path: path.join(SHOTS, "keys-restored.png"), fullPage: true });
+  await page.goto(`${env.recorder.url}/#/convert`);
+  await page.waitForFunction(() => document.querySelector("#c-key")?.value !== "pem");
+  const after = await convertInPage(page, {
+    input: `${env.plain.host}/sample/busybox:1`,
+    output: `${env.plain.host}/out/restored:1`,
+  });
+  assert.equal(after.mrsigner, keyMrsigner, "the restored key signs with the same MRSIGNER");
+  assert.equal(after.mrenclave, before.mrenclave);
+  assert.deepEqual(two.errors, []);
+  await two.context.close();
 });

@@ -46,6 +46,36 @@ impl KilnConfig {
         }
     }
 
+    /// Whether the registry of `image` is one this service's proxy reaches: `Ok(host)` when
+    /// it is on [`Self::registries`], `Err(why)` naming the host and the allowlist when not.
+    /// `None` when it cannot tell: no allowlist published, or `image` is empty or not a
+    /// reference (the form's own check names that). Docker Hub names are checked as the
+    /// host that serves them (`registry-1.docker.io`), like the proxy does.
+    pub fn registry_allowed(&self, image: &str) -> Option<Result<String, String>> {
+        let image = image.trim();
+        if image.is_empty() || self.registries.is_empty() {
+            return None;
+        }
+        let r = kiln_engine::image::reference::Reference::parse(image).ok()?;
+        let host = r.api_host();
+        let hosts: Vec<&str> = self
+            .registries
+            .iter()
+            .map(|e| {
+                let e = e.trim().trim_end_matches('/');
+                e.split_once("://").map_or(e, |(_, h)| h)
+            })
+            .collect();
+        if hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            Some(Ok(host.to_string()))
+        } else {
+            Some(Err(format!(
+                "{host} is not on this service's registry allowlist ({}): the conversion would be refused",
+                hosts.join(", ")
+            )))
+        }
+    }
+
     /// `host:port` of every plain-http registry (the engine's insecure registries).
     pub fn plain_http_authorities(&self) -> Vec<String> {
         self.registries
@@ -186,6 +216,38 @@ impl WorkerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_allowlist_check() {
+        let c = KilnConfig {
+            registries: vec![
+                "http://127.0.0.1:5000".into(),
+                "https://registry-1.docker.io/".into(),
+                "ghcr.io".into(),
+            ],
+            ..KilnConfig::default()
+        };
+        assert_eq!(
+            c.registry_allowed("127.0.0.1:5000/out/app:1"),
+            Some(Ok("127.0.0.1:5000".into()))
+        );
+        assert_eq!(
+            c.registry_allowed("busybox"),
+            Some(Ok("registry-1.docker.io".into()))
+        );
+        assert_eq!(
+            c.registry_allowed("GHCR.io/o/r:1"),
+            Some(Ok("GHCR.io".into()))
+        );
+        let e = c.registry_allowed("127.0.0.1:1/x:1").unwrap().unwrap_err();
+        assert!(
+            e.starts_with("127.0.0.1:1 is not on this service's registry allowlist (127.0.0.1:5000, registry-1.docker.io, ghcr.io)"),
+            "{e}"
+        );
+        assert_eq!(c.registry_allowed(""), None);
+        assert_eq!(c.registry_allowed("UPPER/Case"), None);
+        assert_eq!(KilnConfig::default().registry_allowed("busybox"), None);
+    }
 
     #[test]
     fn config_parses_and_resolves() {

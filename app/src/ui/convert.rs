@@ -11,12 +11,23 @@ use leptos::prelude::*;
 use super::result::ResultPanel;
 use super::run::RunCard;
 use super::widgets::CopyButton;
+use crate::browser::protocol::KilnConfig;
 use crate::curl::{curl_command, request_json};
 use crate::engine_bridge::validate_request;
 use crate::form::{belongs_to, CertRow, Creds, FormState, SigningChoice};
 use crate::sample::sample_response;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The sessionStorage key of the saved form.
+const SAVED_FORM_KEY: &str = "kiln-convert-form";
+
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/js/kiln_web.js")]
+extern "C" {
+    fn session_get(key: &str) -> Option<String>;
+    fn session_set(key: &str, value: &str) -> bool;
+    fn focus_first_invalid_soon();
+}
 
 fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
@@ -136,6 +147,55 @@ impl Form {
             log_file_path: text(),
             java_mode: text(),
         }
+    }
+
+    /// Sets every input from a saved form (`FormState::from_saved`).
+    fn load(&self, f: FormState) {
+        let set_rows = |rows: Rows, v: Vec<String>| {
+            rows.set(
+                v.into_iter()
+                    .map(|x| (next_id(), RwSignal::new(x)))
+                    .collect(),
+            )
+        };
+        self.input_image.set(f.input_image_name);
+        self.output_image.set(f.output_image_name);
+        self.in_user.set(f.input_auth.username);
+        self.out_user.set(f.output_auth.username);
+        self.isvprodid.set(f.isvprodid);
+        self.isvsvn.set(f.isvsvn);
+        self.mem_size.set(f.mem_size);
+        self.threads.set(f.threads);
+        self.debug.set(f.debug);
+        self.allow_cmdline_args.set(f.allow_cmdline_args);
+        set_rows(self.entrypoint, f.entrypoint);
+        set_rows(self.entrypoint_args, f.entrypoint_args);
+        set_rows(self.encrypted_dirs, f.encrypted_dirs);
+        set_rows(self.ro_dirs, f.ro_dirs);
+        set_rows(self.rw_dirs, f.rw_dirs);
+        set_rows(self.manifest_env, f.manifest_env);
+        self.manifest_options.set(f.manifest_options);
+        self.certificates.set(
+            f.certificates
+                .into_iter()
+                .map(|c| {
+                    let s = CertSig::new();
+                    s.issuer.set(c.issuer);
+                    s.subject.set(c.subject);
+                    s.key_type.set(c.key_type);
+                    s.key_size.set(c.key_size);
+                    s.key_path.set(c.key_path);
+                    s.cert_path.set(c.cert_path);
+                    s
+                })
+                .collect(),
+        );
+        self.signing.set(f.signing);
+        self.sdkms_name.set(f.sdkms_name);
+        self.external_packages.set(f.external_packages);
+        self.core_dump_pattern.set(f.core_dump_pattern);
+        self.log_file_path.set(f.log_file_path);
+        self.java_mode.set(f.java_mode);
     }
 
     fn state(&self) -> FormState {
@@ -417,6 +477,14 @@ fn default_origin() -> String {
 #[component]
 pub fn ConvertPage() -> impl IntoView {
     let form = Form::new();
+    // The form survives a reload: kept in this tab's sessionStorage without passwords or
+    // the KMS API key (`FormState::to_saved`), restored here, saved on every change.
+    if let Some(saved) = session_get(SAVED_FORM_KEY).and_then(|t| FormState::from_saved(&t)) {
+        form.load(saved);
+    }
+    Effect::new(move |_| {
+        session_set(SAVED_FORM_KEY, &form.state().to_saved());
+    });
     let parsed = Memo::new(move |_| form.state().to_request());
     let all = Memo::new(move |_| {
         let (req, mut errors) = parsed.get();
@@ -437,6 +505,22 @@ pub fn ConvertPage() -> impl IntoView {
     };
     provide_context(errs);
 
+    // The service's configuration (its registry allowlist), to check the image fields
+    // against; absent (nothing shown) where the page is not served by a kiln worker.
+    let config: RwSignal<Option<KilnConfig>> = RwSignal::new(None);
+    leptos::task::spawn_local(async move {
+        if let Ok(origin) = crate::browser::spawn::api_origin() {
+            if let Ok(c) = crate::browser::runner::fetch_config(&origin).await {
+                config.set(Some(c));
+            }
+        }
+    });
+    let allow_line = move |image: String| -> Option<String> {
+        config.get()?.registry_allowed(&image).map(|r| match r {
+            Ok(host) => format!("✓ {host} is on this service's registry allowlist."),
+            Err(why) => format!("✗ {why}."),
+        })
+    };
     let origin = RwSignal::new(default_origin());
     let json = Memo::new(move |_| request_json(&parsed.get().0));
     let curl = Memo::new(move |_| curl_command(&origin.get(), &parsed.get().0));
@@ -472,10 +556,20 @@ pub fn ConvertPage() -> impl IntoView {
                         placeholder="registry.example/app-sgx:latest"
                         help="Required. Where the converted image is pushed." />
                 </div>
+                <div class="grid2">
+                    <p class="help" data-testid="allow-input">{move || allow_line(form.input_image.get())}</p>
+                    <p class="help" data-testid="allow-output">{move || allow_line(form.output_image.get())}</p>
+                </div>
+                {move || config.get().filter(|c| !c.registries.is_empty()).map(|c| view! {
+                    <p class="help" data-testid="allowlist">
+                        "This service's registry proxy reaches: "
+                        {c.registries.join(", ")}
+                    </p>
+                })}
             </section>
 
-            <section class="card" aria-labelledby="s-creds">
-                <h2 id="s-creds">"Registry credentials"</h2>
+            <details class="card more" id="d-creds" aria-labelledby="s-creds">
+                <summary><h2 id="s-creds">"Registry credentials"</h2> <span class="muted">"for private registries; memory only"</span></summary>
                 <p class="help">"Held in this page's memory only: never stored, never logged, replaced by a placeholder in the JSON and curl below."</p>
                 <div class="grid2">
                     <div class="group">
@@ -493,10 +587,10 @@ pub fn ConvertPage() -> impl IntoView {
                             kind="password" />
                     </div>
                 </div>
-            </section>
+            </details>
 
-            <section class="card" aria-labelledby="s-enclave">
-                <h2 id="s-enclave">"Enclave"</h2>
+            <details class="card more" id="d-enclave" aria-labelledby="s-enclave">
+                <summary><h2 id="s-enclave">"Enclave"</h2> <span class="muted">"product id, security version, memory, threads, debug, Java"</span></summary>
                 <div class="grid4">
                     <TextField label="Product id" field="isvprodid" value=form.isvprodid placeholder="0"
                         inputmode="numeric" help="0..65535. Default 0." />
@@ -526,10 +620,10 @@ pub fn ConvertPage() -> impl IntoView {
                     </select>
                     <p class="help">"Tunes the enclave for that JVM."</p>
                 </div>
-            </section>
+            </details>
 
-            <section class="card" aria-labelledby="s-app">
-                <h2 id="s-app">"App"</h2>
+            <details class="card more" id="d-app" aria-labelledby="s-app">
+                <summary><h2 id="s-app">"App"</h2> <span class="muted">"entrypoint, arguments, environment"</span></summary>
                 <div class="grid2">
                     <ListField label="Entrypoint" field="entrypoint" rows=form.entrypoint
                         placeholder="/usr/bin/app"
@@ -541,10 +635,10 @@ pub fn ConvertPage() -> impl IntoView {
                 <ListField label="Environment" field="manifestEnv" rows=form.manifest_env
                     placeholder="KEY=VALUE"
                     help="KEY=VALUE entries baked into the measured manifest." />
-            </section>
+            </details>
 
-            <section class="card" aria-labelledby="s-fs">
-                <h2 id="s-fs">"File system"</h2>
+            <details class="card more" id="d-fs" aria-labelledby="s-fs">
+                <summary><h2 id="s-fs">"File system"</h2> <span class="muted">"read-only, read-write and encrypted directories"</span></summary>
                 <p class="help">"A list left empty takes the default shown."</p>
                 <div class="grid3">
                     <ListField label="Read-only, integrity-protected" field="roDirs" rows=form.ro_dirs
@@ -557,13 +651,14 @@ pub fn ConvertPage() -> impl IntoView {
                         placeholder="/data"
                         help="Default: /tmp, /run, /ftx-efs, /opt/fortanix/enclave-os/app-config/rw" />
                 </div>
-            </section>
+            </details>
 
-            <section class="card" aria-labelledby="s-adv">
-                <h2 id="s-adv">"Signing and advanced"</h2>
+            <details class="card more" id="d-adv" aria-labelledby="s-adv">
+                <summary><h2 id="s-adv">"Signing and advanced"</h2> <span class="muted">"signing key of the API request, certificates, manifest options"</span></summary>
                 <div class="field">
-                    <label for="f-signingKey">"Signing key " <code class="api">"signingKey"</code></label>
+                    <label for="f-signingKey">"Signing key of the API request (curl below) " <code class="api">"signingKey"</code></label>
                     <select id="f-signingKey" name="signingKey"
+                        prop:value=move || if form.signing.get() == SigningChoice::Sdkms { "sdkms" } else { "default" }
                         on:change=move |ev| form.signing.set(if event_target_value(&ev) == "sdkms" { SigningChoice::Sdkms } else { SigningChoice::ServiceDefault })>
                         <option value="default">"the service's default key"</option>
                         <option value="sdkms">"a key in a KMS (sdkms)"</option>
@@ -597,7 +692,7 @@ pub fn ConvertPage() -> impl IntoView {
                     <TextField label="Log file" field="logFilePath" value=form.log_file_path
                         placeholder="(none)" help="stderr or an absolute path." />
                 </div>
-            </section>
+            </details>
 
             <section class="card actions" aria-label="Actions">
                 <p class="status" role="status" data-testid="form-status">
@@ -607,7 +702,10 @@ pub fn ConvertPage() -> impl IntoView {
                     {move || warnings.get().into_iter().map(|w| view! { <li>{w}</li> }).collect_view()}
                 </ul>
                 <div class="buttons">
-                    <button type="button" class="primary" on:click=move |_| errs.show_all.set(true)>
+                    <button type="button" data-testid="check" on:click=move |_| {
+                        errs.show_all.set(true);
+                        focus_first_invalid_soon();
+                    }>
                         "Check the request"
                     </button>
                     <button type="button" class="ghost" on:click=move |_| {
@@ -620,7 +718,10 @@ pub fn ConvertPage() -> impl IntoView {
             </section>
         </form>
 
-        <RunCard request=runnable on_invalid=Callback::new(move |_| errs.show_all.set(true))
+        <RunCard request=runnable on_invalid=Callback::new(move |_| {
+                errs.show_all.set(true);
+                focus_first_invalid_soon();
+            })
             sdkms=Signal::derive(move || form.signing.get() == SigningChoice::Sdkms) result real />
 
         <ResultPanel response=result sample=Signal::derive(move || !real.get()) />

@@ -30,7 +30,7 @@ pub enum Page {
 
 impl Page {
     fn from_hash(hash: &str) -> Self {
-        match hash.trim_start_matches('#').trim_start_matches('/') {
+        match crate::links::hash_page(hash) {
             "keys" => Page::Keys,
             "verify" => Page::Verify,
             _ => Page::Convert,

@@ -96,6 +96,23 @@ impl ProgressModel {
     }
 }
 
+/// A step in words a user knows (the engine's step names are internal: `resolve-input`);
+/// unknown names are shown as they are.
+pub fn step_words(name: &str) -> &str {
+    match name {
+        "validate" => "Checking the request",
+        "resolve-input" => "Finding the input image",
+        "scan-layers" => "Reading and hashing its layers",
+        "read-runtime" => "Reading the kiln runtime",
+        "manifests" => "Writing the enclave manifests",
+        "measure" => "Measuring the enclaves (MRENCLAVE)",
+        "sign" => "Signing (MRSIGNER)",
+        "build-image" => "Building the new image",
+        "push" => "Pushing to the output registry",
+        other => other,
+    }
+}
+
 /// Bytes in a human unit (KiB, MiB, GiB).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -131,13 +148,21 @@ pub fn ProgressPanel(
             .into_iter()
             .map(|s| {
                 let current = s.seconds.is_none() && running.get();
+                // Not done and the job is over: it failed or was cancelled here.
+                let stopped = s.seconds.is_none() && !running.get();
+                let words = step_words(&s.name);
                 let text = match s.seconds {
-                    Some(t) => format!("✓ {} ({t} s)", s.name),
-                    None if current => format!("▸ {}…", s.name),
-                    None => format!("✗ {}", s.name),
+                    Some(t) => format!("✓ {words} ({t} s)"),
+                    None if current => format!("▸ {words}…"),
+                    None => format!("✗ {words}: stopped here"),
+                };
+                let state = match (s.seconds, current) {
+                    (Some(_), _) => "done",
+                    (None, true) => "running",
+                    (None, false) => "stopped",
                 };
                 view! {
-                    <li class:current=current data-step=s.name.clone()>{text}</li>
+                    <li class:current=current class:stopped=stopped data-step=s.name.clone() data-state=state>{text}</li>
                 }
             })
             .collect_view()

@@ -44,6 +44,16 @@ pub fn ResultPanel(
                         {move || sample.get().then(|| view! { <span class="badge warn">"sample — not a real conversion"</span> })}
                     </h2>
                     <dl class="kvs">{rows}</dl>
+                    {move || (!sample.get()).then(|| {
+                        let href = crate::links::verify_href(&r.new_image, &r.mrenclave, &r.mrsigner);
+                        view! {
+                            <p class="buttons">
+                                <a class="button" data-testid="verify-link" href=href>
+                                    "Verify this image in its registry →"
+                                </a>
+                            </p>
+                        }
+                    })}
                     <ul class="warnings">{warnings}</ul>
                     <details>
                         <summary>"Response JSON"</summary>

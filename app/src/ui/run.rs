@@ -12,6 +12,11 @@ use super::progress::{human_bytes, ProgressModel, ProgressPanel};
 use crate::engine_bridge::import_pem;
 use crate::keystore::{self, KeyInfo, KeyKind};
 
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/js/kiln_web.js")]
+extern "C" {
+    fn scroll_into_view_soon(selector: &str);
+}
+
 /// The value of the key select meaning "a PEM pasted below".
 const PEM_CHOICE: &str = "pem";
 
@@ -130,6 +135,26 @@ pub fn RunCard(
     let job: StoredValue<Option<JobHandle>, LocalStorage> = StoredValue::new_local(None);
     let cache_refresh = RwSignal::new(0u32);
     let running = Signal::derive(move || outcome.get() == Outcome::Running);
+    // Elapsed time: when the job started and ended, and a clock ticking each second while
+    // it runs (the interval is dropped with this card).
+    let started = RwSignal::new(0.0f64);
+    let ended: RwSignal<Option<f64>> = RwSignal::new(None);
+    let now = RwSignal::new(js_sys::Date::now());
+    let tick = gloo_timers::callback::Interval::new(1000, move || {
+        if outcome.try_get_untracked() == Some(Outcome::Running) {
+            let _ = now.try_set(js_sys::Date::now());
+        }
+    });
+    let _tick = StoredValue::new_local(tick);
+    let elapsed = move || {
+        let end = ended.get().unwrap_or_else(|| now.get());
+        format!("{:.0} s", ((end - started.get()) / 1000.0).max(0.0))
+    };
+    Effect::new(move |_| {
+        if outcome.get() != Outcome::Running && outcome.get() != Outcome::Idle {
+            ended.set(Some(js_sys::Date::now()));
+        }
+    });
 
     let convert = move |_| {
         let Some(req) = request.get_untracked() else {
@@ -181,7 +206,12 @@ pub fn RunCard(
         model.set(ProgressModel::default());
         result.set(None);
         real.set(false);
+        started.set(js_sys::Date::now());
+        now.set(js_sys::Date::now());
+        ended.set(None);
         outcome.set(Outcome::Running);
+        // The progress where the user is looking, then the result.
+        scroll_into_view_soon("[data-testid=run-status]");
         let on_event = move |ev: JobEvent| match ev {
             JobEvent::Progress(p) => model.update(|m| m.apply(&p)),
             JobEvent::Converted(r) => {
@@ -189,6 +219,7 @@ pub fn RunCard(
                 real.set(true);
                 result.set(Some(r));
                 outcome.set(Outcome::Done);
+                scroll_into_view_soon("[data-testid=result-panel]");
                 cache_refresh.update(|n| *n += 1);
             }
             JobEvent::Verified(..) => {}
@@ -222,10 +253,10 @@ pub fn RunCard(
         match outcome.get() {
         Outcome::Idle => None,
         Outcome::Running => Some(view! {
-            <p class="verdict" data-testid="run-status" role="status">"Converting…"</p>
+            <p class="verdict" data-testid="run-status" role="status">"Converting… " <span data-testid="elapsed">{elapsed}</span></p>
         }.into_any()),
         Outcome::Done => Some(view! {
-            <p class="verdict ok" data-testid="run-status" role="status">"Converted and pushed. The result is below."</p>
+            <p class="verdict ok" data-testid="run-status" role="status">"Converted and pushed in " {elapsed} ". The result is below."</p>
         }.into_any()),
         Outcome::Cancelled => Some(view! {
             <p class="verdict bad" data-testid="run-status" role="status">"Cancelled. Nothing was tagged: kiln writes the tag last."</p>

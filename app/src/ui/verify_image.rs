@@ -179,11 +179,16 @@ fn opt(s: String) -> Option<String> {
 /// The "verify an image in a registry" card.
 #[component]
 pub fn VerifyImageCard() -> impl IntoView {
-    let image = RwSignal::new(String::new());
+    // Pre-filled from the link a conversion's result gives (`links::verify_href`).
+    let hash = web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default();
+    let param = |name: &str| crate::links::hash_param(&hash, name).unwrap_or_default();
+    let image = RwSignal::new(param("image"));
     let user = RwSignal::new(String::new());
     let pass = RwSignal::new(String::new());
-    let exp_mrenclave = RwSignal::new(String::new());
-    let exp_mrsigner = RwSignal::new(String::new());
+    let exp_mrenclave = RwSignal::new(param("mrenclave"));
+    let exp_mrsigner = RwSignal::new(param("mrsigner"));
     let running = RwSignal::new(false);
     let report: RwSignal<Option<VerifyReport>> = RwSignal::new(None);
     let inspected: RwSignal<Option<Box<InspectReport>>> = RwSignal::new(None);
