@@ -132,6 +132,7 @@ mod tests {
             E::NotFound,
             E::RegistryError,
             E::RegistryTimeout,
+            E::SignerError,
             E::Internal,
         ]
         .iter()
