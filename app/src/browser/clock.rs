@@ -4,17 +4,10 @@
 use std::sync::Arc;
 
 use kiln_engine::image::registry::{Retry, RetryPolicy, Timer};
-use kiln_engine::pipeline::env::Clock;
 
-/// Wall-clock seconds from `Date.now()` (progress timing only).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JsClock;
-
-impl Clock for JsClock {
-    fn now_unix(&self) -> i64 {
-        (js_sys::Date::now() / 1000.0) as i64
-    }
-}
+/// Wall-clock seconds from `Date.now()` (progress timing only): the engine's, shared with
+/// the worker.
+pub use kiln_engine::pipeline::env::JsClock;
 
 /// Milliseconds from `Date.now()`, for progress rates.
 pub fn now_ms() -> f64 {

@@ -41,6 +41,19 @@ impl Clock for ZeroClock {
     }
 }
 
+/// Wall-clock seconds from JavaScript's `Date.now()`: the clock of the wasm hosts (the
+/// worker and the web app).
+#[cfg(target_arch = "wasm32")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsClock;
+
+#[cfg(target_arch = "wasm32")]
+impl Clock for JsClock {
+    fn now_unix(&self) -> i64 {
+        (js_sys::Date::now() / 1000.0) as i64
+    }
+}
+
 /// Builds a signer for `signingKey.sdkms` (a remote KMS). Not configured by default:
 /// then a request naming `sdkms` is refused with a 400 that says so.
 pub trait SdkmsSignerFactory: MaybeSend {
