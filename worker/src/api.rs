@@ -4,12 +4,9 @@
 use std::sync::Arc;
 
 use kiln_engine::api::ErrorType;
-use kiln_engine::image::manifest::PlatformSpec;
 use kiln_engine::image::reference::Reference;
-use kiln_engine::image::registry::{
-    Credentials, ErrorClass, RegistryClient, RegistryConfig, RegistryError,
-};
-use kiln_engine::verify::{read_image, verify, Expectations, RegistryBlobs};
+use kiln_engine::image::registry::{Credentials, RegistryClient, RegistryConfig};
+use kiln_engine::verify::{read_remote, verify, Expectations};
 use serde::Deserialize;
 
 use kiln_engine::image::registry::UploadMode;
@@ -65,18 +62,6 @@ struct VerifyBody {
     expect_mrsigner: Option<String>,
 }
 
-fn registry_error(what: &str, e: &RegistryError) -> ApiError {
-    let kind = match e.class() {
-        ErrorClass::BadInput => ErrorType::BadRequest,
-        ErrorClass::Unauthorized => ErrorType::Unauthorized,
-        ErrorClass::Forbidden => ErrorType::Forbidden,
-        ErrorClass::NotFound => ErrorType::NotFound,
-        ErrorClass::Upstream => ErrorType::RegistryError,
-        ErrorClass::Timeout => ErrorType::RegistryTimeout,
-    };
-    ApiError::new(kind.status(), kind.as_str(), format!("{what}: {e}"))
-}
-
 /// Parses a JSON body: errors name the field and the kind, never quote a value.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     crate::body::parse_json(body)
@@ -100,18 +85,9 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
     let client = RegistryClient::for_reference(transport, &reference, &reg, creds)
         .with_limits(cfg.image_limits)
         .with_retry(crate::timer::retry());
-    let resolved = client
-        .resolve_image(&reference, &PlatformSpec::linux_amd64())
+    let contents = read_remote(&client, &reference, "image")
         .await
-        .map_err(|e| registry_error("image", &e))?;
-    let blobs = RegistryBlobs::new(&client, reference.repository());
-    let contents = read_image(&resolved, &blobs).await.map_err(|e| {
-        ApiError::new(
-            ErrorType::RegistryError.status(),
-            ErrorType::RegistryError.as_str(),
-            format!("image: reading its contents: {e}"),
-        )
-    })?;
+        .map_err(|e| from_engine(&e))?;
     let report = verify(
         &contents,
         &Expectations {

@@ -13,14 +13,11 @@ use std::sync::Arc;
 
 use js_sys::Reflect;
 use kiln_engine::api::{parse_request, ApiError, ErrorType, SigningKey};
-use kiln_engine::image::manifest::PlatformSpec;
 use kiln_engine::image::reference::Reference;
-use kiln_engine::image::registry::{
-    Credentials, ErrorClass, RegistryClient, RegistryConfig, RegistryError, UploadMode,
-};
+use kiln_engine::image::registry::{Credentials, RegistryClient, RegistryConfig, UploadMode};
 use kiln_engine::pipeline::progress::{Event, Progress};
 use kiln_engine::pipeline::{convert, PipelineEnv};
-use kiln_engine::verify::{inspect, read_image, verify, Expectations, RegistryBlobs};
+use kiln_engine::verify::{inspect, read_remote, verify, Expectations};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -219,18 +216,6 @@ async fn run_convert(request: &str, key: &KeySpec, api_origin: &str, post: Post)
     }
 }
 
-fn registry_failed(what: &str, e: &RegistryError) -> WorkerMessage {
-    let kind = match e.class() {
-        ErrorClass::BadInput => ErrorType::BadRequest,
-        ErrorClass::Unauthorized => ErrorType::Unauthorized,
-        ErrorClass::Forbidden => ErrorType::Forbidden,
-        ErrorClass::NotFound => ErrorType::NotFound,
-        ErrorClass::Upstream => ErrorType::RegistryError,
-        ErrorClass::Timeout => ErrorType::RegistryTimeout,
-    };
-    WorkerMessage::failed(kind.as_str(), format!("{what}: {e}"))
-}
-
 async fn run_verify(
     image: &str,
     creds: Option<Credentials>,
@@ -252,22 +237,11 @@ async fn run_verify(
         RegistryClient::for_reference(transport, &reference, &registry_config(&cfg), creds)
             .with_limits(cfg.limits)
             .with_retry(crate::browser::clock::retry());
-    let resolved = match client
-        .resolve_image(&reference, &PlatformSpec::linux_amd64())
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return registry_failed("image", &e),
-    };
-    let blobs = RegistryBlobs::new(&client, reference.repository());
-    match read_image(&resolved, &blobs).await {
+    match read_remote(&client, &reference, "image").await {
         Ok(contents) => WorkerMessage::Verified {
             report: verify(&contents, &expect),
             inspect: Some(Box::new(inspect(&contents))),
         },
-        Err(e) => WorkerMessage::failed(
-            ErrorType::RegistryError.as_str(),
-            format!("image: reading its contents: {e}"),
-        ),
+        Err(e) => api_failed(&e),
     }
 }

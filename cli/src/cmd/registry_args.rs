@@ -15,7 +15,7 @@ use kiln_engine::image::registry::{
     Credentials, RegistryClient, RegistryConfig, ResolvedImage, Retry, RetryPolicy,
 };
 use kiln_engine::image::transport::Transport;
-use kiln_engine::verify::{read_image, ImageContents, RegistryBlobs};
+use kiln_engine::verify::{read_image, read_remote, ImageContents};
 use kiln_native::{DockerConfig, HttpOptions, HttpTransport, OciLayout, StateDir};
 
 /// `convert`'s own environment flags: the runtime image and the state directory.
@@ -138,12 +138,9 @@ pub async fn read(image: &str, args: &RegistryArgs) -> anyhow::Result<ImageConte
         }
         ImageSource::Registry(reference) => {
             let client = args.client(&reference)?;
-            let resolved = client
-                .resolve_image(&reference, &platform)
+            read_remote(&client, &reference, image)
                 .await
-                .with_context(|| format!("resolving {image}"))?;
-            let blobs = RegistryBlobs::new(&client, reference.repository());
-            Ok(read_image(&resolved, &blobs).await?)
+                .map_err(|e| anyhow::anyhow!("{}", e.reason))
         }
     }
 }

@@ -54,19 +54,33 @@ impl Side {
     }
 }
 
+/// The API error kind for a registry failure of each class, on an image the caller
+/// names: as the registry said.
+fn class_type(class: ErrorClass) -> ErrorType {
+    match class {
+        ErrorClass::BadInput => ErrorType::BadRequest,
+        ErrorClass::Unauthorized => ErrorType::Unauthorized,
+        ErrorClass::Forbidden => ErrorType::Forbidden,
+        ErrorClass::NotFound => ErrorType::NotFound,
+        ErrorClass::Upstream => ErrorType::RegistryError,
+        ErrorClass::Timeout => ErrorType::RegistryTimeout,
+    }
+}
+
+/// A registry error while reading an image the caller named in `field` (`/verify-image`'s
+/// `image`, the page's verify form): the kind the registry's answer calls for.
+pub fn registry_read(field: &str, e: &RegistryError) -> ApiError {
+    ApiError::new(class_type(e.class()), format!("{field}: {e}"))
+}
+
 /// A registry error about `side`. A missing output repository or blob is the
 /// registry's problem (502), never a 404 of the request; a missing runtime image is
 /// the service's configuration (502).
 pub fn registry(side: Side, e: &RegistryError) -> ApiError {
     let kind = match (e.class(), side) {
         (ErrorClass::BadInput, Side::Runtime) => ErrorType::RegistryError,
-        (ErrorClass::BadInput, _) => ErrorType::BadRequest,
-        (ErrorClass::Unauthorized, _) => ErrorType::Unauthorized,
-        (ErrorClass::Forbidden, _) => ErrorType::Forbidden,
-        (ErrorClass::NotFound, Side::Input) => ErrorType::NotFound,
-        (ErrorClass::NotFound, _) => ErrorType::RegistryError,
-        (ErrorClass::Upstream, _) => ErrorType::RegistryError,
-        (ErrorClass::Timeout, _) => ErrorType::RegistryTimeout,
+        (ErrorClass::NotFound, Side::Output | Side::Runtime) => ErrorType::RegistryError,
+        (class, _) => class_type(class),
     };
     let field = match side {
         Side::Input => " (inputImageName)",

@@ -23,5 +23,5 @@ pub mod source;
 
 pub use check::{verify, Check, CheckStatus, Expectations, VerifyReport};
 pub use inspect::{inspect, EnclaveInfo, InspectReport};
-pub use read::{read_image, EnclaveFiles, ImageContents, ImageKind, ReadError};
+pub use read::{read_image, read_remote, EnclaveFiles, ImageContents, ImageKind, ReadError};
 pub use source::{BlobSource, RegistryBlobs, SourceError};

@@ -212,6 +212,30 @@ async fn scan(
     scan_layer(blobs, &l.digest, l.size, &l.media_type, capture).await
 }
 
+/// Resolves `reference` to linux/amd64 through `client` and reads what inspect and verify
+/// need: the one entry point the edge API, the web app and the CLI share for an image in a
+/// registry. Errors are API errors naming `field` (the request field that names the image).
+pub async fn read_remote(
+    client: &crate::image::registry::RegistryClient,
+    reference: &crate::image::reference::Reference,
+    field: &str,
+) -> Result<ImageContents, crate::api::ApiError> {
+    let resolved = client
+        .resolve_image(
+            reference,
+            &crate::image::manifest::PlatformSpec::linux_amd64(),
+        )
+        .await
+        .map_err(|e| crate::pipeline::errors::registry_read(field, &e))?;
+    let blobs = super::source::RegistryBlobs::new(client, reference.repository());
+    read_image(&resolved, &blobs).await.map_err(|e| {
+        crate::api::ApiError::new(
+            crate::api::ErrorType::RegistryError,
+            format!("{field}: reading its contents: {e}"),
+        )
+    })
+}
+
 /// Reads what inspect and verify need from a resolved image, fetching layers from
 /// `blobs` as the image kind requires.
 pub async fn read_image(
