@@ -40,12 +40,13 @@ before(async () => {
       { stdio: ['ignore', 'pipe', 'inherit'] });
     const srcFront = keep(await countingFront(src.url));
     const dstFront = keep(await countingFront(dst.url));
+    const cutFront = keep(await countingFront(dst.url, { cutPutAfter: 1 << 20 }));
     const keyFile = path.join(dir, 'signing-key.pem');
     execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072',
       '-pkeyopt', 'rsa_keygen_pubexp:3', '-out', keyFile], { stdio: 'ignore' });
     const worker = keep(await startWorker({
       KILN_DEFAULT_SIGNING_KEY_FILE: keyFile,
-      KILN_REGISTRY_ALLOWLIST: `http://${srcFront.host},http://${dstFront.host}`,
+      KILN_REGISTRY_ALLOWLIST: `http://${srcFront.host},http://${dstFront.host},http://${cutFront.host}`,
       KILN_ALLOW_LOOPBACK_REGISTRIES: '1',
       KILN_RUNTIME_IMAGE: `${srcFront.host}/kiln/runtime:fixture`,
       KILN_PROXY_TIMEOUT_SECS: '60',
@@ -53,7 +54,7 @@ before(async () => {
     }));
     console.log(`# set up in ${((performance.now() - tb) / 1000).toFixed(1)} s`);
     w = {
-      srcFront, dstFront, worker,
+      srcFront, dstFront, cutFront, worker,
       async teardown() {
         for (const s of stops.reverse()) await s();
         fs.rmSync(dir, { recursive: true, force: true });
@@ -121,6 +122,20 @@ it('uploads each blob in one streamed PUT; subrequests counted by the worker mat
   console.log(`# subrequests: ${counted} (input registry ${src.length}, output ${dst.length}); ` +
     `blob PUTs ${blobPuts.length} carrying ${blobPuts.reduce((n, q) => n + q.bytes, 0)} bytes ` +
     `(4 MiB PATCHes would have been ${oldPatches}); wasm memory ${m1.wasmMemoryBytes} bytes; ${secs.toFixed(1)} s`);
+});
+
+it('a streamed upload cut off by the output registry fails the conversion (no hang, no tag)', async () => {
+  const r = await fetch(`${w.worker.url}/convert-image`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ inputImageName: `${w.srcFront.host}/bench/many:1`, outputImageName: `${w.cutFront.host}/out/cut:1` }),
+  });
+  const text = await r.text();
+  assert.ok(r.status >= 500, `${r.status} ${text}`);
+  assert.ok(w.cutFront.state.requests.some((q) => q.cut), 'a PUT was cut');
+  // Tag last: nothing was tagged.
+  const m = await fetch(`${w.dstFront.url}/v2/out/cut/manifests/1`, { method: 'HEAD' });
+  assert.equal(m.status, 404);
 });
 
 it('serves /debug/metrics only when KILN_DEBUG_METRICS=1', async () => {

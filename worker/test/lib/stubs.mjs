@@ -61,8 +61,9 @@ export async function rawServer(raw) {
  * A counting front for a registry: forwards every request to `target` (`http://host:port`,
  * Host header kept, so the registry's Locations point back at the front), bodies streamed
  * both ways, and records each request's method, path, body framing and the bytes it carried.
+ * `cutPutAfter`: a PUT's connection is destroyed once that many body bytes have arrived.
  */
-export async function countingFront(target) {
+export async function countingFront(target, { cutPutAfter } = {}) {
   const state = { requests: [] };
   const up = new URL(target);
   const server = http.createServer((req, res) => {
@@ -71,7 +72,13 @@ export async function countingFront(target) {
       contentLength: req.headers['content-length'], chunked: /chunked/i.test(req.headers['transfer-encoding'] ?? ''),
     };
     state.requests.push(rec);
-    req.on('data', (d) => { rec.bytes += d.length; });
+    req.on('data', (d) => {
+      rec.bytes += d.length;
+      if (cutPutAfter !== undefined && req.method === 'PUT' && rec.bytes > cutPutAfter) {
+        rec.cut = true;
+        req.socket.destroy();
+      }
+    });
     const fwd = http.request({
       host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers,
     }, (r) => {
