@@ -41,6 +41,10 @@
 #   KILN_RATE_LIMIT_VERIFY_PER_MIN   /verify-image per client address (CF-Connecting-IP) (30);
 #   KILN_RATE_LIMIT_PROXY_PER_MIN    /proxy requests per client address (3000). Counted by the
 #                                    Durable Object RateLimiter (in memory here); 429 + Retry-After.
+#   KILN_DEBUG_METRICS=1             serve GET /debug/metrics (the isolate's subrequest count and wasm
+#                                    memory size): tests and scripts/bench-worker.sh only.
+#   KILN_WORKERD_INSPECTOR=ADDR      start workerd with its inspector on ADDR (e.g. 127.0.0.1:9229;
+#                                    scripts/bench-worker.sh reads the JS heap through it).
 #   KILN_WORKERD_NETWORK=loopback    workerd may reach only loopback (tests: proves that nothing
 #                                    leaves the machine even with public registries allowlisted).
 #   KILN_WORKER_NO_BUILD=1           never build; fail if worker/build is missing.
@@ -93,6 +97,7 @@ export KILN_PROXY_SECRET="${KILN_PROXY_SECRET:-}"
 export KILN_RATE_LIMIT_CONVERT_PER_MIN="${KILN_RATE_LIMIT_CONVERT_PER_MIN:-}"
 export KILN_RATE_LIMIT_VERIFY_PER_MIN="${KILN_RATE_LIMIT_VERIFY_PER_MIN:-}"
 export KILN_RATE_LIMIT_PROXY_PER_MIN="${KILN_RATE_LIMIT_PROXY_PER_MIN:-}"
+export KILN_DEBUG_METRICS="${KILN_DEBUG_METRICS:-}"
 
 case "$KILN_ALLOW_LOOPBACK_REGISTRIES" in
   1|true|yes) NET_ALLOW='"public", "private", "local"' ;;
@@ -110,7 +115,8 @@ for v in KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_ORI
          KILN_RUNTIME_IMAGE \
          KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY \
          KILN_API_TOKENS KILN_EDGE_ANONYMOUS KILN_MAX_ENCLAVE_SIZE KILN_PROXY_SECRET \
-         KILN_RATE_LIMIT_CONVERT_PER_MIN KILN_RATE_LIMIT_VERIFY_PER_MIN KILN_RATE_LIMIT_PROXY_PER_MIN; do
+         KILN_RATE_LIMIT_CONVERT_PER_MIN KILN_RATE_LIMIT_VERIFY_PER_MIN KILN_RATE_LIMIT_PROXY_PER_MIN \
+         KILN_DEBUG_METRICS; do
   bindings+="    (name = \"$v\", fromEnvironment = \"$v\"),"$'\n'
 done
 bindings+="    (name = \"KILN_TWO_STEP_SECRET\", fromEnvironment = \"KILN_TWO_STEP_SECRET\"),"$'\n'
@@ -143,4 +149,4 @@ $bindings    (name = "ASSETS", service = "assets"),
   globalOutbound = "internet",
 );
 CAPNP
-exec "$WORKERD" serve "$CONFIG"
+exec "$WORKERD" serve "$CONFIG" ${KILN_WORKERD_INSPECTOR:+--inspector-addr="$KILN_WORKERD_INSPECTOR"}

@@ -98,8 +98,10 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
     serde_json::to_string(&report).map_err(|e| ApiError::new(500, "Internal", e.to_string()))
 }
 
-/// Bytes per PATCH when the worker uploads a blob (request bodies are buffered here).
-pub const UPLOAD_CHUNK_SIZE: usize = 4 << 20;
+/// How the worker uploads a blob: one request each (POST, then one PUT whose body streams
+/// from the scan or the source registry; see [`crate::transport`]), so a conversion's
+/// subrequests do not grow with the bytes it moves.
+pub const UPLOAD_MODE: UploadMode = UploadMode::Monolithic;
 
 /// The wall clock of the worker (`Date.now()`).
 struct JsClock;
@@ -185,9 +187,7 @@ pub async fn convert_image(
     penv.registry = reg;
     penv.limits = cfg.image_limits;
     penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
-    penv.upload_mode = UploadMode::Chunked {
-        chunk_size: UPLOAD_CHUNK_SIZE,
-    };
+    penv.upload_mode = UPLOAD_MODE;
     penv.clock = Arc::new(JsClock);
     let pem = env
         .secret("KILN_DEFAULT_SIGNING_KEY")

@@ -67,6 +67,7 @@ pub async fn fetch_guarded(
             init.set_body(b);
         }
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        crate::metrics::count_subrequest();
         let promise: Promise = global.fetch_with_str_and_init(url.as_str(), &init);
         let fetch = std::pin::pin!(JsFuture::from(promise));
         let resp = match select(fetch, deadline.as_mut()).await {

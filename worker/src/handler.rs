@@ -213,6 +213,20 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
             }
         }
         Route::OpenApi => json_response(200, crate::openapi::DOCUMENT, cors_origin),
+        Route::DebugMetrics => {
+            let on = env
+                .var(crate::metrics::DEBUG_METRICS)
+                .map(|v| v.to_string() == "1")
+                .unwrap_or(false);
+            if on {
+                json_response(200, &crate::metrics::body(), cors_origin)
+            } else {
+                error_response(
+                    &ApiError::new(404, "NotFound", "no such path: /debug/metrics"),
+                    cors_origin,
+                )
+            }
+        }
         Route::MethodNotAllowed(allow) => with_allow(
             error_response(
                 &ApiError::new(

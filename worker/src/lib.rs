@@ -22,6 +22,7 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod headers;
+pub mod metrics;
 pub mod openapi;
 pub mod policy;
 pub mod ratelimit;

@@ -140,6 +140,7 @@ mod object {
             return Ok(None);
         };
         let stub = ns.id_from_name(key)?.get_stub()?;
+        crate::metrics::count_subrequest();
         let mut resp = stub
             .fetch_with_str(&format!("https://limiter/hit?limit={limit}&windowMs=60000"))
             .await?;

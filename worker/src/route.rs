@@ -28,6 +28,9 @@ pub enum Route<'a> {
     CompleteImage,
     /// `GET /openapi.json`: the edge API's OpenAPI document.
     OpenApi,
+    /// `GET /debug/metrics`: the isolate's figures ([`crate::metrics`]); 404 unless
+    /// `KILN_DEBUG_METRICS=1`.
+    DebugMetrics,
     /// A known path with a method it does not accept.
     MethodNotAllowed(&'static str),
     /// A proxy path that is neither the registry API (`/v2/...`) nor a signed link, or
@@ -84,6 +87,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ("POST", "/convert-image/prepare") => Route::PrepareImage,
         ("POST", "/convert-image/complete") => Route::CompleteImage,
         ("GET" | "HEAD", "/openapi.json") => Route::OpenApi,
+        ("GET", "/debug/metrics") => Route::DebugMetrics,
         (_, _) if is_api => Route::MethodNotAllowed("POST, OPTIONS"),
         _ => Route::Asset,
     }
@@ -106,6 +110,8 @@ mod tests {
             Route::MethodNotAllowed(_)
         ));
         assert_eq!(route("POST", "/convert-image"), Route::ConvertImage);
+        assert_eq!(route("GET", "/debug/metrics"), Route::DebugMetrics);
+        assert_eq!(route("POST", "/debug/metrics"), Route::Asset);
         assert_eq!(route("POST", "/verify-image"), Route::VerifyImage);
         assert_eq!(route("POST", "/attest/verify"), Route::AttestVerify);
         assert_eq!(route("OPTIONS", "/attest/verify"), Route::Preflight);

@@ -1,6 +1,10 @@
 //! The engine's [`Transport`] on the worker's `fetch` (wasm only). Every URL, including each
 //! redirect target, passes the proxy's guard ([`crate::policy`]) before anything connects.
-//! Request bodies are buffered (the engine uploads in chunks here); response bodies stream.
+//! Bodies stream both ways: a streamed request body (a layer upload) becomes a JS
+//! `ReadableStream` that `fetch` pulls as it sends (no chunk is held beyond the one in flight),
+//! behind a `FixedLengthStream` when its length is known (so it goes with `Content-Length`, and
+//! a body of another length fails), else chunked. So the pipeline uploads each blob in one
+//! request here ([`kiln_engine::image::registry::UploadMode::Monolithic`]).
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -11,11 +15,12 @@ use kiln_engine::image::transport::{
 use url::Url;
 use wasm_bindgen::JsValue;
 
+use kiln_engine::image::transport::ByteStream;
+use wasm_bindgen::JsCast;
+use worker::worker_sys::FixedLengthStream;
+
 use crate::guarded_fetch::{fetch_guarded, js_err, FetchFailure, MAX_REDIRECTS};
 use crate::policy::Policy;
-
-/// Largest request body buffered (a streamed body is collected before sending).
-const MAX_BUFFERED_BODY: usize = 64 << 20;
 
 /// `fetch`, guarded by the registry allowlist and address policy.
 pub struct FetchTransport {
@@ -39,24 +44,43 @@ fn invalid(msg: impl Into<String>) -> TransportError {
     TransportError::new(TransportErrorKind::InvalidRequest, msg)
 }
 
-async fn buffer(body: Body) -> Result<Option<Vec<u8>>, TransportError> {
+/// The body as `fetch` takes it: bytes as a `Uint8Array`, a stream as a `ReadableStream`
+/// pulled chunk by chunk (wrapped in a `FixedLengthStream` when the length is known).
+fn js_body(body: Body) -> Result<Option<JsValue>, TransportError> {
     match body {
         Body::Empty => Ok(None),
-        Body::Bytes(b) => Ok(Some(b.to_vec())),
-        Body::Stream { mut stream, .. } => {
-            let mut out = Vec::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                if out.len().saturating_add(chunk.len()) > MAX_BUFFERED_BODY {
-                    return Err(invalid(format!(
-                        "request body larger than {MAX_BUFFERED_BODY} bytes; use chunked uploads"
-                    )));
-                }
-                out.extend_from_slice(&chunk);
-            }
-            Ok(Some(out))
-        }
+        Body::Bytes(b) => Ok(Some(Uint8Array::from(b.as_ref()).into())),
+        Body::Stream { stream, length } => Ok(Some(js_stream(stream, length)?)),
     }
+}
+
+fn js_stream(stream: ByteStream, length: Option<u64>) -> Result<JsValue, TransportError> {
+    // Each chunk is copied into a fresh Uint8Array (a view into wasm memory would be
+    // invalidated when the memory grows); the Rust chunk is dropped right after.
+    let chunks = stream.map(|c| match c {
+        Ok(b) => Ok(JsValue::from(Uint8Array::from(b.as_ref()))),
+        Err(e) => Err(JsValue::from(js_sys::Error::new(&format!(
+            "upload body: {e}"
+        )))),
+    });
+    let readable = wasm_streams::ReadableStream::from_stream(chunks).into_raw();
+    let Some(len) = length else {
+        return Ok(readable.into());
+    };
+    let fixed = match u32::try_from(len) {
+        Ok(l) if l < u32::MAX => FixedLengthStream::new(l),
+        _ => FixedLengthStream::new_big_int(js_sys::BigInt::from(len)),
+    }
+    .map_err(|e| invalid(format!("FixedLengthStream({len}): {}", js_err(e))))?;
+    let transform: &web_sys::TransformStream = fixed.unchecked_ref();
+    // A failed body errors the pipe, which errors the readable side `fetch` is sending, so
+    // the request fails; the pipe's own promise is awaited only so that its rejection is
+    // handled.
+    let piped = readable.pipe_to(&transform.writable());
+    worker::wasm_bindgen_futures::spawn_local(async move {
+        let _ = worker::wasm_bindgen_futures::JsFuture::from(piped).await;
+    });
+    Ok(transform.readable().into())
 }
 
 fn guard(policy: &Policy, url: &Url) -> Result<crate::policy::Target, TransportError> {
@@ -75,20 +99,23 @@ impl Transport for FetchTransport {
         let current = guard(&self.policy, &url)?;
         let method = request.method.as_str();
         let headers = web_sys::Headers::new().map_err(|e| invalid(js_err(e)))?;
+        let streamed = request.body.is_stream();
         for (n, v) in request.headers.iter() {
+            // A streamed body's length is the FixedLengthStream's (or none: chunked).
+            if streamed && n.eq_ignore_ascii_case("content-length") {
+                continue;
+            }
             headers
                 .append(n, v)
                 .map_err(|e| invalid(format!("header {n}: {}", js_err(e))))?;
         }
-        let body = buffer(request.body).await?;
+        let body = js_body(request.body)?;
         let has_body = body.is_some();
-        let body = body.map(|b| Uint8Array::from(b.as_slice()));
         let timeout_ms = if has_body {
             self.upload_timeout_ms
         } else {
             self.timeout_ms
         };
-        let body = body.map(JsValue::from);
         let (resp, _url) = fetch_guarded(
             &self.policy,
             url,

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use kiln_engine::api::{AuthConfig, ConvertRequest, ErrorType};
-use kiln_engine::image::registry::UploadMode;
 use kiln_engine::pipeline::{self, ExternalSignatures, PipelineEnv, PreparedState};
 use kiln_engine::sgx::signer::SignerPublicKey;
 use serde::Deserialize;
@@ -20,7 +19,7 @@ use serde_json::json;
 
 use crate::body::parse_json;
 
-use crate::api::{check_request, engine_transport, from_engine, UPLOAD_CHUNK_SIZE};
+use crate::api::{check_request, engine_transport, from_engine, UPLOAD_MODE};
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -74,7 +73,8 @@ fn secret(env: &worker::Env) -> Result<Vec<u8>, ApiError> {
     Ok(s.into_bytes())
 }
 
-/// The engine's environment: this worker's transport, runtime image, chunked uploads.
+/// The engine's environment: this worker's transport, runtime image, one streamed upload
+/// per blob ([`crate::api::UPLOAD_MODE`]).
 /// No signer: the caller signs.
 fn engine_env(
     cfg: &Config,
@@ -90,9 +90,7 @@ fn engine_env(
     penv.registry = reg;
     penv.limits = cfg.image_limits;
     penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
-    penv.upload_mode = UploadMode::Chunked {
-        chunk_size: UPLOAD_CHUNK_SIZE,
-    };
+    penv.upload_mode = UPLOAD_MODE;
     penv.clock = Arc::new(JsClock);
     Ok(penv)
 }

@@ -56,3 +56,38 @@ export async function rawServer(raw) {
   const { port } = server.address();
   return { port, host: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, stop: () => new Promise((r) => server.close(r)) };
 }
+
+/**
+ * A counting front for a registry: forwards every request to `target` (`http://host:port`,
+ * Host header kept, so the registry's Locations point back at the front), bodies streamed
+ * both ways, and records each request's method, path, body framing and the bytes it carried.
+ * `cutPutAfter`: a PUT's connection is destroyed once that many body bytes have arrived.
+ */
+export async function countingFront(target, { cutPutAfter } = {}) {
+  const state = { requests: [] };
+  const up = new URL(target);
+  const server = http.createServer((req, res) => {
+    const rec = {
+      method: req.method, url: req.url, bytes: 0,
+      contentLength: req.headers['content-length'], chunked: /chunked/i.test(req.headers['transfer-encoding'] ?? ''),
+    };
+    state.requests.push(rec);
+    req.on('data', (d) => {
+      rec.bytes += d.length;
+      if (cutPutAfter !== undefined && req.method === 'PUT' && rec.bytes > cutPutAfter) {
+        rec.cut = true;
+        req.socket.destroy();
+      }
+    });
+    const fwd = http.request({
+      host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers,
+    }, (r) => {
+      rec.status = r.statusCode;
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    fwd.on('error', () => { res.destroy(); });
+    req.pipe(fwd);
+  });
+  return { ...(await listen(server)), state, stop: closer(server) };
+}
