@@ -103,13 +103,26 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
 /// subrequests do not grow with the bytes it moves.
 pub const UPLOAD_MODE: UploadMode = UploadMode::Monolithic;
 
-/// The wall clock of the worker (`Date.now()`).
-struct JsClock;
-
-impl kiln_engine::pipeline::env::Clock for JsClock {
-    fn now_unix(&self) -> i64 {
-        (js_sys::Date::now() / 1000.0) as i64
-    }
+/// The engine's environment for a conversion in this worker: its transport and registry
+/// settings, the runtime image (`KILN_RUNTIME_IMAGE`), the edge image limits, the worker's
+/// timer and clock, one streamed upload per blob ([`UPLOAD_MODE`]). No signer: the caller
+/// adds one (`/convert-image`) or signs itself (the two-step).
+pub fn engine_env(cfg: &Config) -> Result<PipelineEnv, ApiError> {
+    let Some(runtime) = cfg.runtime_image.clone() else {
+        return Err(ApiError::new(
+            500,
+            "ConfigurationError",
+            "this worker has no runtime image configured (KILN_RUNTIME_IMAGE)",
+        ));
+    };
+    let (transport, reg) = engine_transport(cfg);
+    let mut penv = PipelineEnv::new(transport, runtime);
+    penv.registry = reg;
+    penv.limits = cfg.image_limits;
+    penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
+    penv.upload_mode = UPLOAD_MODE;
+    penv.clock = Arc::new(kiln_engine::pipeline::env::JsClock);
+    Ok(penv)
 }
 
 /// The `signingKey.sdkms` signer factory: Fortanix DSM at `KILN_KMS_URL`, reached through
@@ -175,20 +188,7 @@ pub async fn convert_image(
 ) -> Result<String, ApiError> {
     let request: kiln_engine::api::ConvertRequest = parse(body)?;
     check_request(cfg, caller, &request)?;
-    let Some(runtime) = cfg.runtime_image.clone() else {
-        return Err(ApiError::new(
-            500,
-            "ConfigurationError",
-            "this worker has no runtime image configured (KILN_RUNTIME_IMAGE)",
-        ));
-    };
-    let (transport, reg) = engine_transport(cfg);
-    let mut penv = PipelineEnv::new(transport, runtime);
-    penv.registry = reg;
-    penv.limits = cfg.image_limits;
-    penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
-    penv.upload_mode = UPLOAD_MODE;
-    penv.clock = Arc::new(JsClock);
+    let mut penv = engine_env(cfg)?;
     let pem = env
         .secret("KILN_DEFAULT_SIGNING_KEY")
         .map(|s| s.to_string())

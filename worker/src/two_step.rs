@@ -8,8 +8,6 @@
 //! outputAuthConfig?, authConfig?}`; the worker checks the token, rebuilds the same
 //! SIGSTRUCT bodies, verifies both signatures and pushes: the standard convert response.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use kiln_engine::api::{AuthConfig, ConvertRequest, ErrorType};
 use kiln_engine::pipeline::{self, ExternalSignatures, PipelineEnv, PreparedState};
@@ -19,7 +17,7 @@ use serde_json::json;
 
 use crate::body::parse_json;
 
-use crate::api::{check_request, engine_transport, from_engine, UPLOAD_MODE};
+use crate::api::{check_request, from_engine};
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -43,15 +41,6 @@ fn now() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
 }
 
-/// The worker's wall clock, for progress timing.
-struct JsClock;
-
-impl pipeline::env::Clock for JsClock {
-    fn now_unix(&self) -> i64 {
-        now()
-    }
-}
-
 fn secret(env: &worker::Env) -> Result<Vec<u8>, ApiError> {
     let s = env
         .secret(SECRET_BINDING)
@@ -73,26 +62,15 @@ fn secret(env: &worker::Env) -> Result<Vec<u8>, ApiError> {
     Ok(s.into_bytes())
 }
 
-/// The engine's environment: this worker's transport, runtime image, one streamed upload
-/// per blob ([`crate::api::UPLOAD_MODE`]).
-/// No signer: the caller signs.
+/// The request checked, and the worker's engine environment ([`crate::api::engine_env`];
+/// no signer: the caller signs).
 fn engine_env(
     cfg: &Config,
     caller: &Caller,
     request: &ConvertRequest,
 ) -> Result<PipelineEnv, ApiError> {
     check_request(cfg, caller, request)?;
-    let runtime = cfg.runtime_image.clone().ok_or_else(|| {
-        config_error("this worker has no runtime image configured (KILN_RUNTIME_IMAGE)")
-    })?;
-    let (transport, reg) = engine_transport(cfg);
-    let mut penv = PipelineEnv::new(transport, runtime);
-    penv.registry = reg;
-    penv.limits = cfg.image_limits;
-    penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
-    penv.upload_mode = UPLOAD_MODE;
-    penv.clock = Arc::new(JsClock);
-    Ok(penv)
+    crate::api::engine_env(cfg)
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
