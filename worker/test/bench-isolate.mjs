@@ -108,6 +108,9 @@ for (const img of IMAGES) {
     KILN_PROXY_TIMEOUT_SECS: '600',
     KILN_PROXY_UPLOAD_TIMEOUT_SECS: '3600',
     KILN_DEBUG_METRICS: '1',
+    // Measure past the edge's entry limit (40,000), which these figures set.
+    KILN_LIMIT_LAYER_ENTRIES: '200000',
+    KILN_LIMIT_IMAGE_ENTRIES: '200000',
     KILN_WORKERD_INSPECTOR: inspAddr,
   });
   const metrics = async () => (await fetch(`${worker.url}/debug/metrics`)).json();

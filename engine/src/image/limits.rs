@@ -134,11 +134,15 @@ pub enum LimitSettingError {
 impl ImageLimits {
     /// The Worker's defaults: an isolate has 128 MB, so less index, fewer entries and
     /// fewer uncompressed bytes than the CLI (a conversion there must also end within
-    /// the request's wall time).
+    /// the request's wall time). Entries: a conversion in workerd peaks at about 1.8 KiB
+    /// of wasm memory per file plus ~16 MiB of JS heap (docs/benchmarks.md, "isolate"), so
+    /// 40,000 files stay near 90 MB; a 100k-file image measured 180 MiB and would kill the
+    /// isolate. Larger images convert with the CLI (or with `KILN_LIMIT_*` raised where the
+    /// platform gives more memory).
     pub fn edge() -> Self {
         ImageLimits {
-            layer_entries: 300_000,
-            image_entries: 400_000,
+            layer_entries: 40_000,
+            image_entries: 40_000,
             index_bytes: 64 * MIB,
             layer_bytes: 8 * GIB,
             image_bytes: 16 * GIB,
