@@ -12,6 +12,7 @@ pub mod auth;
 pub mod client;
 pub mod copy;
 pub mod error;
+pub mod resume;
 pub mod retry;
 pub mod upload;
 pub mod verify;
