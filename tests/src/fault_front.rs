@@ -69,6 +69,9 @@ pub enum BlobBody {
     /// The first answer to each blob GET stops after half its body and the connection
     /// stays open, silent, until the client closes it.
     StallOnce,
+    /// Every answer to a blob GET stops after half its body (closed): a persistent
+    /// fault.
+    CutAlways,
 }
 
 /// What the front injects.
@@ -584,7 +587,8 @@ fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
             && matches!(status, 200 | 206)
             && opts.blob_body != BlobBody::Whole
             && resp.body.len() >= 2
-            && lock(&shared.broken_once).insert(path.clone());
+            && (opts.blob_body == BlobBody::CutAlways
+                || lock(&shared.broken_once).insert(path.clone()));
         if break_body {
             let half = resp.body.len() / 2;
             write_message(&mut writer, &resp, false, half, false)?;
@@ -602,13 +606,7 @@ fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
             let _ = writer.shutdown(Shutdown::Both);
             return Ok(());
         }
-        write_message(
-            &mut writer,
-            &resp,
-            method == "HEAD",
-            resp.body.len(),
-            false,
-        )?;
+        write_message(&mut writer, &resp, method == "HEAD", resp.body.len(), false)?;
     }
 }
 
@@ -739,10 +737,7 @@ fn serve_storage(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     },
                     None => Message {
                         start: status_line(200),
-                        headers: vec![(
-                            "Content-Type".into(),
-                            "application/octet-stream".into(),
-                        )],
+                        headers: vec![("Content-Type".into(), "application/octet-stream".into())],
                         body: data,
                     },
                 }

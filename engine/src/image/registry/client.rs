@@ -220,7 +220,6 @@ impl RegistryClient {
         format!("{}{}", self.base, path)
     }
 
-
     pub(super) fn transport_err(&self, operation: &str, e: TransportError) -> RegistryError {
         RegistryError::Transport {
             registry: self.host.clone(),
@@ -1114,9 +1113,18 @@ mod tests {
             ("http://s:1/x?y=1", "http://s:1/x?y=1"),
             ("HTTPS://s/x", "HTTPS://s/x"),
             ("//s:2/up/1?q", "http://s:2/up/1?q"),
-            ("/v2/a/blobs/uploads/u?_state=z", "http://r:5000/v2/a/blobs/uploads/u?_state=z"),
-            ("/v2/a/blobs/uploads/u", "http://r:5000/v2/a/blobs/uploads/u"),
-            ("u1?_state=z", "http://r:5000/v2/a/blobs/uploads/u1?_state=z"),
+            (
+                "/v2/a/blobs/uploads/u?_state=z",
+                "http://r:5000/v2/a/blobs/uploads/u?_state=z",
+            ),
+            (
+                "/v2/a/blobs/uploads/u",
+                "http://r:5000/v2/a/blobs/uploads/u",
+            ),
+            (
+                "u1?_state=z",
+                "http://r:5000/v2/a/blobs/uploads/u1?_state=z",
+            ),
             ("?_state=z", "http://r:5000/v2/a/blobs/uploads/?_state=z"),
             (" /x#frag ", "http://r:5000/x"),
         ] {

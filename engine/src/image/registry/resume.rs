@@ -272,7 +272,266 @@ impl Stream for ResumingBody {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use futures_util::{FutureExt, StreamExt};
+
     use super::*;
+    use crate::image::reference::Digest;
+    use crate::image::registry::{ClientOptions, Credentials, RetryObserver, RetryPolicy, Timer};
+    use crate::image::transport::{Headers, Request, Transport};
+
+    /// A registry at `https://reg.test` (Basic auth) that redirects blob GETs to
+    /// `https://storage.test` (when `redirect`), whose `n`th answer stops after
+    /// `cuts[n]` bytes with `kind` (none past the list), and which answers `Range`
+    /// with 206 (or 200 when `ignore_range`); `tamper` changes the bytes of answers
+    /// after the first.
+    struct Flaky {
+        blob: Vec<u8>,
+        cuts: Vec<usize>,
+        kind: TransportErrorKind,
+        ignore_range: bool,
+        redirect: bool,
+        tamper: bool,
+        /// url, Range, Authorization of every request.
+        seen: Mutex<Vec<(String, Option<String>, Option<String>)>>,
+        answers: Mutex<usize>,
+    }
+
+    impl Flaky {
+        fn new(blob: Vec<u8>, cuts: Vec<usize>) -> Self {
+            Flaky {
+                blob,
+                cuts,
+                kind: TransportErrorKind::Io,
+                ignore_range: false,
+                redirect: false,
+                tamper: false,
+                seen: Mutex::new(Vec::new()),
+                answers: Mutex::new(0),
+            }
+        }
+
+        fn seen(&self) -> Vec<(String, Option<String>, Option<String>)> {
+            self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+        }
+    }
+
+    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    impl Transport for Flaky {
+        async fn send(&self, req: Request) -> Result<Response, TransportError> {
+            let range = req.headers.get("range").map(str::to_string);
+            let auth = req.headers.get("authorization").map(str::to_string);
+            if let Ok(mut s) = self.seen.lock() {
+                s.push((req.url.clone(), range.clone(), auth.clone()));
+            }
+            if req.url.starts_with("https://reg.test/") {
+                if auth.is_none() {
+                    let h: Headers = [("WWW-Authenticate", "Basic realm=\"r\"")]
+                        .into_iter()
+                        .collect();
+                    return Ok(Response::from_bytes(401, h, Vec::new()));
+                }
+                if self.redirect {
+                    let h: Headers = [("Location", "https://storage.test/b/1?sig=abc")]
+                        .into_iter()
+                        .collect();
+                    return Ok(Response::from_bytes(307, h, Vec::new()));
+                }
+            }
+            let n = {
+                let mut a = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+                *a += 1;
+                *a - 1
+            };
+            let from = range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|r| r.parse::<usize>().ok())
+                .filter(|_| !self.ignore_range)
+                .unwrap_or(0);
+            let mut data = self.blob[from..].to_vec();
+            if self.tamper && n > 0 {
+                data.iter_mut().for_each(|b| *b ^= 1);
+            }
+            let (status, mut headers) = if from > 0 {
+                let h: Headers = [(
+                    "Content-Range",
+                    format!("bytes {from}-{}/{}", self.blob.len() - 1, self.blob.len()),
+                )]
+                .into_iter()
+                .collect();
+                (206, h)
+            } else {
+                (200, Headers::new())
+            };
+            headers.push("Content-Length", data.len().to_string());
+            let mut items: Vec<Result<Bytes, TransportError>> = Vec::new();
+            match self.cuts.get(n) {
+                Some(&cut) => {
+                    let cut = cut.min(data.len());
+                    // Two chunks, then the break.
+                    items.push(Ok(Bytes::copy_from_slice(&data[..cut / 2])));
+                    items.push(Ok(Bytes::copy_from_slice(&data[cut / 2..cut])));
+                    items.push(Err(TransportError::new(self.kind, "connection reset")));
+                }
+                None => items.push(Ok(Bytes::from(data))),
+            }
+            Ok(Response {
+                status,
+                headers,
+                body: Box::pin(futures_util::stream::iter(items)),
+            })
+        }
+    }
+
+    #[derive(Default)]
+    struct Counting {
+        sleeps: Mutex<Vec<u64>>,
+        notices: Mutex<Vec<RetryNotice>>,
+    }
+
+    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    impl Timer for Counting {
+        async fn sleep_ms(&self, ms: u64) {
+            if let Ok(mut s) = self.sleeps.lock() {
+                s.push(ms);
+            }
+        }
+    }
+
+    impl RetryObserver for Counting {
+        fn retrying(&self, notice: &RetryNotice) {
+            if let Ok(mut n) = self.notices.lock() {
+                n.push(notice.clone());
+            }
+        }
+    }
+
+    fn blob() -> Vec<u8> {
+        (0..1000u32).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// Reads the blob through a client with retries; returns the bytes or the error
+    /// and the retry notices.
+    fn fetch(t: Arc<Flaky>) -> (Result<Vec<u8>, RegistryError>, Vec<RetryNotice>) {
+        let counting = Arc::new(Counting::default());
+        let client = RegistryClient::new(
+            t.clone(),
+            "reg.test",
+            ClientOptions {
+                insecure: false,
+                credentials: Some(Credentials::new("u", "pw-secret")),
+            },
+        )
+        .with_retry(Retry {
+            policy: RetryPolicy {
+                base_delay_ms: 10,
+                ..RetryPolicy::default()
+            },
+            timer: counting.clone(),
+            observer: Some(counting.clone()),
+        });
+        let d = Digest::sha256_of(&t.blob);
+        let result = async {
+            let mut s = client
+                .get_blob("a/b", &d, Some(t.blob.len() as u64))
+                .await?;
+            let mut out = Vec::new();
+            while let Some(chunk) = s.next().await {
+                out.extend_from_slice(&chunk?);
+            }
+            Ok(out)
+        }
+        .now_or_never()
+        .unwrap_or_else(|| panic!("nothing pends"));
+        let notices = counting
+            .notices
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default();
+        (result, notices)
+    }
+
+    fn ranges(t: &Flaky) -> Vec<String> {
+        t.seen().into_iter().filter_map(|(_, r, _)| r).collect()
+    }
+
+    #[test]
+    fn a_broken_body_resumes_from_the_last_byte() {
+        for kind in [TransportErrorKind::Io, TransportErrorKind::Timeout] {
+            let mut f = Flaky::new(blob(), vec![300, 300]);
+            f.kind = kind;
+            let t = Arc::new(f);
+            let (got, notices) = fetch(t.clone());
+            assert_eq!(got.ok(), Some(blob()), "{kind:?}");
+            assert_eq!(ranges(&t), ["bytes=300-", "bytes=600-"], "{kind:?}");
+            assert_eq!(notices.len(), 2);
+            assert!(notices[1].operation.contains("resuming at byte 600"));
+            assert_eq!((notices[0].attempt, notices[1].attempt), (1, 2));
+        }
+    }
+
+    #[test]
+    fn a_registry_ignoring_range_restarts_from_zero_and_drops_what_was_sent() {
+        let mut f = Flaky::new(blob(), vec![300, 500]);
+        f.ignore_range = true;
+        let t = Arc::new(f);
+        let (got, notices) = fetch(t.clone());
+        // 300 bytes, then a 200 whose first 300 are dropped, cut at 500 (200 new),
+        // then a 200 whose first 500 are dropped.
+        assert_eq!(got.ok(), Some(blob()));
+        assert_eq!(ranges(&t), ["bytes=300-", "bytes=500-"]);
+        assert_eq!(notices.len(), 2);
+    }
+
+    #[test]
+    fn resumed_bytes_that_differ_fail_the_digest() {
+        let mut f = Flaky::new(blob(), vec![300]);
+        f.tamper = true;
+        let (got, _) = fetch(Arc::new(f));
+        assert!(
+            matches!(got, Err(RegistryError::ContentMismatch { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn resumes_are_bounded_by_the_policy() {
+        // Every answer breaks after 10 bytes: five attempts in all, then the error.
+        let t = Arc::new(Flaky::new(blob(), vec![10; 100]));
+        let (got, notices) = fetch(t.clone());
+        let Err(RegistryError::Transport { source, .. }) = &got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(source.kind, TransportErrorKind::Io);
+        assert_eq!(notices.len(), 4);
+        assert_eq!(ranges(&t).len(), 4);
+    }
+
+    #[test]
+    fn redirected_blobs_go_without_credentials_and_resume_there() {
+        let mut f = Flaky::new(blob(), vec![400]);
+        f.redirect = true;
+        let t = Arc::new(f);
+        let (got, _) = fetch(t.clone());
+        assert_eq!(got.ok(), Some(blob()));
+        let seen = t.seen();
+        let storage: Vec<_> = seen
+            .iter()
+            .filter(|(u, _, _)| u.starts_with("https://storage.test/"))
+            .collect();
+        assert_eq!(storage.len(), 2, "{seen:?}");
+        assert!(storage.iter().all(|(_, _, a)| a.is_none()), "{seen:?}");
+        assert_eq!(storage[1].1.as_deref(), Some("bytes=400-"));
+        // The registry itself got the credentials (after its challenge).
+        assert!(seen
+            .iter()
+            .any(|(u, _, a)| u.starts_with("https://reg.test/") && a.is_some()));
+    }
 
     #[test]
     fn content_ranges() {
