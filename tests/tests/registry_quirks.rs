@@ -384,3 +384,125 @@ async fn bodies_cut_every_time_fail_clearly_with_no_tag() -> Result<(), HarnessE
     assert!((5..=15).contains(&cuts), "cuts {cuts}");
     Ok(())
 }
+
+/// Reads every blob of `app-sgx:1` back from `reg` (each stream verifies its digest).
+async fn output_is_whole(reg: &TestRegistry) -> Result<(), HarnessError> {
+    use futures_util::StreamExt;
+    let client = reg.client(None)?;
+    let m = client
+        .get_manifest("app-sgx", "1")
+        .await?
+        .image_manifest()?;
+    let mut descs = m.layers().clone();
+    descs.push(m.config().clone());
+    for d in descs {
+        let digest = kiln_engine::image::reference::Digest::try_from(d.digest())?;
+        let mut s = client.get_blob("app-sgx", &digest, Some(d.size())).await?;
+        while let Some(chunk) = s.next().await {
+            chunk?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_uploads_start_over_in_new_sessions() -> Result<(), HarnessError> {
+    for mode in [
+        UploadMode::Monolithic,
+        UploadMode::Chunked {
+            chunk_size: 64 * 1024,
+        },
+    ] {
+        // The first three PATCH/PUT requests fail: the two teed input layers' (each
+        // then copied again from the input into a new session) and one more (a
+        // restarted copy, or the kiln layer's or config's, pushed from memory).
+        let output = TestRegistry::plain()?;
+        let run = convert_into(
+            &output,
+            FrontOptions {
+                upload_faults: 3,
+                ..FrontOptions::default()
+            },
+            mode,
+        )
+        .await?;
+        let what = format!("{mode:?}");
+        run.ok(&what);
+        let s = run.front.stats();
+        assert_eq!(stat(&s.upload_faults), 3, "{what}");
+        let restarts = run
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Retry { operation, .. } if operation.contains("in a new session")))
+            .count();
+        assert_eq!(restarts, 3, "{what}: {:?}", run.events);
+        output_is_whole(&output).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_failing_every_time_fail_clearly_with_no_tag() -> Result<(), HarnessError> {
+    let output = TestRegistry::plain()?;
+    let run = convert_into(
+        &output,
+        FrontOptions {
+            upload_faults: u64::MAX,
+            ..FrontOptions::default()
+        },
+        UploadMode::Monolithic,
+    )
+    .await?;
+    let e = match &run.result {
+        Ok(_) => panic!("converted although every upload fails"),
+        Err(e) => e,
+    };
+    assert_eq!(e.status, 502, "{e}");
+    assert!(e.reason.contains("output image"), "{}", e.reason);
+    assert!(!run.tagged);
+    // Each upload is tried at most max_tries (5) times: the two teed layers.
+    let faults = stat(&run.front.stats().upload_faults);
+    assert!((5..=10).contains(&faults), "upload faults {faults}");
+    Ok(())
+}
+
+/// Like [`convert_through`] with the front before `output` (given, so the test can
+/// read it afterwards).
+async fn convert_into(
+    output: &TestRegistry,
+    options: FrontOptions,
+    upload_mode: UploadMode,
+) -> Result<Run, HarnessError> {
+    let input = TestRegistry::plain()?;
+    push_app(&input.client(None)?).await?;
+    push_fixture_runtime(&output.client(None)?, &RuntimeBinaries::placeholders()).await?;
+    let front = FaultFront::with_options(output.port(), options)?;
+    let progress = Arc::new(RecordingProgress::default());
+    let mut env = PipelineEnv::new(native()?, format!("{}/kiln/runtime:fixture", front.host()));
+    env.registry = env
+        .registry
+        .with_insecure(&input.host())
+        .with_insecure(&front.host());
+    env.default_signer = Some(Arc::new(PrivateKeySigner::from_pem(KEY, None)?));
+    env.progress = progress.clone();
+    env.timer = Some(Arc::new(kiln_native::TokioTimer));
+    env.retry = RetryPolicy {
+        base_delay_ms: 5,
+        max_delay_ms: 50,
+        ..RetryPolicy::default()
+    };
+    env.upload_mode = upload_mode;
+    let req = ConvertRequest {
+        input_image_name: format!("{}/app:1", input.host()),
+        output_image_name: format!("{}/app-sgx:1", front.host()),
+        ..Default::default()
+    };
+    let result = convert(req, &env).await;
+    let tagged = tag_exists(&output.client(None)?, "app-sgx", "1").await;
+    Ok(Run {
+        result,
+        events: progress.events(),
+        tagged,
+        front,
+    })
+}

@@ -160,6 +160,11 @@ impl RegistryClient {
         self
     }
 
+    /// The retry policy, when the client retries (see [`Self::with_retry`]).
+    pub fn retry(&self) -> Option<&super::retry::Retry> {
+        self.retry.as_ref()
+    }
+
     /// Enforces `limits` on what this client reads whole (`manifest-bytes`,
     /// `config-bytes`, `manifest-layers` in [`RegistryClient::resolve_image`]) instead
     /// of [`ImageLimits::default`].

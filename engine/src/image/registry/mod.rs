@@ -19,7 +19,7 @@ pub mod verify;
 
 pub use auth::{Challenge, Credentials, Scope};
 pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, ResolvedImage};
-pub use copy::{copy_blob, CopyOutcome};
+pub use copy::{copy_blob, restart_upload, CopyOutcome};
 pub use error::{ErrorClass, RegistryError};
 pub use retry::{Retry, RetryNotice, RetryObserver, RetryPolicy, Timer};
 pub use upload::{MountOutcome, UploadMode, UploadSession, DEFAULT_CHUNK_SIZE};

@@ -87,6 +87,61 @@ impl std::fmt::Debug for Retry {
     }
 }
 
+impl Retry {
+    /// Before attempt `attempt + 1` of `operation` (attempt `attempt` failed for
+    /// `reason`): when the policy allows another (tries, total wait in `waited`), tells
+    /// the observer, waits the backoff, adds it to `waited` and returns true; else false.
+    /// For the retries the client makes outside [`RegistryClient::send`](super::RegistryClient)
+    /// (uploads started over in a new session, copies fetched again).
+    pub async fn wait_before_next(
+        &self,
+        operation: &str,
+        attempt: u32,
+        waited: &mut u64,
+        reason: String,
+    ) -> bool {
+        if attempt >= self.policy.max_tries {
+            return false;
+        }
+        let delay = self.policy.delay_ms(attempt, None, salt_of(operation));
+        if waited.saturating_add(delay) > self.policy.max_total_ms {
+            return false;
+        }
+        if let Some(o) = &self.observer {
+            o.retrying(&RetryNotice {
+                operation: operation.to_string(),
+                attempt,
+                delay_ms: delay,
+                reason,
+            });
+        }
+        if delay > 0 {
+            self.timer.sleep_ms(delay).await;
+        }
+        *waited += delay;
+        true
+    }
+}
+
+/// Whether a failed upload (or copy) may start over in a new upload session: the
+/// registry answered 408, 429 or a 5xx gateway/overload status, or the connection
+/// failed, broke or timed out. Refusals (401, 403, 400, a digest the registry
+/// disputes) are final.
+pub fn restartable(e: &super::RegistryError) -> bool {
+    use super::RegistryError;
+    use crate::image::transport::TransportErrorKind;
+    match e {
+        RegistryError::Failed { status, .. } | RegistryError::Rejected { status, .. } => {
+            retryable_status(*status)
+        }
+        RegistryError::Transport { source, .. } => matches!(
+            source.kind,
+            TransportErrorKind::Connect | TransportErrorKind::Io | TransportErrorKind::Timeout
+        ),
+        _ => false,
+    }
+}
+
 /// Whether a response status is worth retrying: 408, 429 and 5xx gateway/overload
 /// answers (500, 502, 503, 504).
 pub fn retryable_status(status: u16) -> bool {

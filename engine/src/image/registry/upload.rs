@@ -249,6 +249,12 @@ impl RegistryClient {
 
     /// Uploads a blob to `repository` (a new session, then `mode`). Callers first
     /// check [`RegistryClient::blob_exists`] or try [`RegistryClient::mount_blob`].
+    ///
+    /// With a [`Retry`](super::Retry) ([`RegistryClient::with_retry`]) and a body in
+    /// memory, an upload that fails on the way ([`super::retry::restartable`]: a 5xx,
+    /// 408, 429, a broken or timed-out connection, on any step) starts over in a new
+    /// session, as the retry policy allows (each restart an observer notice). The
+    /// failed session is left to the registry to expire; no step of it is re-sent.
     pub async fn push_blob(
         &self,
         repository: &str,
@@ -256,8 +262,43 @@ impl RegistryClient {
         body: Body,
         mode: UploadMode,
     ) -> Result<(), RegistryError> {
-        let session = self.start_upload(repository).await?;
-        self.upload_session(session, digest, body, mode).await
+        let replay = match &body {
+            Body::Empty => Some(Bytes::new()),
+            Body::Bytes(b) => Some(b.clone()),
+            Body::Stream { .. } => None,
+        };
+        let (Some(retry), Some(bytes)) = (self.retry.clone(), replay) else {
+            let session = self.start_upload(repository).await?;
+            return self.upload_session(session, digest, body, mode).await;
+        };
+        drop(body);
+        let op = format!("upload {digest} to {repository}");
+        let mut attempt = 1u32;
+        let mut waited = 0u64;
+        loop {
+            let result = async {
+                let session = self.start_upload(repository).await?;
+                self.upload_session(session, digest, Body::Bytes(bytes.clone()), mode)
+                    .await
+            }
+            .await;
+            match result {
+                Err(e)
+                    if super::retry::restartable(&e)
+                        && retry
+                            .wait_before_next(
+                                &format!("{op} (in a new session)"),
+                                attempt,
+                                &mut waited,
+                                e.to_string(),
+                            )
+                            .await =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Uploads a blob through an open session (e.g. the one a refused mount opened).
