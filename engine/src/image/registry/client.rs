@@ -793,7 +793,7 @@ impl RegistryClient {
             .expect(resp, &[200], &op, &format!("blob {digest}"))
             .await?;
         let body = match &self.retry {
-            Some(retry) => super::resume::ResumingBody::new(
+            Some(retry) => super::resume::ResumingBody::wrap(
                 self.share(),
                 retry.clone(),
                 repository,

@@ -68,7 +68,7 @@ pub struct ResumingBody {
 
 impl ResumingBody {
     /// Wraps the body of the first answer to `GET url`, as a [`ByteStream`].
-    pub(super) fn new(
+    pub(super) fn wrap(
         client: RegistryClient,
         retry: Retry,
         repository: &str,
@@ -281,6 +281,9 @@ mod tests {
     use crate::image::registry::{ClientOptions, Credentials, RetryObserver, RetryPolicy, Timer};
     use crate::image::transport::{Headers, Request, Transport};
 
+    /// URL, `Range`, `Authorization` of one request.
+    type SeenRequest = (String, Option<String>, Option<String>);
+
     /// A registry at `https://reg.test` (Basic auth) that redirects blob GETs to
     /// `https://storage.test` (when `redirect`), whose `n`th answer stops after
     /// `cuts[n]` bytes with `kind` (none past the list), and which answers `Range`
@@ -294,7 +297,7 @@ mod tests {
         redirect: bool,
         tamper: bool,
         /// url, Range, Authorization of every request.
-        seen: Mutex<Vec<(String, Option<String>, Option<String>)>>,
+        seen: Mutex<Vec<SeenRequest>>,
         answers: Mutex<usize>,
     }
 
@@ -312,7 +315,7 @@ mod tests {
             }
         }
 
-        fn seen(&self) -> Vec<(String, Option<String>, Option<String>)> {
+        fn seen(&self) -> Vec<SeenRequest> {
             self.seen.lock().map(|s| s.clone()).unwrap_or_default()
         }
     }
