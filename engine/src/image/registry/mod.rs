@@ -21,7 +21,9 @@ pub use auth::{Challenge, Credentials, Scope};
 pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, ResolvedImage};
 pub use copy::{copy_blob, restart_upload, CopyOutcome};
 pub use error::{ErrorClass, RegistryError};
-pub use retry::{Retry, RetryNotice, RetryObserver, RetryPolicy, Timer};
+pub use retry::{
+    Retry, RetryNotice, RetryObserver, RetryPolicy, RetrySettingError, Timer, RETRY_NAMES,
+};
 pub use upload::{MountOutcome, UploadMode, UploadSession, DEFAULT_CHUNK_SIZE};
 pub use verify::{blob_to_body_stream, BlobStream, SourceError, VerifiedStream};
 
