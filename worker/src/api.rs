@@ -99,7 +99,7 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
         .map(|a| Credentials::new(a.username, a.password.unwrap_or_default()));
     let client = RegistryClient::for_reference(transport, &reference, &reg, creds)
         .with_limits(cfg.image_limits)
-        .with_retry(crate::timer::retry());
+        .with_retry(crate::timer::retry(cfg.retry));
     let resolved = client
         .resolve_image(&reference, &PlatformSpec::linux_amd64())
         .await
@@ -209,6 +209,7 @@ pub async fn convert_image(
     penv.registry = reg;
     penv.limits = cfg.image_limits;
     penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
+    penv.retry = cfg.retry;
     penv.upload_mode = UploadMode::Chunked {
         chunk_size: UPLOAD_CHUNK_SIZE,
     };

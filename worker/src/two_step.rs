@@ -90,6 +90,7 @@ fn engine_env(
     penv.registry = reg;
     penv.limits = cfg.image_limits;
     penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
+    penv.retry = cfg.retry;
     penv.upload_mode = UploadMode::Chunked {
         chunk_size: UPLOAD_CHUNK_SIZE,
     };
