@@ -70,12 +70,20 @@ pub struct RegistryArgs {
     /// as 500ms, 2s, 1m. See docs/limits.md.
     #[arg(long = "retry", value_name = "NAME=VALUE")]
     pub retry: Vec<String>,
+    /// Seconds a registry request may go without the network moving a byte (while kiln
+    /// sends or waits for an answer) before it fails as a timeout and is retried or
+    /// resumed (default 300).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: Option<u64>,
 }
 
 impl RegistryArgs {
     /// The HTTP transport (with `--registry-ca`).
     pub fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
         let mut o = HttpOptions::default();
+        if let Some(secs) = self.idle_timeout {
+            o.read_timeout = std::time::Duration::from_secs(secs);
+        }
         if let Some(ca) = &self.registry_ca {
             o = o.with_ca_file(ca)?;
         }
