@@ -1029,7 +1029,7 @@ fn try_clone(req: &Request) -> Option<Request> {
 /// URL `base` of the request it answered (RFC 3986 section 5.2, without dot-segment
 /// removal; fragments dropped). Registries send every one of these forms for upload
 /// sessions.
-pub(super) fn resolve_url(base: &str, loc: &str) -> String {
+pub fn resolve_url(base: &str, loc: &str) -> String {
     let loc = loc.trim();
     let loc = loc.split('#').next().unwrap_or("");
     let lower = loc.to_ascii_lowercase();
@@ -1061,7 +1061,7 @@ pub(super) fn resolve_url(base: &str, loc: &str) -> String {
 
 /// Whether two absolute URLs have the same origin (scheme, host, port), compared as
 /// written, case-insensitively: credentials go only to the registry's own origin.
-pub(super) fn same_origin(a: &str, b: &str) -> bool {
+pub fn same_origin(a: &str, b: &str) -> bool {
     fn origin(u: &str) -> Option<(String, String)> {
         let (scheme, rest) = u.split_once("://")?;
         let authority = rest.split(['/', '?', '#']).next()?;
