@@ -113,9 +113,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             if let Some(Challenge::Bearer { realm, .. }) = &before {
-                if url::Url::parse(realm)
-                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
-                {
+                if url::Url::parse(realm).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
                     match parse_challenge(&rewritten) {
                         Some(Challenge::Bearer { realm: r2, .. }) => assert!(
                             r2.starts_with(&format!("{PROXY}/proxy/")),
@@ -142,7 +140,9 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let (authority, path_query) = tail.split_at(tail.find('/').unwrap_or(tail.len()));
                 let path = path_query.split('?').next().unwrap_or("");
-                let abs = upstream.join(text.trim()).unwrap_or_else(|_| unreachable!());
+                let abs = upstream
+                    .join(text.trim())
+                    .unwrap_or_else(|_| unreachable!());
                 assert_eq!(
                     open_signed_path(&KEY, authority, path),
                     Some(abs.path()),
