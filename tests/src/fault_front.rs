@@ -511,11 +511,16 @@ fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 continue;
             }
         }
+        // Counted atomically, so concurrent uploads never fault more than N in all.
         if is_upload
             && (method == "PATCH" || method == "PUT")
-            && stats.upload_faults.load(Ordering::SeqCst) < opts.upload_faults
+            && stats
+                .upload_faults
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < opts.upload_faults).then_some(n + 1)
+                })
+                .is_ok()
         {
-            stats.upload_faults.fetch_add(1, Ordering::SeqCst);
             let m = Message {
                 start: status_line(500),
                 headers: vec![("Content-Type".into(), "application/json".into())],

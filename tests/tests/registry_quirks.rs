@@ -334,11 +334,15 @@ async fn cut_blob_bodies_resume_with_range_requests() -> Result<(), HarnessError
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_blob_bodies_are_cut_by_the_idle_timeout_and_resumed() -> Result<(), HarnessError> {
     // The idle timeout is the transport's configuration (HttpOptions::read_timeout);
-    // nothing below measures time.
-    let transport: Arc<dyn Transport> = Arc::new(HttpTransport::with_options(HttpOptions {
-        read_timeout: Duration::from_secs(1),
-        ..HttpOptions::default()
-    })?);
+    // nothing below measures time. Only the fronted input gets the short one, so a
+    // registry slow to answer an upload on a loaded machine cannot fail the test.
+    let transport: Arc<dyn Transport> = Arc::new(ShortIdleForFront {
+        short: HttpTransport::with_options(HttpOptions {
+            read_timeout: Duration::from_secs(2),
+            ..HttpOptions::default()
+        })?,
+        default: HttpTransport::with_options(HttpOptions::default())?,
+    });
     let run = convert_through(
         Side::Input,
         FrontOptions {
@@ -354,9 +358,42 @@ async fn stalled_blob_bodies_are_cut_by_the_idle_timeout_and_resumed() -> Result
     let s = run.front.stats();
     let stalls = stat(&s.stalls);
     assert!(stalls >= 3, "stalls {stalls}");
-    assert_eq!(stat(&s.range_requests), stalls);
-    assert_eq!(run.retries(), stalls, "{:?}", run.events);
+    // At least one resume per stall (a request slow on a loaded machine may add one).
+    assert!(stat(&s.range_requests) >= stalls);
+    let resumed = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Retry { operation, .. } if operation.contains("resuming at byte")))
+        .count() as u64;
+    assert!(resumed >= stalls, "{:?}", run.events);
     Ok(())
+}
+
+/// The native transport with a short idle timeout for the input's blob GETs (through
+/// the fault front, repository `app`) and the default elsewhere.
+struct ShortIdleForFront {
+    short: HttpTransport,
+    default: HttpTransport,
+}
+
+#[async_trait::async_trait]
+impl Transport for ShortIdleForFront {
+    async fn send(
+        &self,
+        request: kiln_engine::image::transport::Request,
+    ) -> Result<
+        kiln_engine::image::transport::Response,
+        kiln_engine::image::transport::TransportError,
+    > {
+        // Only blob GETs go to the input (the front); everything else the default way.
+        if request.method == kiln_engine::image::transport::Method::Get
+            && request.url.contains("/app/blobs/")
+        {
+            self.short.send(request).await
+        } else {
+            self.default.send(request).await
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
