@@ -99,6 +99,6 @@ async fn the_retry_timer_waits_on_real_timers() {
     kiln_app::browser::clock::JsTimer.sleep_ms(50).await;
     let waited = js_sys::Date::now() - start;
     assert!(waited >= 45.0, "waited {waited} ms");
-    let retry = kiln_app::browser::clock::retry();
+    let retry = kiln_app::browser::clock::retry(Default::default());
     assert!(retry.policy.max_tries > 1);
 }

@@ -3,6 +3,8 @@
 //! when the engine's URL says `http://` (registries marked insecure).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -19,7 +21,14 @@ pub struct HttpOptions {
     pub user_agent: String,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
-    /// Time allowed without reading or writing anything (per read/write).
+    /// The idle timeout: how long a request may go without the network moving a byte
+    /// while kiln has bytes to send or waits for an answer (response headers or the
+    /// next body chunk). Time spent waiting for a streamed request body's own source (a
+    /// layer teed from another registry) does not count, so a slow source never fails
+    /// the upload it feeds, and a long upload that keeps sending never times out. A
+    /// request or body that goes idle this long fails with
+    /// [`TransportErrorKind::Timeout`] (and the registry client resumes or retries it
+    /// when it may). Detected within one to two times this value.
     pub read_timeout: Duration,
 }
 
@@ -74,6 +83,7 @@ pub enum HttpTransportError {
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
+    idle: Duration,
 }
 
 impl HttpTransport {
@@ -89,7 +99,6 @@ impl HttpTransport {
             .tls_built_in_root_certs(true)
             .user_agent(options.user_agent)
             .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
             .redirect(reqwest::redirect::Policy::limited(10));
         for (index, pem) in options.extra_ca_pem.iter().enumerate() {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
@@ -111,7 +120,10 @@ impl HttpTransport {
         let client = b
             .build()
             .map_err(|e| HttpTransportError::Client(e.to_string()))?;
-        Ok(HttpTransport { client })
+        Ok(HttpTransport {
+            client,
+            idle: options.read_timeout,
+        })
     }
 }
 
@@ -162,6 +174,73 @@ fn map_error(e: reqwest::Error) -> TransportError {
     TransportError::new(kind, msg)
 }
 
+/// Request bodies held in memory above this size are sent in slices of it.
+const BODY_SLICE: usize = 256 * 1024;
+
+/// What a request's body did, for the idle timeout: chunks handed to the network, and
+/// whether it is waiting for its own source.
+#[derive(Default)]
+struct Activity {
+    chunks: AtomicU64,
+    waiting_for_source: AtomicBool,
+}
+
+/// A request body stream that reports its activity.
+struct Watched {
+    inner: kiln_engine::image::transport::ByteStream,
+    activity: Arc<Activity>,
+}
+
+impl futures_util::Stream for Watched {
+    type Item = Result<bytes::Bytes, TransportError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        let waiting = polled.is_pending();
+        self.activity
+            .waiting_for_source
+            .store(waiting, Ordering::SeqCst);
+        if !waiting {
+            self.activity.chunks.fetch_add(1, Ordering::SeqCst);
+        }
+        polled
+    }
+}
+
+/// Runs `fut` (a request up to its response headers) unless it goes `idle` with no
+/// body chunk sent and no wait for the body's source: `Err(())` then.
+async fn idle_guard<F: std::future::Future>(
+    fut: F,
+    activity: &Activity,
+    idle: Duration,
+) -> Result<F::Output, ()> {
+    let mut fut = std::pin::pin!(fut);
+    let mut seen = activity.chunks.load(Ordering::SeqCst);
+    loop {
+        let tick = std::pin::pin!(tokio::time::sleep(idle));
+        match futures_util::future::select(fut.as_mut(), tick).await {
+            futures_util::future::Either::Left((out, _)) => return Ok(out),
+            futures_util::future::Either::Right(_) => {
+                let now = activity.chunks.load(Ordering::SeqCst);
+                if now == seen && !activity.waiting_for_source.load(Ordering::SeqCst) {
+                    return Err(());
+                }
+                seen = now;
+            }
+        }
+    }
+}
+
+fn idle_error(idle: Duration) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Timeout,
+        format!("no data for {} s (idle timeout)", idle.as_secs_f64()),
+    )
+}
+
 #[async_trait::async_trait]
 impl Transport for HttpTransport {
     async fn send(&self, request: Request) -> Result<Response, TransportError> {
@@ -175,12 +254,35 @@ impl Transport for HttpTransport {
                 rb = rb.header("Content-Length", len.to_string());
             }
         }
+        let activity = Arc::new(Activity::default());
         rb = match request.body {
             Body::Empty => rb,
-            Body::Bytes(b) => rb.body(b),
-            Body::Stream { stream, .. } => rb.body(reqwest::Body::wrap_stream(stream)),
+            // Small bodies go whole; a large one in slices, so its sending counts as
+            // activity as it goes.
+            Body::Bytes(b) if b.len() <= BODY_SLICE => rb.body(b),
+            Body::Bytes(b) => {
+                if !has_length {
+                    rb = rb.header("Content-Length", b.len().to_string());
+                }
+                let slices: Vec<Result<bytes::Bytes, TransportError>> = (0..b.len())
+                    .step_by(BODY_SLICE)
+                    .map(|i| Ok(b.slice(i..(i + BODY_SLICE).min(b.len()))))
+                    .collect();
+                let stream = Box::pin(futures_util::stream::iter(slices));
+                rb.body(reqwest::Body::wrap_stream(Watched {
+                    inner: stream,
+                    activity: activity.clone(),
+                }))
+            }
+            Body::Stream { stream, .. } => rb.body(reqwest::Body::wrap_stream(Watched {
+                inner: stream,
+                activity: activity.clone(),
+            })),
         };
-        let resp = rb.send().await.map_err(map_error)?;
+        let resp = idle_guard(rb.send(), &activity, self.idle)
+            .await
+            .map_err(|()| idle_error(self.idle))?
+            .map_err(map_error)?;
         let status = resp.status().as_u16();
         let headers: Headers = resp
             .headers()
@@ -192,7 +294,24 @@ impl Transport for HttpTransport {
                 )
             })
             .collect();
-        let body = resp.bytes_stream().map(|r| r.map_err(map_error));
+        let idle = self.idle;
+        let body =
+            futures_util::stream::unfold(Some(resp.bytes_stream()), move |state| async move {
+                let mut inner = state?;
+                let next =
+                    futures_util::future::select(inner.next(), Box::pin(tokio::time::sleep(idle)))
+                        .await;
+                match next {
+                    futures_util::future::Either::Left((Some(Ok(chunk)), _)) => {
+                        Some((Ok(chunk), Some(inner)))
+                    }
+                    futures_util::future::Either::Left((Some(Err(e)), _)) => {
+                        Some((Err(map_error(e)), None))
+                    }
+                    futures_util::future::Either::Left((None, _)) => None,
+                    futures_util::future::Either::Right(_) => Some((Err(idle_error(idle)), None)),
+                }
+            });
         Ok(Response {
             status,
             headers,
@@ -285,6 +404,80 @@ mod tests {
         // The URL (here with a presigned URL's signature) is not in the message.
         let msg = format!("{:?}", r.err());
         assert!(!msg.contains("s3cr3t") && !msg.contains("/v2/x"), "{msg}");
+    }
+
+    /// A server that answers a request whose body it reads whole with headers and
+    /// half a body, then says nothing more (the connection stays open).
+    async fn stalling_server() -> (String, tokio::task::JoinHandle<usize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok();
+        let Some(l) = l else { panic!("bind") };
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let h = tokio::spawn(async move {
+            let Ok((mut s, _)) = l.accept().await else {
+                return 0;
+            };
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head, then a 6-byte body.
+            while !got.ends_with(b"abcdef") {
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return got.len();
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+                .await;
+            // Silent until the client hangs up.
+            while s.read(&mut buf).await.unwrap_or(0) > 0 {}
+            got.len()
+        });
+        (addr, h)
+    }
+
+    #[tokio::test]
+    async fn a_slow_source_is_not_idle_but_a_silent_answer_is() {
+        let (addr, server) = stalling_server().await;
+        let idle = Duration::from_millis(200);
+        let t = HttpTransport::with_options(HttpOptions {
+            read_timeout: idle,
+            ..HttpOptions::default()
+        });
+        let Ok(t) = t else { panic!("transport") };
+        // The body's source waits 3 idle periods between its chunks: the request
+        // still goes through.
+        let slow = futures_util::stream::unfold(0u8, move |i| async move {
+            if i == 2 {
+                return None;
+            }
+            tokio::time::sleep(idle * 3).await;
+            Some((
+                Ok(bytes::Bytes::from_static(if i == 0 {
+                    b"abc"
+                } else {
+                    b"def"
+                })),
+                i + 1,
+            ))
+        });
+        let body = Body::Stream {
+            stream: Box::pin(slow),
+            length: Some(6),
+        };
+        let resp = t
+            .send(Request::new(Method::Put, format!("http://{addr}/x")).body(body))
+            .await;
+        let Ok(resp) = resp else {
+            panic!("a slow source timed the request out: {resp:?}")
+        };
+        // The answer stops after 5 of its 10 bytes: the body fails as a timeout.
+        let r = resp.bytes_limited(100).await;
+        assert!(
+            matches!(r, Err(ref e) if e.kind == TransportErrorKind::Timeout),
+            "{r:?}"
+        );
+        assert!(server.await.unwrap_or(0) > 6);
     }
 
     #[test]

@@ -273,7 +273,7 @@ describe('the engine in the page\'s Web Worker', () => {
     assert.equal(r.status, 404, 'no output tag');
   });
 
-  it('GET /kiln-config.json names the runtime, the proxy, the registries, the idle timeout, the image limits', async () => {
+  it('GET /kiln-config.json names the runtime, the proxy, the registries, the idle timeout, the image limits, the retry policy', async () => {
     const c = await (await fetch(`${t.worker.url}/kiln-config.json`)).json();
     // The image limits the page's engine applies: the edge defaults (docs/limits.md).
     assert.deepEqual(c, {
@@ -295,6 +295,8 @@ describe('the engine in the page\'s Web Worker', () => {
         configBytes: 8 * 2 ** 20,
         manifestBytes: 4 * 2 ** 20,
       },
+      // The retry policy (KILN_RETRY_*; the engine's defaults).
+      retry: { maxTries: 5, baseDelayMs: 500, maxDelayMs: 30000, maxTotalMs: 120000 },
     });
   });
 });

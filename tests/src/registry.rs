@@ -227,6 +227,12 @@ impl TestRegistry {
         self.tls.as_ref().map(|t| t.ca_pem.as_str())
     }
 
+    /// The registry's storage root (filesystem driver: blobs under
+    /// `docker/registry/v2/blobs/sha256/XX/HEX/data`).
+    pub fn storage_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The directory holding config, certs, data and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -84,7 +84,7 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
         .map(|a| Credentials::new(a.username, a.password.unwrap_or_default()));
     let client = RegistryClient::for_reference(transport, &reference, &reg, creds)
         .with_limits(cfg.image_limits)
-        .with_retry(crate::timer::retry());
+        .with_retry(crate::timer::retry(cfg.retry));
     let contents = read_remote(&client, &reference, "image")
         .await
         .map_err(|e| from_engine(&e))?;
@@ -120,6 +120,7 @@ pub fn engine_env(cfg: &Config) -> Result<PipelineEnv, ApiError> {
     penv.registry = reg;
     penv.limits = cfg.image_limits;
     penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
+    penv.retry = cfg.retry;
     penv.upload_mode = UPLOAD_MODE;
     penv.clock = Arc::new(kiln_engine::pipeline::env::JsClock);
     Ok(penv)

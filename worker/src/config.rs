@@ -2,6 +2,7 @@
 //! secrets on Cloudflare; `fromEnvironment` bindings in bare workerd).
 
 use kiln_engine::image::limits::{ImageLimits, LIMIT_NAMES};
+use kiln_engine::image::registry::{RetryPolicy, RETRY_NAMES};
 
 use crate::cors::Origins;
 use crate::policy::{Policy, PolicyError};
@@ -104,7 +105,8 @@ pub enum ConfigError {
         /// Its value.
         value: String,
     },
-    /// A `KILN_LIMIT_*` binding is not a size.
+    /// A `KILN_LIMIT_*` binding is not a size, or a `KILN_RETRY_*` binding not a valid
+    /// retry setting.
     #[error("{name}: {reason}")]
     Limit {
         /// Binding name.
@@ -160,7 +162,16 @@ pub struct Config {
     /// [`ImageLimits::edge`] with the `KILN_LIMIT_*` bindings applied; also sent to the
     /// web app in `/kiln-config.json`.
     pub image_limits: ImageLimits,
+    /// How registry requests are retried: [`RetryPolicy::default`] with the
+    /// `KILN_RETRY_*` bindings applied ([`RETRY_PREFIX`]); also sent to the web app in
+    /// `/kiln-config.json` (`retry`).
+    pub retry: RetryPolicy,
 }
+
+/// Prefix of the bindings that change the retry policy: `KILN_RETRY_TRIES`,
+/// `KILN_RETRY_BASE`, `KILN_RETRY_CAP`, `KILN_RETRY_TOTAL` (one per name of
+/// [`kiln_engine::image::registry::RETRY_NAMES`]); durations as `500ms`, `2s`, `1m`.
+pub const RETRY_PREFIX: &str = kiln_engine::image::registry::retry::RETRY_ENV_PREFIX;
 
 /// Parses `64G`, `512M`, `1T`, `4096` (K, M, G, T: powers of 1024; case-insensitive).
 pub fn parse_size(s: &str) -> Option<u64> {
@@ -265,6 +276,7 @@ impl Config {
             "registries": self.registries,
             "idleTimeoutSecs": self.browser_idle_timeout_ms / 1000,
             "limits": self.image_limits,
+            "retry": self.retry,
         })
     }
 }
@@ -315,6 +327,16 @@ impl Config {
                 })?;
             }
         }
+        let mut retry = RetryPolicy::default();
+        for name in RETRY_NAMES {
+            let var = format!("{RETRY_PREFIX}{}", name.to_ascii_uppercase());
+            if let Some(v) = get(&var) {
+                retry.set(name, &v).map_err(|e| ConfigError::Limit {
+                    name: var.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
         Config {
             policy: Policy::new(&get(ALLOWLIST).unwrap_or_default(), flag(ALLOW_LOOPBACK))?,
             origins: Origins::parse(&get(ALLOWED_ORIGINS).unwrap_or_default()),
@@ -345,6 +367,7 @@ impl Config {
                     })?,
             },
             image_limits,
+            retry,
         }
         .with_kms_policy(flag(ALLOW_LOOPBACK))
     }
@@ -405,6 +428,17 @@ mod tests {
         assert_eq!(c.client_config()["limits"]["manifestLayers"], 64);
         let e = cfg(&[("KILN_LIMIT_PATH_BYTES", "many")]).unwrap_err();
         assert!(e.to_string().contains("KILN_LIMIT_PATH_BYTES"), "{e}");
+    }
+
+    #[test]
+    fn retry_defaults_to_the_engine_and_takes_kiln_retry_bindings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.retry, RetryPolicy::default());
+        let c = cfg(&[("KILN_RETRY_TRIES", "3"), ("KILN_RETRY_TOTAL", "30s")]).unwrap();
+        assert_eq!((c.retry.max_tries, c.retry.max_total_ms), (3, 30_000));
+        assert_eq!(c.client_config()["retry"]["maxTries"], 3);
+        let e = cfg(&[("KILN_RETRY_BASE", "soon")]).unwrap_err();
+        assert!(e.to_string().contains("KILN_RETRY_BASE"), "{e}");
     }
 
     #[test]

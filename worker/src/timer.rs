@@ -18,11 +18,11 @@ impl Timer for WorkerTimer {
     }
 }
 
-/// The engine's default retry policy on this timer, for registry clients built outside the
-/// pipeline (`/verify-image`).
-pub fn retry() -> Retry {
+/// `policy` (the configuration's, `KILN_RETRY_*`) on this timer, for registry clients
+/// built outside the pipeline (`/verify-image`).
+pub fn retry(policy: RetryPolicy) -> Retry {
     Retry {
-        policy: RetryPolicy::default(),
+        policy,
         timer: Arc::new(WorkerTimer),
         observer: None,
     }

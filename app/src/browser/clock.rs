@@ -26,11 +26,11 @@ impl Timer for JsTimer {
     }
 }
 
-/// The engine's default retry policy on [`JsTimer`], for registry clients built outside the
-/// pipeline (verification).
-pub fn retry() -> Retry {
+/// `policy` (from `/kiln-config.json`) on [`JsTimer`], for registry clients built outside
+/// the pipeline (verification).
+pub fn retry(policy: RetryPolicy) -> Retry {
     Retry {
-        policy: RetryPolicy::default(),
+        policy,
         timer: Arc::new(JsTimer),
         observer: None,
     }

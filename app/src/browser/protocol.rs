@@ -30,6 +30,10 @@ pub struct KilnConfig {
     /// defaults, [`kiln_engine::image::limits::ImageLimits::edge`]).
     #[serde(default = "kiln_engine::image::limits::ImageLimits::edge")]
     pub limits: kiln_engine::image::limits::ImageLimits,
+    /// How registry requests are retried (the worker's `KILN_RETRY_*`; absent fields:
+    /// the engine's defaults).
+    #[serde(default)]
+    pub retry: kiln_engine::image::registry::RetryPolicy,
 }
 
 fn default_proxy() -> String {
@@ -271,6 +275,12 @@ mod tests {
         assert_eq!(c.limits, kiln_engine::image::limits::ImageLimits::edge());
         let c: KilnConfig = serde_json::from_str(r#"{"limits":{"layerBytes":9}}"#).unwrap();
         assert_eq!(c.limits.layer_bytes, 9);
+        assert_eq!(
+            c.retry,
+            kiln_engine::image::registry::RetryPolicy::default()
+        );
+        let c: KilnConfig = serde_json::from_str(r#"{"retry":{"maxTries":2}}"#).unwrap();
+        assert_eq!(c.retry.max_tries, 2);
         for (secs, ms) in [("2", 2000), ("0", 7), ("null", 7)] {
             let c: KilnConfig =
                 serde_json::from_str(&format!(r#"{{"idleTimeoutSecs":{secs}}}"#)).unwrap();

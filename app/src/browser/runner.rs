@@ -201,6 +201,7 @@ async fn run_convert(request: &str, key: &KeySpec, api_origin: &str, post: Post)
     env.default_signer = Some(signer);
     env.clock = Arc::new(JsClock);
     env.timer = Some(Arc::new(crate::browser::clock::JsTimer));
+    env.retry = cfg.retry;
     env.progress = Arc::new(PostProgress {
         tracker: RefCell::new(ProgressTracker::new()),
         post,
@@ -236,7 +237,7 @@ async fn run_verify(
     let client =
         RegistryClient::for_reference(transport, &reference, &registry_config(&cfg), creds)
             .with_limits(cfg.limits)
-            .with_retry(crate::browser::clock::retry());
+            .with_retry(crate::browser::clock::retry(cfg.retry));
     match read_remote(&client, &reference, "image").await {
         Ok(contents) => WorkerMessage::Verified {
             report: verify(&contents, &expect),

@@ -520,6 +520,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .fold(reg.registry_config(), |c, (host, ..)| c.with_insecure(host));
     env.limits = reg.limits()?;
     env.timer = Some(Arc::new(kiln_native::TokioTimer));
+    env.retry = reg.retry_policy()?;
     if let Some(dir) = request.external_packages.clone() {
         // Validate first: a bad request must not push anything.
         let valid = match kiln_engine::gramine::validate::validate(&request) {

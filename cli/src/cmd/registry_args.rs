@@ -64,12 +64,26 @@ pub struct RegistryArgs {
     /// manifest-bytes; sizes as 123, 64MiB or 2G. Defaults and meaning: docs/limits.md.
     #[arg(long = "limit", value_name = "NAME=VALUE")]
     pub limit: Vec<String>,
+    /// Changes how failed registry requests are retried (`NAME=VALUE`, repeatable):
+    /// tries (attempts per request, 1 = no retries; default 5), base (backoff base,
+    /// 500ms), cap (longest wait, 30s), total (most waiting per request, 2m); durations
+    /// as 500ms, 2s, 1m. See docs/limits.md.
+    #[arg(long = "retry", value_name = "NAME=VALUE")]
+    pub retry: Vec<String>,
+    /// Seconds a registry request may go without the network moving a byte (while kiln
+    /// sends or waits for an answer) before it fails as a timeout and is retried or
+    /// resumed (default 300).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: Option<u64>,
 }
 
 impl RegistryArgs {
     /// The HTTP transport (with `--registry-ca`).
     pub fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
         let mut o = HttpOptions::default();
+        if let Some(secs) = self.idle_timeout {
+            o.read_timeout = std::time::Duration::from_secs(secs);
+        }
         if let Some(ca) = &self.registry_ca {
             o = o.with_ca_file(ca)?;
         }
@@ -90,6 +104,22 @@ impl RegistryArgs {
             l.apply(setting).context("--limit")?;
         }
         Ok(l)
+    }
+
+    /// The retry policy: the engine's defaults with every `--retry` applied, and a
+    /// random jitter seed.
+    pub fn retry_policy(&self) -> anyhow::Result<RetryPolicy> {
+        let mut p = RetryPolicy {
+            seed: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
+                .unwrap_or(0),
+            ..RetryPolicy::default()
+        };
+        for setting in &self.retry {
+            p.apply(setting).context("--retry")?;
+        }
+        Ok(p)
     }
 
     /// Credentials for `registry` from ~/.docker/config.json (`$DOCKER_CONFIG`), if any.
@@ -119,7 +149,7 @@ impl RegistryArgs {
         )
         .with_limits(self.limits()?)
         .with_retry(Retry {
-            policy: RetryPolicy::default(),
+            policy: self.retry_policy()?,
             timer: Arc::new(kiln_native::TokioTimer),
             observer: None,
         }))
@@ -155,6 +185,23 @@ pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_flags_apply_over_the_defaults() {
+        let args = RegistryArgs {
+            retry: vec!["tries=9".into(), "total=5m".into()],
+            ..Default::default()
+        };
+        let p = args.retry_policy().unwrap();
+        assert_eq!((p.max_tries, p.max_total_ms), (9, 300_000));
+        assert_eq!(p.base_delay_ms, RetryPolicy::default().base_delay_ms);
+        let bad = RegistryArgs {
+            retry: vec!["tries=many".into()],
+            ..Default::default()
+        };
+        let e = format!("{:#}", bad.retry_policy().unwrap_err());
+        assert!(e.contains("--retry") && e.contains("tries"), "{e}");
+    }
 
     #[test]
     fn limit_flags_apply_over_the_defaults() {

@@ -11,7 +11,8 @@ use crate::api::ApiError;
 use crate::image::cache::LayerCacheStore;
 use crate::image::limits::{ImageLimits, LimitExceeded};
 use crate::image::reference::Digest;
-use crate::image::registry::{RegistryClient, RegistryError, UploadMode};
+use crate::image::registry::retry::restartable;
+use crate::image::registry::{restart_upload, RegistryClient, RegistryError, UploadMode};
 use crate::image::transport::{Body, TransportError, TransportErrorKind};
 
 use super::progress::BlobPush;
@@ -157,19 +158,51 @@ async fn scan_one(
         .get_blob(&repository, &digest, Some(job.size))
         .await
         .map_err(|e| errors::registry(Side::Input, &e))?;
+    // With retries, a teed upload that fails on the output's side starts over as a
+    // copy (the blob fetched again, a new session) while the scan goes on without it.
+    let restart_tee = tee.as_ref().is_some_and(|t| t.client.retry().is_some());
+    let source_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (mut sender, upload_fut) = match upload {
         Some((tx, t, session, rx)) => {
             let d = digest.clone();
             let size = job.size;
+            let (src, src_repo) = (client.clone(), repository.clone());
+            let source_failed = source_failed.clone();
             let fut: BoxFuture<Result<(), ApiError>> = Box::pin(async move {
                 let body = Body::Stream {
                     stream: Box::pin(rx),
                     length: Some(size),
                 };
-                t.client
-                    .upload_session(session, &d, body, t.mode)
-                    .await
-                    .map_err(|e| errors::registry(Side::Output, &e))
+                let e = match t.client.upload_session(session, &d, body, t.mode).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e,
+                };
+                let source_ok = !source_failed.load(std::sync::atomic::Ordering::SeqCst);
+                if !(restart_tee && source_ok && restartable(&e)) {
+                    return Err(errors::registry(Side::Output, &e));
+                }
+                restart_upload(
+                    &src,
+                    &src_repo,
+                    &t.client,
+                    &t.repository,
+                    &d,
+                    Some(size),
+                    t.mode,
+                    e,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    let side = match &e {
+                        RegistryError::ContentMismatch { .. } => Side::Input,
+                        RegistryError::Transport { registry, .. } if registry == src.host() => {
+                            Side::Input
+                        }
+                        _ => Side::Output,
+                    };
+                    errors::registry(side, &e)
+                })
             });
             (Some(tx), Some(fut))
         }
@@ -184,6 +217,7 @@ async fn scan_one(
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
+                    source_failed.store(true, std::sync::atomic::Ordering::SeqCst);
                     if let Some(tx) = sender.as_mut() {
                         let _ = send(
                             tx,
@@ -199,8 +233,13 @@ async fn scan_one(
             };
             if let Some(tx) = sender.as_mut() {
                 if send(tx, Ok(chunk.clone())).await.is_err() {
-                    // The upload ended early; its own error is reported below.
-                    return Ok(true);
+                    if !restart_tee {
+                        // The upload ended early; its own error is reported below.
+                        return Ok(true);
+                    }
+                    // The upload failed and starts over from the source by itself:
+                    // the scan goes on without the tee.
+                    sender = None;
                 }
             }
             scanner.feed(&chunk).map_err(|e| errors::scan(&e))?;

@@ -111,7 +111,8 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     }
 }
 
-/// `k=v, k="quoted, with \"escapes\""` → pairs. Malformed tails are dropped.
+/// `k=v, k="quoted, with \"escapes\""` → pairs. Malformed tails (an unterminated
+/// quoted-string included) are dropped.
 fn parse_auth_params(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
@@ -143,6 +144,7 @@ fn parse_auth_params(s: &str) -> Vec<(String, String)> {
         let mut value = String::new();
         if chars.peek() == Some(&'"') {
             chars.next();
+            let mut closed = false;
             while let Some(c) = chars.next() {
                 match c {
                     '\\' => {
@@ -150,9 +152,17 @@ fn parse_auth_params(s: &str) -> Vec<(String, String)> {
                             value.push(n);
                         }
                     }
-                    '"' => break,
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
                     c => value.push(c),
                 }
+            }
+            // An unterminated quoted-string is malformed: it and the rest are dropped
+            // (as the worker's proxy reads it, so both see the same challenge).
+            if !closed {
+                break;
             }
         } else {
             while let Some(&c) = chars.peek() {
@@ -303,6 +313,29 @@ pub fn token_url(realm: &str, service: Option<&str>, scopes: &[Scope]) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unterminated_quote_drops_the_parameter() {
+        // Found by the registry_links fuzz target: the engine took the rest of the
+        // header as the realm where the worker's proxy saw no realm to rewrite.
+        assert_eq!(
+            parse_challenge(r#"Bearer realm="https:/a/x"#),
+            None,
+            "no realm, no bearer challenge"
+        );
+        assert_eq!(
+            parse_challenge(r#"Bearer realm="https://a/t",service="s"#),
+            Some(Challenge::Bearer {
+                realm: "https://a/t".into(),
+                service: None,
+                scope: None,
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"Basic realm="r"#),
+            Some(Challenge::Basic { realm: None })
+        );
+    }
 
     #[test]
     fn password_never_in_debug() {

@@ -28,6 +28,8 @@ const TOKEN_BODY_MAX: usize = 1024 * 1024;
 pub const CONFIG_SIZE_MAX: usize = 16 * 1024 * 1024;
 /// Largest tag list page read.
 const TAGS_BODY_MAX: usize = 8 * 1024 * 1024;
+/// Most redirects a blob `GET` follows when the transport hands them back.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Which registries are spoken to over plain HTTP (`--insecure-registry HOST:PORT`).
 /// Every other registry is HTTPS with verified certificates.
@@ -120,9 +122,9 @@ pub struct RegistryClient {
     pub(super) host: String,
     pub(super) base: String,
     credentials: Option<Credentials>,
-    auth: Mutex<AuthState>,
+    auth: Arc<Mutex<AuthState>>,
     limits: ImageLimits,
-    retry: Option<super::retry::Retry>,
+    pub(super) retry: Option<super::retry::Retry>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -144,7 +146,7 @@ impl RegistryClient {
             host: host.to_string(),
             base: format!("{scheme}://{host}"),
             credentials: options.credentials,
-            auth: Mutex::new(AuthState::default()),
+            auth: Arc::new(Mutex::new(AuthState::default())),
             limits: ImageLimits::default(),
             retry: None,
         }
@@ -156,6 +158,11 @@ impl RegistryClient {
     pub fn with_retry(mut self, retry: super::retry::Retry) -> Self {
         self.retry = Some(retry);
         self
+    }
+
+    /// The retry policy, when the client retries (see [`Self::with_retry`]).
+    pub fn retry(&self) -> Option<&super::retry::Retry> {
+        self.retry.as_ref()
     }
 
     /// Enforces `limits` on what this client reads whole (`manifest-bytes`,
@@ -190,6 +197,20 @@ impl RegistryClient {
         )
     }
 
+    /// A second handle on this client sharing its tokens (for a blob stream that
+    /// outlives the borrow it was made from and re-requests its blob).
+    pub(super) fn share(&self) -> RegistryClient {
+        RegistryClient {
+            transport: self.transport.clone(),
+            host: self.host.clone(),
+            base: self.base.clone(),
+            credentials: self.credentials.clone(),
+            auth: self.auth.clone(),
+            limits: self.limits,
+            retry: self.retry.clone(),
+        }
+    }
+
     /// The registry host.
     pub fn host(&self) -> &str {
         &self.host
@@ -202,17 +223,6 @@ impl RegistryClient {
 
     pub(super) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
-    }
-
-    /// Resolves an upload `Location` (absolute, or relative to the registry).
-    pub(super) fn resolve_location(&self, loc: &str) -> String {
-        if loc.starts_with("http://") || loc.starts_with("https://") {
-            loc.to_string()
-        } else if loc.starts_with('/') {
-            format!("{}{}", self.base, loc)
-        } else {
-            format!("{}/{}", self.base, loc)
-        }
     }
 
     pub(super) fn transport_err(&self, operation: &str, e: TransportError) -> RegistryError {
@@ -348,13 +358,41 @@ impl RegistryClient {
         req: Request,
         op: &str,
     ) -> Result<Response, RegistryError> {
+        self.with_retries(req, op, |r| self.send_once(scopes, r, op))
+            .await
+    }
+
+    /// Sends a request without credentials (a blob redirected to another origin),
+    /// retried like [`Self::send`].
+    async fn send_anonymous(&self, req: Request, op: &str) -> Result<Response, RegistryError> {
+        self.with_retries(req, op, |r| async move {
+            self.transport
+                .send(r)
+                .await
+                .map_err(|e| self.transport_err(op, e))
+        })
+        .await
+    }
+
+    /// Runs `once` and, for an idempotent request with this client's [`super::retry::Retry`],
+    /// again after a retryable failure, as the policy says.
+    async fn with_retries<F, Fut>(
+        &self,
+        req: Request,
+        op: &str,
+        once: F,
+    ) -> Result<Response, RegistryError>
+    where
+        F: Fn(Request) -> Fut,
+        Fut: std::future::Future<Output = Result<Response, RegistryError>>,
+    {
         use super::retry::{retry_after_ms, retryable_status, salt_of, RetryNotice};
         use crate::image::transport::TransportErrorKind;
         let Some(retry) = self.retry.as_ref() else {
-            return self.send_once(scopes, req, op).await;
+            return once(req).await;
         };
         if !matches!(req.method, Method::Get | Method::Head) {
-            return self.send_once(scopes, req, op).await;
+            return once(req).await;
         }
         let policy = retry.policy;
         let mut req = req;
@@ -362,7 +400,7 @@ impl RegistryClient {
         let mut waited = 0u64;
         loop {
             let spare = try_clone(&req);
-            let result = self.send_once(scopes, req, op).await;
+            let result = once(req).await;
             let (reason, after) = match &result {
                 Ok(resp) if retryable_status(resp.status) => (
                     format!("HTTP {}", resp.status),
@@ -601,7 +639,10 @@ impl RegistryClient {
         Ok(raw)
     }
 
-    /// `HEAD` a manifest: `None` when absent.
+    /// `HEAD` a manifest: `None` when absent. Registries that refuse `HEAD` on
+    /// manifests (405, 400, 403, or a 404 for a manifest `GET` serves), or answer it
+    /// without a `Docker-Content-Digest`, are asked by `GET` instead, and the digest is
+    /// computed from the bytes (bounded by `manifest-bytes`).
     pub async fn head_manifest(
         &self,
         repository: &str,
@@ -615,21 +656,34 @@ impl RegistryClient {
         )
         .header("Accept", MANIFEST_ACCEPT);
         let resp = self.send(&[Scope::pull(repository)], req, &op).await?;
-        if resp.status == 404 {
-            return Ok(None);
-        }
-        let resp = self.expect(resp, &[200], &op, "manifest").await?;
-        Ok(Some(ManifestInfo {
-            digest: resp
+        if resp.status == 200 {
+            let digest = resp
                 .headers
                 .get("docker-content-digest")
-                .and_then(|d| Digest::parse(d).ok()),
-            media_type: resp.headers.get("content-type").map(str::to_string),
-            size: resp
-                .headers
-                .get("content-length")
-                .and_then(|l| l.parse().ok()),
-        }))
+                .and_then(|d| Digest::parse(d).ok());
+            if digest.is_some() {
+                return Ok(Some(ManifestInfo {
+                    digest,
+                    media_type: resp.headers.get("content-type").map(str::to_string),
+                    size: resp
+                        .headers
+                        .get("content-length")
+                        .and_then(|l| l.parse().ok()),
+                }));
+            }
+        } else if !matches!(resp.status, 400 | 403 | 404 | 405) {
+            self.expect(resp, &[200], &op, "manifest").await?;
+        }
+        // HEAD refused or told too little: GET tells everything.
+        match self.get_manifest(repository, reference).await {
+            Ok(raw) => Ok(Some(ManifestInfo {
+                digest: Some(raw.digest().clone()),
+                media_type: Some(raw.media_type().to_string()),
+                size: Some(raw.size()),
+            })),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `PUT` a manifest under `reference` (a tag or its own digest), sending the exact
@@ -733,21 +787,85 @@ impl RegistryClient {
     ) -> Result<BlobStream, RegistryError> {
         check_repository(repository)?;
         let op = format!("GET blob {repository}@{digest}");
-        let req = Request::new(
-            Method::Get,
-            self.url(&format!("/v2/{repository}/blobs/{digest}")),
-        );
-        let resp = self.send(&[Scope::pull(repository)], req, &op).await?;
+        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let resp = self.fetch_blob(repository, &url, 0, &op).await?;
         let resp = self
             .expect(resp, &[200], &op, &format!("blob {digest}"))
             .await?;
+        let body = match &self.retry {
+            Some(retry) => super::resume::ResumingBody::wrap(
+                self.share(),
+                retry.clone(),
+                repository,
+                url,
+                op,
+                size,
+                resp.body,
+            ),
+            None => resp.body,
+        };
         Ok(Box::pin(VerifiedStream::new(
-            resp.body,
+            body,
             digest.clone(),
             size,
             &self.host,
             &format!("blob {repository}@{digest}"),
         )))
+    }
+
+    /// `GET` a blob URL from byte `from` on (a `Range` request when `from > 0`),
+    /// following redirects the transport handed back (301, 302, 303, 307, 308; at most
+    /// [`MAX_REDIRECTS`]): credentials go only to the registry's own origin, never to
+    /// the storage host a blob is redirected to (its URL carries its own signature).
+    pub(super) async fn fetch_blob(
+        &self,
+        repository: &str,
+        url: &str,
+        from: u64,
+        op: &str,
+    ) -> Result<Response, RegistryError> {
+        let request = |u: &str| {
+            let r = Request::new(Method::Get, u.to_string());
+            if from > 0 {
+                r.header("Range", format!("bytes={from}-"))
+            } else {
+                r
+            }
+        };
+        let scopes = [Scope::pull(repository)];
+        let mut current = url.to_string();
+        let mut resp = self.send(&scopes, request(&current), op).await?;
+        for _ in 0..MAX_REDIRECTS {
+            if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(resp);
+            }
+            let Some(loc) = resp.headers.get("location") else {
+                return Ok(resp);
+            };
+            let next = resolve_url(&current, loc);
+            let lower = next.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+                return Err(RegistryError::InvalidResponse {
+                    registry: self.host.clone(),
+                    operation: op.to_string(),
+                    detail: "a redirect to a URL that is not http(s)".into(),
+                });
+            }
+            resp = if same_origin(&next, &self.base) {
+                self.send(&scopes, request(&next), op).await?
+            } else {
+                self.send_anonymous(request(&next), op).await?
+            };
+            current = next;
+        }
+        if matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+            return Err(RegistryError::InvalidResponse {
+                registry: self.host.clone(),
+                operation: op.to_string(),
+                detail: format!("more than {MAX_REDIRECTS} redirects"),
+            });
+        }
+        Ok(resp)
     }
 
     /// `GET` a small blob (a config) whole, verified, at most `limit` bytes.
@@ -808,7 +926,7 @@ impl RegistryClient {
                 })?;
             all.extend(t.tags.unwrap_or_default());
             match next {
-                Some(n) => url = self.resolve_location(&n),
+                Some(n) => url = resolve_url(&url, &n),
                 None => return Ok(all),
             }
         }
@@ -906,6 +1024,61 @@ fn try_clone(req: &Request) -> Option<Request> {
     })
 }
 
+/// Resolves `loc` (a `Location` header: absolute, scheme-relative `//host/...`,
+/// absolute-path `/v2/...`, query-only `?...` or path-relative `abc?...`) against the
+/// URL `base` of the request it answered (RFC 3986 section 5.2, without dot-segment
+/// removal; fragments dropped). Registries send every one of these forms for upload
+/// sessions.
+pub fn resolve_url(base: &str, loc: &str) -> String {
+    let loc = loc.trim();
+    let loc = loc.split('#').next().unwrap_or("");
+    let lower = loc.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return loc.to_string();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("https", base));
+    if let Some(authority_on) = loc.strip_prefix("//") {
+        return format!("{scheme}://{authority_on}");
+    }
+    let (authority, path_query) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let origin = format!("{scheme}://{authority}");
+    if loc.starts_with('/') {
+        return format!("{origin}{loc}");
+    }
+    let path = path_query.split('?').next().unwrap_or("/");
+    if loc.starts_with('?') || loc.is_empty() {
+        return format!("{origin}{path}{loc}");
+    }
+    let dir = match path.rfind('/') {
+        Some(i) => &path[..=i],
+        None => "/",
+    };
+    format!("{origin}{dir}{loc}")
+}
+
+/// Whether two absolute URLs have the same origin (scheme, host, port), compared as
+/// written, case-insensitively: credentials go only to the registry's own origin.
+pub fn same_origin(a: &str, b: &str) -> bool {
+    fn origin(u: &str) -> Option<(String, String)> {
+        let (scheme, rest) = u.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let scheme = scheme.to_ascii_lowercase();
+        let mut authority = authority.to_ascii_lowercase();
+        let default = if scheme == "https" { ":443" } else { ":80" };
+        if let Some(a) = authority.strip_suffix(default) {
+            authority = a.to_string();
+        }
+        Some((scheme, authority))
+    }
+    match (origin(a), origin(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// The target of `Link: <URL>; rel="next"`.
 fn next_link(link: &str) -> Option<String> {
     for part in link.split(',') {
@@ -936,6 +1109,39 @@ mod tests {
             Some("/v2/a/tags/list?last=b&n=1".into())
         );
         assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn locations_resolve_in_every_form() {
+        let base = "http://r:5000/v2/a/blobs/uploads/";
+        for (loc, want) in [
+            ("http://s:1/x?y=1", "http://s:1/x?y=1"),
+            ("HTTPS://s/x", "HTTPS://s/x"),
+            ("//s:2/up/1?q", "http://s:2/up/1?q"),
+            (
+                "/v2/a/blobs/uploads/u?_state=z",
+                "http://r:5000/v2/a/blobs/uploads/u?_state=z",
+            ),
+            (
+                "/v2/a/blobs/uploads/u",
+                "http://r:5000/v2/a/blobs/uploads/u",
+            ),
+            (
+                "u1?_state=z",
+                "http://r:5000/v2/a/blobs/uploads/u1?_state=z",
+            ),
+            ("?_state=z", "http://r:5000/v2/a/blobs/uploads/?_state=z"),
+            (" /x#frag ", "http://r:5000/x"),
+        ] {
+            assert_eq!(resolve_url(base, loc), want, "{loc}");
+        }
+        assert_eq!(resolve_url("https://r", "x"), "https://r/x");
+        assert!(same_origin("http://r:5000/a", "HTTP://R:5000/b?c"));
+        assert!(same_origin("https://r/a", "https://r:443/b"));
+        assert!(!same_origin("http://r:5000/a", "http://r:5001/a"));
+        assert!(!same_origin("http://r/a", "https://r/a"));
+        assert!(!same_origin("http://r/a", "http://s/a"));
+        assert!(!same_origin("garbage", "garbage"));
     }
 
     #[test]

@@ -22,7 +22,10 @@ pub enum CopyOutcome {
 }
 
 /// Ensures `digest` is in `dst_repo` on `dst`, taking it from `src_repo` on `src`.
-/// `size` (from the descriptor) is checked while streaming.
+/// `size` (from the descriptor) is checked while streaming. With a retry policy on
+/// `dst`, an upload that fails on the destination's side
+/// ([`super::retry::restartable`]) starts over: the blob fetched again from `src`, a
+/// new upload session on `dst`.
 pub async fn copy_blob(
     src: &RegistryClient,
     src_repo: &str,
@@ -43,16 +46,101 @@ pub async fn copy_blob(
     } else {
         dst.start_upload(dst_repo).await?
     };
-    let blob = src.get_blob(src_repo, digest, size).await?;
-    let (stream, source_error) = blob_to_body_stream(blob);
-    let body = Body::Stream {
-        stream,
-        length: size,
-    };
-    match dst.upload_session(session, digest, body, mode).await {
-        Ok(()) => Ok(CopyOutcome::Uploaded),
-        // An upload cut short by its source fails with the source's error.
-        Err(e) => Err(source_error.take().unwrap_or(e)),
+    upload_from(
+        src, src_repo, dst, dst_repo, digest, size, mode, session, 1, 0,
+    )
+    .await
+}
+
+/// Starts over an upload of `digest` to `dst_repo` that failed with `failure` (e.g. a
+/// layer teed into its upload while scanned): when the failure is
+/// [`restartable`](super::retry::restartable) and `dst`'s retry policy allows (the
+/// failed upload was attempt 1), the blob is fetched again from `src_repo` on `src`
+/// into a new session, as [`copy_blob`] does; else `failure` is returned.
+#[allow(clippy::too_many_arguments)]
+pub async fn restart_upload(
+    src: &RegistryClient,
+    src_repo: &str,
+    dst: &RegistryClient,
+    dst_repo: &str,
+    digest: &Digest,
+    size: Option<u64>,
+    mode: UploadMode,
+    failure: RegistryError,
+) -> Result<CopyOutcome, RegistryError> {
+    let mut waited = 0u64;
+    if !again(dst, dst_repo, digest, &failure, 1, &mut waited).await {
+        return Err(failure);
+    }
+    let session = dst.start_upload(dst_repo).await?;
+    upload_from(
+        src, src_repo, dst, dst_repo, digest, size, mode, session, 2, waited,
+    )
+    .await
+}
+
+/// Whether to start over after attempt `attempt` failed with `e` (waits the backoff).
+async fn again(
+    dst: &RegistryClient,
+    dst_repo: &str,
+    digest: &Digest,
+    e: &RegistryError,
+    attempt: u32,
+    waited: &mut u64,
+) -> bool {
+    match dst.retry() {
+        Some(retry) if super::retry::restartable(e) => {
+            retry
+                .wait_before_next(
+                    &format!("upload {digest} to {dst_repo} (in a new session)"),
+                    attempt,
+                    waited,
+                    e.to_string(),
+                )
+                .await
+        }
+        _ => false,
+    }
+}
+
+/// Streams the blob from `src` into `session`, starting over in a new session as the
+/// retry policy allows (`attempt` and `waited` so far).
+#[allow(clippy::too_many_arguments)]
+async fn upload_from(
+    src: &RegistryClient,
+    src_repo: &str,
+    dst: &RegistryClient,
+    dst_repo: &str,
+    digest: &Digest,
+    size: Option<u64>,
+    mode: UploadMode,
+    session: super::upload::UploadSession,
+    mut attempt: u32,
+    mut waited: u64,
+) -> Result<CopyOutcome, RegistryError> {
+    let mut session = session;
+    loop {
+        let blob = src.get_blob(src_repo, digest, size).await?;
+        let (stream, source_error) = blob_to_body_stream(blob);
+        let body = Body::Stream {
+            stream,
+            length: size,
+        };
+        let e = match dst.upload_session(session, digest, body, mode).await {
+            Ok(()) => return Ok(CopyOutcome::Uploaded),
+            Err(e) => e,
+        };
+        // An upload cut short by its source fails with the source's error (the
+        // source's stream already resumed what it could).
+        if let Some(source) = source_error.take() {
+            return Err(source);
+        }
+        // A failed upload starts over: the blob fetched again, a new session.
+        if !again(dst, dst_repo, digest, &e, attempt, &mut waited).await {
+            return Err(e);
+        }
+        attempt += 1;
+        session = dst.start_upload(dst_repo).await?;
     }
 }
 

@@ -575,3 +575,148 @@ fn idempotent_requests_are_retried_with_retry_after_and_bounded() {
     assert!(run(c.get_manifest("a", "t")).is_err());
     assert_eq!(seen(&slow).len(), 1);
 }
+
+#[test]
+fn uploads_from_memory_start_over_in_new_sessions_and_quirks_pass() {
+    // POST answers 201 (not 202) with a path-relative Location; the first PUT fails with
+    // 503, the second succeeds with 202 and no Docker-Content-Digest.
+    let m = mock(Box::new(move |req, n| match req.method {
+        Method::Post => (201, vec![("Location", format!("s{n}?_state=x"))], vec![]),
+        Method::Put if n == 2 => (503, vec![], vec![]),
+        Method::Put => (202, vec![], vec![]),
+        _ => (404, vec![], vec![]),
+    }));
+    let timer = Arc::new(InstantTimer::default());
+    let notices = Arc::new(Notices::default());
+    let retry = Retry {
+        policy: RetryPolicy::default(),
+        timer: timer.clone(),
+        observer: Some(notices.clone()),
+    };
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default()).with_retry(retry);
+    let d = Digest::sha256_of(b"data");
+    let r = run(c.push_blob(
+        "a",
+        &d,
+        Body::Bytes(Bytes::from_static(b"data")),
+        UploadMode::Monolithic,
+    ));
+    assert!(r.is_ok(), "{r:?}");
+    let s = seen(&m);
+    let urls: Vec<_> = s.iter().map(|x| (x.method, x.url.as_str())).collect();
+    assert_eq!(
+        urls,
+        vec![
+            (Method::Post, "https://r/v2/a/blobs/uploads/"),
+            (
+                Method::Put,
+                &*format!(
+                    "https://r/v2/a/blobs/uploads/s1?_state=x&digest={}",
+                    d.to_string().replace(':', "%3A")
+                )
+            ),
+            (Method::Post, "https://r/v2/a/blobs/uploads/"),
+            (
+                Method::Put,
+                &*format!(
+                    "https://r/v2/a/blobs/uploads/s3?_state=x&digest={}",
+                    d.to_string().replace(':', "%3A")
+                )
+            ),
+        ]
+    );
+    let n = notices.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(n.len(), 1);
+    assert!(n[0].operation.contains("in a new session"), "{n:?}");
+
+    // A registry that reports another digest for the upload is an error, not retried.
+    let m = mock(Box::new(move |req, _| match req.method {
+        Method::Post => (202, vec![("Location", "/u".to_string())], vec![]),
+        _ => (
+            201,
+            vec![(
+                "Docker-Content-Digest",
+                Digest::sha256_of(b"other").to_string(),
+            )],
+            vec![],
+        ),
+    }));
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default());
+    let r = run(c.push_blob(
+        "a",
+        &d,
+        Body::Bytes(Bytes::from_static(b"data")),
+        UploadMode::Monolithic,
+    ));
+    assert!(
+        matches!(r, Err(RegistryError::ContentMismatch { .. })),
+        "{r:?}"
+    );
+
+    // A 4xx refusal is final: one session only.
+    let m = mock(Box::new(move |req, _| match req.method {
+        Method::Post => (202, vec![("Location", "/u".to_string())], vec![]),
+        _ => (400, vec![], vec![]),
+    }));
+    let retry = Retry {
+        policy: RetryPolicy::default(),
+        timer: timer.clone(),
+        observer: None,
+    };
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default()).with_retry(retry);
+    assert!(run(c.push_blob(
+        "a",
+        &d,
+        Body::Bytes(Bytes::from_static(b"data")),
+        UploadMode::Monolithic
+    ))
+    .is_err());
+    assert_eq!(seen(&m).len(), 2);
+}
+
+#[test]
+fn manifest_head_refused_falls_back_to_get() {
+    for refused in [405u16, 404, 400] {
+        let m = mock(Box::new(move |req, _| match req.method {
+            Method::Head => (refused, vec![], vec![]),
+            _ if req.url.ends_with("/missing") => (404, vec![], vec![]),
+            _ => (
+                200,
+                vec![("Content-Type", OCI_MANIFEST.to_string())],
+                manifest_bytes(),
+            ),
+        }));
+        let c = RegistryClient::new(m.clone(), "r", ClientOptions::default());
+        let info = run(c.head_manifest("a", "t"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("{refused}: absent"));
+        assert_eq!(info.digest, Some(Digest::sha256_of(&manifest_bytes())));
+        assert_eq!(info.size, Some(manifest_bytes().len() as u64));
+        assert_eq!(run(c.head_manifest("a", "missing")).ok(), Some(None));
+        let methods: Vec<_> = seen(&m).iter().map(|s| s.method).collect();
+        assert_eq!(
+            methods,
+            [Method::Head, Method::Get, Method::Head, Method::Get],
+            "{refused}"
+        );
+    }
+    // A HEAD without Docker-Content-Digest: GET computes it.
+    let m = mock(Box::new(move |req, _| match req.method {
+        Method::Head => (
+            200,
+            vec![("Content-Type", OCI_MANIFEST.to_string())],
+            vec![],
+        ),
+        _ => (
+            200,
+            vec![("Content-Type", OCI_MANIFEST.to_string())],
+            manifest_bytes(),
+        ),
+    }));
+    let c = RegistryClient::new(m.clone(), "r", ClientOptions::default());
+    let info = run(c.head_manifest("a", "t")).ok().flatten();
+    assert_eq!(
+        info.and_then(|i| i.digest),
+        Some(Digest::sha256_of(&manifest_bytes()))
+    );
+}

@@ -12,15 +12,18 @@ pub mod auth;
 pub mod client;
 pub mod copy;
 pub mod error;
+pub mod resume;
 pub mod retry;
 pub mod upload;
 pub mod verify;
 
 pub use auth::{Challenge, Credentials, Scope};
 pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, ResolvedImage};
-pub use copy::{copy_blob, CopyOutcome};
+pub use copy::{copy_blob, restart_upload, CopyOutcome};
 pub use error::{ErrorClass, RegistryError};
-pub use retry::{Retry, RetryNotice, RetryObserver, RetryPolicy, Timer};
+pub use retry::{
+    Retry, RetryNotice, RetryObserver, RetryPolicy, RetrySettingError, Timer, RETRY_NAMES,
+};
 pub use upload::{MountOutcome, UploadMode, UploadSession, DEFAULT_CHUNK_SIZE};
 pub use verify::{blob_to_body_stream, BlobStream, SourceError, VerifiedStream};
 

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::auth::{query_escape, Scope};
-use super::client::{check_repository, RegistryClient};
+use super::client::{check_repository, resolve_url, RegistryClient};
 use super::error::RegistryError;
 use crate::image::reference::Digest;
 use crate::image::transport::{stream_from_chunks, Body, ByteStream, Method, Request, Response};
@@ -51,9 +51,12 @@ pub enum MountOutcome {
 }
 
 impl RegistryClient {
+    /// The session a `POST` (sent to `url`) opened: its `Location` resolved against
+    /// `url` (absolute, `/path`, or relative, with or without a query).
     fn session_from(
         &self,
         repository: &str,
+        url: &str,
         resp: &Response,
         op: &str,
     ) -> Result<UploadSession, RegistryError> {
@@ -67,7 +70,7 @@ impl RegistryClient {
             })?;
         Ok(UploadSession {
             repository: repository.to_string(),
-            location: self.resolve_location(loc),
+            location: resolve_url(url, loc),
             min_chunk: resp
                 .headers
                 .get("oci-chunk-min-length")
@@ -79,16 +82,15 @@ impl RegistryClient {
     pub async fn start_upload(&self, repository: &str) -> Result<UploadSession, RegistryError> {
         check_repository(repository)?;
         let op = format!("start upload to {repository}");
-        let req = Request::new(
-            Method::Post,
-            self.url(&format!("/v2/{repository}/blobs/uploads/")),
-        )
-        .header("Content-Length", "0");
+        let url = self.url(&format!("/v2/{repository}/blobs/uploads/"));
+        let req = Request::new(Method::Post, url.clone()).header("Content-Length", "0");
         let resp = self.send(&[Scope::push(repository)], req, &op).await?;
+        // 202 by the spec; some registries answer 201. Either way the Location is
+        // the session.
         let resp = self
-            .expect(resp, &[202], &op, &format!("repository {repository}"))
+            .expect(resp, &[201, 202], &op, &format!("repository {repository}"))
             .await?;
-        self.session_from(repository, &resp, &op)
+        self.session_from(repository, &url, &resp, &op)
     }
 
     /// Asks the registry to mount `digest` from repository `from` into `repository`
@@ -108,7 +110,7 @@ impl RegistryClient {
             query_escape(&digest.to_string()),
             query_escape(from)
         ));
-        let req = Request::new(Method::Post, url).header("Content-Length", "0");
+        let req = Request::new(Method::Post, url.clone()).header("Content-Length", "0");
         let scopes = [Scope::push(repository), Scope::pull(from)];
         let resp = self.send(&scopes, req, &op).await?;
         let resp = self
@@ -118,7 +120,7 @@ impl RegistryClient {
             return Ok(MountOutcome::Mounted);
         }
         Ok(MountOutcome::NotMounted(
-            self.session_from(repository, &resp, &op)?,
+            self.session_from(repository, &url, &resp, &op)?,
         ))
     }
 
@@ -147,8 +149,31 @@ impl RegistryClient {
         let resp = self
             .send(&[Scope::push(&session.repository)], req, &op)
             .await?;
-        self.expect(resp, &[201, 204], &op, "upload session")
+        self.finish_upload(resp, digest, &op).await
+    }
+
+    /// Checks the answer to the upload's final `PUT`: any 2xx the registries send for it
+    /// (201 by the spec; 200, 202, 204 seen), and a `Docker-Content-Digest`, when the
+    /// registry sends one, must be `digest`. kiln knows the digest itself (it hashed or
+    /// was given the bytes), so a registry that sends none is fine.
+    async fn finish_upload(
+        &self,
+        resp: Response,
+        digest: &Digest,
+        op: &str,
+    ) -> Result<(), RegistryError> {
+        let resp = self
+            .expect(resp, &[200, 201, 202, 204], op, "upload session")
             .await?;
+        if let Some(got) = resp.headers.get("docker-content-digest") {
+            if got.trim() != digest.to_string() {
+                return Err(RegistryError::ContentMismatch {
+                    what: format!("uploaded blob {digest} (Docker-Content-Digest)"),
+                    expected: digest.to_string(),
+                    actual: got.chars().take(100).collect(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -194,9 +219,7 @@ impl RegistryClient {
         let req = Request::new(Method::Put, Self::with_digest(&location, digest))
             .header("Content-Length", "0");
         let resp = self.send(&scopes, req, &op).await?;
-        self.expect(resp, &[201, 204], &op, "upload session")
-            .await?;
-        Ok(())
+        self.finish_upload(resp, digest, &op).await
     }
 
     async fn patch_chunk(
@@ -214,15 +237,24 @@ impl RegistryClient {
             .header("Content-Length", len.to_string())
             .body(part);
         let resp = self.send(scopes, req, op).await?;
-        let resp = self.expect(resp, &[202, 204], op, "upload session").await?;
+        // 202 by the spec; 201, 204 and 200 seen.
+        let resp = self
+            .expect(resp, &[200, 201, 202, 204], op, "upload session")
+            .await?;
         match resp.headers.get("location") {
-            Some(l) => Ok(self.resolve_location(l)),
+            Some(l) => Ok(resolve_url(location, l)),
             None => Ok(location.to_string()),
         }
     }
 
     /// Uploads a blob to `repository` (a new session, then `mode`). Callers first
     /// check [`RegistryClient::blob_exists`] or try [`RegistryClient::mount_blob`].
+    ///
+    /// With a [`Retry`](super::Retry) ([`RegistryClient::with_retry`]) and a body in
+    /// memory, an upload that fails on the way ([`super::retry::restartable`]: a 5xx,
+    /// 408, 429, a broken or timed-out connection, on any step) starts over in a new
+    /// session, as the retry policy allows (each restart an observer notice). The
+    /// failed session is left to the registry to expire; no step of it is re-sent.
     pub async fn push_blob(
         &self,
         repository: &str,
@@ -230,8 +262,43 @@ impl RegistryClient {
         body: Body,
         mode: UploadMode,
     ) -> Result<(), RegistryError> {
-        let session = self.start_upload(repository).await?;
-        self.upload_session(session, digest, body, mode).await
+        let replay = match &body {
+            Body::Empty => Some(Bytes::new()),
+            Body::Bytes(b) => Some(b.clone()),
+            Body::Stream { .. } => None,
+        };
+        let (Some(retry), Some(bytes)) = (self.retry.clone(), replay) else {
+            let session = self.start_upload(repository).await?;
+            return self.upload_session(session, digest, body, mode).await;
+        };
+        drop(body);
+        let op = format!("upload {digest} to {repository}");
+        let mut attempt = 1u32;
+        let mut waited = 0u64;
+        loop {
+            let result = async {
+                let session = self.start_upload(repository).await?;
+                self.upload_session(session, digest, Body::Bytes(bytes.clone()), mode)
+                    .await
+            }
+            .await;
+            match result {
+                Err(e)
+                    if super::retry::restartable(&e)
+                        && retry
+                            .wait_before_next(
+                                &format!("{op} (in a new session)"),
+                                attempt,
+                                &mut waited,
+                                e.to_string(),
+                            )
+                            .await =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Uploads a blob through an open session (e.g. the one a refused mount opened).
