@@ -14,11 +14,11 @@ use kiln_engine::attest::{
     ImageEnclaves, TrustRoot,
 };
 use kiln_engine::pipeline::config::parse_rfc3339;
-use kiln_engine::verify::{verify, CheckStatus, Expectations};
+use kiln_engine::verify::{verify, Expectations};
 use kiln_native::{HttpOptions, HttpTransport};
 
 use super::registry_args::{self, RegistryArgs};
-use super::verify::{parse_measurement, EXIT_CHECK_FAILED};
+use super::verify::{parse_measurement, write_checks, write_verdict, EXIT_CHECK_FAILED};
 
 /// Largest collateral file read.
 const MAX_COLLATERAL_BYTES: u64 = 4 << 20;
@@ -182,14 +182,7 @@ pub fn render_text(r: &AttestReport) -> String {
         "; quote v{}, verified at {}",
         r.quote_version, r.verified_at
     );
-    for c in &r.checks {
-        let mark = match c.status {
-            CheckStatus::Pass => "PASS",
-            CheckStatus::Fail => "FAIL",
-            CheckStatus::Info => "INFO",
-        };
-        let _ = writeln!(s, "{mark} {}/{}: {}", c.subject, c.id, c.explanation);
-    }
+    write_checks(&mut s, &r.checks);
     if let Some(e) = &r.enclave {
         let _ = writeln!(s, "mrenclave: {}", e.mrenclave);
         let _ = writeln!(s, "mrsigner: {}", e.mrsigner);
@@ -215,12 +208,7 @@ pub fn render_text(r: &AttestReport) -> String {
     if let Some(e) = &r.image_enclave {
         let _ = writeln!(s, "running enclave of the image: {e}");
     }
-    let failed = r.failures().count();
-    if r.passed {
-        let _ = writeln!(s, "verified: every check passed");
-    } else {
-        let _ = writeln!(s, "NOT verified: {failed} check(s) failed");
-    }
+    write_verdict(&mut s, r.passed, r.failures().count());
     s
 }
 

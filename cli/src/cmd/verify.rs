@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use kiln_engine::verify::{verify, CheckStatus, Expectations, VerifyReport};
+use kiln_engine::verify::{verify, Check, CheckStatus, Expectations, VerifyReport};
 
 use super::registry_args::{self, RegistryArgs};
 
@@ -71,7 +71,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 pub fn render_text(r: &VerifyReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "image {}", r.manifest_digest);
-    for c in &r.checks {
+    write_checks(&mut s, &r.checks);
+    for (name, m) in &r.mrenclaves {
+        let _ = writeln!(s, "mrenclave {name}: {m}");
+    }
+    if let Some(m) = &r.mrsigner {
+        let _ = writeln!(s, "mrsigner: {m}");
+    }
+    write_verdict(&mut s, r.passed, r.failures().count());
+    s
+}
+
+/// One line per check: `PASS|FAIL|INFO subject/id: explanation` (verify and attest).
+pub fn write_checks(s: &mut String, checks: &[Check]) {
+    for c in checks {
         let mark = match c.status {
             CheckStatus::Pass => "PASS",
             CheckStatus::Fail => "FAIL",
@@ -79,19 +92,15 @@ pub fn render_text(r: &VerifyReport) -> String {
         };
         let _ = writeln!(s, "{mark} {}/{}: {}", c.subject, c.id, c.explanation);
     }
-    for (name, m) in &r.mrenclaves {
-        let _ = writeln!(s, "mrenclave {name}: {m}");
-    }
-    if let Some(m) = &r.mrsigner {
-        let _ = writeln!(s, "mrsigner: {m}");
-    }
-    let failed = r.failures().count();
-    if r.passed {
+}
+
+/// The last line of a report: verified, or how many checks failed.
+pub fn write_verdict(s: &mut String, passed: bool, failed: usize) {
+    if passed {
         let _ = writeln!(s, "verified: every check passed");
     } else {
         let _ = writeln!(s, "NOT verified: {failed} check(s) failed");
     }
-    s
 }
 
 #[cfg(test)]

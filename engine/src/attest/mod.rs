@@ -45,6 +45,7 @@ pub use dcap_qvl::QuoteCollateralV3;
 pub use evidence::{read_evidence, CertificateEvidence, Evidence, RaTlsFormat};
 
 use crate::pipeline::config::{parse_rfc3339, BuildTime};
+use crate::verify::check::Out;
 use crate::verify::{Check, CheckStatus};
 
 /// Why evidence or collateral could not be read. Everything else is a failed [`Check`].
@@ -268,23 +269,6 @@ pub fn read_collateral(json: &[u8]) -> Result<QuoteCollateralV3, AttestError> {
         let path = e.path().to_string();
         AttestError::Collateral(format!("{path}: {}", e.inner()))
     })
-}
-
-struct Out(Vec<Check>);
-
-impl Out {
-    fn push(&mut self, id: &str, subject: &str, ok: bool, explanation: String) {
-        self.0.push(Check {
-            id: id.into(),
-            subject: subject.into(),
-            status: if ok {
-                CheckStatus::Pass
-            } else {
-                CheckStatus::Fail
-            },
-            explanation,
-        });
-    }
 }
 
 fn rfc3339(unix: u64) -> String {

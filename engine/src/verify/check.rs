@@ -82,10 +82,12 @@ impl VerifyReport {
     }
 }
 
-struct Out(Vec<Check>);
+/// The checks of a report as they are made (verify's and attest's).
+pub(crate) struct Out(pub(crate) Vec<Check>);
 
 impl Out {
-    fn push(&mut self, id: &str, subject: &str, ok: bool, explanation: String) {
+    /// A check that passed when `ok`, else failed.
+    pub(crate) fn push(&mut self, id: &str, subject: &str, ok: bool, explanation: String) {
         self.0.push(Check {
             id: id.into(),
             subject: subject.into(),
@@ -97,7 +99,8 @@ impl Out {
             explanation,
         });
     }
-    fn info(&mut self, id: &str, subject: &str, explanation: String) {
+    /// A fact reported without a verdict.
+    pub(crate) fn info(&mut self, id: &str, subject: &str, explanation: String) {
         self.0.push(Check {
             id: id.into(),
             subject: subject.into(),
