@@ -169,3 +169,38 @@ pub async fn push_fixture_runtime(
     .await?;
     Ok(rt)
 }
+
+/// Packs a runtime image with `kiln runtime pack` from the Gramine install at `prefix` and
+/// pushes it to the plain-HTTP registry at `host` as `kiln/runtime:gramine`; returns it.
+pub fn pack_gramine_runtime(
+    prefix: impl AsRef<std::ffi::OsStr>,
+    host: &str,
+) -> Result<String, HarnessError> {
+    let runtime = format!("{host}/kiln/runtime:gramine");
+    crate::runc::run_ok(
+        Command::new(crate::cli::kiln_bin()?)
+            .args(["runtime", "pack", "--gramine-prefix"])
+            .arg(prefix)
+            .args(["--out", &runtime, "--insecure-registry", host]),
+    )?;
+    Ok(runtime)
+}
+
+/// The conversion tests' pipeline environment: `transport` to the plain-HTTP registry at
+/// `host`, `runtime` as the runtime image, and engine/testdata's test key as the default
+/// signer.
+pub fn test_pipeline_env(
+    transport: std::sync::Arc<dyn kiln_engine::image::transport::Transport>,
+    runtime: String,
+    host: &str,
+) -> Result<kiln_engine::pipeline::PipelineEnv, HarnessError> {
+    let mut env = kiln_engine::pipeline::PipelineEnv::new(transport, runtime);
+    env.registry = env.registry.with_insecure(host);
+    env.default_signer = Some(std::sync::Arc::new(
+        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
+            include_str!("../../engine/testdata/gramine/test-key.pem"),
+            None,
+        )?,
+    ));
+    Ok(env)
+}

@@ -493,23 +493,9 @@ async fn certificate_case(gramine: Option<&Path>) -> Result<(), HarnessError> {
             .await?;
             format!("{}/kiln/runtime:fixture", a.host())
         }
-        Some(prefix) => {
-            let runtime = format!("{}/kiln/runtime:gramine", a.host());
-            run(Command::new(kiln_bin()?)
-                .args(["runtime", "pack", "--gramine-prefix"])
-                .arg(prefix)
-                .args(["--out", &runtime, "--insecure-registry", &a.host()]))?;
-            runtime
-        }
+        Some(prefix) => kiln_tests::runtime_fixture::pack_gramine_runtime(prefix, &a.host())?,
     };
-    let mut env = kiln_engine::pipeline::PipelineEnv::new(a.transport()?, runtime);
-    env.registry = env.registry.with_insecure(&a.host());
-    env.default_signer = Some(std::sync::Arc::new(
-        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
-            include_str!("../../engine/testdata/gramine/test-key.pem"),
-            None,
-        )?,
-    ));
+    let env = kiln_tests::runtime_fixture::test_pipeline_env(a.transport()?, runtime, &a.host())?;
     let body = serde_json::json!({
         "inputImageName": format!("{}/busybox-root:1", a.host()),
         "outputImageName": format!("{}/busybox-root-sgx:1", a.host()),

@@ -19,17 +19,17 @@
 //! docker-registry, skopeo, umoci, runc, curl, nsenter; skips loudly otherwise unless
 //! KILN_REQUIRE_RUNC=1.
 
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use kiln_engine::image::registry::UploadMode;
-use kiln_tests::cli::kiln_bin;
 use kiln_tests::images::push_image;
 use kiln_tests::real_apps::{cannot_build, real_app_image};
 use kiln_tests::registry::TestRegistry;
-use kiln_tests::runc::{pull_and_unpack, run_ok, runc_tests_can_run, Container};
-use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
+use kiln_tests::runc::{pull_and_unpack, runc_tests_can_run, Container};
+use kiln_tests::runtime_fixture::{
+    pack_gramine_runtime, push_fixture_runtime, test_pipeline_env, RuntimeBinaries,
+};
 use kiln_tests::HarnessError;
 
 const TOOLS: &[&str] = &[
@@ -116,24 +116,9 @@ async fn convert(app: &str, options: serde_json::Value) -> Result<Converted, Har
             push_fixture_runtime(&client, runtime_binaries()?).await?;
             format!("{}/kiln/runtime:fixture", reg.host())
         }
-        Some(prefix) => {
-            let runtime = format!("{}/kiln/runtime:gramine", reg.host());
-            run_ok(
-                Command::new(kiln_bin()?)
-                    .args(["runtime", "pack", "--gramine-prefix", &prefix])
-                    .args(["--out", &runtime, "--insecure-registry", &reg.host()]),
-            )?;
-            runtime
-        }
+        Some(prefix) => pack_gramine_runtime(&prefix, &reg.host())?,
     };
-    let mut env = kiln_engine::pipeline::PipelineEnv::new(reg.transport()?, runtime);
-    env.registry = env.registry.with_insecure(&reg.host());
-    env.default_signer = Some(std::sync::Arc::new(
-        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
-            include_str!("../../engine/testdata/gramine/test-key.pem"),
-            None,
-        )?,
-    ));
+    let mut env = test_pipeline_env(reg.transport()?, runtime, &reg.host())?;
     env.scans = std::sync::Arc::new(kiln_native::ThreadedScans::default());
     let mut body = serde_json::json!({
         "inputImageName": format!("{}/{app}:1", reg.host()),

@@ -18,7 +18,7 @@ use kiln_engine::verify::{verify, Expectations};
 use kiln_native::{HttpOptions, HttpTransport};
 
 use super::registry_args::{self, RegistryArgs};
-use super::verify::{parse_measurement, write_checks, write_verdict, EXIT_CHECK_FAILED};
+use super::verify::{emit, parse_measurement, write_checks, write_verdict};
 
 /// Largest collateral file read.
 const MAX_COLLATERAL_BYTES: u64 = 4 << 20;
@@ -162,12 +162,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         &TrustRoot::Intel,
         image.as_ref(),
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render_text(&report));
-    }
-    Ok(if report.passed { 0 } else { EXIT_CHECK_FAILED })
+    let json = args.json.then(|| serde_json::to_string_pretty(&report));
+    emit(json, || render_text(&report), report.passed)
 }
 
 /// The text form: what the evidence is, one line per check, the enclave, the verdict.

@@ -59,12 +59,22 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             mrsigner: args.expect_mrsigner,
         },
     );
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render_text(&report));
+    let json = args.json.then(|| serde_json::to_string_pretty(&report));
+    emit(json, || render_text(&report), report.passed)
+}
+
+/// Prints a report as JSON or in its text form; the exit code is 0 when every check
+/// passed, else [`EXIT_CHECK_FAILED`] (verify and attest).
+pub fn emit(
+    json: Option<serde_json::Result<String>>,
+    text: impl FnOnce() -> String,
+    passed: bool,
+) -> anyhow::Result<i32> {
+    match json {
+        Some(j) => println!("{}", j?),
+        None => print!("{}", text()),
     }
-    Ok(if report.passed { 0 } else { EXIT_CHECK_FAILED })
+    Ok(if passed { 0 } else { EXIT_CHECK_FAILED })
 }
 
 /// The text form: one line per check, then the verdict.
