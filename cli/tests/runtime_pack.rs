@@ -192,7 +192,7 @@ fn packs_a_fake_install_to_an_oci_layout() -> R {
     }
     let json = std::fs::read(rt.join("runtime.json"))?;
     assert_eq!(
-        kiln_engine::gramine::runtime::RuntimeDescriptor::from_json(&json)?,
+        kiln_engine::gramine::runtime_descriptor::RuntimeDescriptor::from_json(&json)?,
         d
     );
     // Everything lives under the prefix.

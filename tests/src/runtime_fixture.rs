@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln_engine::gramine::runtime::RuntimeDescriptor;
+use kiln_engine::gramine::runtime_descriptor::RuntimeDescriptor;
 use kiln_engine::image::layer_writer::{write_layer, NewEntry};
 use kiln_engine::image::manifest::{
     ManifestKind, RawManifest, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
-use kiln_engine::gramine::runtime::DEFAULT_RUNTIME_PREFIX;
+use kiln_engine::gramine::runtime_descriptor::DEFAULT_RUNTIME_PREFIX;
 use kiln_engine::image::reference::{Digest, ImageSource};
 use kiln_engine::image::registry::UploadMode;
 use kiln_engine::image::transport::Body;
@@ -339,7 +339,7 @@ fn runtime_glibc(pkglibdir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> 
         );
     }
     if !out.is_empty() {
-        for required in kiln_engine::gramine::runtime::GLIBC_REQUIRED {
+        for required in kiln_engine::gramine::runtime_descriptor::GLIBC_REQUIRED {
             if !out.contains_key(required) {
                 bail!(
                     "Gramine install: {} lacks {required}; rebuild Gramine with -Dlibc=glibc",

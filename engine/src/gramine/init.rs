@@ -10,7 +10,7 @@
 use sha2::{Digest as _, Sha256};
 
 use super::dirs::{DirKind, DirRules};
-use super::runtime::RuntimeDescriptor;
+use super::runtime_descriptor::RuntimeDescriptor;
 use super::spec::TrustedFile;
 use super::validate::{Certificate, Issuer};
 

@@ -3,7 +3,7 @@
 //!
 //! Pipeline: [`request::parse_request`] → [`validate::validate`] → [`spec::build_spec`]
 //! (with the image config, the [`crate::image::file_index::FileIndex`] and a
-//! [`runtime::RuntimeDescriptor`]) → [`manifest::render_manifest`] for each
+//! [`runtime_descriptor::RuntimeDescriptor`]) → [`manifest::render_manifest`] for each
 //! [`manifest::Variant`].
 //!
 //! Modules: [`request`] (wire types), [`validate`] (checks and defaults), [`options`]
@@ -12,7 +12,7 @@
 //! [`spec`] (the enclave spec and the mount choices), [`init`] (certificates through
 //! kiln-init), [`log_links`] (log files linked to stdout/stderr), [`workload`] (runtimes
 //! kiln recognises and the sizing warnings), [`manifest`] (the writer),
-//! [`canonical`] (TOML values and canonical serialisation), [`runtime`] (runtime
+//! [`canonical`] (TOML values and canonical serialisation), [`runtime_descriptor`] (runtime
 //! descriptor).
 
 pub mod argv;
@@ -26,7 +26,7 @@ pub mod manifest;
 pub mod options;
 pub mod paths;
 pub mod request;
-pub mod runtime;
+pub mod runtime_descriptor;
 pub mod runtime_libc;
 pub mod size;
 pub mod spec;

@@ -32,7 +32,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::fsview::{resolve, Node};
-use super::runtime::{RuntimeDescriptor, RuntimeGlibc};
+use super::runtime_descriptor::{RuntimeDescriptor, RuntimeGlibc};
 use super::spec::TrustedFile;
 use crate::image::file_index::{FileIndex, FileKind};
 use crate::image::scan::libc_probe::compare_versions;
@@ -324,7 +324,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gramine::runtime::DEFAULT_RUNTIME_PREFIX;
+    use crate::gramine::runtime_descriptor::DEFAULT_RUNTIME_PREFIX;
     use crate::image::file_index::FileEntry;
 
     const LIBC_HASH: [u8; 32] = [7; 32];

@@ -58,7 +58,7 @@ use super::init::{InitSetup, NO_KILN_INIT};
 use super::log_links::{self, Stream};
 use super::options::ManifestOptions;
 use super::paths::{is_strictly_within, is_within, join, normalize_absolute};
-use super::runtime::RuntimeDescriptor;
+use super::runtime_descriptor::RuntimeDescriptor;
 use super::users::{resolve_user, UserError};
 use super::validate::{Certificate, ValidRequest};
 use crate::image::file_index::FileIndex;

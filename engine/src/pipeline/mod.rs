@@ -9,7 +9,7 @@
 //! digest, tag LAST) → response.
 //!
 //! Modules: [`env`](mod@env) (what the host provides), [`progress`], [`errors`] (API error
-//! mapping), [`resolve`], [`scan`], [`runtime`] (runtime image reader), [`output`] (the
+//! mapping), [`resolve`], [`scan`], [`runtime_reader`] (runtime image reader), [`output`] (the
 //! output image assembled: [`kiln_layer`], [`config`] for config/manifest and the
 //! reproducible time), [`push`], [`response`].
 
@@ -22,7 +22,7 @@ pub mod progress;
 pub mod push;
 pub mod resolve;
 pub mod response;
-pub mod runtime;
+pub mod runtime_reader;
 pub mod scan;
 pub mod two_step;
 
@@ -284,7 +284,7 @@ impl InputImage {
 /// uploads still running.
 struct Staged {
     index: FileIndex,
-    runtime: runtime::RuntimeImage,
+    runtime: runtime_reader::RuntimeImage,
     uploads: scan::PendingUploads,
     hits: usize,
 }
@@ -306,7 +306,7 @@ async fn scan_and_stage(
         .collect();
     let read_rt = async {
         let t = Timer::start(env, Step::ReadRuntime);
-        let rt = runtime::read_runtime(&ends.runtime, env).await?;
+        let rt = runtime_reader::read_runtime(&ends.runtime, env).await?;
         t.done();
         let layer = push::Reused {
             digest: rt.layer_digest.clone(),
@@ -387,7 +387,7 @@ fn render(
     req: &ValidRequest,
     input: &InputImage,
     index: &FileIndex,
-    rt: &runtime::RuntimeImage,
+    rt: &runtime_reader::RuntimeImage,
     env: &PipelineEnv,
 ) -> Result<Rendered, ApiError> {
     if !req.certificates.is_empty() && rt.kiln_init_sha256.is_none() {
@@ -432,7 +432,7 @@ async fn sign_stage(
     signer: Option<Arc<dyn Signer>>,
     request: &ConvertRequest,
     input: &InputImage,
-    rt: &runtime::RuntimeImage,
+    rt: &runtime_reader::RuntimeImage,
     [m1, m2]: [&GramineMeasurement; 2],
     env: &PipelineEnv,
     uploads: &mut scan::PendingUploads,

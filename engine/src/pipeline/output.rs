@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::config::{self, BuildTime};
 use super::kiln_layer;
-use super::runtime::RuntimeImage;
+use super::runtime_reader::RuntimeImage;
 use super::KILN_VERSION;
 use crate::api::{ApiError, ConvertRequest};
 use crate::converted_image::{self, paths, LabelFacts};

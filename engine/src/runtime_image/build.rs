@@ -11,7 +11,7 @@ use super::labels::{
     DESCRIPTOR_FILE, INIT_FILE, LABEL_DESCRIPTOR, LABEL_FORMAT, LABEL_GRAMINE_VERSION,
     LAUNCHER_FILE, RUNTIME_FORMAT,
 };
-use crate::gramine::runtime::{RuntimeDescriptor, RuntimeError, RuntimeGlibc};
+use crate::gramine::runtime_descriptor::{RuntimeDescriptor, RuntimeError, RuntimeGlibc};
 use crate::image::digest::sha256_digest;
 use crate::image::layer_writer::{write_layer, LayerWriteError, NewEntry, WrittenLayer};
 use crate::image::manifest::{ManifestKind, RawManifest, OCI_CONFIG, OCI_MANIFEST};

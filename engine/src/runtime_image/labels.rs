@@ -1,6 +1,6 @@
 //! The runtime image's config labels, and the descriptor read back from a config.
 
-use crate::gramine::runtime::{RuntimeDescriptor, RuntimeError};
+use crate::gramine::runtime_descriptor::{RuntimeDescriptor, RuntimeError};
 
 /// Label: the runtime image format (`1`).
 pub const LABEL_FORMAT: &str = "dev.kiln.runtime.format";

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::read::{labels, ImageContents, ImageKind};
-use crate::gramine::runtime::RuntimeDescriptor;
+use crate::gramine::runtime_descriptor::RuntimeDescriptor;
 use crate::sgx::sigstruct::Sigstruct;
 use crate::sgx::sigstruct_view::SigstructView;
 

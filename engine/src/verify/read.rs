@@ -11,7 +11,7 @@ use base64::Engine as _;
 use oci_spec::image::Descriptor;
 
 use super::source::{scan_layer, BlobSource, SourceError};
-use crate::gramine::runtime::{RuntimeDescriptor, DEFAULT_RUNTIME_PREFIX};
+use crate::gramine::runtime_descriptor::{RuntimeDescriptor, DEFAULT_RUNTIME_PREFIX};
 use crate::image::file_index::{FileEntry, FileIndex, FileKind};
 use crate::image::reference::Digest;
 use crate::image::registry::ResolvedImage;

@@ -5,7 +5,7 @@
 use futures_util::StreamExt;
 
 use crate::image::reference::Digest;
-use crate::image::registry::verify::BlobStream;
+use crate::image::registry::blob_stream::BlobStream;
 use crate::image::registry::RegistryClient;
 use crate::image::scan::{CaptureSet, LayerScanner, LayerSummary, ScanError};
 use crate::util::MaybeSend;

@@ -1,6 +1,6 @@
 //! What several engine integration tests share (`mod support;`).
 
-use kiln_engine::gramine::runtime::RuntimeDescriptor;
+use kiln_engine::gramine::runtime_descriptor::RuntimeDescriptor;
 
 /// A runtime descriptor with the standard layout under /opt/kiln/runtime and
 /// placeholder hashes (`ab…` for libsysdb.so, `cd…` for the SGX libpal.so).

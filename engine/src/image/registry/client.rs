@@ -9,8 +9,8 @@ use bytes::Bytes;
 use super::auth::{
     parse_challenge, scope_key, token_form, token_url, Challenge, Credentials, Scope, TokenResponse,
 };
+use super::blob_stream::{BlobStream, VerifiedStream};
 use super::error::{summarize_error_body, RegistryError};
-use super::verify::{BlobStream, VerifiedStream};
 use crate::image::limits::{ImageLimits, LimitExceeded};
 use crate::image::manifest::{
     check_config_platform, select_platform, ManifestError, PlatformSpec, RawManifest,

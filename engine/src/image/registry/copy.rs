@@ -3,10 +3,10 @@
 //! refused) stream it from the source straight into the upload, verified on the way,
 //! never held whole. When the source fails mid-copy, the error is the source's.
 
+use super::blob_stream::blob_to_body_stream;
 use super::client::RegistryClient;
 use super::error::RegistryError;
 use super::upload::{MountOutcome, UploadMode};
-use super::verify::blob_to_body_stream;
 use crate::image::reference::Digest;
 use crate::image::transport::Body;
 

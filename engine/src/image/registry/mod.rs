@@ -9,15 +9,16 @@
 //! [`copy_blob`] does the blob step for a blob taken from another repository.
 
 pub mod auth;
+pub mod blob_stream;
 pub mod client;
 pub mod copy;
 pub mod error;
 pub mod resume;
 pub mod retry;
 pub mod upload;
-pub mod verify;
 
 pub use auth::{Challenge, Credentials, Scope};
+pub use blob_stream::{blob_to_body_stream, BlobStream, SourceError, VerifiedStream};
 pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, ResolvedImage};
 pub use copy::{copy_blob, restart_upload, CopyOutcome};
 pub use error::{ErrorClass, RegistryError};
@@ -25,7 +26,6 @@ pub use retry::{
     Retry, RetryNotice, RetryObserver, RetryPolicy, RetrySettingError, Timer, RETRY_NAMES,
 };
 pub use upload::{MountOutcome, UploadMode, UploadSession, DEFAULT_CHUNK_SIZE};
-pub use verify::{blob_to_body_stream, BlobStream, SourceError, VerifiedStream};
 
 #[cfg(test)]
 mod mock_tests;

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
 
 use crate::api::ApiError;
-use crate::gramine::runtime::RuntimeDescriptor;
+use crate::gramine::runtime_descriptor::RuntimeDescriptor;
 use crate::image::manifest::PlatformSpec;
 use crate::image::reference::Digest;
 use crate::image::scan::{CaptureSet, LayerScanner};
