@@ -84,7 +84,7 @@ cargo clippy -p kiln-engine --target wasm32-unknown-unknown --lib --tests -- -D 
 
 step "cargo doc (no broken or private links in the docs)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p kiln-engine -p kiln-native \
-    -p kiln-launcher -p kiln -p kiln-init -p kiln-tests -p kiln-fixture-loader -p kiln-igzip
+    -p kiln-launcher -p kiln -p kiln-init -p kiln-tests -p kiln-fixture-loader -p kiln-igzip -p kiln-macros
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --target wasm32-unknown-unknown \
     -p kiln-worker -p kiln-app
 

@@ -34,8 +34,7 @@ const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Blobs held in memory.
 struct MemoryBlobs(HashMap<String, Bytes>);
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_engine::util::async_trait]
 impl BlobSource for MemoryBlobs {
     async fn open(&self, digest: &Digest, _size: u64) -> Result<BlobStream, SourceError> {
         let b = self

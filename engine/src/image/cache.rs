@@ -33,8 +33,7 @@ pub enum CacheError {
 
 /// Byte storage for layer summaries, keyed by compressed layer digest (`sha256:<hex>`).
 /// Implement this for a platform's storage; use it through [`LayerCache`].
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 pub trait LayerCacheStore: MaybeSend {
     /// The bytes stored for `digest`, if any.
     async fn get_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, CacheError>;
@@ -111,8 +110,7 @@ fn poisoned(operation: &'static str, digest: &str) -> CacheError {
     }
 }
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl LayerCacheStore for MemoryCacheStore {
     async fn get_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let map = self.map.lock().map_err(|_| poisoned("get", digest))?;

@@ -326,8 +326,7 @@ impl TransportError {
 }
 
 /// Sends HTTP requests. See the module documentation for the contract.
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 pub trait Transport: MaybeSend {
     /// Sends one request and returns the response with its body still streaming.
     async fn send(&self, request: Request) -> Result<Response, TransportError>;

@@ -489,8 +489,7 @@ fn sgx_key(name: &str, key: &SignerPublicKey) -> Result<rsa::PublicKey, ApiError
     })
 }
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl Signer for SdkmsSigner {
     async fn public_key(&self) -> Result<SignerPublicKey, SignError> {
         self.fetch_public_key().await.map_err(remote)

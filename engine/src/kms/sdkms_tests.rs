@@ -140,8 +140,7 @@ impl MockDsm {
     }
 }
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl Transport for MockDsm {
     async fn send(&self, req: Request) -> Result<Response, TransportError> {
         assert_eq!(req.method, Method::Post);

@@ -141,8 +141,7 @@ impl ScanDriver for SequentialScans {}
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoCache;
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl LayerCacheStore for NoCache {
     async fn get_bytes(&self, _digest: &str) -> Result<Option<Vec<u8>>, CacheError> {
         Ok(None)

@@ -521,8 +521,7 @@ mod refusal_tests {
     /// A transport that fails the test if the pipeline touches the network at all.
     struct NoNetwork;
 
-    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    #[kiln_macros::async_trait]
     impl Transport for NoNetwork {
         async fn send(&self, request: Request) -> Result<Response, TransportError> {
             panic!(

@@ -82,8 +82,7 @@ pub enum RemoteFailure {
 }
 
 /// A source of SIGSTRUCT signatures: RSA-3072, e = 3, RSASSA-PKCS#1 v1.5 with SHA-256.
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 pub trait Signer: MaybeSend {
     /// The signer's public key (may need a round trip to a remote KMS).
     async fn public_key(&self) -> Result<SignerPublicKey, SignError>;
@@ -237,8 +236,7 @@ impl PrivateKeySigner {
     }
 }
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl Signer for PrivateKeySigner {
     async fn public_key(&self) -> Result<SignerPublicKey, SignError> {
         Ok(self.public_key_bytes())
@@ -262,8 +260,7 @@ pub struct ExternalSignature {
     pub signature_be: Vec<u8>,
 }
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl Signer for ExternalSignature {
     async fn public_key(&self) -> Result<SignerPublicKey, SignError> {
         Ok(self.public_key.clone())

@@ -27,8 +27,7 @@ pub enum SourceError {
 }
 
 /// A source of blobs by digest.
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 pub trait BlobSource: MaybeSend {
     /// Opens the blob `digest` of `size` bytes as a stream that verifies digest and size.
     async fn open(&self, digest: &Digest, size: u64) -> Result<BlobStream, SourceError>;
@@ -51,8 +50,7 @@ impl<'a> RegistryBlobs<'a> {
     }
 }
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl BlobSource for RegistryBlobs<'_> {
     async fn open(&self, digest: &Digest, size: u64) -> Result<BlobStream, SourceError> {
         self.client

@@ -165,8 +165,7 @@ mod tests {
         kind: TransportErrorKind,
     }
 
-    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    #[kiln_macros::async_trait]
     impl Transport for BreakingSource {
         async fn send(&self, request: Request) -> Result<Response, TransportError> {
             if request.url.starts_with("https://src/") {

@@ -30,8 +30,7 @@ struct Mock {
     seen: Mutex<Vec<Seen>>,
 }
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl Transport for Mock {
     async fn send(&self, request: Request) -> Result<Response, TransportError> {
         let n = {
@@ -474,8 +473,7 @@ fn limits_refuse_huge_manifests_and_configs_before_fetching_them() {
 #[derive(Default)]
 struct InstantTimer(Mutex<Vec<u64>>);
 
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 impl Timer for InstantTimer {
     async fn sleep_ms(&self, ms: u64) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(ms);

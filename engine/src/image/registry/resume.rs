@@ -320,8 +320,7 @@ mod tests {
         }
     }
 
-    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    #[kiln_macros::async_trait]
     impl Transport for Flaky {
         async fn send(&self, req: Request) -> Result<Response, TransportError> {
             let range = req.headers.get("range").map(str::to_string);
@@ -396,8 +395,7 @@ mod tests {
         notices: Mutex<Vec<RetryNotice>>,
     }
 
-    #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-    #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+    #[kiln_macros::async_trait]
     impl Timer for Counting {
         async fn sleep_ms(&self, ms: u64) {
             if let Ok(mut s) = self.sleeps.lock() {

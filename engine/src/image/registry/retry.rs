@@ -13,8 +13,7 @@ use std::sync::Arc;
 use crate::util::MaybeSend;
 
 /// Waits, for the host: the engine has no clock of its own.
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[kiln_macros::async_trait]
 pub trait Timer: MaybeSend {
     /// Resolves after `ms` milliseconds.
     async fn sleep_ms(&self, ms: u64);
