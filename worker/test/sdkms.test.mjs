@@ -111,6 +111,19 @@ describe('POST /convert-image with signingKey.sdkms', () => {
     assert.match(j.reason, /65537/);
   });
 
+  it('a DSM that cannot be reached is 502 SignerError, nothing tagged (runs last: stops the DSM)', async () => {
+    await w.dsm.stop();
+    const r = await post('/convert-image', request('5', w.dsm.key, w.dsm.apiKey));
+    const text = await r.text();
+    assert.equal(r.status, 502, text);
+    const j = JSON.parse(text);
+    assert.equal(j.errorType, 'SignerError');
+    assert.match(j.reason, /signingKey\.sdkms: Fortanix DSM .* could not be reached/);
+    assert.ok(!text.includes(w.dsm.apiKey));
+    const m = await fetch(`http://${w.plain.host}/v2/out/sdkms/manifests/5`, { method: 'HEAD' });
+    assert.equal(m.status, 404);
+  });
+
   it('the proxy cannot reach the DSM (it is not on the registry allowlist)', async () => {
     const host = new URL(w.dsm.url).host;
     const r = await fetch(`${w.worker.url}/proxy/${host}/v2/`);
