@@ -284,8 +284,8 @@ describe('the engine in the page\'s Web Worker', () => {
       limits: {
         pathBytes: 4096,
         pathDepth: 256,
-        layerEntries: 300000,
-        imageEntries: 400000,
+        layerEntries: 40000,
+        imageEntries: 40000,
         indexBytes: 64 * 2 ** 20,
         layerBytes: 8 * 2 ** 30,
         imageBytes: 16 * 2 ** 30,
