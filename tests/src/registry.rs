@@ -15,7 +15,7 @@ use kiln_engine::image::transport::Transport;
 use kiln_native::{HttpOptions, HttpTransport};
 
 use crate::certs::{make_tls, make_token_issuer, TlsMaterial};
-use crate::token_server::TokenServer;
+use crate::token_server::{Grants, TokenServer};
 use crate::HarnessError;
 
 /// The test user.
@@ -34,7 +34,16 @@ pub enum RegistryAuth {
     Basic,
     /// Bearer tokens from a [`TokenServer`] accepting [`TEST_USER`]/[`TEST_PASSWORD`].
     Token,
+    /// Bearer tokens granted as Docker Hub grants them ([`Grants::HubLike`]): accounts
+    /// [`TEST_USER`] and [`SECOND_USER`], each owning `<user>/*`, `library/*` pullable by
+    /// all, anything else left out of the token silently.
+    HubToken,
 }
+
+/// The second account of a [`RegistryAuth::HubToken`] registry.
+pub const SECOND_USER: &str = "kiln-other";
+/// [`SECOND_USER`]'s password.
+pub const SECOND_PASSWORD: &str = "pw-other-Kq2m-do-not-leak";
 
 /// What to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,9 +147,17 @@ impl TestRegistry {
                     yaml_str(&root.join("htpasswd"))
                 )
             }
-            RegistryAuth::Token => {
+            RegistryAuth::Token | RegistryAuth::HubToken => {
                 let issuer = make_token_issuer("kiln-test-issuer")?;
-                let ts = TokenServer::start(issuer, TEST_USER, TEST_PASSWORD)?;
+                let ts = if options.auth == RegistryAuth::HubToken {
+                    TokenServer::start_with(
+                        issuer,
+                        &[(TEST_USER, TEST_PASSWORD), (SECOND_USER, SECOND_PASSWORD)],
+                        Grants::HubLike,
+                    )?
+                } else {
+                    TokenServer::start(issuer, TEST_USER, TEST_PASSWORD)?
+                };
                 fs::write(root.join("token.crt"), ts.cert_pem())?;
                 let a = format!(
                     "auth: {{token: {{realm: {:?}, service: {TOKEN_SERVICE}, issuer: {}, rootcertbundle: {}}}}}\n",

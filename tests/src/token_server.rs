@@ -7,9 +7,14 @@
 //! with `username`/`password`, or `grant_type=refresh_token` with the server's identity
 //! token ([`TokenServer::identity_token`]); scopes space-separated in `scope`.
 //!
-//! Policy: right credentials get every action asked for; no credentials get `pull`
-//! only; wrong credentials get 401 (400 `invalid_grant` on POST). Every request is
-//! recorded for assertions.
+//! Policy ([`Grants`]): by default right credentials get every action asked for and no
+//! credentials get `pull` only. [`Grants::HubLike`] grants as Docker Hub's token server
+//! does: each user pushes to the repositories under its name, anyone pulls a public one
+//! and only the owner a private one, and an action outside that is silently left out of
+//! the token (a 200, never a
+//! refusal), so the registry answers the request with 401 `insufficient_scope`. Wrong
+//! credentials get 401 (400 `invalid_grant` on POST). Every request is recorded for
+//! assertions.
 
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
@@ -37,12 +42,52 @@ pub struct TokenRequest {
     pub method: String,
 }
 
+/// Which actions a token carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grants {
+    /// Every action asked for to a user; `pull` to anonymous callers.
+    All,
+    /// Docker Hub's way: a user may push to `<user>/*`; anyone may pull a public
+    /// repository, and only its owner a private one (`<user>/private*`); anything else
+    /// is dropped from the token without an error.
+    HubLike,
+}
+
+impl Grants {
+    /// Whether `user` gets `action` on repository `name`.
+    fn allows(self, user: Option<&str>, name: &str, action: &str) -> bool {
+        match self {
+            Grants::All => user.is_some() || action == "pull",
+            Grants::HubLike => {
+                let (owner, repo) = name.split_once('/').unwrap_or(("", name));
+                let owns = user.is_some_and(|u| u == owner);
+                match action {
+                    "push" => owns,
+                    "pull" => owns || !repo.starts_with("private"),
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
 struct Shared {
     issuer: TokenIssuer,
     key: RsaKeyPair,
-    username: String,
-    password: String,
+    /// The accounts (name, password); the first is the one identity tokens belong to.
+    users: Vec<(String, String)>,
+    grants: Grants,
     requests: Mutex<Vec<TokenRequest>>,
+}
+
+impl Shared {
+    /// The user whose password is `password`, if `username` is known.
+    fn check(&self, username: &str, password: &str) -> Option<String> {
+        self.users
+            .iter()
+            .find(|(u, p)| u == username && p == password)
+            .map(|(u, _)| u.clone())
+    }
 }
 
 /// A running token server on 127.0.0.1; stopped on drop.
@@ -52,19 +97,36 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    /// Starts a server that signs as `issuer` and accepts `username`/`password`.
+    /// Starts a server that signs as `issuer` and accepts `username`/`password`
+    /// ([`Grants::All`]).
     pub fn start(
         issuer: TokenIssuer,
         username: &str,
         password: &str,
     ) -> Result<Self, HarnessError> {
+        Self::start_with(issuer, &[(username, password)], Grants::All)
+    }
+
+    /// Starts a server for several accounts (the first owns the identity token) with
+    /// the given grant policy.
+    pub fn start_with(
+        issuer: TokenIssuer,
+        users: &[(&str, &str)],
+        grants: Grants,
+    ) -> Result<Self, HarnessError> {
         let key = RsaKeyPair::from_pkcs8(&issuer.key_pkcs8_der)
             .map_err(|e| format!("token signing key: {e}"))?;
+        if users.is_empty() {
+            return Err("a token server needs at least one account".into());
+        }
         let shared = Arc::new(Shared {
             issuer,
             key,
-            username: username.to_string(),
-            password: password.to_string(),
+            users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
+            grants,
             requests: Mutex::new(Vec::new()),
         });
         let s2 = shared.clone();
@@ -124,7 +186,12 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn identity_token_of(s: &Shared) -> String {
-    format!("kiln-refresh-{}-{}", s.username, s.password.len())
+    let (user, password) = s
+        .users
+        .first()
+        .map(|(u, p)| (u.as_str(), p.len()))
+        .unwrap_or(("", 0));
+    format!("kiln-refresh-{user}-{password}")
 }
 
 fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
@@ -151,15 +218,19 @@ fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
     }
     let mut user = None;
     if let Some(a) = req.authorization {
-        let ok = a
+        let known = a
             .strip_prefix("Basic ")
             .and_then(|b| {
                 base64::engine::general_purpose::STANDARD
                     .decode(b.trim())
                     .ok()
             })
-            .is_some_and(|raw| raw == format!("{}:{}", s.username, s.password).as_bytes());
-        if !ok {
+            .and_then(|raw| {
+                let raw = String::from_utf8(raw).ok()?;
+                let (u, p) = raw.split_once(':')?;
+                s.check(u, p)
+            });
+        let Some(known) = known else {
             if let Ok(mut r) = s.requests.lock() {
                 r.push(TokenRequest {
                     user: None,
@@ -170,8 +241,8 @@ fn handle(mut conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 });
             }
             return respond_json(&mut conn, 401, br#"{"details":"bad credentials"}"#);
-        }
-        user = Some(s.username.clone());
+        };
+        user = Some(known);
     }
     grant(conn, s, user, service, scopes, method)
 }
@@ -184,13 +255,12 @@ fn handle_post(mut conn: TcpStream, s: &Shared, form: &str) -> std::io::Result<(
         f.insert(percent_decode(k), percent_decode(v));
     }
     let get = |k: &str| f.get(k).map(String::as_str);
-    let ok = match get("grant_type") {
-        Some("password") => {
-            get("username") == Some(s.username.as_str())
-                && get("password") == Some(s.password.as_str())
+    let user = match get("grant_type") {
+        Some("password") => s.check(get("username").unwrap_or(""), get("password").unwrap_or("")),
+        Some("refresh_token") if get("refresh_token") == Some(identity_token_of(s).as_str()) => {
+            s.users.first().map(|(u, _)| u.clone())
         }
-        Some("refresh_token") => get("refresh_token") == Some(identity_token_of(s).as_str()),
-        _ => false,
+        _ => None,
     };
     let service = get("service").map(str::to_string);
     let scopes: Vec<String> = get("scope")
@@ -201,7 +271,8 @@ fn handle_post(mut conn: TcpStream, s: &Shared, form: &str) -> std::io::Result<(
                 .collect()
         })
         .unwrap_or_default();
-    if !ok || get("client_id").is_none_or(str::is_empty) {
+    let user = user.filter(|_| get("client_id").is_some_and(|c| !c.is_empty()));
+    let Some(user) = user else {
         if let Ok(mut r) = s.requests.lock() {
             r.push(TokenRequest {
                 user: None,
@@ -212,18 +283,11 @@ fn handle_post(mut conn: TcpStream, s: &Shared, form: &str) -> std::io::Result<(
             });
         }
         return respond_json(&mut conn, 400, br#"{"error":"invalid_grant"}"#);
-    }
-    grant(
-        conn,
-        s,
-        Some(s.username.clone()),
-        service,
-        scopes,
-        "POST".into(),
-    )
+    };
+    grant(conn, s, Some(user), service, scopes, "POST".into())
 }
 
-/// Answers a token for `scopes` (every action for a user, `pull` for anonymous).
+/// Answers a token for `scopes`, carrying the actions [`Grants`] allows.
 fn grant(
     mut conn: TcpStream,
     s: &Shared,
@@ -242,7 +306,7 @@ fn grant(
         };
         let acts: Vec<&str> = actions
             .split(',')
-            .filter(|a| user.is_some() || *a == "pull")
+            .filter(|a| s.grants.allows(user.as_deref(), name, a))
             .collect();
         access.push(serde_json::json!({"type": typ, "name": name, "actions": acts}));
     }

@@ -78,6 +78,8 @@ pub enum Challenge {
         service: Option<String>,
         /// The scope the registry asked for, if any.
         scope: Option<String>,
+        /// The registry's `error` (`invalid_token`, `insufficient_scope`), if any.
+        error: Option<String>,
     },
 }
 
@@ -105,6 +107,7 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
             realm: get("realm")?,
             service: get("service"),
             scope: get("scope"),
+            error: get("error"),
         })
     } else {
         None
@@ -329,6 +332,7 @@ mod tests {
                 realm: "https://a/t".into(),
                 service: None,
                 scope: None,
+                error: None,
             })
         );
         assert_eq!(
@@ -355,6 +359,18 @@ mod tests {
                 realm: "https://auth.example.com/token".into(),
                 service: Some("registry.example.com".into()),
                 scope: Some("repository:a/b:pull,push".into()),
+                error: None,
+            })
+        );
+        // Docker Hub and distribution name what the token lacked.
+        let h = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:u/app:pull,push",error="insufficient_scope""#;
+        assert_eq!(
+            parse_challenge(h),
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:u/app:pull,push".into()),
+                error: Some("insufficient_scope".into()),
             })
         );
         assert_eq!(
@@ -363,6 +379,7 @@ mod tests {
                 realm: "http://x/t".into(),
                 service: Some("s".into()),
                 scope: None,
+                error: None,
             })
         );
         assert_eq!(

@@ -484,6 +484,7 @@ impl RegistryClient {
                 realm,
                 service,
                 scope,
+                ..
             }) => {
                 let mut want: Vec<Scope> = scopes.to_vec();
                 if let Some(s) = scope {
@@ -512,6 +513,9 @@ impl RegistryClient {
             .await
             .map_err(|e| self.transport_err(op, e))?;
         if resp.status == 401 {
+            if let Some(e) = self.insufficient_scope(&resp, scopes, op) {
+                return Err(e);
+            }
             let body = resp.bytes_limited(ERROR_BODY_MAX).await.unwrap_or_default();
             return Err(unauthorized(format!(
                 "{op}: credentials not accepted: {}",
@@ -519,6 +523,60 @@ impl RegistryClient {
             )));
         }
         Ok(resp)
+    }
+
+    /// The error for a 401 that a fresh token did not cure because the token server
+    /// left an action out of it (`error="insufficient_scope"`, Docker Hub's answer for
+    /// another account's repository, a private one, or one that does not exist): it
+    /// names what was asked for and not granted. Anonymous callers get
+    /// [`RegistryError::Unauthorized`] (credentials may help), accounts
+    /// [`RegistryError::Forbidden`].
+    fn insufficient_scope(
+        &self,
+        resp: &Response,
+        scopes: &[Scope],
+        op: &str,
+    ) -> Option<RegistryError> {
+        let scope =
+            resp.headers
+                .get_all("www-authenticate")
+                .find_map(|h| match parse_challenge(h) {
+                    Some(Challenge::Bearer {
+                        error: Some(e),
+                        scope,
+                        ..
+                    }) if e == "insufficient_scope" => Some(scope),
+                    _ => None,
+                })?;
+        let asked = scope.unwrap_or_else(|| {
+            scopes
+                .iter()
+                .map(|s| s.0.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let registry = self.host.clone();
+        Some(match &self.credentials {
+            None => RegistryError::Unauthorized {
+                registry,
+                detail: format!(
+                    "{op}: anonymous access was not granted {asked} (insufficient_scope): \
+                     the repository is private or does not exist; give credentials"
+                ),
+            },
+            Some(c) => RegistryError::Forbidden {
+                registry,
+                detail: format!(
+                    "{op}: the token server did not grant {} {asked} (insufficient_scope): \
+                     the account may not do this, or the repository does not exist",
+                    if c.is_identity_token() {
+                        "the identity token's account".to_string()
+                    } else {
+                        format!("account {:?}", c.username)
+                    }
+                ),
+            },
+        })
     }
 
     /// Passes `resp` through when its status is one of `ok`, else turns it into the

@@ -1,11 +1,11 @@
 //! Making a blob present in a target repository the cheapest way: already there →
 //! nothing; same registry → cross-repository mount; else (or when the mount is
-//! refused) stream it from the source straight into the upload, verified on the way,
+//! refused, or not granted to the destination's account) stream it from the source straight into the upload, verified on the way,
 //! never held whole. When the source fails mid-copy, the error is the source's.
 
 use super::blob_stream::blob_to_body_stream;
 use super::client::RegistryClient;
-use super::error::RegistryError;
+use super::error::{ErrorClass, RegistryError};
 use super::upload::{MountOutcome, UploadMode};
 use crate::image::reference::Digest;
 use crate::image::transport::Body;
@@ -39,9 +39,16 @@ pub async fn copy_blob(
         return Ok(CopyOutcome::AlreadyPresent);
     }
     let session = if src.base_url() == dst.base_url() {
-        match dst.mount_blob(dst_repo, digest, src_repo).await? {
-            MountOutcome::Mounted => return Ok(CopyOutcome::Mounted),
-            MountOutcome::NotMounted(s) => s,
+        match dst.mount_blob(dst_repo, digest, src_repo).await {
+            Ok(MountOutcome::Mounted) => return Ok(CopyOutcome::Mounted),
+            Ok(MountOutcome::NotMounted(s)) => s,
+            // The destination's account may not read the source repository (Docker
+            // Hub leaves `pull` on it out of the mount's token): upload instead, with
+            // the source read by the source's own credentials.
+            Err(e) if matches!(e.class(), ErrorClass::Unauthorized | ErrorClass::Forbidden) => {
+                dst.start_upload(dst_repo).await?
+            }
+            Err(e) => return Err(e),
         }
     } else {
         dst.start_upload(dst_repo).await?
