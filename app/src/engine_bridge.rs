@@ -234,6 +234,23 @@ pub fn measure(manifest: &[u8], libpal: &[u8]) -> Result<Measured, String> {
     })
 }
 
+/// Verifies a running enclave's evidence (an RA-TLS certificate, PEM or DER, or an SGX
+/// quote) against collateral (dcap-qvl's JSON) at `at` (Unix seconds) under `policy`,
+/// with Intel's root, all in this tab: the engine's `attest`, as `kiln attest verify`
+/// and `POST /attest/verify` run it. An `Err` names the unreadable input.
+pub fn attest(
+    evidence: &[u8],
+    collateral: &[u8],
+    at: u64,
+    policy: &kiln_engine::attest::AttestPolicy,
+) -> Result<kiln_engine::attest::AttestReport, String> {
+    use kiln_engine::attest::{read_collateral, read_evidence, verify_evidence, TrustRoot};
+    let evidence = read_evidence(evidence).map_err(|e| format!("evidence: {e}"))?;
+    let collateral = read_collateral(collateral).map_err(|e| format!("collateral: {e}"))?;
+    verify_evidence(&evidence, &collateral, at, policy, &TrustRoot::Intel, None)
+        .map_err(|e| e.to_string())
+}
+
 /// Whether a user-typed hex value equals a computed one (spaces, `0x` and case ignored).
 pub fn hex_matches(expected: &str, actual_hex: &str) -> bool {
     let e: String = expected
@@ -356,5 +373,29 @@ mod tests {
         let v = validate_request(&req);
         assert_eq!(v.errors.len(), 1);
         assert_eq!(v.errors[0].field, "isvsvn");
+    }
+
+    #[test]
+    fn attest_reads_the_sample_quote_and_names_bad_inputs() {
+        use kiln_engine::attest::AttestPolicy;
+        let quote = include_bytes!("../../engine/testdata/attest/sgx_quote");
+        let collateral = include_bytes!("../../engine/testdata/attest/sgx_quote_collateral.json");
+        let inside = 1_751_328_000;
+        let mut policy = AttestPolicy::default();
+        let r = attest(quote, collateral, inside, &policy).expect("report");
+        assert!(
+            !r.passed,
+            "ConfigurationAndSWHardeningNeeded is not allowed by default"
+        );
+        policy
+            .allowed_tcb_statuses
+            .push("ConfigurationAndSWHardeningNeeded".into());
+        let r = attest(quote, collateral, inside, &policy).expect("report");
+        assert!(r.passed, "{:?}", r.failures().collect::<Vec<_>>());
+        let e = attest(b"nonsense", collateral, inside, &policy).unwrap_err();
+        assert!(e.contains("quote"), "{e}");
+        assert!(attest(quote, b"{}", inside, &policy)
+            .unwrap_err()
+            .starts_with("collateral: "));
     }
 }

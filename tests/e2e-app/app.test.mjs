@@ -4,7 +4,7 @@
 // under target/app-screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
@@ -305,6 +305,62 @@ test("verify page: t1 SIGSTRUCT and MRENCLAVE offline", async () => {
   await shot(page, "verify-desktop");
   await page.setViewportSize(PHONE);
   await shot(page, "verify-phone");
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("verify page: a running enclave's quote and collateral (dcap-qvl's real sample) in the tab", async () => {
+  const ATTEST = path.join(REPO, "engine", "testdata", "attest");
+  const SAMPLE_MRENCLAVE = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
+  const { context, page, errors } = await open("#/verify");
+  const verdict = page.locator("[data-testid=attest-verdict]");
+  // Nothing chosen: a message, no report.
+  await page.click("[data-testid=attest-verify]");
+  assert.match(await page.locator("[data-testid=attest-error]").textContent(), /certificate or quote/);
+
+  await page.setInputFiles("#a-evidence", path.join(ATTEST, "sgx_quote"));
+  await page.setInputFiles("#a-collateral", path.join(ATTEST, "sgx_quote_collateral.json"));
+  await page.waitForFunction(() => /sgx_quote \(\d+ bytes\)/.test(document.body.textContent)
+    && /sgx_quote_collateral\.json \(\d+ bytes\)/.test(document.body.textContent));
+  await page.fill("#a-at", "2025-07-01T00:00:00Z");
+  // Default policy: only UpToDate; the sample platform needs configuration and SW hardening.
+  await page.click("[data-testid=attest-verify]");
+  await verdict.waitFor();
+  assert.match(await verdict.textContent(), /^Not verified: 1 check failed \(tcb-status\)/);
+  assert.equal(await page.locator("[data-testid=attest-report]").getAttribute("data-passed"), "false");
+  assert.equal((await page.locator("[data-testid=a-mrenclave]").textContent()).trim(), SAMPLE_MRENCLAVE);
+  assert.equal((await page.locator("[data-testid=a-tcb-status]").textContent()).trim(), "ConfigurationAndSWHardeningNeeded");
+  assert.match(await page.locator("[data-testid=a-advisories]").textContent(), /INTEL-SA-00289.*INTEL-SA-00615/);
+
+  // Accept that status and pin the MRENCLAVE: every check passes.
+  await page.check("#a-tcb-ConfigurationAndSWHardeningNeeded");
+  await page.fill("#a-expect-mrenclave", SAMPLE_MRENCLAVE.toUpperCase());
+  await page.click("[data-testid=attest-verify]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=attest-report]")?.dataset.passed === "true");
+  assert.match(await verdict.textContent(), /^Verified: all \d+ checks passed/);
+  assert.equal(await page.locator("[data-testid=attest-report] tr[data-check=expected-mrenclave]").getAttribute("data-status"), "pass");
+
+  // Another MRENCLAVE expected: that check fails and names it.
+  await page.fill("#a-expect-mrenclave", "00".repeat(32));
+  await page.click("[data-testid=attest-verify]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=attest-report]")?.dataset.passed === "false");
+  assert.match(await verdict.textContent(), /expected-mrenclave/);
+
+  // One byte of the quote's signed body changed: refused by the verifier in the tab.
+  const quote = readFileSync(path.join(ATTEST, "sgx_quote"));
+  quote[100] ^= 0x01;
+  await page.fill("#a-expect-mrenclave", "");
+  await page.setInputFiles("#a-evidence", { name: "tampered.bin", mimeType: "application/octet-stream", buffer: quote });
+  await page.waitForFunction(() => /tampered\.bin/.test(document.body.textContent));
+  await page.click("[data-testid=attest-verify]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=attest-report]")?.dataset.passed === "false");
+  assert.equal(await page.locator("[data-testid=attest-report] tr[data-check=quote-signature]").getAttribute("data-status"), "fail");
+
+  // A time that is not one: the field is named.
+  await page.fill("#a-at", "yesterday");
+  await page.click("[data-testid=attest-verify]");
+  assert.match(await page.locator("[data-testid=attest-error]").textContent(), /^Verify at: expected RFC 3339/);
+  await shot(page, "verify-attest-desktop");
   assert.deepEqual(errors, []);
   await context.close();
 });

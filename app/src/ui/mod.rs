@@ -1,6 +1,7 @@
 //! The Leptos UI: a header with the three sections (Convert, Keys, Verify), chosen by
 //! the URL fragment (`#/convert`, `#/keys`, `#/verify`), and shared widgets.
 
+mod attest;
 mod convert;
 mod keys;
 mod progress;

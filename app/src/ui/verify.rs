@@ -1,24 +1,27 @@
-//! The Verify page: an image in a registry ([`super::verify_image`]), and offline a
+//! The Verify page: an image in a registry ([`super::verify_image`]); offline a
 //! SIGSTRUCT's fields and signature check, and MRENCLAVE computed from a final manifest
-//! and libpal.so, compared to an expected value.
+//! and libpal.so, compared to an expected value; and a running enclave's quote or RA-TLS
+//! certificate ([`super::attest`]).
 
 use kiln_engine::sgx::sigstruct_view::SigstructView;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use super::attest::AttestCard;
 use super::verify_image::VerifyImageCard;
 use super::widgets::{dropped_files, file_bytes, input_files, CopyButton};
 use crate::engine_bridge::{hex_matches, measure, read_sigstruct, Measured};
 
+/// A file the user picked or dropped.
 #[derive(Clone, Default)]
-struct Picked {
-    name: String,
-    bytes: Vec<u8>,
+pub(super) struct Picked {
+    pub(super) name: String,
+    pub(super) bytes: Vec<u8>,
 }
 
 /// A labelled file picker that also accepts a drop.
 #[component]
-fn FilePick(
+pub(super) fn FilePick(
     id: &'static str,
     label: &'static str,
     accept: &'static str,
@@ -258,5 +261,6 @@ pub fn VerifyPage() -> impl IntoView {
         </section>
 
         <VerifyImageCard />
+        <AttestCard />
     }
 }

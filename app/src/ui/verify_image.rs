@@ -3,7 +3,7 @@
 //! enclaves from the image's own manifests and runtime and checks every claim.
 
 use kiln_engine::api::AuthConfig;
-use kiln_engine::verify::{CheckStatus, ImageKind, InspectReport, VerifyReport};
+use kiln_engine::verify::{Check, CheckStatus, ImageKind, InspectReport, VerifyReport};
 use leptos::prelude::*;
 
 use super::bridge::{self, JobEvent, JobHandle};
@@ -113,6 +113,33 @@ fn sigstructs_view(i: InspectReport) -> impl IntoView {
     }
 }
 
+/// Every check of a report (an image's or a running enclave's) as a table;
+/// `subject_title` heads the column of each check's subject.
+pub(super) fn checks_table(checks: &[Check], subject_title: &'static str) -> impl IntoView {
+    let rows = checks
+        .iter()
+        .map(|c| {
+            let status = status_text(c.status);
+            view! {
+                <tr data-check=c.id.clone() data-subject=c.subject.clone() data-status=status class=format!("check {status}")>
+                    <td><span class=format!("badge st-{status}")>{status}</span></td>
+                    <td><code>{c.id.clone()}</code></td>
+                    <td>{c.subject.clone()}</td>
+                    <td class="expl">{c.explanation.clone()}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="checks" data-testid="checks">
+                <thead><tr><th>"result"</th><th>"check"</th><th>{subject_title}</th><th>"what was compared"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+}
+
 fn report_view(r: VerifyReport) -> impl IntoView {
     let ok = r.passed;
     let verdict = verdict_text(&r);
@@ -132,21 +159,7 @@ fn report_view(r: VerifyReport) -> impl IntoView {
         .collect_view();
     let mrsigner = r.mrsigner.clone().unwrap_or_else(|| "—".into());
     let ms = mrsigner.clone();
-    let checks = r
-        .checks
-        .iter()
-        .map(|c| {
-            let status = status_text(c.status);
-            view! {
-                <tr data-check=c.id.clone() data-subject=c.subject.clone() data-status=status class=format!("check {status}")>
-                    <td><span class=format!("badge st-{status}")>{status}</span></td>
-                    <td><code>{c.id.clone()}</code></td>
-                    <td>{c.subject.clone()}</td>
-                    <td class="expl">{c.explanation.clone()}</td>
-                </tr>
-            }
-        })
-        .collect_view();
+    let checks = checks_table(&r.checks, "enclave");
     view! {
         <div data-testid="image-report" data-passed=if ok { "true" } else { "false" }>
             <p class=if ok { "verdict ok" } else { "verdict bad" } data-testid="image-verdict" role="status">{verdict}</p>
@@ -161,12 +174,7 @@ fn report_view(r: VerifyReport) -> impl IntoView {
                 </div>
             </dl>
             <h3>"Every check"</h3>
-            <div class="table-wrap">
-                <table class="checks" data-testid="checks">
-                    <thead><tr><th>"result"</th><th>"check"</th><th>"enclave"</th><th>"what was compared"</th></tr></thead>
-                    <tbody>{checks}</tbody>
-                </table>
-            </div>
+            {checks}
         </div>
     }
 }

@@ -13,7 +13,6 @@ use kiln_engine::attest::{
     self, pccs, read_collateral, read_evidence, verify_evidence, AttestPolicy, AttestReport,
     ImageEnclaves, TrustRoot,
 };
-use kiln_engine::pipeline::config::parse_rfc3339;
 use kiln_engine::verify::{verify, Expectations};
 use kiln_native::{HttpOptions, HttpTransport};
 
@@ -69,19 +68,9 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
-/// `--at`: RFC 3339 or Unix seconds.
+/// `--at`: RFC 3339 or Unix seconds ([`attest::parse_time`], shared with the web app).
 pub fn parse_time(v: &str) -> Result<u64, String> {
-    let t = v.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return t
-            .parse()
-            .map_err(|_| format!("{t} is too large for Unix seconds"));
-    }
-    parse_rfc3339(t)
-        .and_then(|s| u64::try_from(s).ok())
-        .ok_or_else(|| {
-            format!("expected RFC 3339 (2025-07-01T00:00:00Z) or Unix seconds, got {t:?}")
-        })
+    attest::parse_time(v)
 }
 
 /// `--allow-tcb`: a TCB status name, any case, returned canonical.

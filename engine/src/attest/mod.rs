@@ -78,6 +78,22 @@ pub const TCB_STATUSES: [&str; 6] = [
     "OutOfDateConfigurationNeeded",
 ];
 
+/// A verification instant as people write it: RFC 3339 (`2025-07-01T00:00:00Z`, any
+/// offset) or Unix seconds. The CLI's `--at` and the web app's field.
+pub fn parse_time(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse()
+            .map_err(|_| format!("{t} is too large for Unix seconds"));
+    }
+    parse_rfc3339(t)
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or_else(|| {
+            format!("expected RFC 3339 (2025-07-01T00:00:00Z) or Unix seconds, got {t:?}")
+        })
+}
+
 /// The canonical spelling of a TCB status name (any case), or an error listing them.
 pub fn tcb_status_name(s: &str) -> Result<&'static str, String> {
     let t = s.trim();
