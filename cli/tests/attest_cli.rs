@@ -337,12 +337,30 @@ fn hex_decode(s: &str) -> Vec<u8> {
 #[test]
 fn collateral_from_a_pccs() -> R {
     let (url, seen) = pccs_stand_in()?;
+    let dir = tempfile::tempdir()?;
+    let saved = dir.path().join("collateral.json");
+    let saved_path = saved.display().to_string();
     let out = kiln(&[
         "attest",
         "verify",
         &data("sgx_quote"),
         "--pccs",
         &url,
+        "--at",
+        INSIDE,
+        "--allow-tcb",
+        "ConfigurationAndSWHardeningNeeded",
+        "--save-collateral",
+        &saved_path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The saved collateral verifies the same quote offline.
+    let out = kiln(&[
+        "attest",
+        "verify",
+        &data("sgx_quote"),
+        "--collateral",
+        &saved_path,
         "--at",
         INSIDE,
         "--allow-tcb",

@@ -38,6 +38,10 @@ pub struct Args {
     /// Extra CA certificates (PEM) trusted for the PCCS's TLS.
     #[arg(long, value_name = "FILE", requires = "pccs")]
     pub pccs_ca: Option<PathBuf>,
+    /// Also write the collateral fetched from `--pccs` to FILE (dcap-qvl's JSON), for
+    /// `--collateral` later, or the web app's Verify page.
+    #[arg(long, value_name = "FILE", requires = "pccs")]
+    pub save_collateral: Option<PathBuf>,
     /// Verify at this time instead of now: RFC 3339 (2025-07-01T00:00:00Z) or Unix
     /// seconds. For old evidence with the collateral of its time.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -115,8 +119,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 o = o.with_ca_file(ca)?;
             }
             let transport = HttpTransport::with_options(o)?;
-            rt.block_on(pccs::fetch_collateral(&transport, url, &evidence.quote))
-                .with_context(|| format!("collateral from {url}"))?
+            let c = rt
+                .block_on(pccs::fetch_collateral(&transport, url, &evidence.quote))
+                .with_context(|| format!("collateral from {url}"))?;
+            if let Some(path) = &args.save_collateral {
+                let json = serde_json::to_vec_pretty(&c).context("collateral as JSON")?;
+                std::fs::write(path, json)
+                    .with_context(|| format!("--save-collateral {}", path.display()))?;
+            }
+            c
         }
         (None, None) => anyhow::bail!("pass --collateral FILE or --pccs URL"),
     };
