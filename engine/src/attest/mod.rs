@@ -37,6 +37,7 @@
 
 pub mod cbor;
 pub mod evidence;
+pub mod issue;
 pub mod pccs;
 
 use serde::{Deserialize, Serialize};
