@@ -210,3 +210,33 @@ fn a_saved_pki_mints_quotes_under_the_same_root() {
         }
     }
 }
+
+#[test]
+fn the_cli_never_trusts_the_test_root() {
+    // `kiln attest verify` has no way to configure another root: a TEST-root quote with
+    // its own collateral is refused (exit 2, quote-signature FAIL).
+    let pki = TestPki::new(NOW).unwrap();
+    let m = pki.mint(&spec()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("quote.hex");
+    let c = dir.path().join("collateral.json");
+    std::fs::write(&q, hex::encode(&m.quote)).unwrap();
+    std::fs::write(&c, &m.collateral_json).unwrap();
+    let kiln = kiln_tests::cli::kiln_bin().unwrap();
+    let out = std::process::Command::new(kiln)
+        .args(["attest", "verify"])
+        .arg(&q)
+        .arg("--collateral")
+        .arg(&c)
+        .args(["--at", &NOW.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("FAIL quote/quote-signature"), "{text}");
+}
