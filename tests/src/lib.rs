@@ -33,6 +33,7 @@ pub mod registry;
 pub mod runc;
 pub mod runtime_fixture;
 pub mod sample_images;
+pub mod test_quotes;
 pub mod token_server;
 
 /// True when `tool` is an executable on `PATH`.

@@ -34,9 +34,15 @@
 //!
 //! The engine does no I/O: collateral comes as dcap-qvl's JSON ([`read_collateral`]) or
 //! from a PCCS through the host's transport ([`pccs`]); the time comes from the caller.
+//!
+//! MANAGER_CA issuance builds on it: [`issue`] decides whether the operator's CA signs a
+//! certificate for an enclave's key (quote, key binding, approval record, subject), and
+//! [`approvals`] keeps the operator's records (pending, approved, revoked).
 
+pub mod approvals;
 pub mod cbor;
 pub mod evidence;
+pub mod issue;
 pub mod pccs;
 
 use serde::{Deserialize, Serialize};

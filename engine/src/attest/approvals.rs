@@ -1,0 +1,311 @@
+//! The operator's approval records for MANAGER_CA issuance, as a sans-I/O state machine
+//! that a host keeps in its store (the worker's Durable Object, a file) and serialises as
+//! JSON.
+//!
+//! - [`Approvals::record_pending`]: a conversion the service signed (or an image the
+//!   operator registers) adds its enclaves as `pending`. Recording the same enclaves
+//!   again (same MRENCLAVEs, MRSIGNER and ISV ids) returns the existing record with the
+//!   new allowed subjects added; its status is kept.
+//! - [`Approvals::approve`]: `pending` → `approved`. A revoked record stays revoked.
+//! - [`Approvals::revoke`]: any → `revoked` (final).
+//! - [`Approvals::find`]: the record for a quote's MRENCLAVE. When several cover it, a
+//!   revoked one wins, then an approved one: revocation cannot be undone by registering the
+//!   enclave again.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::issue::{valid_dns_name, ApprovalRecord, ApprovalStatus};
+
+/// Most records kept (a host stores them all in one value).
+pub const MAX_RECORDS: usize = 10_000;
+/// Most allowed subjects per record.
+pub const MAX_SUBJECTS: usize = 64;
+
+/// Why an operation on the records failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalError {
+    /// No record has that id.
+    #[error("no approval record {0}")]
+    NotFound(String),
+    /// The record is revoked: it cannot be approved again.
+    #[error("approval record {0} is revoked; revocation is final")]
+    Revoked(String),
+    /// A field is invalid (names it).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ApprovalError {
+    ApprovalError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// What a conversion (or a registration) records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewEnclave {
+    /// The SGX1 enclave's MRENCLAVE, 64 hex digits.
+    pub mrenclave: String,
+    /// The EDMM enclave's MRENCLAVE, when there is one.
+    #[serde(default)]
+    pub mrenclave2: Option<String>,
+    /// MRSIGNER, 64 hex digits.
+    pub mrsigner: String,
+    /// ISVPRODID.
+    pub isv_prod_id: u16,
+    /// ISVSVN.
+    pub isv_svn: u16,
+    /// The image reference.
+    #[serde(default)]
+    pub image: String,
+    /// The DNS names its certificates may carry.
+    #[serde(default)]
+    pub allowed_subjects: Vec<String>,
+}
+
+fn hex32(field: &'static str, v: &str) -> Result<String, ApprovalError> {
+    let t = v.trim();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t.to_ascii_lowercase())
+    } else {
+        Err(invalid(
+            field,
+            format!("expected 64 hex digits, got {} characters", t.len()),
+        ))
+    }
+}
+
+impl NewEnclave {
+    fn normalised(&self) -> Result<NewEnclave, ApprovalError> {
+        if self.allowed_subjects.len() > MAX_SUBJECTS {
+            return Err(invalid(
+                "allowedSubjects",
+                format!(
+                    "{} names is more than the {MAX_SUBJECTS} allowed",
+                    self.allowed_subjects.len()
+                ),
+            ));
+        }
+        let mut subjects: Vec<String> = Vec::new();
+        for s in &self.allowed_subjects {
+            let n = s.trim().trim_end_matches('.').to_ascii_lowercase();
+            if !valid_dns_name(&n) {
+                return Err(invalid(
+                    "allowedSubjects",
+                    format!("{s:?} is not a DNS name"),
+                ));
+            }
+            if !subjects.contains(&n) {
+                subjects.push(n);
+            }
+        }
+        Ok(NewEnclave {
+            mrenclave: hex32("mrenclave", &self.mrenclave)?,
+            mrenclave2: self
+                .mrenclave2
+                .as_deref()
+                .map(|m| hex32("mrenclave2", m))
+                .transpose()?,
+            mrsigner: hex32("mrsigner", &self.mrsigner)?,
+            isv_prod_id: self.isv_prod_id,
+            isv_svn: self.isv_svn,
+            image: self.image.chars().take(1024).collect(),
+            allowed_subjects: subjects,
+        })
+    }
+
+    /// The record id: the first 16 bytes (hex) of SHA-256 over the enclave identity.
+    fn id(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.mrenclave.as_bytes());
+        h.update(b"/");
+        h.update(self.mrenclave2.as_deref().unwrap_or("").as_bytes());
+        h.update(b"/");
+        h.update(self.mrsigner.as_bytes());
+        h.update(self.isv_prod_id.to_be_bytes());
+        h.update(self.isv_svn.to_be_bytes());
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+/// Every approval record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approvals {
+    /// The records, oldest first.
+    pub records: Vec<ApprovalRecord>,
+}
+
+impl Approvals {
+    /// Records `new` as pending, or adds its subjects to the record of the same enclaves.
+    pub fn record_pending(&mut self, new: &NewEnclave) -> Result<&ApprovalRecord, ApprovalError> {
+        let n = new.normalised()?;
+        let id = n.id();
+        if let Some(i) = self.records.iter().position(|r| r.id == id) {
+            let rec = &mut self.records[i];
+            for s in &n.allowed_subjects {
+                if !rec.allowed_subjects.contains(s) {
+                    if rec.allowed_subjects.len() >= MAX_SUBJECTS {
+                        return Err(invalid(
+                            "allowedSubjects",
+                            format!("record {id} already has {MAX_SUBJECTS} names"),
+                        ));
+                    }
+                    rec.allowed_subjects.push(s.clone());
+                }
+            }
+            if rec.image.is_empty() {
+                rec.image = n.image;
+            }
+            return Ok(&self.records[i]);
+        }
+        if self.records.len() >= MAX_RECORDS {
+            return Err(invalid(
+                "records",
+                format!("the store holds the maximum of {MAX_RECORDS} records"),
+            ));
+        }
+        self.records.push(ApprovalRecord {
+            id,
+            mrenclave: n.mrenclave,
+            mrenclave2: n.mrenclave2,
+            mrsigner: n.mrsigner,
+            isv_prod_id: n.isv_prod_id,
+            isv_svn: n.isv_svn,
+            image: n.image,
+            allowed_subjects: n.allowed_subjects,
+            status: ApprovalStatus::Pending,
+        });
+        Ok(&self.records[self.records.len() - 1])
+    }
+
+    fn get_mut(&mut self, id: &str) -> Result<&mut ApprovalRecord, ApprovalError> {
+        self.records
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or_else(|| ApprovalError::NotFound(id.chars().take(64).collect()))
+    }
+
+    /// Approves a pending (or already approved) record.
+    pub fn approve(&mut self, id: &str) -> Result<&ApprovalRecord, ApprovalError> {
+        let rec = self.get_mut(id)?;
+        if rec.status == ApprovalStatus::Revoked {
+            return Err(ApprovalError::Revoked(rec.id.clone()));
+        }
+        rec.status = ApprovalStatus::Approved;
+        Ok(rec)
+    }
+
+    /// Revokes a record (final).
+    pub fn revoke(&mut self, id: &str) -> Result<&ApprovalRecord, ApprovalError> {
+        let rec = self.get_mut(id)?;
+        rec.status = ApprovalStatus::Revoked;
+        Ok(rec)
+    }
+
+    /// The record for `mrenclave` (hex, any case): a revoked one first, then an approved
+    /// one, then a pending one.
+    pub fn find(&self, mrenclave: &str) -> Option<&ApprovalRecord> {
+        let covering = || self.records.iter().filter(|r| r.covers(mrenclave));
+        covering()
+            .find(|r| r.status == ApprovalStatus::Revoked)
+            .or_else(|| covering().find(|r| r.status == ApprovalStatus::Approved))
+            .or_else(|| covering().next())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(mrenclave: &str, subjects: &[&str]) -> NewEnclave {
+        NewEnclave {
+            mrenclave: mrenclave.repeat(32),
+            mrenclave2: Some("EE".repeat(32)),
+            mrsigner: "22".repeat(32),
+            isv_prod_id: 1,
+            isv_svn: 2,
+            image: "registry.example/app:kiln".into(),
+            allowed_subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn pending_then_approved_then_revoked_for_good() {
+        let mut a = Approvals::default();
+        let id = a
+            .record_pending(&new("11", &["App.Example.com."]))
+            .unwrap()
+            .id
+            .clone();
+        assert_eq!(a.records[0].status, ApprovalStatus::Pending);
+        assert_eq!(a.records[0].allowed_subjects, ["app.example.com"]);
+        assert_eq!(a.records[0].mrenclave2.as_deref(), Some(&*"ee".repeat(32)));
+        // The same enclaves again: one record, subjects merged, status kept.
+        a.approve(&id).unwrap();
+        let again = a
+            .record_pending(&new("11", &["b.example.com", "app.example.com"]))
+            .unwrap();
+        assert_eq!(again.id, id);
+        assert_eq!(again.status, ApprovalStatus::Approved);
+        assert_eq!(again.allowed_subjects, ["app.example.com", "b.example.com"]);
+        assert_eq!(a.records.len(), 1);
+        // Both enclaves of the record are found.
+        assert_eq!(a.find(&"11".repeat(32)).unwrap().id, id);
+        assert_eq!(a.find(&"EE".repeat(32)).unwrap().id, id);
+        assert!(a.find(&"33".repeat(32)).is_none());
+        a.revoke(&id).unwrap();
+        assert_eq!(a.approve(&id), Err(ApprovalError::Revoked(id.clone())));
+        assert_eq!(
+            a.find(&"11".repeat(32)).unwrap().status,
+            ApprovalStatus::Revoked
+        );
+        assert!(matches!(a.approve("nope"), Err(ApprovalError::NotFound(_))));
+    }
+
+    #[test]
+    fn revocation_wins_over_another_approved_record() {
+        let mut a = Approvals::default();
+        let r1 = a.record_pending(&new("11", &[])).unwrap().id.clone();
+        // Same MRENCLAVE, other ISV SVN: another record.
+        let mut other = new("11", &[]);
+        other.isv_svn = 3;
+        let r2 = a.record_pending(&other).unwrap().id.clone();
+        assert_ne!(r1, r2);
+        a.approve(&r2).unwrap();
+        assert_eq!(a.find(&"11".repeat(32)).unwrap().id, r2);
+        a.revoke(&r1).unwrap();
+        assert_eq!(a.find(&"11".repeat(32)).unwrap().id, r1);
+    }
+
+    #[test]
+    fn invalid_fields_are_named() {
+        let mut a = Approvals::default();
+        let mut bad = new("11", &[]);
+        bad.mrsigner = "00".into();
+        let e = a.record_pending(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("mrsigner:"), "{e}");
+        let e = a
+            .record_pending(&new("11", &["*.example.com"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("allowedSubjects:"), "{e}");
+        let many: Vec<String> = (0..=MAX_SUBJECTS)
+            .map(|i| format!("h{i}.example.com"))
+            .collect();
+        let mut lots = new("11", &[]);
+        lots.allowed_subjects = many;
+        assert!(a.record_pending(&lots).is_err());
+        assert!(a.records.is_empty());
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<Approvals>(&json).unwrap(), a);
+    }
+}

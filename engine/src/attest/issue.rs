@@ -1,0 +1,704 @@
+//! MANAGER_CA issuance: an operator's CA signs a certificate for an enclave's key only
+//! when the enclave proves, with an SGX quote, that it is an approved build.
+//!
+//! Sans-I/O (natively and in the worker): the caller brings the CSR, the evidence (a
+//! quote, or an RA-TLS certificate carrying one), the collateral, the policy, the approval
+//! record it found for the quote's MRENCLAVE, the CA key and certificate, the requested
+//! subject and the time. [`issue`] checks, in this order, and refuses at the first
+//! failure naming it ([`IssueError::Refused`]`.check`):
+//!
+//! | check | passes when |
+//! |---|---|
+//! | `csr` | the CSR's self-signature verifies (ECDSA P-256 SHA-256; proof that the requester holds the key) |
+//! | `quote/…` | [`super::verify_evidence`] passes every check under the policy (`quote-signature`, `collateral-time`, `tcb-status`, `debug`, and for certificates `report-data-binding`); debug enclaves are refused whatever the policy says |
+//! | `key-binding` | the quote's REPORTDATA starts with SHA-256 of the CSR's SubjectPublicKeyInfo DER (as RA-TLS binds a certificate's key); for an RA-TLS certificate, the CSR's key is the certificate's key |
+//! | `approval` | a record exists for the quote's MRENCLAVE (its `mrenclave` or `mrenclave2`) and is `approved` (not `pending`, not `revoked`) |
+//! | `mrsigner`, `isv-prod-id`, `isv-svn` | the quote's values are the record's |
+//! | `subject` | the requested subject is a DNS name the record allows |
+//! | `lifetime` | the requested lifetime is at most the configured maximum |
+//!
+//! The leaf is signed by the CA key (ECDSA P-256 SHA-256): subject `CN=<subject>`, SAN
+//! DNS `<subject>`, CA:FALSE, key usage digitalSignature, extended key usage serverAuth
+//! and clientAuth, subject and authority key identifiers, valid from a minute before
+//! `now` for the lifetime (default [`DEFAULT_LIFETIME_SECS`], never past the CA's
+//! notAfter). X.509 is read with `x509-cert`/`der` and written with `der`'s encoders;
+//! signatures are RustCrypto's `p256` (deterministic RFC 6979, so no RNG is needed).
+
+use der::asn1::{GeneralizedTime, ObjectIdentifier, UtcTime};
+use der::{Decode as _, DecodePem as _, Encode as _};
+use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use x509_cert::request::CertReq;
+use x509_cert::Certificate;
+
+use super::{
+    read_evidence, verify_evidence, AttestPolicy, AttestReport, QuoteCollateralV3, TrustRoot,
+};
+use crate::verify::CheckStatus;
+
+/// Default leaf lifetime: 24 hours.
+pub const DEFAULT_LIFETIME_SECS: u64 = 24 * 3600;
+/// Default upper bound on a requested lifetime: 7 days.
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+/// Largest CSR read.
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+
+const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+
+/// Where an enclave build stands with the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    /// Recorded (at conversion, or registered), not yet approved: no certificates.
+    Pending,
+    /// Approved: certificates are issued.
+    Approved,
+    /// Revoked: no more certificates.
+    Revoked,
+}
+
+/// What the operator approved: one converted image's enclaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    /// The record's id.
+    pub id: String,
+    /// The SGX1 enclave's MRENCLAVE, hex.
+    pub mrenclave: String,
+    /// The EDMM enclave's MRENCLAVE, hex, when the image has one.
+    #[serde(default)]
+    pub mrenclave2: Option<String>,
+    /// MRSIGNER, hex.
+    pub mrsigner: String,
+    /// ISVPRODID.
+    pub isv_prod_id: u16,
+    /// ISVSVN.
+    pub isv_svn: u16,
+    /// The image reference it was converted as.
+    #[serde(default)]
+    pub image: String,
+    /// The DNS names its certificates may carry (from the request's `certificates[]`).
+    pub allowed_subjects: Vec<String>,
+    /// Pending, approved or revoked.
+    pub status: ApprovalStatus,
+}
+
+impl ApprovalRecord {
+    /// Whether `mrenclave` (hex, any case) is one of this record's enclaves.
+    pub fn covers(&self, mrenclave: &str) -> bool {
+        self.mrenclave.eq_ignore_ascii_case(mrenclave)
+            || self
+                .mrenclave2
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(mrenclave))
+    }
+}
+
+/// The operator's CA: its key and certificate, and the lifetime bound.
+pub struct Issuer {
+    key: SigningKey,
+    cert: Certificate,
+    cert_der: Vec<u8>,
+    cert_pem: String,
+    /// The longest lifetime a request may ask for.
+    pub max_lifetime_secs: u64,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("Issuer")
+            .field(
+                "subject",
+                &self.cert.tbs_certificate().subject().to_string(),
+            )
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a certificate was not issued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    /// The CA key or certificate is unusable (the operator's configuration; the message
+    /// never contains the key).
+    #[error("manager CA configuration: {0}")]
+    Config(String),
+    /// An input is unreadable (names the field).
+    #[error("{field}: {message}")]
+    Input {
+        /// `csr`, `evidence`, `subject`, `lifetimeSecs`.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A check failed: no certificate.
+    #[error("refused by check {check}: {message}")]
+    Refused {
+        /// The failed check (`csr`, `quote/<id>`, `key-binding`, `approval`, `mrsigner`,
+        /// `isv-prod-id`, `isv-svn`, `subject`, `lifetime`).
+        check: String,
+        /// Why, with the values compared.
+        message: String,
+    },
+}
+
+fn refused(check: &str, message: impl Into<String>) -> IssueError {
+    IssueError::Refused {
+        check: check.to_string(),
+        message: message.into(),
+    }
+}
+
+fn input(field: &'static str, message: impl Into<String>) -> IssueError {
+    IssueError::Input {
+        field,
+        message: message.into(),
+    }
+}
+
+/// What [`issue`] needs besides the issuer.
+#[derive(Debug, Clone)]
+pub struct IssueRequest<'a> {
+    /// The CSR (PKCS#10), PEM or DER.
+    pub csr: &'a [u8],
+    /// A quote (binary or hex) or an RA-TLS certificate (PEM or DER).
+    pub evidence: &'a [u8],
+    /// The collateral for the quote.
+    pub collateral: &'a QuoteCollateralV3,
+    /// The verification policy (`allow_debug` is ignored: debug enclaves are refused).
+    pub policy: &'a AttestPolicy,
+    /// The trust root (Intel's unless a test configures its own).
+    pub root: &'a TrustRoot,
+    /// The approval record found for the quote's MRENCLAVE, if any.
+    pub approval: Option<&'a ApprovalRecord>,
+    /// The requested subject: a DNS name.
+    pub subject: &'a str,
+    /// The requested lifetime (default [`DEFAULT_LIFETIME_SECS`]).
+    pub lifetime_secs: Option<u64>,
+    /// Now, Unix seconds.
+    pub now: u64,
+}
+
+/// An issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Issued {
+    /// The leaf, PEM.
+    pub certificate: String,
+    /// Leaf then CA certificate, PEM.
+    pub chain: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// notBefore, Unix seconds.
+    pub not_before: u64,
+    /// notAfter, Unix seconds.
+    pub not_after: u64,
+    /// The approval record it was issued under.
+    pub approval_id: String,
+    /// The enclave's verification report.
+    pub report: AttestReport,
+}
+
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+impl Issuer {
+    /// The CA from its private key (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY` PEM,
+    /// P-256) and certificate (PEM). The key must be the certificate's.
+    pub fn new(key_pem: &str, cert_pem: &str) -> Result<Self, IssueError> {
+        let key = if key_pem.contains("BEGIN EC PRIVATE KEY") {
+            p256::SecretKey::from_sec1_pem(key_pem.trim())
+                .map(SigningKey::from)
+                .map_err(|_| {
+                    IssueError::Config("the CA key is not a P-256 SEC1 EC PRIVATE KEY PEM".into())
+                })?
+        } else {
+            SigningKey::from_pkcs8_pem(key_pem.trim()).map_err(|_| {
+                IssueError::Config(
+                    "the CA key is not a P-256 private key (PKCS#8 PRIVATE KEY or SEC1 EC PRIVATE KEY PEM; only ECDSA P-256 CA keys are supported)".into(),
+                )
+            })?
+        };
+        let cert = Certificate::from_pem(cert_pem.trim()).map_err(|e| {
+            IssueError::Config(format!("the CA certificate is not a PEM certificate: {e}"))
+        })?;
+        let cert_der = cert
+            .to_der()
+            .map_err(|e| IssueError::Config(format!("the CA certificate: {e}")))?;
+        let spki = cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| IssueError::Config(format!("the CA certificate's key: {e}")))?;
+        let cert_key = VerifyingKey::from_public_key_der(&spki).map_err(|_| {
+            IssueError::Config("the CA certificate's key is not an ECDSA P-256 key".into())
+        })?;
+        if &cert_key != key.verifying_key() {
+            return Err(IssueError::Config(
+                "the CA key is not the CA certificate's key".into(),
+            ));
+        }
+        Ok(Self {
+            key,
+            cert_pem: pem_block("CERTIFICATE", &cert_der),
+            cert,
+            cert_der,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The CA certificate, DER.
+    pub fn ca_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+}
+
+/// The CSR's SubjectPublicKeyInfo DER, after checking its self-signature.
+fn read_csr(csr: &[u8]) -> Result<Vec<u8>, IssueError> {
+    if csr.len() > MAX_CSR_BYTES {
+        return Err(input(
+            "csr",
+            format!(
+                "{} bytes is more than the {MAX_CSR_BYTES}-byte limit",
+                csr.len()
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(csr).ok().map(str::trim);
+    let req = match text {
+        Some(t) if t.starts_with("-----BEGIN") => CertReq::from_pem(t)
+            .map_err(|e| input("csr", format!("not a PEM CERTIFICATE REQUEST: {e}")))?,
+        _ => CertReq::from_der(csr)
+            .map_err(|e| input("csr", format!("not a DER PKCS#10 request: {e}")))?,
+    };
+    let spki = req
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| input("csr", format!("public key: {e}")))?;
+    let alg = req.algorithm.oid.to_string();
+    if alg != ECDSA_SHA256 || req.info.public_key.algorithm.oid.to_string() != EC_PUBLIC_KEY {
+        return Err(refused(
+            "csr",
+            format!("the CSR must be an ECDSA P-256 key signed with ecdsa-with-SHA256 (signature algorithm {alg})"),
+        ));
+    }
+    let vk = VerifyingKey::from_public_key_der(&spki)
+        .map_err(|_| refused("csr", "the CSR's key is not an ECDSA P-256 key"))?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .and_then(|b| Signature::from_der(b).ok())
+        .ok_or_else(|| refused("csr", "the CSR's signature is not a DER ECDSA signature"))?;
+    let info = req
+        .info
+        .to_der()
+        .map_err(|e| input("csr", format!("request info: {e}")))?;
+    vk.verify(&info, &sig).map_err(|_| {
+        refused(
+            "csr",
+            "the CSR's signature does not verify with its own key (no proof the requester holds the key)",
+        )
+    })?;
+    Ok(spki)
+}
+
+/// Whether `s` is a DNS name kiln issues for: labels of letters, digits and hyphens
+/// (not at either end), 1..=63 bytes each, 253 in all, at least two labels; a leading
+/// `*.` is not allowed.
+pub fn valid_dns_name(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    s.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Checks everything and signs the leaf, or says which check refused it.
+pub fn issue(issuer: &Issuer, req: &IssueRequest<'_>) -> Result<Issued, IssueError> {
+    let subject = req
+        .subject
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if !valid_dns_name(&subject) {
+        return Err(input(
+            "subject",
+            format!("{:?} is not a DNS name (letters, digits, hyphens; at least two labels; no wildcards)", req.subject),
+        ));
+    }
+    let lifetime = req.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS);
+    if lifetime == 0 {
+        return Err(input("lifetimeSecs", "must be at least 1 second"));
+    }
+
+    // csr
+    let spki = read_csr(req.csr)?;
+    let spki_sha256: [u8; 32] = Sha256::digest(&spki).into();
+
+    // quote
+    let evidence = read_evidence(req.evidence).map_err(|e| input("evidence", e.to_string()))?;
+    let policy = AttestPolicy {
+        allow_debug: false,
+        ..req.policy.clone()
+    };
+    let report = verify_evidence(&evidence, req.collateral, req.now, &policy, req.root, None)
+        .map_err(|e| match e {
+            super::AttestError::Policy(m) => input("policy", m),
+            other => input("evidence", other.to_string()),
+        })?;
+    if let Some(c) = report.checks.iter().find(|c| c.status == CheckStatus::Fail) {
+        return Err(refused(&format!("quote/{}", c.id), c.explanation.clone()));
+    }
+    let Some(enclave) = report.enclave.clone() else {
+        return Err(refused("quote/tee", "not an SGX enclave quote"));
+    };
+
+    // key-binding
+    match &evidence.certificate {
+        Some(cert) => {
+            if cert.spki_sha256 != spki_sha256 {
+                return Err(refused(
+                    "key-binding",
+                    format!(
+                        "the CSR's key (SHA-256 {}) is not the RA-TLS certificate's key (SHA-256 {})",
+                        hex::encode(spki_sha256),
+                        hex::encode(cert.spki_sha256)
+                    ),
+                ));
+            }
+        }
+        None => {
+            let rd = enclave.report_data.get(..64).unwrap_or_default();
+            let want = hex::encode(spki_sha256);
+            if rd != want {
+                return Err(refused(
+                    "key-binding",
+                    format!(
+                        "report data starts with {rd} but SHA-256 of the CSR's public key is {want}: the quote was not made for this key"
+                    ),
+                ));
+            }
+        }
+    }
+
+    // approval
+    let Some(rec) = req.approval else {
+        return Err(refused(
+            "approval",
+            format!("no approval record for MRENCLAVE {}", enclave.mrenclave),
+        ));
+    };
+    if !rec.covers(&enclave.mrenclave) {
+        return Err(refused(
+            "approval",
+            format!(
+                "record {} is for MRENCLAVE {} / {}, not {}",
+                rec.id,
+                rec.mrenclave,
+                rec.mrenclave2.as_deref().unwrap_or("-"),
+                enclave.mrenclave
+            ),
+        ));
+    }
+    match rec.status {
+        ApprovalStatus::Approved => {}
+        ApprovalStatus::Pending => {
+            return Err(refused(
+                "approval",
+                format!(
+                    "record {} ({}) is pending: an operator has not approved it",
+                    rec.id, rec.image
+                ),
+            ))
+        }
+        ApprovalStatus::Revoked => {
+            return Err(refused(
+                "approval",
+                format!("record {} ({}) is revoked", rec.id, rec.image),
+            ))
+        }
+    }
+    if !rec.mrsigner.eq_ignore_ascii_case(&enclave.mrsigner) {
+        return Err(refused(
+            "mrsigner",
+            format!(
+                "record {} has MRSIGNER {}, quote has {}",
+                rec.id, rec.mrsigner, enclave.mrsigner
+            ),
+        ));
+    }
+    if rec.isv_prod_id != enclave.isv_prod_id {
+        return Err(refused(
+            "isv-prod-id",
+            format!(
+                "record {} has ISVPRODID {}, quote has {}",
+                rec.id, rec.isv_prod_id, enclave.isv_prod_id
+            ),
+        ));
+    }
+    if rec.isv_svn != enclave.isv_svn {
+        return Err(refused(
+            "isv-svn",
+            format!(
+                "record {} has ISVSVN {}, quote has {}",
+                rec.id, rec.isv_svn, enclave.isv_svn
+            ),
+        ));
+    }
+
+    // subject
+    if !rec.allowed_subjects.iter().any(|a| {
+        a.trim()
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(&subject)
+    }) {
+        return Err(refused(
+            "subject",
+            format!(
+                "{subject} is not one of the names record {} allows ({})",
+                rec.id,
+                if rec.allowed_subjects.is_empty() {
+                    "none".to_string()
+                } else {
+                    rec.allowed_subjects.join(", ")
+                }
+            ),
+        ));
+    }
+
+    // lifetime
+    if lifetime > issuer.max_lifetime_secs {
+        return Err(refused(
+            "lifetime",
+            format!(
+                "{lifetime} s is more than the {} s maximum",
+                issuer.max_lifetime_secs
+            ),
+        ));
+    }
+
+    let ca_not_after = issuer
+        .cert
+        .tbs_certificate()
+        .validity()
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    let not_before = req.now.saturating_sub(60);
+    let not_after = req.now.saturating_add(lifetime).min(ca_not_after);
+    if not_after <= req.now {
+        return Err(IssueError::Config(format!(
+            "the CA certificate expired (notAfter {})",
+            crate::pipeline::config::BuildTime { unix: ca_not_after }.rfc3339()
+        )));
+    }
+
+    // A serial unique to this key, quote and time; positive, 16 bytes.
+    let mut h = Sha256::new();
+    h.update(spki_sha256);
+    h.update(Sha256::digest(&evidence.quote));
+    h.update(req.now.to_be_bytes());
+    h.update(subject.as_bytes());
+    let mut serial = h.finalize()[..16].to_vec();
+    serial[0] &= 0x7f;
+    serial[0] |= 0x01;
+
+    let der = build_leaf(issuer, &spki, &subject, &serial, not_before, not_after)?;
+    let certificate = pem_block("CERTIFICATE", &der);
+    Ok(Issued {
+        chain: format!("{certificate}{}", issuer.cert_pem),
+        certificate,
+        serial: hex::encode(&serial),
+        not_before,
+        not_after,
+        approval_id: rec.id.clone(),
+        report,
+    })
+}
+
+/// DER TLV with a definite length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes = n.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+fn oid_der(s: &str) -> Result<Vec<u8>, IssueError> {
+    ObjectIdentifier::new(s)
+        .map_err(|e| IssueError::Config(format!("OID {s}: {e}")))?
+        .to_der()
+        .map_err(|e| IssueError::Config(format!("OID {s}: {e}")))
+}
+
+fn time_der(unix: u64) -> Result<Vec<u8>, IssueError> {
+    let d = core::time::Duration::from_secs(unix);
+    // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
+    let r = if unix < 2_524_608_000 {
+        UtcTime::from_unix_duration(d).and_then(|t| t.to_der())
+    } else {
+        GeneralizedTime::from_unix_duration(d).and_then(|t| t.to_der())
+    };
+    r.map_err(|e| IssueError::Config(format!("time {unix}: {e}")))
+}
+
+fn extension(oid: &str, critical: bool, value: &[u8]) -> Result<Vec<u8>, IssueError> {
+    let o = oid_der(oid)?;
+    let crit: &[u8] = if critical { &[0x01, 0x01, 0xff] } else { &[] };
+    Ok(seq(&[&o, crit, &tlv(0x04, value)]))
+}
+
+fn build_leaf(
+    issuer: &Issuer,
+    spki: &[u8],
+    subject: &str,
+    serial: &[u8],
+    not_before: u64,
+    not_after: u64,
+) -> Result<Vec<u8>, IssueError> {
+    let ca_tbs = issuer.cert.tbs_certificate();
+    let issuer_name = ca_tbs
+        .subject()
+        .to_der()
+        .map_err(|e| IssueError::Config(format!("the CA certificate's subject: {e}")))?;
+    let alg = seq(&[&oid_der(ECDSA_SHA256)?]);
+    let cn = seq(&[&oid_der("2.5.4.3")?, &tlv(0x0c, subject.as_bytes())]);
+    let subject_name = seq(&[&tlv(0x31, &cn)]);
+    let validity = seq(&[&time_der(not_before)?, &time_der(not_after)?]);
+
+    let leaf_bits = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki)
+        .map_err(|e| input("csr", format!("public key: {e}")))?;
+    let ski: Vec<u8> = Sha256::digest(leaf_bits.subject_public_key.raw_bytes())[..20].to_vec();
+    let ca_ski = ca_tbs
+        .extensions()
+        .into_iter()
+        .flatten()
+        .find(|e| e.extn_id.to_string() == "2.5.29.14")
+        .and_then(|e| der::asn1::OctetString::from_der(e.extn_value.as_bytes()).ok())
+        .map(|o| o.as_bytes().to_vec())
+        .unwrap_or_else(|| {
+            Sha256::digest(
+                ca_tbs
+                    .subject_public_key_info()
+                    .subject_public_key
+                    .raw_bytes(),
+            )[..20]
+                .to_vec()
+        });
+
+    let mut exts = Vec::new();
+    exts.extend(extension("2.5.29.19", true, &seq(&[]))?);
+    // digitalSignature
+    exts.extend(extension("2.5.29.15", true, &[0x03, 0x02, 0x07, 0x80])?);
+    exts.extend(extension(
+        "2.5.29.37",
+        false,
+        &seq(&[
+            &oid_der("1.3.6.1.5.5.7.3.1")?,
+            &oid_der("1.3.6.1.5.5.7.3.2")?,
+        ]),
+    )?);
+    exts.extend(extension(
+        "2.5.29.17",
+        false,
+        &seq(&[&tlv(0x82, subject.as_bytes())]),
+    )?);
+    exts.extend(extension("2.5.29.14", false, &tlv(0x04, &ski))?);
+    exts.extend(extension("2.5.29.35", false, &seq(&[&tlv(0x80, &ca_ski)]))?);
+
+    let tbs = seq(&[
+        &[0xa0, 0x03, 0x02, 0x01, 0x02],
+        &tlv(0x02, serial),
+        &alg,
+        &issuer_name,
+        &validity,
+        &subject_name,
+        spki,
+        &tlv(0xa3, &tlv(0x30, &exts)),
+    ]);
+    let sig: Signature = issuer.key.sign(&tbs);
+    let sig_der = sig.to_der();
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(sig_der.as_bytes());
+    let cert = seq(&[&tbs, &alg, &tlv(0x03, &bits)]);
+    // What was written must read back as a certificate.
+    Certificate::from_der(&cert)
+        .map_err(|e| IssueError::Config(format!("the issued certificate does not parse: {e}")))?;
+    Ok(cert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names() {
+        assert!(valid_dns_name("app.example.com"));
+        assert!(valid_dns_name("a-1.b"));
+        assert!(!valid_dns_name("localhost"));
+        assert!(!valid_dns_name("*.example.com"));
+        assert!(!valid_dns_name("-a.example.com"));
+        assert!(!valid_dns_name("a..b"));
+        assert!(!valid_dns_name("a b.c"));
+        assert!(!valid_dns_name(&format!("{}.com", "a".repeat(64))));
+    }
+
+    #[test]
+    fn bad_config_names_the_problem_without_the_key() {
+        let e = Issuer::new(
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("CA key") && !e.contains("AAAA"), "{e}");
+    }
+
+    #[test]
+    fn approval_records_read_camel_case() {
+        let r: ApprovalRecord = serde_json::from_str(
+            r#"{"id":"a1","mrenclave":"AB","mrsigner":"cd","isvProdId":1,"isvSvn":2,
+                "allowedSubjects":["x.example"],"status":"approved"}"#,
+        )
+        .unwrap();
+        assert!(r.covers("ab") && !r.covers("cd"));
+        assert_eq!(r.status, ApprovalStatus::Approved);
+    }
+}
