@@ -6,7 +6,7 @@ use kiln_engine::api::ErrorType;
 use kiln_engine::image::limits::ImageLimits;
 use kiln_engine::image::registry::UploadMode;
 use kiln_tests::fault_front::{convert_fronted, faulted, FaultFront, FrontedRun};
-use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat};
+use kiln_tests::images::{push_image, shell_app_image, FileSpec};
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::HarnessError;
@@ -17,23 +17,12 @@ async fn push_app(
     client: &kiln_engine::image::registry::RegistryClient,
     second_layer: &[&str],
 ) -> Result<(), HarnessError> {
-    let mut sh = FileSpec::new("bin/sh", "#!fake shell\n");
-    sh.mode = 0o755;
-    let image = build_image(
-        ImageFormat::Oci,
-        "linux",
-        "amd64",
-        None,
-        &[
-            vec![
-                sh,
-                FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-            ],
-            second_layer
-                .iter()
-                .map(|p| FileSpec::new(p, format!("{}\n", &p[p.len() - 1..])))
-                .collect(),
-        ],
+    let image = shell_app_image(
+        "#!fake shell\n",
+        second_layer
+            .iter()
+            .map(|p| FileSpec::new(p, format!("{}\n", &p[p.len() - 1..])))
+            .collect(),
     )?;
     push_image(client, "app", &image, Some("1"), UploadMode::Monolithic).await?;
     push_fixture_runtime(client, &RuntimeBinaries::placeholders()).await?;

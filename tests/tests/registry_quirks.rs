@@ -15,7 +15,7 @@ use kiln_native::{HttpOptions, HttpTransport};
 use kiln_tests::fault_front::{
     convert_fronted, BlobBody, FaultFront, FrontOptions, FrontStats, FrontedRun, LocationStyle,
 };
-use kiln_tests::images::{build_image, push_image, FileSpec, ImageFormat};
+use kiln_tests::images::{noise, push_image, shell_app_image, FileSpec};
 use kiln_tests::registry::{TestRegistry, TEST_PASSWORD, TEST_USER};
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::HarnessError;
@@ -23,28 +23,12 @@ use kiln_tests::HarnessError;
 /// Pushes `app:1` (a fake shell, /etc/passwd, a second layer of 200 KiB of
 /// incompressible bytes, so bodies are big enough to cut) to `client`'s registry.
 async fn push_app(client: &RegistryClient) -> Result<(), HarnessError> {
-    let mut sh = FileSpec::new("bin/sh", "#!fake shell\n");
-    sh.mode = 0o755;
-    let mut noise = Vec::with_capacity(200 * 1024);
-    let mut x = 0x1234_5678_9abc_def0u64;
-    while noise.len() < 200 * 1024 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        noise.extend_from_slice(&x.to_le_bytes());
-    }
-    let image = build_image(
-        ImageFormat::Oci,
-        "linux",
-        "amd64",
-        None,
-        &[
-            vec![
-                sh,
-                FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-            ],
-            vec![FileSpec::new("opt/noise.bin", noise)],
-        ],
+    let image = shell_app_image(
+        "#!fake shell\n",
+        vec![FileSpec::new(
+            "opt/noise.bin",
+            noise(200 * 1024, 0x1234_5678_9abc_def0),
+        )],
     )?;
     push_image(client, "app", &image, Some("1"), UploadMode::Monolithic).await?;
     Ok(())
