@@ -36,37 +36,15 @@ async fn limit_hits_are_400s_with_no_tag() -> Result<(), HarnessError> {
     let client = input.client(None)?;
     push_app(&client, &["opt/a", "opt/b", "opt/c"]).await?;
 
-    let cases: Vec<(&str, ImageLimits)> = vec![
-        (
-            "layer-entries=2",
-            ImageLimits {
-                layer_entries: 2,
-                ..ImageLimits::default()
-            },
-        ),
-        (
-            "manifest-layers=1",
-            ImageLimits {
-                manifest_layers: 1,
-                ..ImageLimits::default()
-            },
-        ),
-        (
-            "image-entries=4",
-            ImageLimits {
-                image_entries: 4,
-                ..ImageLimits::default()
-            },
-        ),
-        (
-            "layer-bytes=2048",
-            ImageLimits {
-                layer_bytes: 2048,
-                ..ImageLimits::default()
-            },
-        ),
-    ];
-    for (want, limits) in cases {
+    // Each case is one `--limit` setting, named in the error as it is written here.
+    for want in [
+        "layer-entries=2",
+        "manifest-layers=1",
+        "image-entries=4",
+        "layer-bytes=2048",
+    ] {
+        let mut limits = ImageLimits::default();
+        limits.apply(want).map_err(|e| format!("{want}: {e}"))?;
         let (in_host, out_host) = (input.host(), output.host());
         let run = convert_fronted(
             input.transport()?,
