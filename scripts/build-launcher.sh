@@ -1,26 +1,10 @@
 #!/usr/bin/env bash
 # Builds the static kiln-launcher (no libc needed at run time: it goes into the runtime
 # layer and must run in scratch/busybox images) and prints the binary's path on stdout.
-# Prefers the musl target; falls back to glibc with crt-static (also static-pie, and safe
+# Prefers the musl target (lib.sh's build_static); falls back to glibc with crt-static (also static-pie, and safe
 # here because the launcher calls nothing that needs NSS or dlopen).
 # Env: KILN_LAUNCHER_TARGET_DIR (default target/launcher-static).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target_dir=${KILN_LAUNCHER_TARGET_DIR:-target/launcher-static}
-export CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols
-musl=x86_64-unknown-linux-musl
-if rustup target list --installed 2>/dev/null | grep -qx "$musl" \
-   || rustup target add "$musl" >&2; then
-  target=$musl
-  cargo build --release --quiet -p kiln-launcher --target "$target" --target-dir "$target_dir" >&2
-else
-  target=x86_64-unknown-linux-gnu
-  RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --quiet -p kiln-launcher --target "$target" --target-dir "$target_dir" >&2
-fi
-bin="$target_dir/$target/release/kiln-launcher"
-if command -v file >/dev/null && ! file "$bin" | grep -q 'static'; then
-  echo "build-launcher.sh: $bin is not statically linked" >&2
-  exit 1
-fi
-echo "$(pwd)/$bin"
+source scripts/lib.sh
+build_static kiln-launcher -p kiln-launcher

@@ -66,7 +66,6 @@ if [ "${KILN_WORKER_NO_BUILD:-0}" != 1 ]; then
 fi
 [ -f "$wasm" ] || { echo "run-worker: $wasm missing; run scripts/build-worker.sh" >&2; exit 1; }
 
-export KILN_REGISTRY_ALLOWLIST="${KILN_REGISTRY_ALLOWLIST:-}"
 if [ -n "${KILN_ASSETS_DIR:-}" ]; then
   ASSETS_DIR=$(cd "$KILN_ASSETS_DIR" && pwd)
 elif [ -f "$ROOT/dist/index.html" ]; then
@@ -74,31 +73,25 @@ elif [ -f "$ROOT/dist/index.html" ]; then
 else
   ASSETS_DIR="$W/public"
 fi
-export KILN_ALLOW_LOOPBACK_REGISTRIES="${KILN_ALLOW_LOOPBACK_REGISTRIES:-}"
-export KILN_ALLOWED_ORIGINS="${KILN_ALLOWED_ORIGINS:-}"
-export KILN_PROXY_TIMEOUT_SECS="${KILN_PROXY_TIMEOUT_SECS:-}"
-export KILN_PROXY_UPLOAD_TIMEOUT_SECS="${KILN_PROXY_UPLOAD_TIMEOUT_SECS:-}"
-export KILN_BROWSER_IDLE_TIMEOUT_SECS="${KILN_BROWSER_IDLE_TIMEOUT_SECS:-}"
-export KILN_RUNTIME_IMAGE="${KILN_RUNTIME_IMAGE:-}"
-export KILN_KMS_ENDPOINT="${KILN_KMS_ENDPOINT:-}"
-export KILN_KMS_URL="${KILN_KMS_URL:-}"
+# The secrets given as files; KILN_DEFAULT_SIGNING_KEY comes only from its file.
 KILN_DEFAULT_SIGNING_KEY=""
 if [ -n "${KILN_DEFAULT_SIGNING_KEY_FILE:-}" ]; then
   KILN_DEFAULT_SIGNING_KEY=$(cat "$KILN_DEFAULT_SIGNING_KEY_FILE")
 fi
-export KILN_DEFAULT_SIGNING_KEY
-export KILN_TWO_STEP_SECRET="${KILN_TWO_STEP_SECRET:-}"
 if [ -n "${KILN_API_TOKENS_FILE:-}" ]; then
   KILN_API_TOKENS=$(cat "$KILN_API_TOKENS_FILE")
 fi
-export KILN_API_TOKENS="${KILN_API_TOKENS:-}"
-export KILN_EDGE_ANONYMOUS="${KILN_EDGE_ANONYMOUS:-}"
-export KILN_MAX_ENCLAVE_SIZE="${KILN_MAX_ENCLAVE_SIZE:-}"
-export KILN_PROXY_SECRET="${KILN_PROXY_SECRET:-}"
-export KILN_RATE_LIMIT_CONVERT_PER_MIN="${KILN_RATE_LIMIT_CONVERT_PER_MIN:-}"
-export KILN_RATE_LIMIT_VERIFY_PER_MIN="${KILN_RATE_LIMIT_VERIFY_PER_MIN:-}"
-export KILN_RATE_LIMIT_PROXY_PER_MIN="${KILN_RATE_LIMIT_PROXY_PER_MIN:-}"
-export KILN_DEBUG_METRICS="${KILN_DEBUG_METRICS:-}"
+# The worker's settings: each exported (empty when unset) and bound into workerd below.
+SETTINGS=(KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_ORIGINS
+          KILN_PROXY_TIMEOUT_SECS KILN_PROXY_UPLOAD_TIMEOUT_SECS KILN_BROWSER_IDLE_TIMEOUT_SECS
+          KILN_RUNTIME_IMAGE
+          KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY
+          KILN_API_TOKENS KILN_EDGE_ANONYMOUS KILN_MAX_ENCLAVE_SIZE KILN_PROXY_SECRET
+          KILN_RATE_LIMIT_CONVERT_PER_MIN KILN_RATE_LIMIT_VERIFY_PER_MIN KILN_RATE_LIMIT_PROXY_PER_MIN
+          KILN_DEBUG_METRICS KILN_TWO_STEP_SECRET)
+for v in "${SETTINGS[@]}"; do
+  export "$v=${!v:-}"
+done
 
 case "$KILN_ALLOW_LOOPBACK_REGISTRIES" in
   1|true|yes) NET_ALLOW='"public", "private", "local"' ;;
@@ -111,18 +104,9 @@ if [ "${KILN_WORKERD_NETWORK:-}" = loopback ]; then NET_ALLOW='"local"'; fi
 CONFIG="$W/build/workerd.$PORT.capnp"
 find "$W/build" -maxdepth 1 -name 'workerd.*.capnp' -mmin +120 -delete 2>/dev/null || true
 bindings=""
-for v in KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_ORIGINS \
-         KILN_PROXY_TIMEOUT_SECS KILN_PROXY_UPLOAD_TIMEOUT_SECS KILN_BROWSER_IDLE_TIMEOUT_SECS \
-         KILN_RUNTIME_IMAGE \
-         KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY \
-         KILN_API_TOKENS KILN_EDGE_ANONYMOUS KILN_MAX_ENCLAVE_SIZE KILN_PROXY_SECRET \
-         KILN_RATE_LIMIT_CONVERT_PER_MIN KILN_RATE_LIMIT_VERIFY_PER_MIN KILN_RATE_LIMIT_PROXY_PER_MIN \
-         KILN_DEBUG_METRICS; do
-  bindings+="    (name = \"$v\", fromEnvironment = \"$v\"),"$'\n'
-done
-bindings+="    (name = \"KILN_TWO_STEP_SECRET\", fromEnvironment = \"KILN_TWO_STEP_SECRET\"),"$'\n'
-# Image limits (KILN_LIMIT_LAYER_ENTRIES=100000, ...; docs/limits.md): only those set.
-for v in $(env | sed -n 's/^\(KILN_LIMIT_[A-Z_]*\)=.\+$/\1/p'); do
+# The settings, then the image limits (KILN_LIMIT_LAYER_ENTRIES=100000, ...; docs/limits.md):
+# only those set.
+for v in "${SETTINGS[@]}" $(env | sed -n 's/^\(KILN_LIMIT_[A-Z_]*\)=.\+$/\1/p'); do
   bindings+="    (name = \"$v\", fromEnvironment = \"$v\"),"$'\n'
 done
 cat > "$CONFIG" <<CAPNP

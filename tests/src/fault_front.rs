@@ -238,6 +238,90 @@ impl FaultFront {
     }
 }
 
+/// What a conversion through fronted registries ([`convert_fronted`]) ended with.
+pub struct FrontedRun {
+    /// The conversion's outcome.
+    pub result: Result<kiln_engine::pipeline::ConvertOutcome, kiln_engine::api::ApiError>,
+    /// Its progress events (retries among them).
+    pub events: Vec<kiln_engine::pipeline::Event>,
+    /// Whether the output tag exists afterwards.
+    pub tagged: bool,
+}
+
+impl FrontedRun {
+    /// How many `Event::Retry` the conversion reported.
+    pub fn retries(&self) -> u64 {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, kiln_engine::pipeline::Event::Retry { .. }))
+            .count() as u64
+    }
+
+    /// How many `Event::Retry` whose operation contains `what` (e.g. "resuming at byte").
+    pub fn retries_of(&self, what: &str) -> u64 {
+        self.events
+            .iter()
+            .filter(|e| {
+                matches!(e, kiln_engine::pipeline::Event::Retry { operation, .. }
+                    if operation.contains(what))
+            })
+            .count() as u64
+    }
+
+    /// Panics (naming `what`) unless the conversion succeeded and tagged its output.
+    pub fn ok(&self, what: &str) {
+        if let Err(e) = &self.result {
+            panic!("{what}: conversion failed: {e}");
+        }
+        assert!(self.tagged, "{what}: no tag");
+    }
+}
+
+/// The fault tests' conversion: `app:1` on `input_host` into `app-sgx:1` on
+/// `output_host` (either may be a [`FaultFront`]'s host; both plain HTTP), the runtime
+/// image `kiln/runtime:fixture` on `runtime_host`, over `transport`, signed with
+/// engine/testdata's test key, retries quick (5–50 ms backoff on the tokio timer) and
+/// progress recorded. `tune` adjusts the environment and the request (upload mode,
+/// limits, credentials) before the conversion. The tag is looked up on `output`, the
+/// registry behind `output_host`.
+pub async fn convert_fronted(
+    transport: Arc<dyn kiln_engine::image::transport::Transport>,
+    input_host: &str,
+    output_host: &str,
+    runtime_host: &str,
+    output: &crate::registry::TestRegistry,
+    tune: impl FnOnce(&mut kiln_engine::pipeline::PipelineEnv, &mut kiln_engine::api::ConvertRequest),
+) -> Result<FrontedRun, HarnessError> {
+    use kiln_engine::pipeline::progress::RecordingProgress;
+    let progress = Arc::new(RecordingProgress::default());
+    let mut env = crate::runtime_fixture::test_pipeline_env(
+        transport,
+        format!("{runtime_host}/kiln/runtime:fixture"),
+        input_host,
+    )?;
+    env.registry = env.registry.with_insecure(output_host);
+    env.progress = progress.clone();
+    env.timer = Some(Arc::new(kiln_native::TokioTimer));
+    env.retry = kiln_engine::image::registry::RetryPolicy {
+        base_delay_ms: 5,
+        max_delay_ms: 50,
+        ..kiln_engine::image::registry::RetryPolicy::default()
+    };
+    let mut req = kiln_engine::api::ConvertRequest {
+        input_image_name: format!("{input_host}/app:1"),
+        output_image_name: format!("{output_host}/app-sgx:1"),
+        ..Default::default()
+    };
+    tune(&mut env, &mut req);
+    let result = kiln_engine::pipeline::convert(req, &env).await;
+    let tagged = crate::images::tag_exists(&output.client(None)?, "app-sgx", "1").await;
+    Ok(FrontedRun {
+        result,
+        events: progress.events(),
+        tagged,
+    })
+}
+
 /// Whether the `n`th `GET`/`HEAD` request (0-based) is faulted under `seed` and `percent`.
 pub fn faulted(seed: u64, n: u64, percent: u64) -> bool {
     mix(seed ^ n) % 100 < percent

@@ -226,6 +226,29 @@ pub fn simple_image(
     )
 }
 
+/// The conversion tests' linux/amd64 OCI app: a first layer with a fake `/bin/sh`
+/// (`shell` its text, mode 0755) and an `/etc/passwd` for root, then `second_layer`.
+pub fn shell_app_image(
+    shell: &str,
+    second_layer: Vec<FileSpec>,
+) -> Result<TestImage, HarnessError> {
+    let mut sh = FileSpec::new("bin/sh", shell);
+    sh.mode = 0o755;
+    build_image(
+        ImageFormat::Oci,
+        "linux",
+        "amd64",
+        None,
+        &[
+            vec![
+                sh,
+                FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+            ],
+            second_layer,
+        ],
+    )
+}
+
 /// An index (OCI) or manifest list (Docker) over `images`.
 pub fn build_index(
     format: ImageFormat,

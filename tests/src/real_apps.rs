@@ -104,7 +104,14 @@ pub fn image_from_dir(dir: &Path) -> Result<TestImage, HarnessError> {
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": CREATED, "created_by": "kiln tests: scripts/build-real-app-images.sh"}],
     });
-    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&cfg)?);
+    one_layer_image(layer, &cfg)
+}
+
+/// A linux/amd64 OCI image of one `layer` and the image config `cfg` (whose
+/// `rootfs.diff_ids` names the layer's diff_id): the real apps' and the Debian minbase
+/// end-to-end test's form.
+pub fn one_layer_image(layer: Blob, cfg: &serde_json::Value) -> Result<TestImage, HarnessError> {
+    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(cfg)?);
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,

@@ -54,6 +54,28 @@ fn runc(bundle: &Path, id: &str, extra_env: &[&str]) -> Result<Output, HarnessEr
 }
 
 /// The app's report, without what the container runtime adds on its own.
+/// Pulls and unpacks `original` and `converted` into `work` and runs the original under
+/// runc (container `id`), which must succeed. Returns the converted image's bundle and
+/// the original's [`report`].
+fn pull_and_run_original(
+    original: &str,
+    converted: &str,
+    work: &Path,
+    id: &str,
+) -> Result<(PathBuf, Vec<String>), HarnessError> {
+    let original = pull_and_unpack(original, work, "orig")?;
+    let converted = pull_and_unpack(converted, work, "conv")?;
+    let o = runc(&original, id, &[])?;
+    assert!(
+        o.status.success(),
+        "original: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let want = report(&o);
+    eprintln!("original image reports:\n{}", want.join("\n"));
+    Ok((converted, want))
+}
+
 fn report(o: &Output) -> Vec<String> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -138,16 +160,12 @@ async fn busybox_converted_runs_like_the_original() -> Result<(), HarnessError> 
     );
 
     // Run both images.
-    let original = pull_and_unpack(&format!("{}/busybox:1", a.host()), work.path(), "orig")?;
-    let converted = pull_and_unpack(&format!("{}/busybox-sgx:1", b.host()), work.path(), "conv")?;
-    let o = runc(&original, "kiln-e2e-orig", &[])?;
-    assert!(
-        o.status.success(),
-        "original: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let want = report(&o);
-    eprintln!("original image reports:\n{}", want.join("\n"));
+    let (converted, want) = pull_and_run_original(
+        &format!("{}/busybox:1", a.host()),
+        &format!("{}/busybox-sgx:1", b.host()),
+        work.path(),
+        "kiln-e2e-orig",
+    )?;
     assert!(want.contains(&"arg=first arg".to_string()), "{want:?}");
     assert!(want.contains(&"ids=1000:1000".to_string()), "{want:?}");
     assert!(want.contains(&"cwd=/work".to_string()), "{want:?}");
@@ -193,10 +211,8 @@ fn debian_layer() -> Result<Option<(Vec<u8>, String)>, HarnessError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debian_minbase_converted_runs_like_the_original() -> Result<(), HarnessError> {
-    use kiln_engine::image::manifest::{
-        ManifestKind, RawManifest, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
-    };
-    use kiln_tests::images::{Blob, ImageFormat, TestImage};
+    use kiln_engine::image::manifest::OCI_LAYER_GZIP;
+    use kiln_tests::images::Blob;
     require_tool!("docker-registry");
     require_tool!("skopeo");
     require_tool!("umoci");
@@ -221,20 +237,7 @@ async fn debian_minbase_converted_runs_like_the_original() -> Result<(), Harness
         },
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     });
-    let config = Blob::new(OCI_CONFIG, serde_json::to_vec(&cfg)?);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": config.descriptor(), "layers": [layer.descriptor()],
-    });
-    let image = TestImage {
-        format: ImageFormat::Oci,
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        variant: None,
-        layers: vec![layer],
-        config,
-        manifest: RawManifest::with_kind(serde_json::to_vec(&manifest)?, ManifestKind::OciManifest),
-    };
+    let image = kiln_tests::real_apps::one_layer_image(layer, &cfg)?;
     let a = TestRegistry::plain()?;
     let ca = a.client(None)?;
     push_image(
@@ -248,17 +251,11 @@ async fn debian_minbase_converted_runs_like_the_original() -> Result<(), Harness
     push_fixture_runtime(&ca, &RuntimeBinaries::build()?).await?;
 
     // Through the engine directly (the busybox case goes through the CLI).
-    let mut env = kiln_engine::pipeline::PipelineEnv::new(
+    let mut env = kiln_tests::runtime_fixture::test_pipeline_env(
         a.transport()?,
         format!("{}/kiln/runtime:fixture", a.host()),
-    );
-    env.registry = env.registry.with_insecure(&a.host());
-    env.default_signer = Some(std::sync::Arc::new(
-        kiln_engine::sgx::signer::PrivateKeySigner::from_pem(
-            include_str!("../../engine/testdata/gramine/test-key.pem"),
-            None,
-        )?,
-    ));
+        &a.host(),
+    )?;
     env.scans = std::sync::Arc::new(kiln_native::ThreadedScans::default());
     let req = kiln_engine::api::ConvertRequest {
         input_image_name: format!("{}/debian:bookworm", a.host()),
@@ -269,24 +266,12 @@ async fn debian_minbase_converted_runs_like_the_original() -> Result<(), Harness
     eprintln!("{}", serde_json::to_string_pretty(&out.response)?);
 
     let work = tempfile::tempdir()?;
-    let original = pull_and_unpack(
+    let (converted, want) = pull_and_run_original(
         &format!("{}/debian:bookworm", a.host()),
-        work.path(),
-        "orig",
-    )?;
-    let converted = pull_and_unpack(
         &format!("{}/debian-sgx:bookworm", a.host()),
         work.path(),
-        "conv",
+        "kiln-e2e-deb-orig",
     )?;
-    let o = runc(&original, "kiln-e2e-deb-orig", &[])?;
-    assert!(
-        o.status.success(),
-        "original: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let want = report(&o);
-    eprintln!("original image reports:\n{}", want.join("\n"));
     assert!(want.contains(&"ids=65534:65534".to_string()), "{want:?}");
     let refused = runc(&converted, "kiln-e2e-deb-nosgx", &[])?;
     assert!(!refused.status.success());

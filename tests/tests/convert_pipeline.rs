@@ -10,7 +10,7 @@ use kiln_engine::image::registry::{RegistryClient, UploadMode};
 use kiln_engine::pipeline::progress::{BlobPush, RecordingProgress};
 use kiln_engine::pipeline::{convert, ConvertOutcome, Event, PipelineEnv};
 use kiln_engine::sgx::signer::PrivateKeySigner;
-use kiln_tests::images::{build_image, push_image, tag_exists, FileSpec, ImageFormat, TestImage};
+use kiln_tests::images::{push_image, shell_app_image, tag_exists, FileSpec, TestImage};
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::{require_tool, HarnessError};
@@ -18,20 +18,9 @@ use kiln_tests::{require_tool, HarnessError};
 const KEY: &str = include_str!("../../engine/testdata/gramine/test-key.pem");
 
 fn app_image(seed: &str) -> Result<TestImage, HarnessError> {
-    let mut sh = FileSpec::new("bin/sh", format!("#!fake shell {seed}\n"));
-    sh.mode = 0o755;
-    build_image(
-        ImageFormat::Oci,
-        "linux",
-        "amd64",
-        None,
-        &[
-            vec![
-                sh,
-                FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-            ],
-            vec![FileSpec::new("opt/data", format!("data {seed}\n"))],
-        ],
+    shell_app_image(
+        &format!("#!fake shell {seed}\n"),
+        vec![FileSpec::new("opt/data", format!("data {seed}\n"))],
     )
 }
 

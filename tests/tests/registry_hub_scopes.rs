@@ -5,7 +5,7 @@
 //! must not fail a copy that a plain upload can do when only the mount was not granted.
 
 use kiln_engine::api::{ApiError, AuthConfig, ConvertRequest};
-use kiln_engine::image::registry::{copy_blob, CopyOutcome, Credentials, ErrorClass, UploadMode};
+use kiln_engine::image::registry::{BlobCopy, CopyOutcome, Credentials, ErrorClass, UploadMode};
 use kiln_engine::pipeline::{convert, ConvertOutcome};
 use kiln_tests::images::{
     build_image, push_image, simple_image, tag_exists, FileSpec, ImageFormat,
@@ -104,15 +104,16 @@ async fn a_mount_the_token_does_not_cover_falls_back_to_a_streamed_upload() -> R
     let dst = reg.client(Some(me()))?;
     let target = format!("{TEST_USER}/converted");
     for layer in &img.layers {
-        let out = copy_blob(
-            &src,
-            &private,
-            &dst,
-            &target,
-            &layer.digest,
-            Some(layer.data.len() as u64),
-            UploadMode::Monolithic,
-        )
+        let out = BlobCopy {
+            src: &src,
+            src_repo: &private,
+            dst: &dst,
+            dst_repo: &target,
+            digest: &layer.digest,
+            size: Some(layer.data.len() as u64),
+            mode: UploadMode::Monolithic,
+        }
+        .copy()
         .await?;
         assert_eq!(out, CopyOutcome::Uploaded, "layer {}", layer.digest);
         assert!(dst.blob_exists(&target, &layer.digest).await?.is_some());
@@ -120,15 +121,16 @@ async fn a_mount_the_token_does_not_cover_falls_back_to_a_streamed_upload() -> R
     // Within one account the mount is granted and used.
     let again = format!("{TEST_USER}/again");
     for layer in &img.layers {
-        let out = copy_blob(
-            &dst,
-            &target,
-            &dst,
-            &again,
-            &layer.digest,
-            Some(layer.data.len() as u64),
-            UploadMode::Monolithic,
-        )
+        let out = BlobCopy {
+            src: &dst,
+            src_repo: &target,
+            dst: &dst,
+            dst_repo: &again,
+            digest: &layer.digest,
+            size: Some(layer.data.len() as u64),
+            mode: UploadMode::Monolithic,
+        }
+        .copy()
         .await?;
         assert_eq!(out, CopyOutcome::Mounted, "layer {}", layer.digest);
     }

@@ -8,46 +8,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_engine::api::{AuthConfig, ConvertRequest};
-use kiln_engine::image::registry::{RegistryClient, RetryPolicy, UploadMode};
+use kiln_engine::api::AuthConfig;
+use kiln_engine::image::registry::{RegistryClient, UploadMode};
 use kiln_engine::image::transport::Transport;
-use kiln_engine::pipeline::progress::RecordingProgress;
-use kiln_engine::pipeline::{convert, ConvertOutcome, Event, PipelineEnv};
-use kiln_engine::sgx::signer::PrivateKeySigner;
 use kiln_native::{HttpOptions, HttpTransport};
-use kiln_tests::fault_front::{BlobBody, FaultFront, FrontOptions, FrontStats, LocationStyle};
-use kiln_tests::images::{build_image, push_image, tag_exists, FileSpec, ImageFormat};
+use kiln_tests::fault_front::{
+    convert_fronted, BlobBody, FaultFront, FrontOptions, FrontStats, FrontedRun, LocationStyle,
+};
+use kiln_tests::images::{noise, push_image, shell_app_image, FileSpec};
 use kiln_tests::registry::{TestRegistry, TEST_PASSWORD, TEST_USER};
 use kiln_tests::runtime_fixture::{push_fixture_runtime, RuntimeBinaries};
 use kiln_tests::HarnessError;
 
-const KEY: &str = include_str!("../../engine/testdata/gramine/test-key.pem");
-
 /// Pushes `app:1` (a fake shell, /etc/passwd, a second layer of 200 KiB of
 /// incompressible bytes, so bodies are big enough to cut) to `client`'s registry.
 async fn push_app(client: &RegistryClient) -> Result<(), HarnessError> {
-    let mut sh = FileSpec::new("bin/sh", "#!fake shell\n");
-    sh.mode = 0o755;
-    let mut noise = Vec::with_capacity(200 * 1024);
-    let mut x = 0x1234_5678_9abc_def0u64;
-    while noise.len() < 200 * 1024 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        noise.extend_from_slice(&x.to_le_bytes());
-    }
-    let image = build_image(
-        ImageFormat::Oci,
-        "linux",
-        "amd64",
-        None,
-        &[
-            vec![
-                sh,
-                FileSpec::new("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-            ],
-            vec![FileSpec::new("opt/noise.bin", noise)],
-        ],
+    let image = shell_app_image(
+        "#!fake shell\n",
+        vec![FileSpec::new(
+            "opt/noise.bin",
+            noise(200 * 1024, 0x1234_5678_9abc_def0),
+        )],
     )?;
     push_image(client, "app", &image, Some("1"), UploadMode::Monolithic).await?;
     Ok(())
@@ -58,29 +39,6 @@ async fn push_app(client: &RegistryClient) -> Result<(), HarnessError> {
 enum Side {
     Input,
     Output,
-}
-
-struct Run {
-    result: Result<ConvertOutcome, kiln_engine::api::ApiError>,
-    events: Vec<Event>,
-    tagged: bool,
-    front: FaultFront,
-}
-
-impl Run {
-    fn retries(&self) -> u64 {
-        self.events
-            .iter()
-            .filter(|e| matches!(e, Event::Retry { .. }))
-            .count() as u64
-    }
-
-    fn ok(&self, what: &str) {
-        if let Err(e) = &self.result {
-            panic!("{what}: conversion failed: {e}");
-        }
-        assert!(self.tagged, "{what}: no tag");
-    }
 }
 
 fn stat(c: &std::sync::atomic::AtomicU64) -> u64 {
@@ -97,7 +55,7 @@ async fn convert_through(
     basic_input: bool,
     upload_mode: UploadMode,
     transport: Arc<dyn Transport>,
-) -> Result<Run, HarnessError> {
+) -> Result<(FrontedRun, FaultFront), HarnessError> {
     let input = if basic_input {
         TestRegistry::basic()?
     } else {
@@ -117,40 +75,33 @@ async fn convert_through(
         Side::Input => (front.host(), output.host()),
         Side::Output => (input.host(), front.host()),
     };
-    let progress = Arc::new(RecordingProgress::default());
-    let mut env = PipelineEnv::new(transport, format!("{out_host}/kiln/runtime:fixture"));
-    env.registry = env
-        .registry
-        .with_insecure(&in_host)
-        .with_insecure(&out_host);
-    env.default_signer = Some(Arc::new(PrivateKeySigner::from_pem(KEY, None)?));
-    env.progress = progress.clone();
-    env.timer = Some(Arc::new(kiln_native::TokioTimer));
-    env.retry = RetryPolicy {
-        base_delay_ms: 5,
-        max_delay_ms: 50,
-        ..RetryPolicy::default()
-    };
-    env.upload_mode = upload_mode;
-    let mut req = ConvertRequest {
-        input_image_name: format!("{in_host}/app:1"),
-        output_image_name: format!("{out_host}/app-sgx:1"),
-        ..Default::default()
-    };
-    if basic_input {
-        req.input_auth_config = Some(AuthConfig {
-            username: TEST_USER.into(),
-            password: Some(TEST_PASSWORD.into()),
-        });
-    }
-    let result = convert(req, &env).await;
-    let tagged = tag_exists(&output.client(None)?, "app-sgx", "1").await;
-    Ok(Run {
-        result,
-        events: progress.events(),
-        tagged,
-        front,
-    })
+    let run = convert_fronted(
+        transport,
+        &in_host,
+        &out_host,
+        &out_host,
+        &output,
+        |env, req| {
+            env.upload_mode = upload_mode;
+            if basic_input {
+                req.input_auth_config = Some(AuthConfig {
+                    username: TEST_USER.into(),
+                    password: Some(TEST_PASSWORD.into()),
+                });
+            }
+        },
+    )
+    .await?;
+    Ok((run, front))
+}
+
+/// [`convert_through`] from a plain input, with monolithic uploads over the native
+/// transport.
+async fn through(
+    side: Side,
+    options: FrontOptions,
+) -> Result<(FrontedRun, FaultFront), HarnessError> {
+    convert_through(side, options, false, UploadMode::Monolithic, native()?).await
 }
 
 fn native() -> Result<Arc<dyn Transport>, HarnessError> {
@@ -161,7 +112,7 @@ fn native() -> Result<Arc<dyn Transport>, HarnessError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirected_blobs_never_carry_the_registry_credentials() -> Result<(), HarnessError> {
-    let run = convert_through(
+    let (run, front) = convert_through(
         Side::Input,
         FrontOptions {
             redirect_blobs: true,
@@ -173,7 +124,7 @@ async fn redirected_blobs_never_carry_the_registry_credentials() -> Result<(), H
     )
     .await?;
     run.ok("redirected blobs");
-    let s = run.front.stats();
+    let s = front.stats();
     // The config and both layers.
     assert!(stat(&s.redirects) >= 3, "redirects {}", stat(&s.redirects));
     assert_eq!(stat(&s.redirected_gets), stat(&s.redirects));
@@ -200,7 +151,7 @@ async fn upload_locations_in_every_form() -> Result<(), HarnessError> {
                 chunk_size: 64 * 1024,
             },
         ] {
-            let run = convert_through(
+            let (run, front) = convert_through(
                 Side::Output,
                 FrontOptions {
                     location: style,
@@ -213,7 +164,7 @@ async fn upload_locations_in_every_form() -> Result<(), HarnessError> {
             .await?;
             let what = format!("{style:?} {mode:?}");
             run.ok(&what);
-            assert!(stat(&run.front.stats().locations_rewritten) >= 3, "{what}");
+            assert!(stat(&front.stats().locations_rewritten) >= 3, "{what}");
         }
     }
     Ok(())
@@ -232,27 +183,25 @@ async fn created_instead_of_accepted_and_no_content_digest() -> Result<(), Harne
             chunk_size: 64 * 1024,
         },
     ] {
-        let run = convert_through(Side::Output, quirks.clone(), false, mode, native()?).await?;
+        let (run, front) =
+            convert_through(Side::Output, quirks.clone(), false, mode, native()?).await?;
         run.ok(&format!("{mode:?}"));
-        let s = run.front.stats();
+        let s = front.stats();
         assert!(stat(&s.statuses_swapped) >= 4, "{mode:?}");
         assert!(stat(&s.digests_stripped) >= 3, "{mode:?}");
     }
     // The input side without Docker-Content-Digest: manifests and blobs are verified
     // against the digests kiln computes.
-    let run = convert_through(
+    let (run, front) = through(
         Side::Input,
         FrontOptions {
             strip_content_digest: true,
             ..FrontOptions::default()
         },
-        false,
-        UploadMode::Monolithic,
-        native()?,
     )
     .await?;
     run.ok("input without Docker-Content-Digest");
-    assert!(stat(&run.front.stats().digests_stripped) >= 2);
+    assert!(stat(&front.stats().digests_stripped) >= 2);
     Ok(())
 }
 
@@ -299,21 +248,18 @@ async fn manifest_head_refused_falls_back_to_get() -> Result<(), HarnessError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_blob_bodies_resume_with_range_requests() -> Result<(), HarnessError> {
     for ignore_range in [false, true] {
-        let run = convert_through(
+        let (run, front) = through(
             Side::Input,
             FrontOptions {
                 blob_body: BlobBody::CutOnce,
                 ignore_range,
                 ..FrontOptions::default()
             },
-            false,
-            UploadMode::Monolithic,
-            native()?,
         )
         .await?;
         let what = format!("ignore_range {ignore_range}");
         run.ok(&what);
-        let s = run.front.stats();
+        let s = front.stats();
         let cuts = stat(&s.cuts);
         // The config and both layers.
         assert!(cuts >= 3, "{what}: cuts {cuts}");
@@ -321,11 +267,7 @@ async fn cut_blob_bodies_resume_with_range_requests() -> Result<(), HarnessError
         let ignored = if ignore_range { cuts } else { 0 };
         assert_eq!(stat(&s.ranges_ignored), ignored, "{what}");
         assert_eq!(run.retries(), cuts, "{what}: {:?}", run.events);
-        let resumed = run
-            .events
-            .iter()
-            .filter(|e| matches!(e, Event::Retry { operation, .. } if operation.contains("resuming at byte")))
-            .count() as u64;
+        let resumed = run.retries_of("resuming at byte");
         assert_eq!(resumed, cuts, "{what}");
     }
     Ok(())
@@ -343,7 +285,7 @@ async fn stalled_blob_bodies_are_cut_by_the_idle_timeout_and_resumed() -> Result
         })?,
         default: HttpTransport::with_options(HttpOptions::default())?,
     });
-    let run = convert_through(
+    let (run, front) = convert_through(
         Side::Input,
         FrontOptions {
             blob_body: BlobBody::StallOnce,
@@ -355,16 +297,12 @@ async fn stalled_blob_bodies_are_cut_by_the_idle_timeout_and_resumed() -> Result
     )
     .await?;
     run.ok("stalls");
-    let s = run.front.stats();
+    let s = front.stats();
     let stalls = stat(&s.stalls);
     assert!(stalls >= 3, "stalls {stalls}");
     // At least one resume per stall (a request slow on a loaded machine may add one).
     assert!(stat(&s.range_requests) >= stalls);
-    let resumed = run
-        .events
-        .iter()
-        .filter(|e| matches!(e, Event::Retry { operation, .. } if operation.contains("resuming at byte")))
-        .count() as u64;
+    let resumed = run.retries_of("resuming at byte");
     assert!(resumed >= stalls, "{:?}", run.events);
     Ok(())
 }
@@ -398,15 +336,12 @@ impl Transport for ShortIdleForFront {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_cut_every_time_fail_clearly_with_no_tag() -> Result<(), HarnessError> {
-    let run = convert_through(
+    let (run, front) = through(
         Side::Input,
         FrontOptions {
             blob_body: BlobBody::CutAlways,
             ..FrontOptions::default()
         },
-        false,
-        UploadMode::Monolithic,
-        native()?,
     )
     .await?;
     let e = match &run.result {
@@ -417,7 +352,7 @@ async fn bodies_cut_every_time_fail_clearly_with_no_tag() -> Result<(), HarnessE
     assert!(e.reason.contains("input image"), "{}", e.reason);
     assert!(!run.tagged);
     // Each cut blob is tried at most max_tries (5) times.
-    let cuts = stat(&run.front.stats().cuts);
+    let cuts = stat(&front.stats().cuts);
     assert!((5..=15).contains(&cuts), "cuts {cuts}");
     Ok(())
 }
@@ -454,7 +389,7 @@ async fn failed_uploads_start_over_in_new_sessions() -> Result<(), HarnessError>
         // then copied again from the input into a new session) and one more (a
         // restarted copy, or the kiln layer's or config's, pushed from memory).
         let output = TestRegistry::plain()?;
-        let run = convert_into(
+        let (run, front) = convert_into(
             &output,
             FrontOptions {
                 upload_faults: 3,
@@ -465,13 +400,9 @@ async fn failed_uploads_start_over_in_new_sessions() -> Result<(), HarnessError>
         .await?;
         let what = format!("{mode:?}");
         run.ok(&what);
-        let s = run.front.stats();
+        let s = front.stats();
         assert_eq!(stat(&s.upload_faults), 3, "{what}");
-        let restarts = run
-            .events
-            .iter()
-            .filter(|e| matches!(e, Event::Retry { operation, .. } if operation.contains("in a new session")))
-            .count();
+        let restarts = run.retries_of("in a new session");
         assert_eq!(restarts, 3, "{what}: {:?}", run.events);
         output_is_whole(&output).await?;
     }
@@ -481,7 +412,7 @@ async fn failed_uploads_start_over_in_new_sessions() -> Result<(), HarnessError>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_failing_every_time_fail_clearly_with_no_tag() -> Result<(), HarnessError> {
     let output = TestRegistry::plain()?;
-    let run = convert_into(
+    let (run, front) = convert_into(
         &output,
         FrontOptions {
             upload_faults: u64::MAX,
@@ -498,7 +429,7 @@ async fn uploads_failing_every_time_fail_clearly_with_no_tag() -> Result<(), Har
     assert!(e.reason.contains("output image"), "{}", e.reason);
     assert!(!run.tagged);
     // Each upload is tried at most max_tries (5) times: the two teed layers.
-    let faults = stat(&run.front.stats().upload_faults);
+    let faults = stat(&front.stats().upload_faults);
     assert!((5..=10).contains(&faults), "upload faults {faults}");
     Ok(())
 }
@@ -509,37 +440,19 @@ async fn convert_into(
     output: &TestRegistry,
     options: FrontOptions,
     upload_mode: UploadMode,
-) -> Result<Run, HarnessError> {
+) -> Result<(FrontedRun, FaultFront), HarnessError> {
     let input = TestRegistry::plain()?;
     push_app(&input.client(None)?).await?;
     push_fixture_runtime(&output.client(None)?, &RuntimeBinaries::placeholders()).await?;
     let front = FaultFront::with_options(output.port(), options)?;
-    let progress = Arc::new(RecordingProgress::default());
-    let mut env = PipelineEnv::new(native()?, format!("{}/kiln/runtime:fixture", front.host()));
-    env.registry = env
-        .registry
-        .with_insecure(&input.host())
-        .with_insecure(&front.host());
-    env.default_signer = Some(Arc::new(PrivateKeySigner::from_pem(KEY, None)?));
-    env.progress = progress.clone();
-    env.timer = Some(Arc::new(kiln_native::TokioTimer));
-    env.retry = RetryPolicy {
-        base_delay_ms: 5,
-        max_delay_ms: 50,
-        ..RetryPolicy::default()
-    };
-    env.upload_mode = upload_mode;
-    let req = ConvertRequest {
-        input_image_name: format!("{}/app:1", input.host()),
-        output_image_name: format!("{}/app-sgx:1", front.host()),
-        ..Default::default()
-    };
-    let result = convert(req, &env).await;
-    let tagged = tag_exists(&output.client(None)?, "app-sgx", "1").await;
-    Ok(Run {
-        result,
-        events: progress.events(),
-        tagged,
-        front,
-    })
+    let run = convert_fronted(
+        native()?,
+        &input.host(),
+        &front.host(),
+        &front.host(),
+        output,
+        |env, _| env.upload_mode = upload_mode,
+    )
+    .await?;
+    Ok((run, front))
 }

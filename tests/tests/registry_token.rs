@@ -124,8 +124,8 @@ async fn token_auth_cross_repository_mount() -> R {
 }
 
 #[tokio::test]
-async fn copy_blob_skips_mounts_or_streams() -> R {
-    use kiln_engine::image::registry::{copy_blob, CopyOutcome};
+async fn blob_copy_skips_mounts_or_streams() -> R {
+    use kiln_engine::image::registry::{BlobCopy, CopyOutcome};
     require_tool!("docker-registry");
     let src_reg = TestRegistry::plain()?;
     let dst_reg = TestRegistry::token()?;
@@ -136,54 +136,38 @@ async fn copy_blob_skips_mounts_or_streams() -> R {
     let layer = &img.layers[0];
     let size = Some(layer.data.len() as u64);
     // another registry: streamed from source into the upload
-    let out = copy_blob(
-        &src,
-        "in/img",
-        &dst,
-        "out/a",
-        &layer.digest,
+    let to_a = BlobCopy {
+        src: &src,
+        src_repo: "in/img",
+        dst: &dst,
+        dst_repo: "out/a",
+        digest: &layer.digest,
         size,
-        UploadMode::Monolithic,
-    )
-    .await?;
-    assert_eq!(out, CopyOutcome::Uploaded);
+        mode: UploadMode::Monolithic,
+    };
+    assert_eq!(to_a.copy().await?, CopyOutcome::Uploaded);
     // again: already present
-    let out = copy_blob(
-        &src,
-        "in/img",
-        &dst,
-        "out/a",
-        &layer.digest,
-        size,
-        UploadMode::Monolithic,
-    )
-    .await?;
-    assert_eq!(out, CopyOutcome::AlreadyPresent);
+    assert_eq!(to_a.copy().await?, CopyOutcome::AlreadyPresent);
     // same registry, other repository: mounted
-    let out = copy_blob(
-        &dst,
-        "out/a",
-        &dst,
-        "out/b",
-        &layer.digest,
-        size,
-        UploadMode::Monolithic,
-    )
-    .await?;
-    assert_eq!(out, CopyOutcome::Mounted);
+    let a_to_b = BlobCopy {
+        src: &dst,
+        src_repo: "out/a",
+        dst_repo: "out/b",
+        ..to_a
+    };
+    assert_eq!(a_to_b.copy().await?, CopyOutcome::Mounted);
     // a wrong size is caught while streaming and the upload is not completed
     let l2 = &img.layers[1];
-    let e = copy_blob(
-        &src,
-        "in/img",
-        &dst,
-        "out/c",
-        &l2.digest,
-        Some(l2.data.len() as u64 + 1),
-        UploadMode::Chunked {
+    let e = BlobCopy {
+        dst_repo: "out/c",
+        digest: &l2.digest,
+        size: Some(l2.data.len() as u64 + 1),
+        mode: UploadMode::Chunked {
             chunk_size: 1 << 20,
         },
-    )
+        ..to_a
+    }
+    .copy()
     .await;
     assert!(e.is_err(), "{e:?}");
     assert_eq!(dst.blob_exists("out/c", &l2.digest).await?, None);

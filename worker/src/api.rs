@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use kiln_engine::api::ErrorType;
 use kiln_engine::image::reference::Reference;
 use kiln_engine::image::registry::{Credentials, RegistryClient, RegistryConfig};
 use kiln_engine::verify::{read_remote, verify, Expectations};
@@ -15,19 +14,14 @@ use kiln_engine::sgx::signer::PrivateKeySigner;
 
 use crate::auth::Caller;
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorType};
 use crate::transport::FetchTransport;
 
 /// Largest JSON request body accepted.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
-/// An engine error as the worker's error (same status and `errorType`).
-pub fn from_engine(e: &kiln_engine::api::ApiError) -> ApiError {
-    ApiError::new(e.status, e.error_type.as_str(), e.reason.clone())
-}
-
 fn bad_request(reason: impl Into<String>) -> ApiError {
-    ApiError::new(400, ErrorType::BadRequest.as_str(), reason)
+    ApiError::bad_request(reason)
 }
 
 /// The engine's transport and registry configuration for this worker's policy.
@@ -74,10 +68,7 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
     let reference = Reference::parse(&req.image).map_err(|e| bad_request(format!("image: {e}")))?;
     cfg.policy
         .check_authority(reference.api_host())
-        .map_err(|e| {
-            let e = ApiError::from(e);
-            ApiError::new(e.status, e.error_type, format!("image: {}", e.reason))
-        })?;
+        .map_err(|e| ApiError::from(e).in_field("image"))?;
     let (transport, reg) = engine_transport(cfg);
     let creds = req
         .auth_config
@@ -85,9 +76,7 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
     let client = RegistryClient::for_reference(transport, &reference, &reg, creds)
         .with_limits(cfg.image_limits)
         .with_retry(crate::timer::retry(cfg.retry));
-    let contents = read_remote(&client, &reference, "image")
-        .await
-        .map_err(|e| from_engine(&e))?;
+    let contents = read_remote(&client, &reference, "image").await?;
     let report = verify(
         &contents,
         &Expectations {
@@ -95,7 +84,7 @@ pub async fn verify_image(cfg: &Config, body: &[u8]) -> Result<String, ApiError>
             mrsigner: req.expect_mrsigner,
         },
     );
-    serde_json::to_string(&report).map_err(|e| ApiError::new(500, "Internal", e.to_string()))
+    serde_json::to_string(&report).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// How the worker uploads a blob: one request each (POST, then one PUT whose body streams
@@ -110,8 +99,7 @@ pub const UPLOAD_MODE: UploadMode = UploadMode::Monolithic;
 pub fn engine_env(cfg: &Config) -> Result<PipelineEnv, ApiError> {
     let Some(runtime) = cfg.runtime_image.clone() else {
         return Err(ApiError::new(
-            500,
-            "ConfigurationError",
+            ErrorType::ConfigurationError,
             "this worker has no runtime image configured (KILN_RUNTIME_IMAGE)",
         ));
     };
@@ -143,7 +131,7 @@ pub fn sdkms_factory(
         cfg.upload_timeout_ms,
     );
     let factory = kiln_engine::kms::sdkms::SdkmsFactory::new(Arc::new(transport), url)
-        .map_err(|e| ApiError::new(500, "ConfigurationError", format!("KILN_KMS_URL: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorType::ConfigurationError, format!("KILN_KMS_URL: {e}")))?;
     Ok(Some(Arc::new(factory)))
 }
 
@@ -162,17 +150,11 @@ pub fn check_request(
     ] {
         let r = Reference::parse(name).map_err(|e| bad_request(format!("{field}: {e}")))?;
         // The host the engine connects to (registry-1.docker.io for docker.io names).
-        cfg.policy.check_authority(r.api_host()).map_err(|e| {
-            let e = ApiError::from(e);
-            ApiError::new(e.status, e.error_type, format!("{field}: {}", e.reason))
-        })?;
+        cfg.policy
+            .check_authority(r.api_host())
+            .map_err(|e| ApiError::from(e).in_field(field))?;
         if field == "outputImageName" {
-            caller
-                .check_output(&format!("{}/{}", r.domain(), r.repository()))
-                .map_err(|e| {
-                    let (status, kind) = e.status();
-                    ApiError::new(status, kind, e.to_string())
-                })?;
+            caller.check_output(&format!("{}/{}", r.domain(), r.repository()))?;
         }
     }
     Ok(())
@@ -203,22 +185,20 @@ pub async fn convert_image(
     if uses_default {
         let Some(pem) = pem else {
             return Err(ApiError::new(
-                500,
-                "ConfigurationError",
+                ErrorType::ConfigurationError,
                 "signingKey: no default signing key is configured on this worker \
                  (secret KILN_DEFAULT_SIGNING_KEY); pass signingKey.sdkms or configure one",
             ));
         };
         let signer = PrivateKeySigner::from_pem(&pem, None).map_err(|e| {
             ApiError::new(
-                500,
-                "ConfigurationError",
+                ErrorType::ConfigurationError,
                 format!("the configured default signing key is unusable: {e}"),
             )
         })?;
         penv.default_signer = Some(Arc::new(signer));
     }
     penv.sdkms = sdkms_factory(cfg)?;
-    let out = convert(request, &penv).await.map_err(|e| from_engine(&e))?;
-    serde_json::to_string(&out.response).map_err(|e| ApiError::new(500, "Internal", e.to_string()))
+    let out = convert(request, &penv).await?;
+    serde_json::to_string(&out.response).map_err(|e| ApiError::internal(e.to_string()))
 }

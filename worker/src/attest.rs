@@ -46,14 +46,10 @@ struct AttestBody {
     expect_mrsigner: Option<String>,
 }
 
-fn bad_request(reason: impl Into<String>) -> ApiError {
-    ApiError::new(400, "BadRequest", reason)
-}
-
 fn attest_error(e: &AttestError) -> ApiError {
     // The engine's messages name the field or the structure and carry no secret (evidence
     // and collateral are public data).
-    bad_request(match e {
+    ApiError::bad_request(match e {
         AttestError::Policy(m) => m.clone(),
         other => other.to_string(),
     })
@@ -67,14 +63,14 @@ pub fn verify(body: &[u8], now_secs: u64) -> Result<String, ApiError> {
         (Some(pem), None) => pem.as_bytes().to_vec(),
         (None, Some(b64)) => base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .map_err(|_| bad_request("quote: not base64 (standard alphabet, padded)"))?,
+            .map_err(|_| ApiError::bad_request("quote: not base64 (standard alphabet, padded)"))?,
         (Some(_), Some(_)) => {
-            return Err(bad_request(
+            return Err(ApiError::bad_request(
                 "certificate, quote: give one of them, not both",
             ))
         }
         (None, None) => {
-            return Err(bad_request(
+            return Err(ApiError::bad_request(
                 "certificate or quote: one is required (a PEM RA-TLS certificate, or a base64 SGX quote)",
             ))
         }
@@ -105,7 +101,7 @@ pub fn verify(body: &[u8], now_secs: u64) -> Result<String, ApiError> {
         None,
     )
     .map_err(|e| attest_error(&e))?;
-    serde_json::to_string(&report).map_err(|e| ApiError::new(500, "Internal", e.to_string()))
+    serde_json::to_string(&report).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::error::{ApiError, ErrorType};
+
 /// One configured token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenEntry {
@@ -86,13 +88,16 @@ pub enum AuthError {
     NotConfigured,
 }
 
-impl AuthError {
-    /// HTTP status and `errorType`.
-    pub fn status(&self) -> (u16, &'static str) {
-        match self {
-            AuthError::Unauthorized(_) => (401, "Unauthorized"),
-            AuthError::OutputNotAllowed { .. } => (403, "Forbidden"),
-            AuthError::NotConfigured => (503, "ConfigurationError"),
+impl From<AuthError> for ApiError {
+    /// 401 `Unauthorized`, 403 `Forbidden`, or 503 `ConfigurationError` (no tokens).
+    fn from(e: AuthError) -> Self {
+        let reason = e.to_string();
+        match e {
+            AuthError::Unauthorized(_) => ApiError::new(ErrorType::Unauthorized, reason),
+            AuthError::OutputNotAllowed { .. } => ApiError::new(ErrorType::Forbidden, reason),
+            AuthError::NotConfigured => {
+                ApiError::new(ErrorType::ConfigurationError, reason).with_status(503)
+            }
         }
     }
 }
@@ -263,6 +268,12 @@ impl Caller {
 mod tests {
     use super::*;
 
+    /// The status and `errorType` a refusal is answered with.
+    fn status(e: AuthError) -> (u16, &'static str) {
+        let e = ApiError::from(e);
+        (e.status, e.error_type.as_str())
+    }
+
     fn sha(t: &str) -> String {
         hex::encode(Sha256::digest(t.as_bytes()))
     }
@@ -332,11 +343,14 @@ mod tests {
             Some("tok-ci"),
         ] {
             let e = authenticate(Some(&t), true, h).unwrap_err();
-            assert_eq!(e.status(), (401, "Unauthorized"), "{h:?}");
+            assert_eq!(status(e), (401, "Unauthorized"), "{h:?}");
         }
         let c = authenticate(Some(&t), false, Some("bearer  tok-ci ")).unwrap();
         assert_eq!(c.name(), "ci");
-        assert_eq!(AuthError::NotConfigured.status().0, 503);
+        assert_eq!(
+            status(AuthError::NotConfigured),
+            (503, "ConfigurationError")
+        );
     }
 
     #[test]
@@ -353,8 +367,8 @@ mod tests {
             "127.0.0.1:5000/outside",
         ] {
             let e = ci.check_output(bad).unwrap_err();
-            assert_eq!(e.status(), (403, "Forbidden"));
             assert!(e.to_string().contains("ghcr.io/acme"), "{e}");
+            assert_eq!(status(e), (403, "Forbidden"));
         }
         let admin = authenticate(Some(&t), false, Some("Bearer tok-admin")).unwrap();
         assert!(admin.check_output("quay.io/anything/at/all").is_ok());

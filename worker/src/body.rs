@@ -23,11 +23,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         } else {
             format!("{path}: {kind}")
         };
-        ApiError::new(400, "BadRequest", reason)
+        ApiError::bad_request(reason)
     })?;
     // Trailing bytes after the value are an error too.
     de.end()
-        .map_err(|e| ApiError::new(400, "BadRequest", format!("request body: {}", kind(&e))))?;
+        .map_err(|e| ApiError::bad_request(format!("request body: {}", kind(&e))))?;
     Ok(value)
 }
 
@@ -166,7 +166,7 @@ mod tests {
 
     fn reason(body: &str) -> String {
         let e = parse_json::<Body>(body.as_bytes()).unwrap_err();
-        assert_eq!((e.status, e.error_type), (400, "BadRequest"));
+        assert_eq!((e.status, e.error_type.as_str()), (400, "BadRequest"));
         assert!(!e.reason.contains("s3cr3t"), "{}", e.reason);
         e.reason
     }

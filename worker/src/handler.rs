@@ -1,10 +1,10 @@
 //! The fetch handler (wasm only): routing, CORS, configuration, the edge API, the OpenAPI
 //! document and the static assets.
 
-use crate::auth::{authenticate, AuthError, Caller};
+use crate::auth::{authenticate, Caller};
 use crate::config::Config;
 use crate::cors::{allow_headers, ALLOWED_METHODS, EXPOSED_HEADERS, MAX_AGE_SECS};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorType};
 use crate::proxy::{forward, Incoming};
 use crate::route::{route, Route};
 use worker::{console_log, event, Context, Env, Request, Result};
@@ -36,25 +36,19 @@ fn json_response(status: u16, body: &str, origin: Option<&str>) -> Result<web_sy
 }
 
 fn error_response(e: &ApiError, origin: Option<&str>) -> Result<web_sys::Response> {
-    json_response(e.status, &e.body(), origin)
+    json_response(e.status, &e.to_json(), origin)
 }
 
 /// 429 `RateLimited` with `Retry-After`.
 fn rate_limited(retry_after: u64, origin: Option<&str>) -> Result<web_sys::Response> {
     let e = ApiError::new(
-        429,
-        "RateLimited",
+        ErrorType::RateLimited,
         format!("rate limit reached; retry after {retry_after} s"),
     );
     let resp = error_response(&e, origin)?;
     resp.headers()
         .set("retry-after", &retry_after.to_string())?;
     Ok(resp)
-}
-
-fn auth_error(e: &AuthError) -> ApiError {
-    let (status, kind) = e.status();
-    ApiError::new(status, kind, e.to_string())
 }
 
 fn with_allow(resp: Result<web_sys::Response>, allow: &str) -> Result<web_sys::Response> {
@@ -81,7 +75,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         Err(e) => {
             console_log!("configuration error: {e}");
             return error_response(
-                &ApiError::new(500, "ConfigurationError", e.to_string()),
+                &ApiError::new(ErrorType::ConfigurationError, e.to_string()),
                 None,
             );
         }
@@ -93,8 +87,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         Some(o) if cfg.origins.allows(o, &self_origin) => Some(o),
         Some(o) => {
             let e = ApiError::new(
-                403,
-                "OriginNotAllowed",
+                ErrorType::OriginNotAllowed,
                 format!("origin {o} may not use this worker"),
             );
             return error_response(&e, None);
@@ -173,7 +166,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
             }
             let auth_failed = caller.is_err();
             let result = match caller {
-                Err(e) => Err(auth_error(&e)),
+                Err(e) => Err(ApiError::from(e)),
                 Ok(caller) => match read_body(&mut req).await {
                     Ok(body) => match route {
                         Route::VerifyImage => crate::api::verify_image(&cfg, &body).await,
@@ -202,7 +195,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                     json_response(200, &json, cors_origin)
                 }
                 Err(e) => {
-                    console_log!("{what}{who} -> {} {}", e.status, e.error_type);
+                    console_log!("{what}{who} -> {} {}", e.status, e.error_type.as_str());
                     let resp = error_response(&e, cors_origin)?;
                     if auth_failed && e.status == 401 {
                         resp.headers()
@@ -212,7 +205,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 }
             }
         }
-        Route::OpenApi => json_response(200, crate::openapi::DOCUMENT, cors_origin),
+        Route::OpenApi => json_response(200, &crate::openapi::document(), cors_origin),
         Route::DebugMetrics => {
             let on = env
                 .var(crate::metrics::DEBUG_METRICS)
@@ -222,7 +215,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 json_response(200, &crate::metrics::body(), cors_origin)
             } else {
                 error_response(
-                    &ApiError::new(404, "NotFound", "no such path: /debug/metrics"),
+                    &ApiError::new(ErrorType::NotFound, "no such path: /debug/metrics"),
                     cors_origin,
                 )
             }
@@ -230,8 +223,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         Route::MethodNotAllowed(allow) => with_allow(
             error_response(
                 &ApiError::new(
-                    405,
-                    "MethodNotAllowed",
+                    ErrorType::MethodNotAllowed,
                     format!("{method} is not allowed here; use {allow}"),
                 ),
                 cors_origin,
@@ -239,9 +231,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
             allow,
         ),
         Route::BadProxyPath => error_response(
-            &ApiError::new(
-                400,
-                "BadRequest",
+            &ApiError::bad_request(
                 "expected /proxy/{registry-host[:port]}/v2/...: the proxy speaks only the \
                  registry protocol",
             ),
@@ -282,7 +272,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                     console_log!(
                         "proxy {method} {authority}{path} -> {} {}",
                         e.status,
-                        e.error_type
+                        e.error_type.as_str()
                     );
                     error_response(&e, cors_origin)
                 }
@@ -325,11 +315,10 @@ async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> 
     use futures_util::StreamExt;
     let limit = crate::api::MAX_REQUEST_BYTES;
     let too_large = || {
-        ApiError::new(
-            413,
-            "BadRequest",
-            format!("request body larger than the limit of {limit} bytes"),
-        )
+        ApiError::bad_request(format!(
+            "request body larger than the limit of {limit} bytes"
+        ))
+        .with_status(413)
     };
     let declared = req
         .headers()
@@ -346,10 +335,9 @@ async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> 
     }
     let mut stream = req
         .stream()
-        .map_err(|_| ApiError::new(400, "BadRequest", "request body: unreadable"))?;
+        .map_err(|_| ApiError::bad_request("request body: unreadable"))?;
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::new(400, "BadRequest", "request body: unreadable"))?;
+        let chunk = chunk.map_err(|_| ApiError::bad_request("request body: unreadable"))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -382,11 +370,14 @@ fn preflight(req: &Request, origin: Option<&str>) -> Result<web_sys::Response> {
 /// Cloudflare; a disk service in bare workerd). `/dir/` serves `/dir/index.html`.
 async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<web_sys::Response> {
     if !matches!(method, "GET" | "HEAD") {
-        return error_response(&ApiError::new(404, "NotFound", "no such endpoint"), None);
+        return error_response(
+            &ApiError::new(ErrorType::NotFound, "no such endpoint"),
+            None,
+        );
     }
     let Ok(fetcher) = env.assets("ASSETS") else {
         return error_response(
-            &ApiError::new(404, "NotFound", "no static assets configured"),
+            &ApiError::new(ErrorType::NotFound, "no static assets configured"),
             None,
         );
     };
@@ -399,7 +390,7 @@ async fn assets(env: &Env, url: &worker::Url, method: &str) -> Result<web_sys::R
     // Cloudflare's own `_headers` file is configuration, not content.
     if url.path() == "/_headers" || resp.status_code() == 404 {
         return error_response(
-            &ApiError::new(404, "NotFound", format!("{} not found", url.path())),
+            &ApiError::new(ErrorType::NotFound, format!("{} not found", url.path())),
             None,
         );
     }

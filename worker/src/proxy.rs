@@ -2,7 +2,7 @@
 //! ways, blob redirects followed here after the guard accepts them.
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorType};
 use crate::guarded_fetch::{fetch_guarded, js_err, FetchFailure, MAX_REDIRECTS};
 use crate::headers::{
     client_status, is_null_body_status, passes_response_header, safe_content_type,
@@ -32,7 +32,7 @@ pub struct Incoming<'a> {
 }
 
 fn internal(what: &str, e: wasm_bindgen::JsValue) -> ApiError {
-    ApiError::new(500, "InternalError", format!("{what}: {}", js_err(e)))
+    ApiError::new(ErrorType::InternalError, format!("{what}: {}", js_err(e)))
 }
 
 /// Forwards one proxied request. Returns the upstream response with rewritten links and
@@ -42,8 +42,7 @@ pub async fn forward(cfg: &Config, inc: &Incoming<'_>) -> Result<web_sys::Respon
     // Only the registry protocol, or a link this proxy signed (a token realm).
     let path = open_signed_path(&inc.link_key, inc.authority, inc.path).ok_or_else(|| {
         ApiError::new(
-            403,
-            "Forbidden",
+            ErrorType::Forbidden,
             "the proxy forwards only /v2/... and links it rewrote itself; this link's \
              signature does not match",
         )
@@ -54,11 +53,9 @@ pub async fn forward(cfg: &Config, inc: &Incoming<'_>) -> Result<web_sys::Respon
         url_text.push_str(q);
     }
     let url = Url::parse(&url_text)
-        .map_err(|e| ApiError::new(400, "BadRequest", format!("bad upstream path: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("bad upstream path: {e}")))?;
     if !target.matches(&url) {
-        return Err(ApiError::new(
-            400,
-            "BadRequest",
+        return Err(ApiError::bad_request(
             "the proxied path changes the upstream host",
         ));
     }
@@ -90,16 +87,15 @@ pub async fn forward(cfg: &Config, inc: &Incoming<'_>) -> Result<web_sys::Respon
     )
     .await
     .map_err(|f| match f {
-        FetchFailure::RedirectRefused(m) => ApiError::new(403, "RegistryNotAllowed", m),
-        FetchFailure::BadRedirect(m) => ApiError::new(502, "BadRedirect", m),
-        FetchFailure::Unreachable(m) => ApiError::new(502, "RegistryUnreachable", m),
-        FetchFailure::Timeout(m) => ApiError::new(504, "RegistryTimeout", m),
+        FetchFailure::RedirectRefused(m) => ApiError::new(ErrorType::RegistryNotAllowed, m),
+        FetchFailure::BadRedirect(m) => ApiError::new(ErrorType::BadRedirect, m),
+        FetchFailure::Unreachable(m) => ApiError::new(ErrorType::RegistryUnreachable, m),
+        FetchFailure::Timeout(m) => ApiError::new(ErrorType::RegistryTimeout, m),
         FetchFailure::TooManyRedirects => ApiError::new(
-            502,
-            "TooManyRedirects",
+            ErrorType::TooManyRedirects,
             format!("more than {MAX_REDIRECTS} redirects"),
         ),
-        FetchFailure::Internal(m) => ApiError::new(500, "InternalError", m),
+        FetchFailure::Internal(m) => ApiError::new(ErrorType::InternalError, m),
     })?;
     respond(resp, &url, inc.self_origin, &inc.link_key)
 }
@@ -116,15 +112,14 @@ fn respond(
     let upstream_status = resp.status();
     let Some(status) = client_status(upstream_status) else {
         return Err(ApiError::new(
-            502,
-            "BadUpstreamStatus",
+            ErrorType::BadUpstreamStatus,
             format!("registry answered with informational status {upstream_status}"),
         ));
     };
     let out = Headers::new().map_err(|e| internal("headers", e))?;
     let entries = js_sys::try_iter(&resp.headers())
         .map_err(|e| internal("header iteration", e))?
-        .ok_or_else(|| ApiError::new(500, "InternalError", "headers are not iterable"))?;
+        .ok_or_else(|| ApiError::new(ErrorType::InternalError, "headers are not iterable"))?;
     for entry in entries {
         let entry = entry.map_err(|e| internal("header entry", e))?;
         let pair: js_sys::Array = entry.unchecked_into();

@@ -9,7 +9,7 @@
 //! SIGSTRUCT bodies, verifies both signatures and pushes: the standard convert response.
 
 use base64::Engine as _;
-use kiln_engine::api::{AuthConfig, ConvertRequest, ErrorType};
+use kiln_engine::api::{AuthConfig, ConvertRequest};
 use kiln_engine::pipeline::{self, ExternalSignatures, PipelineEnv, PreparedState};
 use kiln_engine::sgx::signer::SignerPublicKey;
 use serde::Deserialize;
@@ -17,10 +17,10 @@ use serde_json::json;
 
 use crate::body::parse_json;
 
-use crate::api::{check_request, from_engine};
+use crate::api::check_request;
 use crate::auth::Caller;
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorType};
 use crate::token::{self, TokenError, MIN_SECRET_LEN, TOKEN_TTL_SECS};
 
 /// The secret binding that authenticates tokens.
@@ -30,11 +30,11 @@ pub const SECRET_BINDING: &str = "KILN_TWO_STEP_SECRET";
 const RSA_BYTES: usize = 384;
 
 fn bad_request(reason: impl Into<String>) -> ApiError {
-    ApiError::new(400, ErrorType::BadRequest.as_str(), reason)
+    ApiError::bad_request(reason)
 }
 
 fn config_error(reason: impl Into<String>) -> ApiError {
-    ApiError::new(500, "ConfigurationError", reason)
+    ApiError::new(ErrorType::ConfigurationError, reason)
 }
 
 fn now() -> i64 {
@@ -74,7 +74,7 @@ fn engine_env(
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(500, "Internal", e.to_string())
+    ApiError::internal(e.to_string())
 }
 
 /// `POST /convert-image/prepare`.
@@ -87,9 +87,7 @@ pub async fn prepare(
     let secret = secret(env)?;
     let request: ConvertRequest = parse_json(body)?;
     let penv = engine_env(cfg, caller, &request)?;
-    let p = pipeline::prepare(request, &penv)
-        .await
-        .map_err(|e| from_engine(&e))?;
+    let p = pipeline::prepare(request, &penv).await?;
     let state = serde_json::to_value(&p.state).map_err(internal)?;
     let (token, exp) = token::seal(&secret, &state, now(), TOKEN_TTL_SECS);
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -150,9 +148,11 @@ fn public_key(b: &CompleteBody) -> Result<SignerPublicKey, ApiError> {
 
 fn token_error(e: TokenError) -> ApiError {
     match e {
-        TokenError::Malformed(_) => ApiError::new(400, "InvalidToken", e.to_string()),
-        TokenError::Forged => ApiError::new(401, "InvalidToken", e.to_string()),
-        TokenError::Expired { .. } => ApiError::new(401, "TokenExpired", e.to_string()),
+        TokenError::Malformed(_) => {
+            ApiError::new(ErrorType::InvalidToken, e.to_string()).with_status(400)
+        }
+        TokenError::Forged => ApiError::new(ErrorType::InvalidToken, e.to_string()),
+        TokenError::Expired { .. } => ApiError::new(ErrorType::TokenExpired, e.to_string()),
     }
 }
 
@@ -171,8 +171,9 @@ pub async fn complete(
         b.auth_config.take(),
     );
     let state = token::open(&secret, &b.token, now()).map_err(token_error)?;
-    let state: PreparedState = serde_json::from_value(state)
-        .map_err(|e| ApiError::new(400, "InvalidToken", format!("token: state: {e}")))?;
+    let state: PreparedState = serde_json::from_value(state).map_err(|e| {
+        ApiError::new(ErrorType::InvalidToken, format!("token: state: {e}")).with_status(400)
+    })?;
     let sigs = ExternalSignatures {
         public_key: public_key(&b)?,
         sgx1: token::decode_bytes("signatures.sgx1", &b.signatures.sgx1, RSA_BYTES)
@@ -187,8 +188,6 @@ pub async fn complete(
         ..state.request.clone()
     };
     let penv = engine_env(cfg, caller, &request)?;
-    let out = pipeline::complete(request, &state, &sigs, &penv)
-        .await
-        .map_err(|e| from_engine(&e))?;
+    let out = pipeline::complete(request, &state, &sigs, &penv).await?;
     serde_json::to_string(&out.response).map_err(internal)
 }

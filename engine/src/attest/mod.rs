@@ -496,23 +496,24 @@ pub fn verify_evidence(
         }
     }
     if let Some(id) = &ident {
-        if let Some(want) = &policy.expect_mrenclave {
-            let ok = *want == id.mrenclave;
-            out.push(
+        // The policy's expected measurements, each one check of the same form.
+        for (check, expected, quoted) in [
+            (
                 "expected-mrenclave",
-                "enclave",
-                ok,
-                format!("expected {want}, quote has {}", id.mrenclave),
-            );
-        }
-        if let Some(want) = &policy.expect_mrsigner {
-            let ok = *want == id.mrsigner;
-            out.push(
-                "expected-mrsigner",
-                "enclave",
-                ok,
-                format!("expected {want}, quote has {}", id.mrsigner),
-            );
+                &policy.expect_mrenclave,
+                &id.mrenclave,
+            ),
+            ("expected-mrsigner", &policy.expect_mrsigner, &id.mrsigner),
+        ] {
+            if let Some(want) = expected {
+                let ok = want == quoted;
+                out.push(
+                    check,
+                    "enclave",
+                    ok,
+                    format!("expected {want}, quote has {quoted}"),
+                );
+            }
         }
     }
     let mut image_enclave = None;

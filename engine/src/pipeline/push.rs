@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use crate::api::ApiError;
 use crate::image::manifest::{ManifestKind, RawManifest};
 use crate::image::reference::Digest;
-use crate::image::registry::{copy_blob, CopyOutcome, RegistryError};
+use crate::image::registry::{BlobCopy, CopyOutcome, RegistryError};
 use crate::image::transport::Body;
 
 use super::env::PipelineEnv;
@@ -64,17 +64,16 @@ pub async fn reuse_blobs(
         .map(|b| async move {
             let digest = Digest::parse(&b.digest)
                 .map_err(|e| ApiError::bad_request(format!("layer digest: {e}")))?;
-            let outcome = copy_blob(
-                &from.client,
-                from.repository(),
-                &to.client,
-                to.repository(),
-                &digest,
-                Some(b.size),
-                env.upload_mode,
-            )
-            .await
-            .map_err(|e| {
+            let copy = BlobCopy {
+                src: &from.client,
+                src_repo: from.repository(),
+                dst: &to.client,
+                dst_repo: to.repository(),
+                digest: &digest,
+                size: Some(b.size),
+                mode: env.upload_mode,
+            };
+            let outcome = copy.copy().await.map_err(|e| {
                 // The source's errors are the source image's; the rest the output's. Only
                 // the source's stream checks content.
                 let from_source = match failing_registry(&e) {

@@ -12,7 +12,7 @@ use crate::image::cache::LayerCacheStore;
 use crate::image::limits::{ImageLimits, LimitExceeded};
 use crate::image::reference::Digest;
 use crate::image::registry::retry::restartable;
-use crate::image::registry::{restart_upload, RegistryClient, RegistryError, UploadMode};
+use crate::image::registry::{BlobCopy, RegistryClient, RegistryError, UploadMode};
 use crate::image::transport::{Body, TransportError, TransportErrorKind};
 
 use super::progress::BlobPush;
@@ -181,19 +181,16 @@ async fn scan_one(
                 if !(restart_tee && source_ok && restartable(&e)) {
                     return Err(errors::registry(Side::Output, &e));
                 }
-                restart_upload(
-                    &src,
-                    &src_repo,
-                    &t.client,
-                    &t.repository,
-                    &d,
-                    Some(size),
-                    t.mode,
-                    e,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| {
+                let copy = BlobCopy {
+                    src: &src,
+                    src_repo: &src_repo,
+                    dst: &t.client,
+                    dst_repo: &t.repository,
+                    digest: &d,
+                    size: Some(size),
+                    mode: t.mode,
+                };
+                copy.restart_upload(e).await.map(|_| ()).map_err(|e| {
                     let side = match &e {
                         RegistryError::ContentMismatch { .. } => Side::Input,
                         RegistryError::Transport { registry, .. } if registry == src.host() => {

@@ -1,7 +1,7 @@
 //! Making a blob present in a target repository the cheapest way: already there →
 //! nothing; same registry → cross-repository mount; else (or when the mount is
-//! refused, or not granted to the destination's account) stream it from the source straight into the upload, verified on the way,
-//! never held whole. When the source fails mid-copy, the error is the source's.
+//! refused, or not granted to the destination's account) stream it from the source
+//! straight into the upload, verified on the way, never held whole. When the source fails mid-copy, the error is the source's.
 
 use super::blob_stream::blob_to_body_stream;
 use super::client::RegistryClient;
@@ -10,7 +10,7 @@ use super::upload::{MountOutcome, UploadMode};
 use crate::image::reference::Digest;
 use crate::image::transport::Body;
 
-/// What [`copy_blob`] did.
+/// What [`BlobCopy::copy`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyOutcome {
     /// The target already had the blob.
@@ -21,133 +21,131 @@ pub enum CopyOutcome {
     Uploaded,
 }
 
-/// Ensures `digest` is in `dst_repo` on `dst`, taking it from `src_repo` on `src`.
-/// `size` (from the descriptor) is checked while streaming. With a retry policy on
-/// `dst`, an upload that fails on the destination's side
-/// ([`super::retry::restartable`]) starts over: the blob fetched again from `src`, a
-/// new upload session on `dst`.
-pub async fn copy_blob(
-    src: &RegistryClient,
-    src_repo: &str,
-    dst: &RegistryClient,
-    dst_repo: &str,
-    digest: &Digest,
-    size: Option<u64>,
-    mode: UploadMode,
-) -> Result<CopyOutcome, RegistryError> {
-    if dst.blob_exists(dst_repo, digest).await?.is_some() {
-        return Ok(CopyOutcome::AlreadyPresent);
-    }
-    let session = if src.base_url() == dst.base_url() {
-        match dst.mount_blob(dst_repo, digest, src_repo).await {
-            Ok(MountOutcome::Mounted) => return Ok(CopyOutcome::Mounted),
-            Ok(MountOutcome::NotMounted(s)) => s,
-            // The destination's account may not read the source repository (Docker
-            // Hub leaves `pull` on it out of the mount's token): upload instead, with
-            // the source read by the source's own credentials.
-            Err(e) if matches!(e.class(), ErrorClass::Unauthorized | ErrorClass::Forbidden) => {
-                dst.start_upload(dst_repo).await?
-            }
-            Err(e) => return Err(e),
+/// One blob to make present: `digest` (of `size` bytes, from the descriptor, checked while
+/// streaming) taken from `src_repo` on `src` into `dst_repo` on `dst`, uploaded with `mode`.
+#[derive(Clone, Copy)]
+pub struct BlobCopy<'a> {
+    /// Where the blob is.
+    pub src: &'a RegistryClient,
+    /// Its repository there.
+    pub src_repo: &'a str,
+    /// Where it has to be.
+    pub dst: &'a RegistryClient,
+    /// The repository there.
+    pub dst_repo: &'a str,
+    /// The blob.
+    pub digest: &'a Digest,
+    /// Its size from the descriptor, when known.
+    pub size: Option<u64>,
+    /// How to upload it when it is neither present nor mountable.
+    pub mode: UploadMode,
+}
+
+impl BlobCopy<'_> {
+    /// Ensures the blob is in the destination. With a retry policy on `dst`, an upload
+    /// that fails on the destination's side ([`super::retry::restartable`]) starts over:
+    /// the blob fetched again from `src`, a new upload session on `dst`.
+    pub async fn copy(&self) -> Result<CopyOutcome, RegistryError> {
+        let dst = self.dst;
+        if dst.blob_exists(self.dst_repo, self.digest).await?.is_some() {
+            return Ok(CopyOutcome::AlreadyPresent);
         }
-    } else {
-        dst.start_upload(dst_repo).await?
-    };
-    upload_from(
-        src, src_repo, dst, dst_repo, digest, size, mode, session, 1, 0,
-    )
-    .await
-}
-
-/// Starts over an upload of `digest` to `dst_repo` that failed with `failure` (e.g. a
-/// layer teed into its upload while scanned): when the failure is
-/// [`restartable`](super::retry::restartable) and `dst`'s retry policy allows (the
-/// failed upload was attempt 1), the blob is fetched again from `src_repo` on `src`
-/// into a new session, as [`copy_blob`] does; else `failure` is returned.
-#[allow(clippy::too_many_arguments)]
-pub async fn restart_upload(
-    src: &RegistryClient,
-    src_repo: &str,
-    dst: &RegistryClient,
-    dst_repo: &str,
-    digest: &Digest,
-    size: Option<u64>,
-    mode: UploadMode,
-    failure: RegistryError,
-) -> Result<CopyOutcome, RegistryError> {
-    let mut waited = 0u64;
-    if !again(dst, dst_repo, digest, &failure, 1, &mut waited).await {
-        return Err(failure);
-    }
-    let session = dst.start_upload(dst_repo).await?;
-    upload_from(
-        src, src_repo, dst, dst_repo, digest, size, mode, session, 2, waited,
-    )
-    .await
-}
-
-/// Whether to start over after attempt `attempt` failed with `e` (waits the backoff).
-async fn again(
-    dst: &RegistryClient,
-    dst_repo: &str,
-    digest: &Digest,
-    e: &RegistryError,
-    attempt: u32,
-    waited: &mut u64,
-) -> bool {
-    match dst.retry() {
-        Some(retry) if super::retry::restartable(e) => {
-            retry
-                .wait_before_next(
-                    &format!("upload {digest} to {dst_repo} (in a new session)"),
-                    attempt,
-                    waited,
-                    e.to_string(),
-                )
+        let session = if self.src.base_url() == dst.base_url() {
+            match dst
+                .mount_blob(self.dst_repo, self.digest, self.src_repo)
                 .await
-        }
-        _ => false,
+            {
+                Ok(MountOutcome::Mounted) => return Ok(CopyOutcome::Mounted),
+                Ok(MountOutcome::NotMounted(s)) => s,
+                // The destination's account may not read the source repository (Docker
+                // Hub leaves `pull` on it out of the mount's token): upload instead, with
+                // the source read by the source's own credentials.
+                Err(e) if matches!(e.class(), ErrorClass::Unauthorized | ErrorClass::Forbidden) => {
+                    dst.start_upload(self.dst_repo).await?
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            dst.start_upload(self.dst_repo).await?
+        };
+        self.upload_from(session, 1, 0).await
     }
-}
 
-/// Streams the blob from `src` into `session`, starting over in a new session as the
-/// retry policy allows (`attempt` and `waited` so far).
-#[allow(clippy::too_many_arguments)]
-async fn upload_from(
-    src: &RegistryClient,
-    src_repo: &str,
-    dst: &RegistryClient,
-    dst_repo: &str,
-    digest: &Digest,
-    size: Option<u64>,
-    mode: UploadMode,
-    session: super::upload::UploadSession,
-    mut attempt: u32,
-    mut waited: u64,
-) -> Result<CopyOutcome, RegistryError> {
-    let mut session = session;
-    loop {
-        let blob = src.get_blob(src_repo, digest, size).await?;
-        let (stream, source_error) = blob_to_body_stream(blob);
-        let body = Body::Stream {
-            stream,
-            length: size,
-        };
-        let e = match dst.upload_session(session, digest, body, mode).await {
-            Ok(()) => return Ok(CopyOutcome::Uploaded),
-            Err(e) => e,
-        };
-        // An upload cut short by its source fails with the source's error (the
-        // source's stream already resumed what it could).
-        if let Some(source) = source_error.take() {
-            return Err(source);
+    /// Starts over an upload of the blob that failed with `failure` (e.g. a layer teed
+    /// into its upload while scanned): when the failure is
+    /// [`restartable`](super::retry::restartable) and `dst`'s retry policy allows (the
+    /// failed upload was attempt 1), the blob is fetched again from the source into a new
+    /// session, as [`Self::copy`] does; else `failure` is returned.
+    pub async fn restart_upload(
+        &self,
+        failure: RegistryError,
+    ) -> Result<CopyOutcome, RegistryError> {
+        let mut waited = 0u64;
+        if !self.again(&failure, 1, &mut waited).await {
+            return Err(failure);
         }
-        // A failed upload starts over: the blob fetched again, a new session.
-        if !again(dst, dst_repo, digest, &e, attempt, &mut waited).await {
-            return Err(e);
+        let session = self.dst.start_upload(self.dst_repo).await?;
+        self.upload_from(session, 2, waited).await
+    }
+
+    /// Whether to start over after attempt `attempt` failed with `e` (waits the backoff).
+    async fn again(&self, e: &RegistryError, attempt: u32, waited: &mut u64) -> bool {
+        match self.dst.retry() {
+            Some(retry) if super::retry::restartable(e) => {
+                retry
+                    .wait_before_next(
+                        &format!(
+                            "upload {} to {} (in a new session)",
+                            self.digest, self.dst_repo
+                        ),
+                        attempt,
+                        waited,
+                        e.to_string(),
+                    )
+                    .await
+            }
+            _ => false,
         }
-        attempt += 1;
-        session = dst.start_upload(dst_repo).await?;
+    }
+
+    /// Streams the blob from the source into `session`, starting over in a new session as
+    /// the retry policy allows (`attempt` and `waited` so far).
+    async fn upload_from(
+        &self,
+        mut session: super::upload::UploadSession,
+        mut attempt: u32,
+        mut waited: u64,
+    ) -> Result<CopyOutcome, RegistryError> {
+        loop {
+            let blob = self
+                .src
+                .get_blob(self.src_repo, self.digest, self.size)
+                .await?;
+            let (stream, source_error) = blob_to_body_stream(blob);
+            let body = Body::Stream {
+                stream,
+                length: self.size,
+            };
+            let e = match self
+                .dst
+                .upload_session(session, self.digest, body, self.mode)
+                .await
+            {
+                Ok(()) => return Ok(CopyOutcome::Uploaded),
+                Err(e) => e,
+            };
+            // An upload cut short by its source fails with the source's error (the
+            // source's stream already resumed what it could).
+            if let Some(source) = source_error.take() {
+                return Err(source);
+            }
+            // A failed upload starts over: the blob fetched again, a new session.
+            if !self.again(&e, attempt, &mut waited).await {
+                return Err(e);
+            }
+            attempt += 1;
+            session = self.dst.start_upload(self.dst_repo).await?;
+        }
     }
 }
 
@@ -217,9 +215,16 @@ mod tests {
                 let src = RegistryClient::new(t.clone(), "src", ClientOptions::default());
                 let dst = RegistryClient::new(t, "dst", ClientOptions::default());
                 let d = Digest::sha256_of(b"abcdef");
-                let r = copy_blob(&src, "a", &dst, "b", &d, Some(6), mode)
-                    .now_or_never()
-                    .expect("nothing pends");
+                let copy = BlobCopy {
+                    src: &src,
+                    src_repo: "a",
+                    dst: &dst,
+                    dst_repo: "b",
+                    digest: &d,
+                    size: Some(6),
+                    mode,
+                };
+                let r = copy.copy().now_or_never().expect("nothing pends");
                 let Err(RegistryError::Transport {
                     registry, source, ..
                 }) = &r

@@ -6,7 +6,7 @@
 //! [`RegistryClient::mount_blob`], else [`RegistryClient::push_blob`]), then the
 //! manifest by digest ([`RegistryClient::push_manifest`]), then the tag last
 //! ([`RegistryClient::tag_manifest`]), so a tag never names an incomplete image.
-//! [`copy_blob`] does the blob step for a blob taken from another repository.
+//! [`BlobCopy`] does the blob step for a blob taken from another repository.
 
 pub mod auth;
 pub mod blob_stream;
@@ -20,7 +20,7 @@ pub mod upload;
 pub use auth::{Challenge, Credentials, Scope};
 pub use blob_stream::{blob_to_body_stream, BlobStream, SourceError, VerifiedStream};
 pub use client::{ClientOptions, ManifestInfo, RegistryClient, RegistryConfig, ResolvedImage};
-pub use copy::{copy_blob, restart_upload, CopyOutcome};
+pub use copy::{BlobCopy, CopyOutcome};
 pub use error::{ErrorClass, RegistryError};
 pub use retry::{
     Retry, RetryNotice, RetryObserver, RetryPolicy, RetrySettingError, Timer, RETRY_NAMES,
