@@ -377,6 +377,25 @@ async fn output_is_whole(reg: &TestRegistry) -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// The upload sessions the registry still holds open for `repository`: docker-registry
+/// keeps one directory per session under `_uploads`, with `startedat` and `data` until
+/// the session is finished or cancelled (a cancelled one may keep an empty `hashstates`
+/// behind, written as its writer closes).
+fn open_upload_sessions(reg: &TestRegistry, repository: &str) -> usize {
+    let dir = reg
+        .storage_root()
+        .join("docker/registry/v2/repositories")
+        .join(repository)
+        .join("_uploads");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("startedat").exists() || e.path().join("data").exists())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_uploads_start_over_in_new_sessions() -> Result<(), HarnessError> {
     for mode in [
@@ -405,6 +424,8 @@ async fn failed_uploads_start_over_in_new_sessions() -> Result<(), HarnessError>
         let restarts = run.retries_of("in a new session");
         assert_eq!(restarts, 3, "{what}: {:?}", run.events);
         output_is_whole(&output).await?;
+        // Each failed session was cancelled, none left for the registry to expire.
+        assert_eq!(open_upload_sessions(&output, "app-sgx"), 0, "{what}");
     }
     Ok(())
 }
@@ -431,6 +452,7 @@ async fn uploads_failing_every_time_fail_clearly_with_no_tag() -> Result<(), Har
     // Each upload is tried at most max_tries (5) times: the two teed layers.
     let faults = stat(&front.stats().upload_faults);
     assert!((5..=10).contains(&faults), "upload faults {faults}");
+    assert_eq!(open_upload_sessions(&output, "app-sgx"), 0);
     Ok(())
 }
 

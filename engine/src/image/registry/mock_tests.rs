@@ -577,7 +577,8 @@ fn idempotent_requests_are_retried_with_retry_after_and_bounded() {
 #[test]
 fn uploads_from_memory_start_over_in_new_sessions_and_quirks_pass() {
     // POST answers 201 (not 202) with a path-relative Location; the first PUT fails with
-    // 503, the second succeeds with 202 and no Docker-Content-Digest.
+    // 503 (its session then cancelled with DELETE), the second succeeds with 202 and no
+    // Docker-Content-Digest.
     let m = mock(Box::new(move |req, n| match req.method {
         Method::Post => (201, vec![("Location", format!("s{n}?_state=x"))], vec![]),
         Method::Put if n == 2 => (503, vec![], vec![]),
@@ -613,11 +614,13 @@ fn uploads_from_memory_start_over_in_new_sessions_and_quirks_pass() {
                     d.to_string().replace(':', "%3A")
                 )
             ),
+            // The failed session is cancelled before the new one starts.
+            (Method::Delete, "https://r/v2/a/blobs/uploads/s1?_state=x"),
             (Method::Post, "https://r/v2/a/blobs/uploads/"),
             (
                 Method::Put,
                 &*format!(
-                    "https://r/v2/a/blobs/uploads/s3?_state=x&digest={}",
+                    "https://r/v2/a/blobs/uploads/s4?_state=x&digest={}",
                     d.to_string().replace(':', "%3A")
                 )
             ),
@@ -651,7 +654,7 @@ fn uploads_from_memory_start_over_in_new_sessions_and_quirks_pass() {
         "{r:?}"
     );
 
-    // A 4xx refusal is final: one session only.
+    // A 4xx refusal is final: one session only, cancelled.
     let m = mock(Box::new(move |req, _| match req.method {
         Method::Post => (202, vec![("Location", "/u".to_string())], vec![]),
         _ => (400, vec![], vec![]),
@@ -669,7 +672,8 @@ fn uploads_from_memory_start_over_in_new_sessions_and_quirks_pass() {
         UploadMode::Monolithic
     ))
     .is_err());
-    assert_eq!(seen(&m).len(), 2);
+    let methods: Vec<Method> = seen(&m).iter().map(|x| x.method).collect();
+    assert_eq!(methods, [Method::Post, Method::Put, Method::Delete]);
 }
 
 #[test]

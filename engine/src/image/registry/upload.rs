@@ -186,6 +186,21 @@ impl RegistryClient {
         body: Body,
         chunk_size: usize,
     ) -> Result<(), RegistryError> {
+        let mut at = session.location.clone();
+        self.upload_chunked_at(session, digest, body, chunk_size, &mut at)
+            .await
+    }
+
+    /// [`Self::upload_chunked`], keeping the session's latest `Location` in `at` (a
+    /// registry may move it with every `PATCH`), so a failed upload can be cancelled.
+    async fn upload_chunked_at(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        body: Body,
+        chunk_size: usize,
+        at: &mut String,
+    ) -> Result<(), RegistryError> {
         let op = format!("chunked upload {digest} to {}", session.repository);
         let chunk_size = chunk_size.max(session.min_chunk.unwrap_or(1)).max(1);
         let scopes = [Scope::push(&session.repository)];
@@ -210,6 +225,7 @@ impl RegistryClient {
                 location = self
                     .patch_chunk(&location, offset, part, &scopes, &op)
                     .await?;
+                at.clone_from(&location);
                 offset += take as u64;
             }
             if finished {
@@ -254,7 +270,7 @@ impl RegistryClient {
     /// memory, an upload that fails on the way ([`super::retry::restartable`]: a 5xx,
     /// 408, 429, a broken or timed-out connection, on any step) starts over in a new
     /// session, as the retry policy allows (each restart an observer notice). The
-    /// failed session is left to the registry to expire; no step of it is re-sent.
+    /// failed session is cancelled ([`Self::upload_session`]); no step of it is re-sent.
     pub async fn push_blob(
         &self,
         repository: &str,
@@ -302,6 +318,9 @@ impl RegistryClient {
     }
 
     /// Uploads a blob through an open session (e.g. the one a refused mount opened).
+    /// When the registry answers a step with an error, the session is cancelled
+    /// ([`Self::cancel_upload`]) so no partial upload is left behind; a session whose
+    /// connection broke is left for the registry to expire (it may not be reachable).
     pub async fn upload_session(
         &self,
         session: UploadSession,
@@ -309,11 +328,31 @@ impl RegistryClient {
         body: Body,
         mode: UploadMode,
     ) -> Result<(), RegistryError> {
-        match mode {
+        let repository = session.repository.clone();
+        let mut at = session.location.clone();
+        let result = match mode {
             UploadMode::Monolithic => self.upload_monolithic(session, digest, body).await,
             UploadMode::Chunked { chunk_size } => {
-                self.upload_chunked(session, digest, body, chunk_size).await
+                self.upload_chunked_at(session, digest, body, chunk_size, &mut at)
+                    .await
             }
+        };
+        if let Err(e) = &result {
+            if !matches!(e, RegistryError::Transport { .. }) {
+                self.cancel_upload(&repository, &at).await;
+            }
+        }
+        result
+    }
+
+    /// Cancels an upload session (`DELETE` on its `Location`), best effort: the answer
+    /// is not checked (a session the registry already dropped answers 404), and the
+    /// caller's error stays the one reported.
+    pub async fn cancel_upload(&self, repository: &str, location: &str) {
+        let op = format!("cancel upload to {repository}");
+        let req = Request::new(Method::Delete, location).header("Content-Length", "0");
+        if let Ok(resp) = self.send(&[Scope::push(repository)], req, &op).await {
+            drop(resp.bytes_limited(4096).await);
         }
     }
 }
