@@ -5,7 +5,8 @@
 //     the isolate's wasm memory (GET /debug/metrics) grown by less than 64 MB. No timed
 //     assertions: the test finishing shows the CPU bound (durations are printed);
 //   - the fault front (example fault_front) before the registry: 20% of GET/HEAD requests
-//     failing transiently, the conversion succeeds (faults > 0, a log line per retry); 100%,
+//     failing transiently, the conversion succeeds (faults > 0, a log line per retry the engine
+//     made: at least one, at most one per fault); 100%,
 //     it fails with a clear error and no tag.
 // Needs the examples demo_images, hostile_images and fault_front built (scripts/test-worker.sh).
 import assert from 'node:assert/strict';
@@ -141,7 +142,10 @@ describe('registry faults', () => {
     assert.ok(stats.faults > 0, JSON.stringify(stats));
     assert.equal(await tagged('out/faults:1'), true);
     const retries = w.faulty.lines.slice(before).filter((l) => l.includes('kiln: retrying'));
-    assert.equal(retries.length, stats.faults, retries.join('\n'));
+    // At most one retry per fault (workerd's HTTP client may itself retry a reset on a reused
+    // connection, below the engine), at least one.
+    assert.ok(retries.length >= 1 && retries.length <= stats.faults, `${stats.faults} faults:\n${retries.join('\n')}`);
+    for (const l of retries) assert.match(l, /kiln: retrying (GET|HEAD) .+ after .+ \(attempt \d failed; next in \d+ ms\)/);
   });
 
   it('persistent faults fail clearly with no tag', async () => {
