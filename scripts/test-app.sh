@@ -13,7 +13,10 @@
 #      allowlist, the runtime image and KILN_DEFAULT_SIGNING_KEY, and a recording proxy
 #      in front of it; and tests/e2e-app/runtime.test.mjs: the browser runtime's API
 #      (the page's Web Worker) against the same parts: same identities and digest as
-#      POST /convert-image, a second run from the IndexedDB cache, cancel, API errors.
+#      POST /convert-image, a second run from the IndexedDB cache, cancel, API errors;
+#      hostile.test.mjs: the page through the fault front (examples fault_front,
+#      hostile_images): 20% faults succeed with one retry event per fault, 100% fail with
+#      no tag, the deep-path and gzip bombs refused with the Web Worker's memory flat.
 # Screenshots go to target/app-screenshots/.
 # Env: KILN_APP_SKIP_WASM_TESTS=1 skips step 1; KILN_APP_SKIP_CONVERT=1 skips step 3.
 set -euo pipefail
@@ -38,9 +41,9 @@ kill "$server" 2>/dev/null || true
 
 [ "${KILN_APP_SKIP_CONVERT:-0}" = 1 ] && exit 0
 cargo build -q -p kiln --bin kiln
-cargo build -q -p kiln-tests --example demo_images
+cargo build -q -p kiln-tests --example demo_images --example hostile_images --example fault_front
 scripts/build-worker.sh --if-stale
 (cd tests/e2e-app && KILN_REPO="$ROOT" KILN_DIST="$dist" KILN_WORKER_NO_BUILD=1 \
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
   KILN_APP_DIST="$dist" node --test --test-reporter=spec --test-concurrency=1 \
-    convert.test.mjs runtime.test.mjs)
+    convert.test.mjs runtime.test.mjs hostile.test.mjs)

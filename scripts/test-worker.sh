@@ -9,7 +9,10 @@
 #      signingKey.sdkms against the stand-in DSM (example dsm_standin); the attacks of
 #      SECURITY.md (security.test.mjs: API tokens, the proxy's protocol-only paths and headers
 #      with Chromium, secrets in 400s, memSize and body limits, rate limits, Docker Hub names);
-#      uploads.test.mjs: one streamed PUT per blob, subrequests counted at the registries.
+#      uploads.test.mjs: one streamed PUT per blob, subrequests counted at the registries;
+#      hostile.test.mjs: the bombs of kiln_tests::bombs (example hostile_images) refused with
+#      400s naming layer and limit, flat wasm memory, no tag; conversions through the fault
+#      front (example fault_front): 20% faults succeed with a log line per retry, 100% fail.
 # Needs scripts/install-deps.sh (worker-build, workerd, playwright-core, chromium, docker-registry).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +22,7 @@ cargo test -q -p kiln-worker
 scripts/build-worker.sh
 # The edge API tests push the sample and fixture runtime (demo_images) and compare with `kiln convert`.
 cargo build -q -p kiln --bin kiln
-cargo build -q -p kiln-tests --example demo_images --example dsm_standin --example bench_edge_image
+cargo build -q -p kiln-tests --example demo_images --example dsm_standin --example bench_edge_image \
+  --example hostile_images --example fault_front
 cd worker
 KILN_WORKER_NO_BUILD=1 node --test --test-concurrency=1 test/*.test.mjs

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bombs;
 pub mod certs;
 pub mod cli;
 pub mod converted_fixture;

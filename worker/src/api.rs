@@ -94,7 +94,8 @@ pub const UPLOAD_MODE: UploadMode = UploadMode::Monolithic;
 
 /// The engine's environment for a conversion in this worker: its transport and registry
 /// settings, the runtime image (`KILN_RUNTIME_IMAGE`), the edge image limits, the worker's
-/// timer and clock, one streamed upload per blob ([`UPLOAD_MODE`]). No signer: the caller
+/// timer and clock, one streamed upload per blob ([`UPLOAD_MODE`]), a log line per registry
+/// retry ([`crate::timer::RetryLog`]). No signer: the caller
 /// adds one (`/convert-image`) or signs itself (the two-step).
 pub fn engine_env(cfg: &Config) -> Result<PipelineEnv, ApiError> {
     let Some(runtime) = cfg.runtime_image.clone() else {
@@ -109,6 +110,8 @@ pub fn engine_env(cfg: &Config) -> Result<PipelineEnv, ApiError> {
     penv.limits = cfg.image_limits;
     penv.timer = Some(Arc::new(crate::timer::WorkerTimer));
     penv.retry = cfg.retry;
+    // Each registry retry logged (the edge API has no progress stream).
+    penv.progress = Arc::new(crate::timer::RetryLog);
     penv.upload_mode = UPLOAD_MODE;
     penv.clock = Arc::new(kiln_engine::pipeline::env::JsClock);
     Ok(penv)

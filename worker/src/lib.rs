@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod policy;
 pub mod ratelimit;
+pub mod retry_log;
 
 #[cfg(target_arch = "wasm32")]
 pub use ratelimit::RateLimiter;

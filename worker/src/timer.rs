@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_engine::image::registry::{Retry, RetryPolicy, Timer};
+use kiln_engine::image::registry::{Retry, RetryNotice, RetryObserver, RetryPolicy, Timer};
+use kiln_engine::pipeline::{Event, Progress};
 
 /// Waits with the Workers runtime's timers.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,11 +20,43 @@ impl Timer for WorkerTimer {
 }
 
 /// `policy` (the configuration's, `KILN_RETRY_*`) on this timer, for registry clients
-/// built outside the pipeline (`/verify-image`).
+/// built outside the pipeline (`/verify-image`); each retry logged ([`RetryLog`]).
 pub fn retry(policy: RetryPolicy) -> Retry {
     Retry {
         policy,
         timer: Arc::new(WorkerTimer),
-        observer: None,
+        observer: Some(Arc::new(RetryLog)),
+    }
+}
+
+/// Logs each registry retry, one line each ([`crate::retry_log::retry_line`]): as the
+/// observer of `/verify-image`'s client and as the conversions' progress sink (which
+/// ignores every other event).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryLog;
+
+impl RetryObserver for RetryLog {
+    fn retrying(&self, n: &RetryNotice) {
+        worker::console_log!(
+            "{}",
+            crate::retry_log::retry_line(&n.operation, n.attempt, n.delay_ms, &n.reason)
+        );
+    }
+}
+
+impl Progress for RetryLog {
+    fn event(&self, event: Event) {
+        if let Event::Retry {
+            operation,
+            attempt,
+            delay_ms,
+            reason,
+        } = event
+        {
+            worker::console_log!(
+                "{}",
+                crate::retry_log::retry_line(&operation, attempt, delay_ms, &reason)
+            );
+        }
     }
 }

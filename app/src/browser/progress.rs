@@ -29,6 +29,9 @@ pub enum ProgressKind {
     LayerDone,
     /// A blob is in the output repository (`layer` = its short digest, `bytes_total`, `how`).
     Blob,
+    /// A registry request failed transiently and is tried again (`operation`, `attempt`,
+    /// `tries`, `delay_ms`, `reason`).
+    Retry,
 }
 
 /// One progress event, as the UI shows it. Fields not meaningful for `kind` are `None`.
@@ -67,6 +70,22 @@ pub struct ProgressView {
     /// How a blob reached the output: `present`, `mounted`, `copied`, `uploaded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub how: Option<String>,
+    /// The registry request retried (`GET blob repo@sha256:0123456789ab…`: digests
+    /// shortened, never credentials), for `retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// The attempt about to be made (2 = the first retry), for `retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Most attempts of one request (the retry policy's `maxTries`), for `retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries: Option<u32>,
+    /// The wait before that attempt, in milliseconds, for `retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Why the previous attempt failed (`HTTP 503`, a transport error), for `retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ProgressView {
@@ -83,6 +102,11 @@ impl ProgressView {
             cached: None,
             rate: None,
             how: None,
+            operation: None,
+            attempt: None,
+            tries: None,
+            delay_ms: None,
+            reason: None,
         }
     }
 
@@ -124,8 +148,56 @@ impl ProgressView {
                 }
             ),
             ProgressKind::Blob => format!("blob {layer}: {}", self.how.as_deref().unwrap_or("?")),
+            ProgressKind::Retry => retry_words(self),
         }
     }
+}
+
+/// A retry in plain words: `Registry busy (HTTP 503), retrying GET blob
+/// app@sha256:0123456789ab… in 1.2 s, attempt 2 of 5`.
+fn retry_words(v: &ProgressView) -> String {
+    let reason = v.reason.as_deref().unwrap_or("?");
+    let why = if reason.contains("429") {
+        format!("Registry rate limit ({reason})")
+    } else if reason.contains("503") {
+        format!("Registry busy ({reason})")
+    } else if reason.starts_with("HTTP ") {
+        format!("Registry error ({reason})")
+    } else {
+        format!("Registry request failed ({reason})")
+    };
+    let mut s = format!(
+        "{why}, retrying {} in {:.1} s",
+        v.operation.as_deref().unwrap_or("a request"),
+        v.delay_ms.unwrap_or(0) as f64 / 1000.0
+    );
+    if let Some(a) = v.attempt {
+        s.push_str(&format!(", attempt {a}"));
+        if let Some(t) = v.tries {
+            s.push_str(&format!(" of {t}"));
+        }
+    }
+    s
+}
+
+/// `text` with every `sha256:` digest shortened to [`SHORT_DIGEST`] hex characters and `…`.
+pub fn shorten_digests(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("sha256:") {
+        let (head, tail) = rest.split_at(i + "sha256:".len());
+        out.push_str(head);
+        let hex_len = tail.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if hex_len > SHORT_DIGEST {
+            out.push_str(tail.get(..SHORT_DIGEST).unwrap_or(tail));
+            out.push('…');
+        } else {
+            out.push_str(tail.get(..hex_len).unwrap_or(tail));
+        }
+        rest = tail.get(hex_len..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Bytes in binary units with one decimal (`1.5 MiB`).
@@ -168,15 +240,23 @@ struct LayerState {
 
 /// Turns engine events into views: remembers each layer's size and start time (for
 /// totals and rates) and drops byte counts that come faster than [`BYTES_INTERVAL_MS`].
+/// Every retry becomes a view (none is throttled).
 #[derive(Default)]
 pub struct ProgressTracker {
     layers: HashMap<String, LayerState>,
+    tries: Option<u32>,
 }
 
 impl ProgressTracker {
     /// A tracker with no layer seen yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Retry views say `attempt N of tries` (the retry policy's `max_tries`).
+    pub fn with_tries(mut self, tries: u32) -> Self {
+        self.tries = Some(tries);
+        self
     }
 
     /// The view of `event` at time `now_ms` (milliseconds, any monotonic origin), or
@@ -248,9 +328,20 @@ impl ProgressTracker {
                 v.cached = Some(*cached);
                 v
             }
-            // Retries (the browser retries with the engine's policy on `JsTimer`) are not
-            // shown in the page yet.
-            Event::Retry { .. } => return None,
+            Event::Retry {
+                operation,
+                attempt,
+                delay_ms,
+                reason,
+            } => {
+                let mut v = ProgressView::new(ProgressKind::Retry);
+                v.operation = Some(shorten_digests(operation));
+                v.attempt = Some(attempt.saturating_add(1));
+                v.tries = self.tries;
+                v.delay_ms = Some(*delay_ms);
+                v.reason = Some(reason.clone());
+                v
+            }
             Event::Blob { digest, size, how } => {
                 let mut v = ProgressView::new(ProgressKind::Blob);
                 v.layer = Some(short_digest(digest));
@@ -344,6 +435,59 @@ mod tests {
             .unwrap();
         assert_eq!(v.how.as_deref(), Some("mounted"));
         assert_eq!(v.describe(), "blob 0123456789ab: mounted");
+    }
+
+    #[test]
+    fn every_retry_is_a_view_in_plain_words() {
+        let mut t = ProgressTracker::new().with_tries(5);
+        let retry = |attempt, reason: &str| Event::Retry {
+            operation: format!("GET blob app@{D}"),
+            attempt,
+            delay_ms: 1234,
+            reason: reason.into(),
+        };
+        let v = t.view(&retry(1, "HTTP 503"), 0.0).unwrap();
+        assert_eq!(v.kind, ProgressKind::Retry);
+        assert_eq!(
+            v.describe(),
+            "Registry busy (HTTP 503), retrying GET blob app@sha256:0123456789ab… in 1.2 s, attempt 2 of 5"
+        );
+        // Not throttled: the same retry again a millisecond later is shown too.
+        let v = t.view(&retry(2, "HTTP 429"), 1.0).unwrap();
+        assert!(
+            v.describe().starts_with("Registry rate limit (HTTP 429)"),
+            "{}",
+            v.describe()
+        );
+        assert!(v.describe().ends_with("attempt 3 of 5"));
+        let v = t.view(&retry(1, "connection reset"), 2.0).unwrap();
+        assert!(v
+            .describe()
+            .starts_with("Registry request failed (connection reset)"));
+        let json = serde_json::to_string(&v).unwrap();
+        assert!(
+            json.contains(r#""kind":"retry""#) && json.contains(r#""delayMs":1234"#),
+            "{json}"
+        );
+        let back: ProgressView = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, v);
+        // Without a policy, no "of N".
+        let v = ProgressTracker::new()
+            .view(&retry(1, "HTTP 502"), 0.0)
+            .unwrap();
+        assert!(v.describe().starts_with("Registry error (HTTP 502)"));
+        assert!(v.describe().ends_with("attempt 2"));
+    }
+
+    #[test]
+    fn digests_are_shortened() {
+        assert_eq!(
+            shorten_digests(&format!("a@{D} b")),
+            "a@sha256:0123456789ab… b"
+        );
+        assert_eq!(shorten_digests("sha256:abc"), "sha256:abc");
+        assert_eq!(shorten_digests("no digest"), "no digest");
+        assert_eq!(shorten_digests("sha256:"), "sha256:");
     }
 
     #[test]

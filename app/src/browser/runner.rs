@@ -64,8 +64,32 @@ pub fn start_from_global() {
             Ok(spec) => run(spec, post.clone()).await,
             Err(e) => WorkerMessage::failed("Internal", format!("engine worker: bad job: {e}")),
         };
+        log_wasm_memory();
         post(&msg);
     });
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = debug)]
+    fn console_debug(s: &str);
+}
+
+/// The prefix of the console line that reports the worker's wasm memory at the end of a
+/// job (`kiln-engine-worker wasm memory: N bytes`), for tests that hold a hostile image's
+/// cost flat (tests/e2e-app/hostile.test.mjs). Linear memory never shrinks, so the figure
+/// at the end is the job's peak.
+pub const WASM_MEMORY_LOG: &str = "kiln-engine-worker wasm memory:";
+
+fn log_wasm_memory() {
+    let bytes = wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+        .map(|b| b.byte_length());
+    if let Some(n) = bytes {
+        console_debug(&format!("{WASM_MEMORY_LOG} {n} bytes"));
+    }
 }
 
 fn api_failed(e: &ApiError) -> WorkerMessage {
@@ -203,7 +227,7 @@ async fn run_convert(request: &str, key: &KeySpec, api_origin: &str, post: Post)
     env.timer = Some(Arc::new(crate::browser::clock::JsTimer));
     env.retry = cfg.retry;
     env.progress = Arc::new(PostProgress {
-        tracker: RefCell::new(ProgressTracker::new()),
+        tracker: RefCell::new(ProgressTracker::new().with_tries(cfg.retry.max_tries)),
         post,
     });
     env.upload_mode = UploadMode::Chunked {

@@ -1,5 +1,5 @@
 //! A running job's progress: the current step, one row per layer (bytes, files, rate),
-//! drawn from the job's progress events.
+//! one line per registry retry, drawn from the job's progress events.
 
 use leptos::prelude::*;
 
@@ -30,7 +30,14 @@ pub struct ProgressModel {
     layers: Vec<LayerRow>,
     blobs: u64,
     blob_bytes: u64,
+    /// One line per retry, in order (the first [`MAX_RETRY_LINES`]).
+    retries: Vec<String>,
+    /// Retries in all (more than the lines kept when a registry keeps failing).
+    retry_count: u64,
 }
+
+/// Retry lines the panel keeps (each retry is counted even past it).
+pub const MAX_RETRY_LINES: usize = 500;
 
 impl ProgressModel {
     fn layer(&mut self, name: &str) -> Option<&mut LayerRow> {
@@ -91,6 +98,12 @@ impl ProgressModel {
             ProgressKind::Blob => {
                 self.blobs += 1;
                 self.blob_bytes += p.bytes_total.unwrap_or(0);
+            }
+            ProgressKind::Retry => {
+                self.retry_count += 1;
+                if self.retries.len() < MAX_RETRY_LINES {
+                    self.retries.push(p.describe());
+                }
             }
         }
     }
@@ -212,10 +225,25 @@ pub fn ProgressPanel(
             )
         })
     };
+    let retries = move || {
+        model
+            .get()
+            .retries
+            .into_iter()
+            .map(|line| view! { <li class="retry">{line}</li> })
+            .collect_view()
+    };
+    let more_retries = move || {
+        let m = model.get();
+        let shown = m.retries.len() as u64;
+        (m.retry_count > shown).then(|| format!("and {} more retries", m.retry_count - shown))
+    };
     view! {
         <div class="progress" data-testid="progress" aria-live="polite">
             <ol class="steps">{steps}</ol>
             <ul class="layers">{layers}</ul>
+            <ul class="retries muted" data-testid="retries">{retries}</ul>
+            <p class="muted" data-testid="more-retries">{more_retries}</p>
             <p class="muted" data-testid="blobs">{blobs}</p>
         </div>
     }

@@ -229,10 +229,15 @@ pub async fn read_remote(
         .map_err(|e| crate::pipeline::errors::registry_read(field, &e))?;
     let blobs = super::source::RegistryBlobs::new(client, reference.repository());
     read_image(&resolved, &blobs).await.map_err(|e| {
-        crate::api::ApiError::new(
-            crate::api::ErrorType::RegistryError,
-            format!("{field}: reading its contents: {e}"),
-        )
+        // A limit of the client's (the front's) hit by a layer is the image's fault: a 400
+        // naming the layer and the limit, as in a conversion.
+        let kind = match &e {
+            ReadError::Source(SourceError::Scan(s)) if s.limit().is_some() => {
+                crate::api::ErrorType::BadRequest
+            }
+            _ => crate::api::ErrorType::RegistryError,
+        };
+        crate::api::ApiError::new(kind, format!("{field}: reading its contents: {e}"))
     })
 }
 
@@ -423,7 +428,7 @@ async fn read_gsc(
     for l in layers {
         summaries.push(scan(blobs, l, capture.clone()).await?);
     }
-    let index = match FileIndex::from_layers(&summaries) {
+    let index = match FileIndex::from_layers_limited(&summaries, &blobs.limits()) {
         Ok(i) => i,
         Err(e) => {
             contents.problems.push(e.to_string());
