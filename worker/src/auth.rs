@@ -5,9 +5,14 @@
 //! `KILN_API_TOKENS` holds one line per token:
 //!
 //! ```text
-//! # NAME  SHA256HEX-OF-THE-TOKEN                                              [OUTPUT-PREFIX ...]
+//! # NAME  SHA256HEX-OF-THE-TOKEN                                              [admin] [OUTPUT-PREFIX ...]
 //! ci      9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  ghcr.io/acme
+//! ops     60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752  admin
 //! ```
+//!
+//! The word `admin` among the fields gives the token the operator scope: the approvals API
+//! (`/approvals...`, [`Caller::check_admin`]) answers only such tokens (403 for others, 401
+//! without a token, never anonymous).
 //!
 //! Only the hex SHA-256 of a token is stored, never the token. A token with output prefixes
 //! may push only to `domain/repository` names equal to a prefix or below it (`ghcr.io/acme`
@@ -30,6 +35,8 @@ pub struct TokenEntry {
     hash: [u8; 32],
     /// Output prefixes (`domain/repository...`); empty: any allowlisted output.
     pub prefixes: Vec<String>,
+    /// The operator scope (the word `admin` on its line): the approvals API.
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -37,6 +44,7 @@ impl std::fmt::Debug for TokenEntry {
         f.debug_struct("TokenEntry")
             .field("name", &self.name)
             .field("prefixes", &self.prefixes)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +88,9 @@ pub enum AuthError {
         /// Its prefixes, comma-separated.
         prefixes: String,
     },
+    /// The token lacks the operator scope: 403.
+    #[error("token {0} lacks the admin scope this operator endpoint needs")]
+    NotAdmin(String),
     /// No tokens configured and anonymous mode off: the endpoints are closed.
     #[error(
         "this worker has no API tokens configured (secret KILN_API_TOKENS); conversions are \
@@ -94,7 +105,9 @@ impl From<AuthError> for ApiError {
         let reason = e.to_string();
         match e {
             AuthError::Unauthorized(_) => ApiError::new(ErrorType::Unauthorized, reason),
-            AuthError::OutputNotAllowed { .. } => ApiError::new(ErrorType::Forbidden, reason),
+            AuthError::OutputNotAllowed { .. } | AuthError::NotAdmin(_) => {
+                ApiError::new(ErrorType::Forbidden, reason)
+            }
             AuthError::NotConfigured => {
                 ApiError::new(ErrorType::ConfigurationError, reason).with_status(503)
             }
@@ -145,7 +158,12 @@ impl ApiTokens {
                 });
             }
             let mut prefixes = Vec::new();
+            let mut admin = false;
             for p in parts {
+                if p == "admin" {
+                    admin = true;
+                    continue;
+                }
                 let p = p.trim_end_matches('/');
                 if p.is_empty() || !p.contains('/') && !p.contains('.') && !p.contains(':') {
                     return Err(TokensError {
@@ -165,6 +183,7 @@ impl ApiTokens {
                 name: name.to_string(),
                 hash,
                 prefixes,
+                admin,
             });
         }
         Ok(ApiTokens { entries })
@@ -238,6 +257,18 @@ impl Caller {
         }
     }
 
+    /// Checks that the caller may use the operator API: a token with the `admin` scope.
+    /// Anonymous callers (development mode) are refused too: approvals are never open.
+    pub fn check_admin(&self) -> Result<(), AuthError> {
+        match self {
+            Caller::Token(t) if t.admin => Ok(()),
+            Caller::Token(t) => Err(AuthError::NotAdmin(t.name.clone())),
+            Caller::Anonymous => Err(AuthError::Unauthorized(
+                "the operator API needs Authorization: Bearer <token> of a token with the admin scope",
+            )),
+        }
+    }
+
     /// Checks an output image (its normalised `domain/repository`) against the token's
     /// prefixes.
     pub fn check_output(&self, domain_repository: &str) -> Result<(), AuthError> {
@@ -280,9 +311,10 @@ mod tests {
 
     fn tokens() -> ApiTokens {
         ApiTokens::parse(&format!(
-            "# comment\n\n ci {} ghcr.io/acme 127.0.0.1:5000/out/\nadmin {}\n",
+            "# comment\n\n ci {} ghcr.io/acme 127.0.0.1:5000/out/\nadmin {}\nops {} admin\n",
             sha("tok-ci"),
-            sha("tok-admin")
+            sha("tok-admin"),
+            sha("tok-ops")
         ))
         .unwrap()
     }
@@ -290,7 +322,7 @@ mod tests {
     #[test]
     fn parses_and_finds() {
         let t = tokens();
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.len(), 3);
         assert_eq!(t.find("tok-ci").unwrap().name, "ci");
         assert_eq!(
             t.find("tok-ci").unwrap().prefixes,
@@ -373,5 +405,25 @@ mod tests {
         let admin = authenticate(Some(&t), false, Some("Bearer tok-admin")).unwrap();
         assert!(admin.check_output("quay.io/anything/at/all").is_ok());
         assert!(Caller::Anonymous.check_output("quay.io/x").is_ok());
+    }
+
+    #[test]
+    fn admin_scope() {
+        let t = tokens();
+        let ops = authenticate(Some(&t), false, Some("Bearer tok-ops")).unwrap();
+        assert!(ops.check_admin().is_ok());
+        // `admin` is a scope word, not an output prefix: ops may push anywhere.
+        assert!(ops.check_output("quay.io/x").is_ok());
+        // A token named admin without the scope word is not an operator.
+        let named = authenticate(Some(&t), false, Some("Bearer tok-admin")).unwrap();
+        let e = named.check_admin().unwrap_err();
+        assert!(e.to_string().contains("admin scope"), "{e}");
+        assert_eq!(status(e), (403, "Forbidden"));
+        let ci = authenticate(Some(&t), false, Some("Bearer tok-ci")).unwrap();
+        assert_eq!(status(ci.check_admin().unwrap_err()), (403, "Forbidden"));
+        assert_eq!(
+            status(Caller::Anonymous.check_admin().unwrap_err()),
+            (401, "Unauthorized")
+        );
     }
 }

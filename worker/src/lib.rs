@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod approvals;
 pub mod attest;
 pub mod auth;
 pub mod body;
@@ -22,12 +23,15 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod headers;
+pub mod manager;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
 pub mod ratelimit;
 pub mod retry_log;
 
+#[cfg(target_arch = "wasm32")]
+pub use approvals::Approvals;
 #[cfg(target_arch = "wasm32")]
 pub use ratelimit::RateLimiter;
 pub mod rewrite;
