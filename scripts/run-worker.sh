@@ -41,6 +41,12 @@
 #   KILN_RATE_LIMIT_VERIFY_PER_MIN   /verify-image per client address (CF-Connecting-IP) (30);
 #   KILN_RATE_LIMIT_PROXY_PER_MIN    /proxy requests per client address (3000). Counted by the
 #                                    Durable Object RateLimiter (in memory here); 429 + Retry-After.
+#   KILN_MANAGER_CA_KEY_FILE         PEM file of the MANAGER_CA key (ECDSA P-256), read into the secret
+#                                    binding KILN_MANAGER_CA_KEY (POST /certificates/issue).
+#   KILN_MANAGER_CA_CERT             the MANAGER_CA certificate, PEM text (KILN_MANAGER_CA_CERT_FILE: a file).
+#   KILN_MANAGER_ALLOW_TCB           TCB statuses issuance accepts besides UpToDate, comma-separated.
+#   KILN_ATTEST_TEST_ROOT            TESTS ONLY: a PEM root that replaces Intel's SGX root for issuance
+#                                    (quotes minted by tests/examples/mint_quote). Never in a deployment.
 #   KILN_LIMIT_*                     the engine's image limits for this worker (docs/limits.md)
 #   KILN_DEBUG_METRICS=1             serve GET /debug/metrics (the isolate's subrequest count and wasm
 #                                    memory size): tests and scripts/bench-worker.sh only.
@@ -78,6 +84,13 @@ KILN_DEFAULT_SIGNING_KEY=""
 if [ -n "${KILN_DEFAULT_SIGNING_KEY_FILE:-}" ]; then
   KILN_DEFAULT_SIGNING_KEY=$(cat "$KILN_DEFAULT_SIGNING_KEY_FILE")
 fi
+KILN_MANAGER_CA_KEY=""
+if [ -n "${KILN_MANAGER_CA_KEY_FILE:-}" ]; then
+  KILN_MANAGER_CA_KEY=$(cat "$KILN_MANAGER_CA_KEY_FILE")
+fi
+if [ -n "${KILN_MANAGER_CA_CERT_FILE:-}" ]; then
+  KILN_MANAGER_CA_CERT=$(cat "$KILN_MANAGER_CA_CERT_FILE")
+fi
 if [ -n "${KILN_API_TOKENS_FILE:-}" ]; then
   KILN_API_TOKENS=$(cat "$KILN_API_TOKENS_FILE")
 fi
@@ -88,7 +101,8 @@ SETTINGS=(KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_OR
           KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY
           KILN_API_TOKENS KILN_EDGE_ANONYMOUS KILN_MAX_ENCLAVE_SIZE KILN_PROXY_SECRET
           KILN_RATE_LIMIT_CONVERT_PER_MIN KILN_RATE_LIMIT_VERIFY_PER_MIN KILN_RATE_LIMIT_PROXY_PER_MIN
-          KILN_DEBUG_METRICS KILN_TWO_STEP_SECRET)
+          KILN_DEBUG_METRICS KILN_TWO_STEP_SECRET
+          KILN_MANAGER_CA_KEY KILN_MANAGER_CA_CERT KILN_MANAGER_ALLOW_TCB KILN_ATTEST_TEST_ROOT)
 for v in "${SETTINGS[@]}"; do
   export "$v=${!v:-}"
 done
@@ -132,8 +146,10 @@ const kilnWorker :Workerd.Worker = (
   bindings = [
 $bindings    (name = "ASSETS", service = "assets"),
     (name = "KILN_RATE_LIMITER", durableObjectNamespace = "RateLimiter"),
+    (name = "KILN_APPROVALS", durableObjectNamespace = "Approvals"),
   ],
-  durableObjectNamespaces = [(className = "RateLimiter", uniqueKey = "kiln-rate-limiter")],
+  durableObjectNamespaces = [(className = "RateLimiter", uniqueKey = "kiln-rate-limiter"),
+                             (className = "Approvals", uniqueKey = "kiln-approvals")],
   durableObjectStorage = (inMemory = void),
   globalOutbound = "internet",
 );

@@ -165,7 +165,8 @@ pub fn check_request(
 
 /// `POST /convert-image`: runs the engine's pipeline in the worker. `signingKey.default`
 /// (or no `signingKey`) signs with the secret `KILN_DEFAULT_SIGNING_KEY`; the runtime image
-/// is `KILN_RUNTIME_IMAGE`.
+/// is `KILN_RUNTIME_IMAGE`. The signed conversion is recorded as a pending approval
+/// ([`crate::approvals::record_conversion`]).
 pub async fn convert_image(
     cfg: &Config,
     env: &worker::Env,
@@ -202,6 +203,12 @@ pub async fn convert_image(
         penv.default_signer = Some(Arc::new(signer));
     }
     penv.sdkms = sdkms_factory(cfg)?;
-    let out = convert(request, &penv).await?;
+    let certificates = request.certificates.clone();
+    let mut out = convert(request, &penv).await?;
+    // Every conversion the service signs is recorded as pending for MANAGER_CA approval; a
+    // failure to record is a warning in the response, never a silent loss.
+    let warnings =
+        crate::approvals::record_conversion(env, &out.response, certificates.as_deref()).await;
+    out.response.warnings.extend(warnings);
     serde_json::to_string(&out.response).map_err(|e| ApiError::internal(e.to_string()))
 }

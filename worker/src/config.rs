@@ -43,11 +43,12 @@ pub const TWO_STEP_SECRET: &str = "KILN_TWO_STEP_SECRET";
 /// Every binding that holds a secret: each must be a secret binding (`wrangler secret put`),
 /// never a `[vars]` entry (checked against wrangler.toml by this module's tests and by
 /// scripts/build-worker.sh), and none is ever logged or answered.
-pub const SECRET_BINDINGS: [&str; 4] = [
+pub const SECRET_BINDINGS: [&str; 5] = [
     DEFAULT_SIGNING_KEY,
     TWO_STEP_SECRET,
     API_TOKENS,
     PROXY_SECRET,
+    crate::manager::CA_KEY,
 ];
 /// Binding: the largest `memSize` a conversion may ask for (`64G` by default; K, M, G, T
 /// suffixes, powers of 1024). The enclave's size drives the work of measuring it (one EADD

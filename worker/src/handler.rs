@@ -117,15 +117,21 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         Route::Preflight => preflight(&req, cors_origin),
         Route::VerifyImage
         | Route::AttestVerify
+        | Route::IssueCertificate
         | Route::ConvertImage
         | Route::PrepareImage
         | Route::CompleteImage => {
             // Verification (of an image or of a running enclave) is anonymous and limited per
             // client address; the conversions sign with the operator's key.
-            let anonymous = matches!(route, Route::VerifyImage | Route::AttestVerify);
+            // So is issuance: the enclave proves itself with its quote.
+            let anonymous = matches!(
+                route,
+                Route::VerifyImage | Route::AttestVerify | Route::IssueCertificate
+            );
             let what = match route {
                 Route::VerifyImage => "verify-image",
                 Route::AttestVerify => "attest/verify",
+                Route::IssueCertificate => "certificates/issue",
                 Route::ConvertImage => "convert-image",
                 Route::PrepareImage => "convert-image/prepare",
                 _ => "convert-image/complete",
@@ -154,6 +160,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                         _ if route == Route::AttestVerify => {
                             (format!("attest:{client}"), cfg.limits.verify)
                         }
+                        _ if route == Route::IssueCertificate => {
+                            (format!("issue:{client}"), cfg.limits.verify)
+                        }
                         Caller::Token(t) => (format!("token:{}", t.name), cfg.limits.convert),
                         Caller::Anonymous => (format!("anonymous:{client}"), cfg.limits.convert),
                     };
@@ -173,6 +182,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                         Route::AttestVerify => {
                             crate::attest::verify(&body, (js_sys::Date::now() / 1000.0) as u64)
                         }
+                        Route::IssueCertificate => issue_certificate(&env, &body).await,
                         Route::ConvertImage => {
                             crate::api::convert_image(&cfg, &env, &caller, &body).await
                         }
@@ -192,6 +202,44 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                         "{what}{who} -> 200 ({:.0} ms)",
                         js_sys::Date::now() - started
                     );
+                    json_response(200, &json, cors_origin)
+                }
+                Err(e) => {
+                    console_log!("{what}{who} -> {} {}", e.status, e.error_type.as_str());
+                    let resp = error_response(&e, cors_origin)?;
+                    if auth_failed && e.status == 401 {
+                        resp.headers()
+                            .set("www-authenticate", "Bearer realm=\"kiln\"")?;
+                    }
+                    Ok(resp)
+                }
+            }
+        }
+        Route::ListApprovals | Route::RegisterApproval | Route::ApprovalAction { .. } => {
+            let what = match route {
+                Route::ListApprovals => "approvals list".to_string(),
+                Route::RegisterApproval => "approvals register".to_string(),
+                Route::ApprovalAction { approve, .. } => {
+                    format!("approvals {}", if approve { "approve" } else { "revoke" })
+                }
+                _ => String::new(),
+            };
+            // The operator API: a token with the admin scope, never anonymous.
+            let header = req.headers().get("authorization")?;
+            let caller = authenticate(cfg.tokens.as_ref(), false, header.as_deref())
+                .and_then(|c| c.check_admin().map(|()| c));
+            let who = caller
+                .as_ref()
+                .map(|c| format!(" by {}", c.name()))
+                .unwrap_or_default();
+            let auth_failed = caller.is_err();
+            let result = match caller {
+                Err(e) => Err(ApiError::from(e)),
+                Ok(_) => operator(&env, &mut req, &route).await,
+            };
+            match result {
+                Ok(json) => {
+                    console_log!("{what}{who} -> 200");
                     json_response(200, &json, cors_origin)
                 }
                 Err(e) => {
@@ -280,6 +328,78 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         }
         Route::Asset => assets(&env, &url, &method).await,
     }
+}
+
+/// A secret or plain binding's text; unset and blank values are `None`.
+fn binding_text(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|s| s.to_string()))
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// `POST /certificates/issue`: the manager from its bindings, the approval of the quote's
+/// MRENCLAVE from the approvals store, then the engine's decision ([`crate::manager`]).
+async fn issue_certificate(env: &Env, body: &[u8]) -> std::result::Result<String, ApiError> {
+    use crate::manager::{Manager, ManagerSettings, ALLOW_TCB, CA_CERT, CA_KEY, TEST_ROOT};
+    let manager = Manager::new(&ManagerSettings {
+        key: binding_text(env, CA_KEY),
+        cert: binding_text(env, CA_CERT),
+        allow_tcb: binding_text(env, ALLOW_TCB),
+        test_root: binding_text(env, TEST_ROOT),
+    })?;
+    let input = crate::manager::parse(body)?;
+    let approval = match &input.mrenclave {
+        Some(m) => {
+            let found =
+                crate::approvals::request(env, &crate::approvals::Op::Find(m.clone()), None)
+                    .await?;
+            match found.get("record").filter(|r| !r.is_null()) {
+                Some(r) => Some(
+                    serde_json::from_value::<kiln_engine::attest::issue::ApprovalRecord>(r.clone())
+                        .map_err(|e| ApiError::internal(format!("approvals store: {e}")))?,
+                ),
+                None => None,
+            }
+        }
+        None => None,
+    };
+    crate::manager::run(
+        &manager,
+        &input,
+        approval.as_ref(),
+        (js_sys::Date::now() / 1000.0) as u64,
+    )
+}
+
+/// The operator API on the approvals store (the caller is already an admin).
+async fn operator(
+    env: &Env,
+    req: &mut Request,
+    route: &Route<'_>,
+) -> std::result::Result<String, ApiError> {
+    use crate::approvals::{check_id, request, Op};
+    let (op, body) = match route {
+        Route::ListApprovals => (Op::List, None),
+        Route::RegisterApproval => (Op::Record, Some(read_body(req).await?)),
+        Route::ApprovalAction { id, approve } => {
+            check_id(id)?;
+            let id = id.to_ascii_lowercase();
+            (
+                if *approve {
+                    Op::Approve(id)
+                } else {
+                    Op::Revoke(id)
+                },
+                None,
+            )
+        }
+        _ => return Err(ApiError::internal("not an operator route")),
+    };
+    request(env, &op, body.as_deref())
+        .await
+        .map(|v| v.to_string())
 }
 
 thread_local! {

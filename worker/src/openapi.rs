@@ -119,6 +119,9 @@ mod tests {
             include_str!("error.rs"),
             include_str!("handler.rs"),
             include_str!("two_step.rs"),
+            include_str!("approvals.rs"),
+            include_str!("manager.rs"),
+            include_str!("auth.rs"),
             include_str!("guarded_fetch.rs"),
             include_str!("transport.rs"),
         ];

@@ -26,6 +26,19 @@ pub enum Route<'a> {
     PrepareImage,
     /// `POST /convert-image/complete` (offline two-step, step 2).
     CompleteImage,
+    /// `POST /certificates/issue`: MANAGER_CA issuance ([`crate::manager`]).
+    IssueCertificate,
+    /// `GET /approvals`: the approval records (operator API, [`crate::approvals`]).
+    ListApprovals,
+    /// `POST /approvals`: register an image converted elsewhere (operator API).
+    RegisterApproval,
+    /// `POST /approvals/{id}/approve` or `/revoke` (operator API).
+    ApprovalAction {
+        /// The record id (checked by [`crate::approvals::check_id`]).
+        id: &'a str,
+        /// `true`: approve; `false`: revoke.
+        approve: bool,
+    },
     /// `GET /openapi.json`: the edge API's OpenAPI document.
     OpenApi,
     /// `GET /debug/metrics`: the isolate's figures ([`crate::metrics`]); 404 unless
@@ -41,12 +54,13 @@ pub enum Route<'a> {
 }
 
 /// Edge API endpoints (they run the engine).
-pub const API_PATHS: [&str; 5] = [
+pub const API_PATHS: [&str; 6] = [
     "/convert-image",
     "/convert-image/prepare",
     "/convert-image/complete",
     "/verify-image",
     "/attest/verify",
+    "/certificates/issue",
 ];
 
 /// Routes a request by method and (already normalised) path.
@@ -75,7 +89,27 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
             path: upstream,
         };
     }
+    if let Some((id, action)) = path
+        .strip_prefix("/approvals/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        if matches!(action, "approve" | "revoke") && !id.is_empty() {
+            return match method {
+                "OPTIONS" => Route::Preflight,
+                "POST" => Route::ApprovalAction {
+                    id,
+                    approve: action == "approve",
+                },
+                _ => Route::MethodNotAllowed("POST, OPTIONS"),
+            };
+        }
+    }
     match (method, path) {
+        ("GET" | "HEAD", "/approvals") => Route::ListApprovals,
+        ("POST", "/approvals") => Route::RegisterApproval,
+        ("OPTIONS", "/approvals") => Route::Preflight,
+        (_, "/approvals") => Route::MethodNotAllowed("GET, HEAD, POST, OPTIONS"),
+        ("POST", "/certificates/issue") => Route::IssueCertificate,
         ("GET" | "HEAD", "/healthz") => Route::Healthz,
         (_, "/healthz") => Route::MethodNotAllowed("GET, HEAD"),
         ("GET" | "HEAD", "/kiln-config.json") => Route::KilnConfig,
@@ -130,6 +164,40 @@ mod tests {
             Route::MethodNotAllowed(_)
         ));
         assert_eq!(route("OPTIONS", "/convert-image"), Route::Preflight);
+        assert_eq!(
+            route("POST", "/certificates/issue"),
+            Route::IssueCertificate
+        );
+        assert!(matches!(
+            route("GET", "/certificates/issue"),
+            Route::MethodNotAllowed(_)
+        ));
+        assert_eq!(route("GET", "/approvals"), Route::ListApprovals);
+        assert_eq!(route("POST", "/approvals"), Route::RegisterApproval);
+        assert!(matches!(
+            route("DELETE", "/approvals"),
+            Route::MethodNotAllowed(_)
+        ));
+        assert_eq!(
+            route("POST", "/approvals/ab12/approve"),
+            Route::ApprovalAction {
+                id: "ab12",
+                approve: true
+            }
+        );
+        assert_eq!(
+            route("POST", "/approvals/ab12/revoke"),
+            Route::ApprovalAction {
+                id: "ab12",
+                approve: false
+            }
+        );
+        assert!(matches!(
+            route("GET", "/approvals/ab12/approve"),
+            Route::MethodNotAllowed(_)
+        ));
+        assert_eq!(route("POST", "/approvals//approve"), Route::Asset);
+        assert_eq!(route("POST", "/approvals/ab12/delete"), Route::Asset);
         assert_eq!(route("GET", "/"), Route::Asset);
         assert_eq!(route("GET", "/index.html"), Route::Asset);
         assert_eq!(

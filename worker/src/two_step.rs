@@ -188,6 +188,11 @@ pub async fn complete(
         ..state.request.clone()
     };
     let penv = engine_env(cfg, caller, &request)?;
-    let out = pipeline::complete(request, &state, &sigs, &penv).await?;
+    let certificates = request.certificates.clone();
+    let mut out = pipeline::complete(request, &state, &sigs, &penv).await?;
+    // Recorded as a pending approval like /convert-image (a failure is a warning).
+    let warnings =
+        crate::approvals::record_conversion(env, &out.response, certificates.as_deref()).await;
+    out.response.warnings.extend(warnings);
     serde_json::to_string(&out.response).map_err(internal)
 }
