@@ -7,13 +7,13 @@
 #
 #   scripts/build-worker.sh                   # release build, wasm-opt -Oz when npm binaryen is there
 #   scripts/build-worker.sh --if-stale        # only when the build is missing or older than the
-#                                             # worker's or the engine's sources or Cargo.lock
+#                                             # worker's (with openapi.json) or the engine's sources or Cargo.lock
 #   KILN_WASM_OPT=0 scripts/build-worker.sh   # skip wasm-opt
 #   KILN_WASM_OPT=1 scripts/build-worker.sh   # require wasm-opt
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT/worker"
-if [ "${1:-}" = --if-stale ] && [ -f build/index_bg.wasm ] && [ -z "$(find src Cargo.toml \
+if [ "${1:-}" = --if-stale ] && [ -f build/index_bg.wasm ] && [ -z "$(find src Cargo.toml openapi.json \
     "$ROOT/engine/src" "$ROOT/engine/Cargo.toml" "$ROOT/Cargo.lock" -newer build/index_bg.wasm \
     -print -quit)" ]; then
   exit 0

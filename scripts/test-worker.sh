@@ -13,6 +13,8 @@
 #      hostile.test.mjs: the bombs of kiln_tests::bombs (example hostile_images) refused with
 #      400s naming layer and limit, flat wasm memory, no tag; conversions through the fault
 #      front (example fault_front): 20% faults succeed with a log line per retry, 100% fail.
+#      manager.test.mjs: MANAGER_CA: conversions recorded as pending approvals, the operator API
+#      (admin tokens), POST /certificates/issue with quotes under a TEST root (example mint_quote).
 # Needs scripts/install-deps.sh (worker-build, workerd, playwright-core, chromium, docker-registry).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +25,6 @@ scripts/build-worker.sh
 # The edge API tests push the sample and fixture runtime (demo_images) and compare with `kiln convert`.
 cargo build -q -p kiln --bin kiln
 cargo build -q -p kiln-tests --example demo_images --example dsm_standin --example bench_edge_image \
-  --example hostile_images --example fault_front
+  --example hostile_images --example fault_front --example mint_quote
 cd worker
 KILN_WORKER_NO_BUILD=1 node --test --test-concurrency=1 test/*.test.mjs
