@@ -64,6 +64,7 @@ before(async () => {
       KILN_RUNTIME_IMAGE: `${plain.host}/kiln/runtime:fixture`,
       KILN_PROXY_TIMEOUT_SECS: '60',
       KILN_API_TOKENS: tokens,
+      KILN_TWO_STEP_SECRET: crypto.randomBytes(24).toString('hex'),
     };
     const worker = keep(await startWorker({
       ...common,
@@ -73,7 +74,7 @@ before(async () => {
     }));
     const noCa = keep(await startWorker(common));
     w = {
-      dir, plain, worker, noCa, csr, spkiHash, mint, ciToken, opsToken,
+      dir, plain, worker, noCa, csr, spkiHash, mint, ciToken, opsToken, keyPem: fs.readFileSync(keyFile, 'utf8'),
       async teardown() {
         for (const s of stops.reverse()) await s();
         fs.rmSync(dir, { recursive: true, force: true });
@@ -250,6 +251,32 @@ describe('the operator API', () => {
     assert.match(badId.json.reason, /^id:/);
     const list = await call('GET', '/approvals', { token: w.opsToken });
     assert.ok(list.json.records.some((x) => x.id === r.json.id && x.image === enclave.image), list.text);
+  });
+
+  it('records a two-step conversion (/convert-image/complete) as pending too', async () => {
+    const request = {
+      inputImageName: `${w.plain.host}/sample/busybox:1`,
+      outputImageName: `${w.plain.host}/out/two:1`,
+      certificates: [{ subject: 'two.example', keyPath: '/tmp/k.pem', certPath: '/tmp/c.pem' }],
+    };
+    const p = await call('POST', '/convert-image/prepare', { token: w.ciToken, body: request });
+    assert.equal(p.status, 200, p.text);
+    const sign = (b64) => crypto.sign('sha256', Buffer.from(b64, 'base64'), w.keyPem).toString('base64');
+    const c = await call('POST', '/convert-image/complete', {
+      token: w.ciToken,
+      body: {
+        token: p.json.token,
+        signatures: { sgx1: sign(p.json.payloads.sgx1), edmm: sign(p.json.payloads.edmm) },
+        publicKey: crypto.createPublicKey(w.keyPem).export({ type: 'spki', format: 'pem' }),
+      },
+    });
+    assert.equal(c.status, 200, c.text);
+    assert.ok(!(c.json.warnings ?? []).some((x) => x.startsWith('approvals:')), c.text);
+    const list = await call('GET', '/approvals', { token: w.opsToken });
+    const rec = list.json.records.find((x) => x.mrenclave === c.json.mrenclave);
+    assert.ok(rec, list.text);
+    assert.equal(rec.mrsigner, c.json.mrsigner);
+    assert.ok(rec.allowedSubjects.includes('two.example'), list.text);
   });
 
   it('never shows the CA key or a token in a response or a log line', () => {
