@@ -72,7 +72,8 @@ before(async () => {
       KILN_MANAGER_CA_CERT_FILE: CA_CERT_FILE,
       KILN_ATTEST_TEST_ROOT: root,
     }));
-    const noCa = keep(await startWorker(common));
+    // Without a CA; issuance limited to 3 calls a minute per address.
+    const noCa = keep(await startWorker({ ...common, KILN_RATE_LIMIT_VERIFY_PER_MIN: '3' }));
     w = {
       dir, plain, worker, noCa, csr, spkiHash, mint, ciToken, opsToken, keyPem: fs.readFileSync(keyFile, 'utf8'),
       async teardown() {
@@ -207,6 +208,20 @@ describe('MANAGER_CA at the edge', () => {
     assert.equal(r.status, 500, r.text);
     assert.equal(r.json.errorType, 'ConfigurationError');
     assert.match(r.json.reason, /KILN_MANAGER_CA_KEY/);
+  });
+
+  it('is rate-limited per client address', async () => {
+    const statuses = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await call('POST', '/certificates/issue', { base: w.noCa.url, body: '{}' });
+      statuses.push(r.status);
+      if (r.status === 429) {
+        assert.equal(r.json.errorType, 'RateLimited');
+        assert.ok(Number(r.headers.get('retry-after')) >= 1);
+      }
+    }
+    // One call in the previous test, two more here, then refused.
+    assert.deepEqual(statuses, [500, 500, 429, 429]);
   });
 });
 
