@@ -46,6 +46,29 @@ struct AttestBody {
     expect_mrsigner: Option<String>,
 }
 
+/// The evidence of a request body that carries `certificate` (PEM RA-TLS) or `quote`
+/// (base64), exactly one of them: its bytes and the field it came in. `quote_kind` says in
+/// the error for neither what quote is wanted.
+pub fn evidence_field(
+    certificate: Option<&str>,
+    quote: Option<&str>,
+    quote_kind: &str,
+) -> Result<(Vec<u8>, &'static str), ApiError> {
+    match (certificate, quote) {
+        (Some(pem), None) => Ok((pem.as_bytes().to_vec(), "certificate")),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map(|q| (q, "quote"))
+            .map_err(|_| ApiError::bad_request("quote: not base64 (standard alphabet, padded)")),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "certificate, quote: give one of them, not both",
+        )),
+        (None, None) => Err(ApiError::bad_request(format!(
+            "certificate or quote: one is required (a PEM RA-TLS certificate, or {quote_kind})"
+        ))),
+    }
+}
+
 fn attest_error(e: &AttestError) -> ApiError {
     // The engine's messages name the field or the structure and carry no secret (evidence
     // and collateral are public data).
@@ -59,22 +82,11 @@ fn attest_error(e: &AttestError) -> ApiError {
 /// the `AttestReport` as JSON.
 pub fn verify(body: &[u8], now_secs: u64) -> Result<String, ApiError> {
     let req: AttestBody = crate::body::parse_json(body)?;
-    let evidence_bytes = match (&req.certificate, &req.quote) {
-        (Some(pem), None) => pem.as_bytes().to_vec(),
-        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .map_err(|_| ApiError::bad_request("quote: not base64 (standard alphabet, padded)"))?,
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "certificate, quote: give one of them, not both",
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "certificate or quote: one is required (a PEM RA-TLS certificate, or a base64 SGX quote)",
-            ))
-        }
-    };
+    let (evidence_bytes, _) = evidence_field(
+        req.certificate.as_deref(),
+        req.quote.as_deref(),
+        "a base64 SGX quote",
+    )?;
     let evidence = read_evidence(&evidence_bytes).map_err(|e| attest_error(&e))?;
     let mut allowed = vec!["UpToDate".to_string()];
     allowed.extend(req.allow_tcb);

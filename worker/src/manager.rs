@@ -173,25 +173,11 @@ pub struct IssueInput {
 /// Parses the request body.
 pub fn parse(body: &[u8]) -> Result<IssueInput, ApiError> {
     let req: IssueBody = crate::body::parse_json(body)?;
-    let (evidence, evidence_field) = match (&req.certificate, &req.quote) {
-        (Some(pem), None) => (pem.as_bytes().to_vec(), "certificate"),
-        (None, Some(b64)) => (
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|_| ApiError::bad_request("quote: not base64 (standard alphabet, padded)"))?,
-            "quote",
-        ),
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "certificate, quote: give one of them, not both",
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "certificate or quote: one is required (a PEM RA-TLS certificate, or a base64 SGX quote over the CSR key's SHA-256)",
-            ))
-        }
-    };
+    let (evidence, evidence_field) = crate::attest::evidence_field(
+        req.certificate.as_deref(),
+        req.quote.as_deref(),
+        "a base64 SGX quote over the CSR key's SHA-256",
+    )?;
     let mrenclave = read_evidence(&evidence)
         .ok()
         .and_then(|ev| parse_quote(&ev.quote).ok())
