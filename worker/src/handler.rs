@@ -18,6 +18,34 @@ fn cors_headers(headers: &web_sys::Headers, origin: Option<&str>) {
     }
 }
 
+/// Logs an API call's outcome (`what`, the caller's NAME in `who`, `timing` on success;
+/// never the body or a token) and answers it: the JSON with 200, or the error; a 401 from
+/// authentication carries `WWW-Authenticate`.
+fn answer(
+    result: std::result::Result<String, ApiError>,
+    what: &str,
+    who: &str,
+    timing: impl FnOnce() -> String,
+    auth_failed: bool,
+    cors_origin: Option<&str>,
+) -> Result<web_sys::Response> {
+    match result {
+        Ok(json) => {
+            console_log!("{what}{who} -> 200{}", timing());
+            json_response(200, &json, cors_origin)
+        }
+        Err(e) => {
+            console_log!("{what}{who} -> {} {}", e.status, e.error_type.as_str());
+            let resp = error_response(&e, cors_origin)?;
+            if auth_failed && e.status == 401 {
+                resp.headers()
+                    .set("www-authenticate", "Bearer realm=\"kiln\"")?;
+            }
+            Ok(resp)
+        }
+    }
+}
+
 fn json_response(status: u16, body: &str, origin: Option<&str>) -> Result<web_sys::Response> {
     let headers = web_sys::Headers::new()?;
     headers.set("content-type", "application/json")?;
@@ -196,24 +224,8 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
             };
             // Never log the body (credentials), a token or the signatures: only the outcome
             // and the token's NAME.
-            match result {
-                Ok(json) => {
-                    console_log!(
-                        "{what}{who} -> 200 ({:.0} ms)",
-                        js_sys::Date::now() - started
-                    );
-                    json_response(200, &json, cors_origin)
-                }
-                Err(e) => {
-                    console_log!("{what}{who} -> {} {}", e.status, e.error_type.as_str());
-                    let resp = error_response(&e, cors_origin)?;
-                    if auth_failed && e.status == 401 {
-                        resp.headers()
-                            .set("www-authenticate", "Bearer realm=\"kiln\"")?;
-                    }
-                    Ok(resp)
-                }
-            }
+            let elapsed = || format!(" ({:.0} ms)", js_sys::Date::now() - started);
+            answer(result, what, &who, elapsed, auth_failed, cors_origin)
         }
         Route::ListApprovals | Route::RegisterApproval | Route::ApprovalAction { .. } => {
             let what = match route {
@@ -237,21 +249,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                 Err(e) => Err(ApiError::from(e)),
                 Ok(_) => operator(&env, &mut req, &route).await,
             };
-            match result {
-                Ok(json) => {
-                    console_log!("{what}{who} -> 200");
-                    json_response(200, &json, cors_origin)
-                }
-                Err(e) => {
-                    console_log!("{what}{who} -> {} {}", e.status, e.error_type.as_str());
-                    let resp = error_response(&e, cors_origin)?;
-                    if auth_failed && e.status == 401 {
-                        resp.headers()
-                            .set("www-authenticate", "Bearer realm=\"kiln\"")?;
-                    }
-                    Ok(resp)
-                }
-            }
+            answer(result, &what, &who, String::new, auth_failed, cors_origin)
         }
         Route::OpenApi => json_response(200, &crate::openapi::document(), cors_origin),
         Route::DebugMetrics => {
