@@ -11,14 +11,18 @@
 //!
 //! - `GET /approvals` → `{"records": [...]}`
 //! - `POST /approvals` `{mrenclave, mrenclave2?, mrsigner, isvProdId, isvSvn, image?,
-//!   allowedSubjects?}` → the record (pending, or the existing one with the subjects added)
+//!   allowedSubjects?}`, or `{verifyReport, image?, allowedSubjects?}` with the image's
+//!   `kiln verify --json` report (which must have passed) → the record (pending, or the
+//!   existing one with the subjects added)
 //! - `POST /approvals/{id}/approve`, `POST /approvals/{id}/revoke` → the record; 404
 //!   `NotFound` for an unknown id, 403 `Forbidden` to approve a revoked record (final).
 //!
 //! Every conversion the worker signs is recorded as pending ([`from_conversion`]).
 
 use kiln_engine::api::{CertificateConfig, ConvertResponse};
-use kiln_engine::attest::approvals::{ApprovalError, Approvals as Records, NewEnclave};
+use kiln_engine::attest::approvals::{
+    ApprovalError, Approvals as Records, NewEnclave, ReportRegistration,
+};
 use kiln_engine::attest::issue::valid_dns_name;
 
 use crate::error::{ApiError, ErrorType};
@@ -109,7 +113,7 @@ pub fn apply(records: &mut Records, op: &Op, body: &[u8]) -> Result<serde_json::
     match op {
         Op::List => serde_json::to_value(&*records).map_err(|e| ApiError::internal(e.to_string())),
         Op::Record => {
-            let new: NewEnclave = crate::body::parse_json(body)?;
+            let new = registration(body)?;
             value(records.record_pending(&new).map_err(approval_error)?)
         }
         Op::Approve(id) => {
@@ -121,6 +125,20 @@ pub fn apply(records: &mut Records, op: &Op, body: &[u8]) -> Result<serde_json::
             value(records.revoke(id).map_err(approval_error)?)
         }
         Op::Find(m) => Ok(serde_json::json!({ "record": records.find(m) })),
+    }
+}
+
+/// The enclaves a `POST /approvals` body registers: a `kiln verify --json` report
+/// (`{"verifyReport": …}`, [`ReportRegistration`]) or the fields ([`NewEnclave`]).
+fn registration(body: &[u8]) -> Result<NewEnclave, ApiError> {
+    let by_report = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("verifyReport").is_some());
+    if by_report {
+        let reg: ReportRegistration = crate::body::parse_json(body)?;
+        reg.new_enclave().map_err(approval_error)
+    } else {
+        crate::body::parse_json(body)
     }
 }
 
@@ -410,6 +428,39 @@ mod tests {
         let e = apply(&mut r, &Op::Record, br#"{"mrenclave":"x","color":1}"#).unwrap_err();
         assert!(e.reason.contains("color"), "{}", e.reason);
         assert!(r.records.is_empty());
+    }
+
+    #[test]
+    fn registers_by_a_verify_report() {
+        let mut r = Records::default();
+        let mut body = serde_json::json!({
+            "verifyReport": {
+                "format": "kiln", "manifestDigest": "sha256:00", "passed": true,
+                "mrenclaves": [["sgx1", "11".repeat(32)], ["edmm", "ee".repeat(32)]],
+                "mrsigner": "22".repeat(32), "isvProdId": 5, "isvSvn": 6, "checks": [],
+            },
+            "image": "r.example/app:1",
+            "allowedSubjects": ["app.example.com"],
+        });
+        let rec = apply(&mut r, &Op::Record, &serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(rec["status"], "pending");
+        assert_eq!(
+            (rec["isvProdId"].as_u64(), rec["isvSvn"].as_u64()),
+            (Some(5), Some(6))
+        );
+        assert_eq!(rec["mrenclave2"], "ee".repeat(32));
+        body["verifyReport"]["passed"] = false.into();
+        let e = apply(&mut r, &Op::Record, &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        assert!(e.reason.starts_with("verifyReport.passed:"), "{}", e.reason);
+        body["verifyReport"]["passed"] = true.into();
+        body["verifyReport"]["mrsigner"] = 3.into();
+        let e = apply(&mut r, &Op::Record, &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        assert!(
+            e.reason.starts_with("verifyReport.mrsigner:"),
+            "{}",
+            e.reason
+        );
+        assert_eq!(r.records.len(), 1);
     }
 
     #[test]

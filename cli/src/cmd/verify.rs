@@ -88,6 +88,9 @@ pub fn render_text(r: &VerifyReport) -> String {
     if let Some(m) = &r.mrsigner {
         let _ = writeln!(s, "mrsigner: {m}");
     }
+    if let (Some(p), Some(v)) = (r.isv_prod_id, r.isv_svn) {
+        let _ = writeln!(s, "isv: prod id {p}, svn {v}");
+    }
     write_verdict(&mut s, r.passed, r.failures().count());
     s
 }

@@ -136,6 +136,68 @@ impl NewEnclave {
     }
 }
 
+/// A registration by an image's `kiln verify --json` report (`POST /approvals`
+/// `{"verifyReport": …, "image"?, "allowedSubjects"?}`): the enclaves are the report's,
+/// so the operator copies no measurement by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportRegistration {
+    /// The image's verify report.
+    pub verify_report: crate::verify::VerifyReport,
+    /// The image reference.
+    #[serde(default)]
+    pub image: String,
+    /// The DNS names its certificates may carry.
+    #[serde(default)]
+    pub allowed_subjects: Vec<String>,
+}
+
+impl ReportRegistration {
+    /// The enclaves to record: the report must have passed, and name the SGX1 enclave
+    /// (`sgx1`; `edmm` becomes `mrenclave2`), MRSIGNER and the ISV ids.
+    pub fn new_enclave(&self) -> Result<NewEnclave, ApprovalError> {
+        let r = &self.verify_report;
+        if !r.passed {
+            let failed: Vec<String> = r
+                .failures()
+                .map(|c| format!("{}/{}", c.subject, c.id))
+                .collect();
+            return Err(invalid(
+                "verifyReport.passed",
+                format!(
+                    "the image failed verification ({}); only an image that verifies can be registered",
+                    failed.join(", ")
+                ),
+            ));
+        }
+        let enclave = |name: &str| {
+            r.mrenclaves
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, m)| m.clone())
+        };
+        let older =
+            "is missing: the report comes from an older kiln; run `kiln verify --json` again";
+        Ok(NewEnclave {
+            mrenclave: enclave("sgx1")
+                .ok_or_else(|| invalid("verifyReport.mrenclaves", "has no `sgx1` enclave"))?,
+            mrenclave2: enclave("edmm"),
+            mrsigner: r
+                .mrsigner
+                .clone()
+                .ok_or_else(|| invalid("verifyReport.mrsigner", "is missing"))?,
+            isv_prod_id: r
+                .isv_prod_id
+                .ok_or_else(|| invalid("verifyReport.isvProdId", older))?,
+            isv_svn: r
+                .isv_svn
+                .ok_or_else(|| invalid("verifyReport.isvSvn", older))?,
+            image: self.image.clone(),
+            allowed_subjects: self.allowed_subjects.clone(),
+        })
+    }
+}
+
 /// Every approval record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -307,5 +369,62 @@ mod tests {
         assert!(a.records.is_empty());
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<Approvals>(&json).unwrap(), a);
+    }
+
+    fn report(passed: bool) -> crate::verify::VerifyReport {
+        use crate::verify::{Check, CheckStatus};
+        serde_json::from_value(serde_json::json!({
+            "format": "kiln",
+            "manifestDigest": "sha256:00",
+            "passed": passed,
+            "mrenclaves": [["sgx1", "AA".repeat(32)], ["edmm", "bb".repeat(32)]],
+            "mrsigner": "cc".repeat(32),
+            "isvProdId": 7,
+            "isvSvn": 9,
+            "checks": [Check {
+                id: "mrenclave".into(),
+                subject: "sgx1".into(),
+                status: if passed { CheckStatus::Pass } else { CheckStatus::Fail },
+                explanation: String::new(),
+            }],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn registers_by_a_verify_report() {
+        let reg = ReportRegistration {
+            verify_report: report(true),
+            image: "r.example/app:1".into(),
+            allowed_subjects: vec!["app.example.com".into()],
+        };
+        let n = reg.new_enclave().unwrap();
+        assert_eq!(
+            (n.isv_prod_id, n.isv_svn, n.mrenclave2.as_deref()),
+            (7, 9, Some(&*"bb".repeat(32)))
+        );
+        let mut a = Approvals::default();
+        let rec = a.record_pending(&n).unwrap();
+        assert_eq!(rec.mrenclave, "aa".repeat(32));
+        assert_eq!(rec.status, ApprovalStatus::Pending);
+
+        let failed = ReportRegistration {
+            verify_report: report(false),
+            ..reg.clone()
+        };
+        let e = failed.new_enclave().unwrap_err().to_string();
+        assert!(
+            e.starts_with("verifyReport.passed:") && e.contains("sgx1/mrenclave"),
+            "{e}"
+        );
+
+        let mut old = reg.clone();
+        old.verify_report.isv_svn = None;
+        let e = old.new_enclave().unwrap_err().to_string();
+        assert!(e.starts_with("verifyReport.isvSvn:"), "{e}");
+        let mut gsc = reg;
+        gsc.verify_report.mrenclaves = vec![("gsc".into(), "aa".repeat(32))];
+        let e = gsc.new_enclave().unwrap_err().to_string();
+        assert!(e.starts_with("verifyReport.mrenclaves:"), "{e}");
     }
 }

@@ -71,6 +71,12 @@ pub struct VerifyReport {
     pub mrenclaves: Vec<(String, String)>,
     /// MRSIGNER of the first SIGSTRUCT, hex.
     pub mrsigner: Option<String>,
+    /// ISVPRODID of the first SIGSTRUCT (check `same-isv` compares the others).
+    #[serde(default)]
+    pub isv_prod_id: Option<u16>,
+    /// ISVSVN of the first SIGSTRUCT.
+    #[serde(default)]
+    pub isv_svn: Option<u16>,
     /// Every check, in order.
     pub checks: Vec<Check>,
 }
@@ -574,6 +580,8 @@ pub fn verify(c: &ImageContents, exp: &Expectations) -> VerifyReport {
             })
             .collect(),
         mrsigner: verified.first().map(|x| hex::encode(x.sig.mrsigner())),
+        isv_prod_id: verified.first().map(|x| x.sig.body.isvprodid),
+        isv_svn: verified.first().map(|x| x.sig.body.isvsvn),
         checks,
     }
 }
