@@ -21,18 +21,39 @@
 //! DNS `<subject>`, CA:FALSE, key usage digitalSignature, extended key usage serverAuth
 //! and clientAuth, subject and authority key identifiers, valid from a minute before
 //! `now` for the lifetime (default [`DEFAULT_LIFETIME_SECS`], never past the CA's
-//! notAfter). X.509 is read with `x509-cert`/`der` and written with `der`'s encoders;
+//! notAfter). X.509 is read with `x509-cert`/`der` and the leaf written with x509-cert's
+//! `CertificateBuilder`;
 //! signatures are RustCrypto's `p256` (deterministic RFC 6979, so no RNG is needed).
 
-use der::asn1::{GeneralizedTime, ObjectIdentifier, UtcTime};
-use der::{Decode as _, DecodePem as _, Encode as _};
-use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use std::str::FromStr as _;
+
+use der::asn1::{GeneralizedTime, Ia5String, OctetString};
+use der::oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+use der::oid::AssociatedOid;
+use der::{Decode as _, DecodePem as _, Encode};
+use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder as _, CertificateBuilder};
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
 use x509_cert::request::CertReq;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{SubjectPublicKeyInfo, SubjectPublicKeyInfoRef};
+use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
+
+/// The CA's signature, DER-encoded as X.509 carries it.
+type DerSignature = p256::ecdsa::DerSignature;
 
 use super::{
     read_evidence, verify_evidence, AttestPolicy, AttestReport, QuoteCollateralV3, TrustRoot,
@@ -541,50 +562,70 @@ pub fn issue(issuer: &Issuer, req: &IssueRequest<'_>) -> Result<Issued, IssueErr
     })
 }
 
-/// DER TLV with a definite length.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes = n.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
+/// The leaf's issuer, subject and extensions, for x509-cert's [`CertificateBuilder`].
+struct LeafProfile {
+    issuer: Name,
+    subject: Name,
+    dns_name: Ia5String,
+    ca_key_id: OctetString,
+}
+
+/// An X.509 extension with its DER value.
+fn extension<T: AssociatedOid + Encode>(critical: bool, value: &T) -> der::Result<Extension> {
+    Ok(Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+impl BuilderProfile for LeafProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
     }
-    out.extend_from_slice(content);
-    out
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let key_id = OctetString::new(&Sha256::digest(spk.subject_public_key.raw_bytes())[..20])?;
+        Ok(vec![
+            extension(
+                true,
+                &BasicConstraints {
+                    ca: false,
+                    path_len_constraint: None,
+                },
+            )?,
+            extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
+            extension(
+                false,
+                &ExtendedKeyUsage(vec![ID_KP_SERVER_AUTH, ID_KP_CLIENT_AUTH]),
+            )?,
+            extension(
+                false,
+                &SubjectAltName(vec![GeneralName::DnsName(self.dns_name.clone())]),
+            )?,
+            extension(false, &SubjectKeyIdentifier(key_id))?,
+            extension(
+                false,
+                &AuthorityKeyIdentifier {
+                    key_identifier: Some(self.ca_key_id.clone()),
+                    authority_cert_issuer: None,
+                    authority_cert_serial_number: None,
+                },
+            )?,
+        ])
+    }
 }
 
-fn seq(parts: &[&[u8]]) -> Vec<u8> {
-    tlv(0x30, &parts.concat())
-}
-
-fn oid_der(s: &str) -> Result<Vec<u8>, IssueError> {
-    ObjectIdentifier::new(s)
-        .map_err(|e| IssueError::Config(format!("OID {s}: {e}")))?
-        .to_der()
-        .map_err(|e| IssueError::Config(format!("OID {s}: {e}")))
-}
-
-fn time_der(unix: u64) -> Result<Vec<u8>, IssueError> {
-    let d = core::time::Duration::from_secs(unix);
-    // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
-    let r = if unix < 2_524_608_000 {
-        UtcTime::from_unix_duration(d).and_then(|t| t.to_der())
-    } else {
-        GeneralizedTime::from_unix_duration(d).and_then(|t| t.to_der())
-    };
-    r.map_err(|e| IssueError::Config(format!("time {unix}: {e}")))
-}
-
-fn extension(oid: &str, critical: bool, value: &[u8]) -> Result<Vec<u8>, IssueError> {
-    let o = oid_der(oid)?;
-    let crit: &[u8] = if critical { &[0x01, 0x01, 0xff] } else { &[] };
-    Ok(seq(&[&o, crit, &tlv(0x04, value)]))
-}
-
+/// The leaf certificate's DER, signed by the CA key.
 fn build_leaf(
     issuer: &Issuer,
     spki: &[u8],
@@ -593,75 +634,52 @@ fn build_leaf(
     not_before: u64,
     not_after: u64,
 ) -> Result<Vec<u8>, IssueError> {
+    let config = |what: &str| {
+        let what = what.to_string();
+        move |e: der::Error| IssueError::Config(format!("{what}: {e}"))
+    };
     let ca_tbs = issuer.cert.tbs_certificate();
-    let issuer_name = ca_tbs
-        .subject()
-        .to_der()
-        .map_err(|e| IssueError::Config(format!("the CA certificate's subject: {e}")))?;
-    let alg = seq(&[&oid_der(ECDSA_SHA256)?]);
-    let cn = seq(&[&oid_der("2.5.4.3")?, &tlv(0x0c, subject.as_bytes())]);
-    let subject_name = seq(&[&tlv(0x31, &cn)]);
-    let validity = seq(&[&time_der(not_before)?, &time_der(not_after)?]);
-
-    let leaf_bits = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki)
-        .map_err(|e| input("csr", format!("public key: {e}")))?;
-    let ski: Vec<u8> = Sha256::digest(leaf_bits.subject_public_key.raw_bytes())[..20].to_vec();
-    let ca_ski = ca_tbs
+    let ca_key_id = ca_tbs
         .extensions()
         .into_iter()
         .flatten()
-        .find(|e| e.extn_id.to_string() == "2.5.29.14")
-        .and_then(|e| der::asn1::OctetString::from_der(e.extn_value.as_bytes()).ok())
-        .map(|o| o.as_bytes().to_vec())
+        .find(|e| e.extn_id == SubjectKeyIdentifier::OID)
+        .and_then(|e| OctetString::from_der(e.extn_value.as_bytes()).ok())
+        .map(Ok)
         .unwrap_or_else(|| {
-            Sha256::digest(
-                ca_tbs
-                    .subject_public_key_info()
-                    .subject_public_key
-                    .raw_bytes(),
-            )[..20]
-                .to_vec()
-        });
-
-    let mut exts = Vec::new();
-    exts.extend(extension("2.5.29.19", true, &seq(&[]))?);
-    // digitalSignature
-    exts.extend(extension("2.5.29.15", true, &[0x03, 0x02, 0x07, 0x80])?);
-    exts.extend(extension(
-        "2.5.29.37",
-        false,
-        &seq(&[
-            &oid_der("1.3.6.1.5.5.7.3.1")?,
-            &oid_der("1.3.6.1.5.5.7.3.2")?,
-        ]),
-    )?);
-    exts.extend(extension(
-        "2.5.29.17",
-        false,
-        &seq(&[&tlv(0x82, subject.as_bytes())]),
-    )?);
-    exts.extend(extension("2.5.29.14", false, &tlv(0x04, &ski))?);
-    exts.extend(extension("2.5.29.35", false, &seq(&[&tlv(0x80, &ca_ski)]))?);
-
-    let tbs = seq(&[
-        &[0xa0, 0x03, 0x02, 0x01, 0x02],
-        &tlv(0x02, serial),
-        &alg,
-        &issuer_name,
-        &validity,
-        &subject_name,
-        spki,
-        &tlv(0xa3, &tlv(0x30, &exts)),
-    ]);
-    let sig: Signature = issuer.key.sign(&tbs);
-    let sig_der = sig.to_der();
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(sig_der.as_bytes());
-    let cert = seq(&[&tbs, &alg, &tlv(0x03, &bits)]);
-    // What was written must read back as a certificate.
-    Certificate::from_der(&cert)
-        .map_err(|e| IssueError::Config(format!("the issued certificate does not parse: {e}")))?;
-    Ok(cert)
+            OctetString::new(
+                &Sha256::digest(
+                    ca_tbs
+                        .subject_public_key_info()
+                        .subject_public_key
+                        .raw_bytes(),
+                )[..20],
+            )
+        })
+        .map_err(config("the CA's key identifier"))?;
+    let profile = LeafProfile {
+        issuer: ca_tbs.subject().clone(),
+        subject: Name::from_str(&format!("CN={subject}"))
+            .map_err(|e| input("subject", e.to_string()))?,
+        dns_name: Ia5String::new(subject).map_err(|e| input("subject", e.to_string()))?,
+        ca_key_id,
+    };
+    let spki = SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|e| input("csr", format!("public key: {e}")))?;
+    let time = |unix: u64| {
+        // The builder writes UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280).
+        GeneralizedTime::from_unix_duration(core::time::Duration::from_secs(unix))
+            .map(Time::GeneralTime)
+            .map_err(|e| IssueError::Config(format!("time {unix}: {e}")))
+    };
+    let validity = Validity::new(time(not_before)?, time(not_after)?);
+    let serial = SerialNumber::new(serial).map_err(config("serial"))?;
+    let builder = CertificateBuilder::new(profile, serial, validity, spki)
+        .map_err(|e| IssueError::Config(format!("the leaf certificate: {e}")))?;
+    let cert = builder
+        .build::<_, DerSignature>(&issuer.key)
+        .map_err(|e| IssueError::Config(format!("signing the leaf certificate: {e}")))?;
+    cert.to_der().map_err(config("the leaf certificate"))
 }
 
 #[cfg(test)]
