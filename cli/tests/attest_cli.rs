@@ -340,6 +340,8 @@ fn collateral_from_a_pccs() -> R {
     let dir = tempfile::tempdir()?;
     let saved = dir.path().join("collateral.json");
     let saved_path = saved.display().to_string();
+    let state = dir.path().join("state");
+    let state_path = state.display().to_string();
     let out = kiln(&[
         "attest",
         "verify",
@@ -352,8 +354,15 @@ fn collateral_from_a_pccs() -> R {
         "ConfigurationAndSWHardeningNeeded",
         "--save-collateral",
         &saved_path,
+        "--state-dir",
+        &state_path,
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The fetched collateral is kept for the next quote of this platform. (The sample's
+    // nextUpdate is in the past, so a later run fetches it again: the engine's
+    // collateral_cache tests cover reuse.)
+    let kept = std::fs::read_dir(state.join("collateral"))?.count();
+    assert_eq!(kept, 1);
     // The saved collateral verifies the same quote offline.
     let out = kiln(&[
         "attest",
@@ -381,7 +390,15 @@ fn collateral_from_a_pccs() -> R {
     let closed = TcpListener::bind("127.0.0.1:0")?;
     let dead = format!("http://{}", closed.local_addr()?);
     drop(closed);
-    let out = kiln(&["attest", "verify", &data("sgx_quote"), "--pccs", &dead]);
+    let out = kiln(&[
+        "attest",
+        "verify",
+        &data("sgx_quote"),
+        "--pccs",
+        &dead,
+        "--state-dir",
+        &state_path,
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("PCCS"), "{}", text(&out));
     Ok(())

@@ -4,6 +4,7 @@
 //! ```text
 //! <state>/keys/default.pem     RSA-3072 e=3 PKCS#8 PEM, 0600 (directory 0700)
 //! <state>/layers/               one layer summary per digest (engine DirCacheStore)
+//! <state>/collateral/           PCCS collateral per platform (engine attest::collateral_cache)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -129,6 +130,11 @@ impl StateDir {
     /// The layer cache.
     pub fn layer_cache(&self) -> DirCacheStore {
         DirCacheStore::new(self.root.join("layers"))
+    }
+
+    /// The store of collateral fetched from a PCCS (`kiln attest verify --pccs`).
+    pub fn collateral_cache(&self) -> DirCacheStore {
+        DirCacheStore::new(self.root.join("collateral"))
     }
 }
 

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use kiln_engine::attest::{
-    self, pccs, read_collateral, read_evidence, verify_evidence, AttestPolicy, AttestReport,
+    self, read_collateral, read_evidence, verify_evidence, AttestPolicy, AttestReport,
     ImageEnclaves, TrustRoot,
 };
 use kiln_engine::verify::{verify, Expectations};
-use kiln_native::{HttpOptions, HttpTransport};
+use kiln_native::{HttpOptions, HttpTransport, StateDir};
 
 use super::registry_args::{self, RegistryArgs};
 use super::verify::{emit, parse_measurement, write_checks, write_verdict};
@@ -42,6 +42,16 @@ pub struct Args {
     /// `--collateral` later, or the web app's Verify page.
     #[arg(long, value_name = "FILE", requires = "pccs")]
     pub save_collateral: Option<PathBuf>,
+    /// Reuse collateral fetched from the same PCCS for the same platform (FMSPC) for at
+    /// most this many seconds, and only before its `nextUpdate`; 0 always fetches. Kept
+    /// under the state directory's `collateral/`.
+    #[arg(long, value_name = "SECS", requires = "pccs",
+          default_value_t = attest::collateral_cache::DEFAULT_MAX_AGE_SECS)]
+    pub collateral_max_age: u64,
+    /// kiln's state directory (the collateral cache).
+    /// Default: `$XDG_STATE_HOME/kiln`, else `~/.local/state/kiln`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Verify at this time instead of now: RFC 3339 (2025-07-01T00:00:00Z) or Unix
     /// seconds. For old evidence with the collateral of its time.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -95,6 +105,14 @@ fn read_limited(path: &std::path::Path, limit: u64, what: &str) -> anyhow::Resul
     Ok(buf)
 }
 
+/// The wall clock, Unix seconds.
+fn unix_now() -> anyhow::Result<u64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("system clock before 1970")?
+        .as_secs())
+}
+
 /// Runs the command; returns the process exit code.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let bytes = read_limited(
@@ -119,8 +137,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 o = o.with_ca_file(ca)?;
             }
             let transport = HttpTransport::with_options(o)?;
-            let c = rt
-                .block_on(pccs::fetch_collateral(&transport, url, &evidence.quote))
+            let store = StateDir::new(match &args.state_dir {
+                Some(d) => d.clone(),
+                None => StateDir::default_root()?,
+            })
+            .collateral_cache();
+            let (c, _) = rt
+                .block_on(attest::collateral_cache::collateral(
+                    &transport,
+                    &store,
+                    url,
+                    &evidence.quote,
+                    unix_now()?,
+                    args.collateral_max_age,
+                ))
                 .with_context(|| format!("collateral from {url}"))?;
             if let Some(path) = &args.save_collateral {
                 let json = serde_json::to_vec_pretty(&c).context("collateral as JSON")?;
@@ -141,10 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let now = match args.at {
         Some(t) => t,
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .context("system clock before 1970")?
-            .as_secs(),
+        None => unix_now()?,
     };
     let mut allowed = vec!["UpToDate".to_string()];
     allowed.extend(args.allow_tcb.iter().cloned());

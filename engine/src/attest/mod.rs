@@ -41,6 +41,7 @@
 
 pub mod approvals;
 pub mod cbor;
+pub mod collateral_cache;
 pub mod evidence;
 pub mod issue;
 pub mod pccs;

@@ -116,6 +116,62 @@ pub fn urls(pccs: &str, fmspc: &str, ca: &str) -> Result<[String; 4], AttestErro
     ])
 }
 
+/// What a quote's collateral depends on: the PCCS, the platform's FMSPC and the PCK CA
+/// (`processor` or `platform`); and the quote's own PCK chain, which goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollateralKey {
+    /// The PCCS base URL ([`base_url`]).
+    pub pccs: String,
+    /// FMSPC, upper-case hex.
+    pub fmspc: String,
+    /// `processor` or `platform`.
+    pub ca: String,
+    /// The quote's PCK certificate chain (PEM).
+    pub pck_chain: String,
+}
+
+impl CollateralKey {
+    /// The key of `quote` at the PCCS `pccs`. The quote must carry its PCK certificate
+    /// chain (certification data type 5).
+    pub fn of(pccs: &str, quote: &[u8]) -> Result<Self, AttestError> {
+        let q = dcap_qvl::quote::Quote::parse(quote)
+            .map_err(|e| AttestError::Quote(format!("{e:#}")))?;
+        if !q.header.is_sgx() {
+            return Err(AttestError::Quote("not an SGX quote".into()));
+        }
+        if q.inner_cert_type() != 5 {
+            return Err(AttestError::Pccs(format!(
+                "the quote's certification data is of type {}, not 5 (PCK certificate chain): fetching its PCK certificate by encrypted PPID is not supported; pass collateral with the PCK chain instead",
+                q.inner_cert_type()
+            )));
+        }
+        let pck_chain = String::from_utf8(q.inner_cert_data().to_vec())
+            .map_err(|_| AttestError::Quote("the PCK certificate chain is not PEM text".into()))?;
+        let fmspc = dcap_qvl::intel::quote_fmspc(&q)
+            .map_err(|e| AttestError::Quote(format!("FMSPC of the PCK certificate: {e:#}")))?;
+        let ca = dcap_qvl::intel::quote_ca(&q)
+            .map_err(|e| AttestError::Quote(format!("CA of the PCK certificate: {e:#}")))?;
+        Ok(CollateralKey {
+            pccs: base_url(pccs)?,
+            fmspc: hex::encode_upper(fmspc),
+            ca: ca.as_id_str().to_string(),
+            pck_chain,
+        })
+    }
+
+    /// The cache key: `sha256:` and the SHA-256 of PCCS, FMSPC and CA (the PCK chain
+    /// differs per platform but not the collateral, so it is not part of it).
+    pub fn cache_key(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        for part in [&self.pccs, &self.fmspc, &self.ca] {
+            h.update(part.as_bytes());
+            h.update(b"\n");
+        }
+        format!("sha256:{}", hex::encode(h.finalize()))
+    }
+}
+
 /// Fetches the collateral for `quote` from the PCCS at `pccs` (its base URL, with or
 /// without the `/sgx/certification/v4` path). The quote must carry its PCK certificate
 /// chain (certification data type 5).
@@ -124,25 +180,15 @@ pub async fn fetch_collateral(
     pccs: &str,
     quote: &[u8],
 ) -> Result<QuoteCollateralV3, AttestError> {
-    let q =
-        dcap_qvl::quote::Quote::parse(quote).map_err(|e| AttestError::Quote(format!("{e:#}")))?;
-    if !q.header.is_sgx() {
-        return Err(AttestError::Quote("not an SGX quote".into()));
-    }
-    if q.inner_cert_type() != 5 {
-        return Err(AttestError::Pccs(format!(
-            "the quote's certification data is of type {}, not 5 (PCK certificate chain): fetching its PCK certificate by encrypted PPID is not supported; pass collateral with the PCK chain instead",
-            q.inner_cert_type()
-        )));
-    }
-    let pck_chain = String::from_utf8(q.inner_cert_data().to_vec())
-        .map_err(|_| AttestError::Quote("the PCK certificate chain is not PEM text".into()))?;
-    let fmspc = dcap_qvl::intel::quote_fmspc(&q)
-        .map_err(|e| AttestError::Quote(format!("FMSPC of the PCK certificate: {e:#}")))?;
-    let ca = dcap_qvl::intel::quote_ca(&q)
-        .map_err(|e| AttestError::Quote(format!("CA of the PCK certificate: {e:#}")))?;
-    let [pck_url, tcb_url, qe_url, root_url] =
-        urls(pccs, &hex::encode_upper(fmspc), ca.as_id_str())?;
+    fetch_for(transport, &CollateralKey::of(pccs, quote)?).await
+}
+
+/// Fetches the collateral of `key`.
+pub(crate) async fn fetch_for(
+    transport: &dyn Transport,
+    key: &CollateralKey,
+) -> Result<QuoteCollateralV3, AttestError> {
+    let [pck_url, tcb_url, qe_url, root_url] = urls(&key.pccs, &key.fmspc, &key.ca)?;
 
     let (r, pck_crl) = get(transport, &pck_url).await?;
     let pck_crl_issuer_chain = header(&r, &pck_url, &["SGX-PCK-CRL-Issuer-Chain"])?;
@@ -174,7 +220,7 @@ pub async fn fetch_collateral(
         qe_identity_issuer_chain,
         qe_identity,
         qe_identity_signature,
-        pck_certificate_chain: Some(pck_chain),
+        pck_certificate_chain: Some(key.pck_chain.clone()),
     })
 }
 
