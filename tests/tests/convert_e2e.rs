@@ -18,14 +18,29 @@ use kiln_engine::image::registry::UploadMode;
 use kiln_tests::cli::kiln_bin;
 use kiln_tests::images::push_image;
 use kiln_tests::registry::TestRegistry;
-use kiln_tests::runc::{pull_and_unpack, run_ok as run};
+use kiln_tests::runc::{pull_and_unpack, run_ok as run, runc_tests_can_run};
 use kiln_tests::runtime_fixture::{push_fixture_runtime, runtime_image, RuntimeBinaries};
 use kiln_tests::sample_images::{busybox_image, push_busybox};
 use kiln_tests::{require_tool, HarnessError};
 
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+/// What every runc test here needs.
+const RUNC_TOOLS: &[&str] = &["docker-registry", "skopeo", "umoci", "runc"];
+
+/// Whether the busybox runc tests can run: root, [`RUNC_TOOLS`] and /bin/busybox
+/// (busybox-static). Otherwise a loud skip, or a failure under `KILN_REQUIRE_RUNC=1`.
+fn busybox_runc_can_run() -> bool {
+    if !runc_tests_can_run("convert_e2e (busybox)", RUNC_TOOLS) {
+        return false;
+    }
+    if Path::new("/bin/busybox").exists() {
+        return true;
+    }
+    let why = "/bin/busybox (busybox-static, scripts/install-deps.sh) is missing";
+    if std::env::var("KILN_REQUIRE_RUNC").as_deref() == Ok("1") {
+        panic!("runc tests required (KILN_REQUIRE_RUNC=1) but {why}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {why} !!!!!!!!\n");
+    false
 }
 
 /// Runs a bundle with runc (no terminal, umoci's namespaces: no network), with extra env.
@@ -86,12 +101,7 @@ fn report(o: &Output) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busybox_converted_runs_like_the_original() -> Result<(), HarnessError> {
-    require_tool!("docker-registry");
-    require_tool!("skopeo");
-    require_tool!("umoci");
-    require_tool!("runc");
-    if !is_root() || !Path::new("/bin/busybox").exists() {
-        eprintln!("\n!!!!!!!! SKIPPED: needs root and /bin/busybox (busybox-static) !!!!!!!!\n");
+    if !busybox_runc_can_run() {
         return Ok(());
     }
     let a = TestRegistry::plain()?;
@@ -213,13 +223,10 @@ fn debian_layer() -> Result<Option<(Vec<u8>, String)>, HarnessError> {
 async fn debian_minbase_converted_runs_like_the_original() -> Result<(), HarnessError> {
     use kiln_engine::image::manifest::OCI_LAYER_GZIP;
     use kiln_tests::images::Blob;
-    require_tool!("docker-registry");
-    require_tool!("skopeo");
-    require_tool!("umoci");
-    require_tool!("runc");
-    require_tool!("debootstrap");
-    if !is_root() {
-        eprintln!("\n!!!!!!!! SKIPPED: needs root !!!!!!!!\n");
+    if !runc_tests_can_run(
+        "debian_minbase_converted_runs_like_the_original",
+        &[RUNC_TOOLS, &["debootstrap"]].concat(),
+    ) {
         return Ok(());
     }
     let Some((layer, diff_id)) = debian_layer()? else {
@@ -439,12 +446,7 @@ async fn certificate_case(gramine: Option<&Path>) -> Result<(), HarnessError> {
     use rsa::traits::PublicKeyParts as _;
     use sha2::{Digest as _, Sha256};
     use x509_cert::der::{DecodePem as _, Encode as _};
-    require_tool!("docker-registry");
-    require_tool!("skopeo");
-    require_tool!("umoci");
-    require_tool!("runc");
-    if !is_root() || !Path::new("/bin/busybox").exists() {
-        eprintln!("\n!!!!!!!! SKIPPED: needs root and /bin/busybox (busybox-static) !!!!!!!!\n");
+    if !busybox_runc_can_run() {
         return Ok(());
     }
     // The busybox sample, run as root, its app printing the certificate.
