@@ -226,7 +226,7 @@ impl ManagerClient {
 
     /// Asks the manager at `base` for a certificate for the CSR's key: returns the chain
     /// (leaf then CA, PEM) whose leaf carries `spki_der`. `label` prefixes the retry lines
-    /// (e.g. "certificate `app.example` (certificates[0])").
+    /// (e.g. "certificate `app.example` (certificates\[0\])").
     pub fn issue(
         &self,
         base: &str,
