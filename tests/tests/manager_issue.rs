@@ -431,6 +431,52 @@ fn an_rsa_csr_issues_and_a_changed_rsa_signature_is_refused() {
     assert!(c == "csr" && m.contains("does not verify"), "{c}: {m}");
 }
 
+/// The interface kiln-init and the manager share: kiln-init's CSR (RSA, x509-cert's
+/// builder) and its report data (`kiln_init::cert::report_data` of the CSR's key) pass
+/// `csr` and `key-binding`, and the chain's leaf carries kiln-init's key.
+#[test]
+fn kiln_inits_csr_and_report_data_issue() {
+    let pki = TestPki::new(NOW).unwrap();
+    let ca = make_ca();
+    let issuer = Issuer::new(&ca.key_pem, &ca.cert_pem).unwrap();
+    let key = kiln_init::cert::generate_key(2048).unwrap();
+    let (csr, spki) = kiln_init::cert::build_csr(&key, SUBJECT).unwrap();
+    assert_eq!(spki, key.spki_der);
+    let minted = pki
+        .mint(&QuoteSpec::new(
+            NOW,
+            MRENCLAVE,
+            MRSIGNER,
+            kiln_init::cert::report_data(&spki),
+        ))
+        .unwrap();
+    let root = TrustRoot::Custom(minted.root_der.clone());
+    let policy = AttestPolicy::default();
+    let rec = record(ApprovalStatus::Approved);
+    let issued = issue(
+        &issuer,
+        &IssueRequest {
+            csr: csr.as_bytes(),
+            evidence: &minted.quote,
+            collateral: &minted.collateral,
+            policy: &policy,
+            root: &root,
+            approval: Some(&rec),
+            subject: SUBJECT,
+            lifetime_secs: None,
+            now: NOW,
+        },
+    )
+    .unwrap();
+    let cert: x509_cert::Certificate =
+        x509_cert::der::DecodePem::from_pem(issued.certificate.as_bytes()).unwrap();
+    assert_eq!(
+        x509_cert::der::Encode::to_der(cert.tbs_certificate().subject_public_key_info()).unwrap(),
+        key.spki_der
+    );
+    openssl_verify(&ca.cert_pem, &issued.certificate, NOW);
+}
+
 fn pem_der(pem: &str) -> Vec<u8> {
     use base64::Engine as _;
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
