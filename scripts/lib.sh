@@ -5,7 +5,10 @@
 # with crt-static (also static-pie; fine for binaries that need no NSS or dlopen), into
 # ${KILN_LAUNCHER_TARGET_DIR:-target/launcher-static} without debug info. Run from the
 # repository root. Prints the binary's absolute path on stdout; fails when `file` says the
-# binary NAME is not statically linked.
+# binary NAME is not statically linked. C code in dependencies (ring, for kiln-init's https)
+# needs a C compiler for the musl target: when neither `x86_64-linux-musl-gcc` nor `musl-gcc`
+# is on PATH (and CC_x86_64_unknown_linux_musl is unset), the host's gcc is used, which
+# gives a static-pie binary (ring only needs a C compiler and assembler, not musl headers).
 build_static() {
   local name=$1
   shift
@@ -15,6 +18,10 @@ build_static() {
   if rustup target list --installed 2>/dev/null | grep -qx "$musl" \
      || rustup target add "$musl" >&2; then
     target=$musl
+    if [ -z "${CC_x86_64_unknown_linux_musl:-}" ] \
+       && ! command -v x86_64-linux-musl-gcc >/dev/null && ! command -v musl-gcc >/dev/null; then
+      export CC_x86_64_unknown_linux_musl=gcc
+    fi
     cargo build --release --quiet "$@" --target "$target" --target-dir "$target_dir" >&2
   else
     target=x86_64-unknown-linux-gnu

@@ -9,7 +9,9 @@ mod support;
 use kiln_engine::api::parse_request;
 use kiln_engine::gramine::init::{INIT_JSON_PATH, NO_KILN_INIT};
 use kiln_engine::gramine::manifest::{manifest_table, render_manifest, Variant};
-use kiln_engine::gramine::spec::{build_spec, build_spec_with_init, EnclaveSpec, SpecError};
+use kiln_engine::gramine::spec::{
+    build_spec, build_spec_with_init, build_spec_with_manager, EnclaveSpec, SpecError,
+};
 use kiln_engine::gramine::validate::validate;
 use kiln_engine::image::file_index::{FileEntry, FileIndex, FileKind};
 use oci_spec::image::ImageConfiguration;
@@ -142,6 +144,57 @@ fn certificates_start_kiln_init_with_the_apps_argv() {
     assert!(w.contains("certificates[0].issuer MANAGER_CA"), "{w}");
     assert!(!w.contains("certificates[1].issuer"), "{w}");
     assert!(!w.contains("not provisioned"), "{w}");
+}
+
+#[test]
+fn a_manager_url_is_measured_into_manager_ca_entries() {
+    let req = validate(&parse_request(request(CERTS).as_bytes()).unwrap()).unwrap();
+    let plain = spec(&request(CERTS), Some(KILN_INIT_HASH)).unwrap();
+    let url = "https://kiln.example";
+    let s = build_spec_with_manager(
+        &req,
+        &config(),
+        &index(),
+        &support::runtime(),
+        Some(KILN_INIT_HASH),
+        Some(url),
+    )
+    .unwrap();
+    let init = s.init.as_ref().unwrap();
+    assert_eq!(
+        String::from_utf8(init.init_json.clone()).unwrap(),
+        "{\"version\":1,\"program\":\"/usr/bin/app\",\"certificates\":[\
+         {\"subject\":\"app.example\",\"keySize\":3072,\"keyPath\":\"/data/tls/key.pem\",\"certPath\":\"/data/tls/cert.pem\",\"issuer\":\"MANAGER_CA\",\"manager\":\"https://kiln.example\"},\
+         {\"subject\":\"other\",\"keySize\":2048,\"keyPath\":\"/data/k2\",\"certPath\":\"/data/c2\",\"issuer\":\"SELF_IAS\"}]}\n"
+    );
+    // init.json is a trusted file: the URL is measured.
+    assert_eq!(
+        trusted(&s, INIT_JSON_PATH),
+        Some(Sha256::digest(&init.init_json).into())
+    );
+    assert_ne!(trusted(&s, INIT_JSON_PATH), trusted(&plain, INIT_JSON_PATH));
+    let w = s.warnings.join("\n");
+    assert!(
+        w.contains("certificates[0].issuer MANAGER_CA: kiln-init requests the certificate from the manager at https://kiln.example at start-up")
+            && w.contains("until an operator approves"),
+        "{w}"
+    );
+    assert!(
+        !w.contains("not available; the certificate is self-signed"),
+        "{w}"
+    );
+    // Without the URL, the same bytes as build_spec_with_init.
+    let none = build_spec_with_manager(
+        &req,
+        &config(),
+        &index(),
+        &support::runtime(),
+        Some(KILN_INIT_HASH),
+        None,
+    )
+    .unwrap();
+    assert_eq!(none.init, plain.init);
+    assert_eq!(none.warnings, plain.warnings);
 }
 
 #[test]

@@ -250,6 +250,33 @@ pub fn build_certificate(
         .map_err(|e| b("signing", &e))
 }
 
+/// A certificate signing request for MANAGER_CA: PKCS#10 with subject `CN=<subject>`, a
+/// subjectAltName dNSName `<subject>` in its extension request (when the subject is
+/// ASCII), the key's SubjectPublicKeyInfo, signed sha256WithRSAEncryption with the key.
+/// Returns the PEM (`CERTIFICATE REQUEST`) and the request's SubjectPublicKeyInfo DER
+/// (what the quote's report data must hash, [`report_data`]).
+pub fn build_csr(key: &KeyMaterial, subject: &str) -> Result<(String, Vec<u8>), CertError> {
+    use x509_cert::builder::RequestBuilder;
+    let b = |what: &str, e: &dyn std::fmt::Display| CertError::Build(format!("CSR {what}: {e}"));
+    let mut builder = RequestBuilder::new(subject_name(subject)?).map_err(|e| b("builder", &e))?;
+    if let Ok(dns) = Ia5String::new(subject) {
+        builder
+            .add_extension((false, &SubjectAltName(vec![GeneralName::DnsName(dns)])))
+            .map_err(|e| b("subjectAltName", &e))?;
+    }
+    let signer = SigningKey::<Sha256>::new(key.key.clone());
+    let req = builder
+        .build::<_, rsa::pkcs1v15::Signature>(&signer)
+        .map_err(|e| b("signing", &e))?;
+    let spki = req
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| b("public key", &e))?;
+    let pem = req.to_pem(LineEnding::LF).map_err(|e| b("PEM", &e))?;
+    Ok((pem, spki))
+}
+
 /// The certificate as PEM (`CERTIFICATE`).
 pub fn to_pem(cert: &Certificate) -> Result<String, CertError> {
     cert.to_pem(LineEnding::LF)
@@ -349,6 +376,40 @@ mod tests {
                 .value(),
             "Zürich, \"db\"+1"
         );
+    }
+
+    #[test]
+    fn the_csr_names_the_subject_and_is_signed_by_the_key() {
+        use x509_cert::request::{CertReq, ExtensionReq};
+        let k = key();
+        let (pem, spki) = build_csr(&k, "app.example.com").unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"));
+        assert_eq!(spki, k.spki_der);
+        let req = CertReq::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(req.info.subject.to_string(), "CN=app.example.com");
+        assert_eq!(req.algorithm.oid.to_string(), "1.2.840.113549.1.1.11");
+        let ext_req = req
+            .info
+            .attributes
+            .iter()
+            .find(|a| a.oid == ExtensionReq::OID)
+            .unwrap();
+        let ext_req: ExtensionReq = ext_req.values.get(0).unwrap().decode_as().unwrap();
+        let san = ext_req
+            .0
+            .iter()
+            .find(|e| e.extn_id == SubjectAltName::OID)
+            .unwrap();
+        let san = SubjectAltName::from_der(san.extn_value.as_bytes()).unwrap();
+        assert_eq!(
+            san.0,
+            vec![GeneralName::DnsName(
+                Ia5String::new("app.example.com").unwrap()
+            )]
+        );
+        let vk = VerifyingKey::<Sha256>::new(k.key.to_public_key());
+        let sig = rsa::pkcs1v15::Signature::try_from(req.signature.raw_bytes()).unwrap();
+        vk.verify(&req.info.to_der().unwrap(), &sig).unwrap();
     }
 
     #[test]

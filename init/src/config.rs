@@ -5,8 +5,14 @@
 //! {"version": 1, "program": "/abs/app",
 //!  "certificates": [{"subject": "app.example", "keySize": 2048,
 //!                    "keyPath": "/data/k.pem", "certPath": "/data/c.pem",
-//!                    "issuer": "MANAGER_CA"}]}
+//!                    "issuer": "MANAGER_CA",
+//!                    "manager": "https://kiln.example"}]}
 //! ```
+//!
+//! `manager` (optional, MANAGER_CA entries only, written when the conversion fixed a
+//! manager URL) is the manager's base URL: kiln-init then has the certificate issued by
+//! `POST {manager}/certificates/issue` instead of self-signing it (see
+//! [`crate::manager`]). Absent, the certificate is self-signed as before.
 
 use serde::Deserialize;
 
@@ -46,8 +52,13 @@ pub struct CertRequest {
     /// Absolute path of the PEM certificate.
     pub cert_path: String,
     /// The issuer the request asked for (`MANAGER_CA`, `NODE`, `SELF_IAS`); recorded
-    /// only: every certificate is self-signed in the enclave.
+    /// only: what kiln-init does depends on [`Self::manager`].
     pub issuer: String,
+    /// The manager's base URL (absolute `http`/`https`, no userinfo, query or fragment):
+    /// when present the certificate is issued by the manager's CA
+    /// ([`crate::manager`]); absent, it is self-signed.
+    #[serde(default)]
+    pub manager: Option<String>,
 }
 
 /// Why the configuration is unusable.
@@ -83,6 +94,39 @@ fn absolute(name: String, p: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Longest manager URL accepted.
+pub const MAX_MANAGER_URL: usize = 2048;
+
+/// Checks a manager base URL: `http://` or `https://`, a host, no userinfo, query,
+/// fragment, whitespace or control characters, at most [`MAX_MANAGER_URL`] bytes. The
+/// problem, without the URL's value beyond its scheme, on failure.
+pub fn check_manager_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_MANAGER_URL {
+        return Err(format!(
+            "{} bytes is more than the {MAX_MANAGER_URL}-byte limit",
+            url.len()
+        ));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must be an absolute http:// or https:// URL")?;
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain whitespace or control characters".into());
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err("has no host".into());
+    }
+    if authority.contains('@') {
+        return Err("must not contain userinfo (user:password@)".into());
+    }
+    if url.contains('?') || url.contains('#') {
+        return Err("must not contain a query or fragment".into());
+    }
+    Ok(())
+}
+
 impl InitConfig {
     /// Parses and checks the JSON.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
@@ -113,6 +157,9 @@ impl InitConfig {
             if r.key_path == r.cert_path {
                 return Err(field(f("certPath"), "must differ from keyPath"));
             }
+            if let Some(m) = &r.manager {
+                check_manager_url(m).map_err(|problem| field(f("manager"), problem))?;
+            }
         }
         Ok(c)
     }
@@ -137,6 +184,7 @@ mod tests {
                 key_path: "/d/k.pem".into(),
                 cert_path: "/d/c.pem".into(),
                 issuer: "NODE".into(),
+                manager: None,
             }]
         );
         let none = InitConfig::parse(br#"{"version":1,"program":"/a","certificates":[]}"#).unwrap();
@@ -159,5 +207,51 @@ mod tests {
         assert!(err(&GOOD.replace("/d/c.pem", "/d/k.pem")).starts_with("certificates[0].certPath"));
         assert!(err(&GOOD.replace("app.example", "")).starts_with("certificates[0].subject"));
         assert!(err(&GOOD.replace("\"issuer\"", "\"x\":1,\"issuer\"")).contains("unknown field"));
+    }
+
+    fn with_manager(url: &str) -> String {
+        GOOD.replace(
+            "\"issuer\":\"NODE\"",
+            &format!(
+                "\"issuer\":\"MANAGER_CA\",\"manager\":{}",
+                serde_json::json!(url)
+            ),
+        )
+    }
+
+    #[test]
+    fn the_manager_field_is_an_optional_base_url() {
+        for url in [
+            "https://kiln.example",
+            "https://kiln.example:8443/base/",
+            "http://127.0.0.1:8787",
+        ] {
+            let c = InitConfig::parse(with_manager(url).as_bytes()).unwrap();
+            assert_eq!(c.certificates[0].manager.as_deref(), Some(url));
+            assert_eq!(c.certificates[0].issuer, "MANAGER_CA");
+        }
+        for (url, problem) in [
+            ("kiln.example", "absolute http"),
+            ("ftp://kiln.example", "absolute http"),
+            ("https://", "no host"),
+            ("https:///x", "no host"),
+            ("https://u:p@kiln.example", "userinfo"),
+            ("https://kiln.example/?a=b", "query"),
+            ("https://kiln.example/#f", "fragment"),
+            ("https://kiln.example/a b", "whitespace"),
+        ] {
+            let e = err(&with_manager(url));
+            assert!(
+                e.starts_with("certificates[0].manager: ") && e.contains(problem),
+                "{url}: {e}"
+            );
+            assert!(!e.contains("u:p"), "{e}");
+        }
+        let long = format!("https://kiln.example/{}", "a".repeat(MAX_MANAGER_URL));
+        assert!(err(&with_manager(&long)).contains("2048-byte limit"));
+        assert!(
+            err(&GOOD.replace("\"issuer\":\"NODE\"", "\"issuer\":\"NODE\",\"manager\":7"))
+                .contains("invalid type")
+        );
     }
 }

@@ -2,12 +2,14 @@
 //! conversion requested `certificates`. It reads [`config::INIT_JSON`], provisions every
 //! certificate ([`provision`]: an RSA key generated in the enclave, a self-signed X.509
 //! certificate that embeds the SGX quote over the key when Gramine's attestation files
-//! exist, see [`attest`] and [`cert`]), and then execs the app with its own argv and
+//! exist, see [`attest`] and [`cert`]; or, for an entry with a `manager` URL, a
+//! certificate issued by the manager's CA, see [`manager`]), and then execs the app with its own argv and
 //! environment. Any failure stops the start-up: the app never runs without its
 //! certificates.
 //!
 //! Modules: [`config`] (`init.json`), [`cert`] (key and certificate), [`attest`]
-//! (`/dev/attestation`), [`provision`] (files on disk), [`exec`] (hand-over to the app).
+//! (`/dev/attestation`), [`manager`] (MANAGER_CA over HTTP), [`provision`] (files on disk),
+//! [`exec`] (hand-over to the app).
 
 #![warn(missing_docs)]
 
@@ -15,4 +17,5 @@ pub mod attest;
 pub mod cert;
 pub mod config;
 pub mod exec;
+pub mod manager;
 pub mod provision;

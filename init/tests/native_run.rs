@@ -110,3 +110,36 @@ fn a_failure_stops_the_start_up() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_manager_entry_without_attestation_stops_the_start_up() {
+    if !can_unshare() {
+        eprintln!("skipped: `unshare -m` is not permitted here");
+        return;
+    }
+    if std::path::Path::new("/dev/attestation").exists() {
+        eprintln!("skipped: /dev/attestation exists here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({
+        "version": 1,
+        "program": "/bin/sh",
+        "certificates": [{
+            "subject": "native.test", "keySize": 2048, "issuer": "MANAGER_CA",
+            "keyPath": dir.path().join("k.pem"), "certPath": dir.path().join("c.pem"),
+            "manager": "http://127.0.0.1:9",
+        }],
+    })
+    .to_string();
+    let out = run(&config, "app", &["-c", "echo app ran"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    // One line: no "certificates carry no SGX quote" notice (nothing is self-signed).
+    assert_eq!(
+        stderr,
+        "kiln-init: certificate `native.test` (certificates[0]): the manager at http://127.0.0.1:9 needs an SGX quote, but /dev/attestation is not available (not running under SGX with remote attestation)\n"
+    );
+    assert!(!dir.path().join("k.pem").exists());
+}

@@ -365,6 +365,118 @@ fn bad_csrs_are_refused() {
     issue(&f.issuer, &req).unwrap();
 }
 
+/// kiln-init's keys are RSA (2048..16384 bits): a CSR signed sha256WithRSAEncryption
+/// issues, the leaf keeps the RSA key (the CA still signs with P-256), and a changed RSA
+/// signature is refused by `csr`.
+#[test]
+fn an_rsa_csr_issues_and_a_changed_rsa_signature_is_refused() {
+    let pki = TestPki::new(NOW).unwrap();
+    let ca = make_ca();
+    let issuer = Issuer::new(&ca.key_pem, &ca.cert_pem).unwrap();
+    let key = KeyPair::from_pem_and_sign_algo(
+        kiln_tests::certs::TOKEN_SIGNING_KEY_PEM,
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, SUBJECT);
+    let csr_pem = p.serialize_request(&key).unwrap().pem().unwrap();
+    let csr_der = pem_der(&csr_pem);
+    let parsed =
+        <x509_cert::request::CertReq as x509_cert::der::Decode>::from_der(&csr_der).unwrap();
+    assert_eq!(parsed.algorithm.oid.to_string(), "1.2.840.113549.1.1.11");
+    let spki = x509_cert::der::Encode::to_der(&parsed.info.public_key).unwrap();
+    let mut rd = [0u8; 64];
+    rd[..32].copy_from_slice(&Sha256::digest(&spki));
+    let minted = pki
+        .mint(&QuoteSpec::new(NOW, MRENCLAVE, MRSIGNER, rd))
+        .unwrap();
+    let root = TrustRoot::Custom(minted.root_der.clone());
+    let policy = AttestPolicy::default();
+    let rec = record(ApprovalStatus::Approved);
+    let mut req = IssueRequest {
+        csr: csr_pem.as_bytes(),
+        evidence: &minted.quote,
+        collateral: &minted.collateral,
+        policy: &policy,
+        root: &root,
+        approval: Some(&rec),
+        subject: SUBJECT,
+        lifetime_secs: None,
+        now: NOW,
+    };
+    let issued = issue(&issuer, &req).unwrap();
+    openssl_verify(&ca.cert_pem, &issued.certificate, NOW);
+    let cert: x509_cert::Certificate =
+        x509_cert::der::DecodePem::from_pem(issued.certificate.as_bytes()).unwrap();
+    let tbs = cert.tbs_certificate();
+    assert_eq!(
+        x509_cert::der::Encode::to_der(tbs.subject_public_key_info()).unwrap(),
+        spki
+    );
+    assert_eq!(
+        tbs.subject_public_key_info().algorithm.oid.to_string(),
+        "1.2.840.113549.1.1.1"
+    );
+    assert_eq!(
+        cert.signature_algorithm().oid.to_string(),
+        "1.2.840.10045.4.3.2"
+    );
+
+    let mut bad = csr_der.clone();
+    let n = bad.len();
+    bad[n - 7] ^= 0x10;
+    req.csr = &bad;
+    let (c, m) = refusal(issue(&issuer, &req));
+    assert!(c == "csr" && m.contains("does not verify"), "{c}: {m}");
+}
+
+/// The interface kiln-init and the manager share: kiln-init's CSR (RSA, x509-cert's
+/// builder) and its report data (`kiln_init::cert::report_data` of the CSR's key) pass
+/// `csr` and `key-binding`, and the chain's leaf carries kiln-init's key.
+#[test]
+fn kiln_inits_csr_and_report_data_issue() {
+    let pki = TestPki::new(NOW).unwrap();
+    let ca = make_ca();
+    let issuer = Issuer::new(&ca.key_pem, &ca.cert_pem).unwrap();
+    let key = kiln_init::cert::generate_key(2048).unwrap();
+    let (csr, spki) = kiln_init::cert::build_csr(&key, SUBJECT).unwrap();
+    assert_eq!(spki, key.spki_der);
+    let minted = pki
+        .mint(&QuoteSpec::new(
+            NOW,
+            MRENCLAVE,
+            MRSIGNER,
+            kiln_init::cert::report_data(&spki),
+        ))
+        .unwrap();
+    let root = TrustRoot::Custom(minted.root_der.clone());
+    let policy = AttestPolicy::default();
+    let rec = record(ApprovalStatus::Approved);
+    let issued = issue(
+        &issuer,
+        &IssueRequest {
+            csr: csr.as_bytes(),
+            evidence: &minted.quote,
+            collateral: &minted.collateral,
+            policy: &policy,
+            root: &root,
+            approval: Some(&rec),
+            subject: SUBJECT,
+            lifetime_secs: None,
+            now: NOW,
+        },
+    )
+    .unwrap();
+    let cert: x509_cert::Certificate =
+        x509_cert::der::DecodePem::from_pem(issued.certificate.as_bytes()).unwrap();
+    assert_eq!(
+        x509_cert::der::Encode::to_der(cert.tbs_certificate().subject_public_key_info()).unwrap(),
+        key.spki_der
+    );
+    openssl_verify(&ca.cert_pem, &issued.certificate, NOW);
+}
+
 fn pem_der(pem: &str) -> Vec<u8> {
     use base64::Engine as _;
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();

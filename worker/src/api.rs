@@ -95,7 +95,7 @@ pub const UPLOAD_MODE: UploadMode = UploadMode::Monolithic;
 /// The engine's environment for a conversion in this worker: its transport and registry
 /// settings, the runtime image (`KILN_RUNTIME_IMAGE`), the edge image limits, the worker's
 /// timer and clock, one streamed upload per blob ([`UPLOAD_MODE`]), a log line per registry
-/// retry ([`crate::timer::RetryLog`]). No signer: the caller
+/// retry ([`crate::timer::RetryLog`]), the manager URL ([`Config::manager_url`]). No signer: the caller
 /// adds one (`/convert-image`) or signs itself (the two-step).
 pub fn engine_env(cfg: &Config) -> Result<PipelineEnv, ApiError> {
     let Some(runtime) = cfg.runtime_image.clone() else {
@@ -114,6 +114,9 @@ pub fn engine_env(cfg: &Config) -> Result<PipelineEnv, ApiError> {
     penv.progress = Arc::new(crate::timer::RetryLog);
     penv.upload_mode = UPLOAD_MODE;
     penv.clock = Arc::new(kiln_engine::pipeline::env::JsClock);
+    // MANAGER_CA certificates are issued by this worker (or KILN_MANAGER_URL) when it is a
+    // MANAGER_CA: the URL is measured into init.json.
+    penv.manager_url = cfg.manager_url.clone();
     Ok(penv)
 }
 

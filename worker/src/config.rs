@@ -56,6 +56,12 @@ pub const SECRET_BINDINGS: [&str; 5] = [
 pub const MAX_ENCLAVE_SIZE: &str = "KILN_MAX_ENCLAVE_SIZE";
 /// Default of [`MAX_ENCLAVE_SIZE`] (64 GiB).
 pub const DEFAULT_MAX_ENCLAVE_SIZE: u64 = 64 << 30;
+/// Binding: the MANAGER_CA manager's base URL that conversions measure into their
+/// `init.json` (kiln-init requests MANAGER_CA certificates from `{url}/certificates/issue`).
+/// Used only when the worker is a MANAGER_CA (secret `KILN_MANAGER_CA_KEY` set); default
+/// then: the origin of the conversion request's URL. Absolute http(s), no userinfo, query
+/// or fragment.
+pub const MANAGER_URL: &str = "KILN_MANAGER_URL";
 /// Binding: `1` opens the conversion endpoints to anonymous callers when [`API_TOKENS`] is
 /// unset. Development only: anyone could then sign with the default key.
 pub const EDGE_ANONYMOUS: &str = "KILN_EDGE_ANONYMOUS";
@@ -98,6 +104,9 @@ pub enum ConfigError {
         /// Its value.
         value: String,
     },
+    /// [`MANAGER_URL`] is not a usable manager base URL.
+    #[error("{MANAGER_URL}: {0}")]
+    ManagerUrl(String),
     /// A count binding is not a positive integer.
     #[error("{name} must be a positive whole number, not {value:?}")]
     BadCount {
@@ -167,6 +176,11 @@ pub struct Config {
     /// `KILN_RETRY_*` bindings applied ([`RETRY_PREFIX`]); also sent to the web app in
     /// `/kiln-config.json` (`retry`).
     pub retry: RetryPolicy,
+    /// The manager URL conversions measure into MANAGER_CA certificates' `init.json`
+    /// entries: from the bindings, [`MANAGER_URL`] (checked); the handler then keeps it
+    /// only when the worker is a MANAGER_CA (`KILN_MANAGER_CA_KEY` set), defaulting to the
+    /// request's origin ([`Config::for_manager`]).
+    pub manager_url: Option<String>,
 }
 
 /// Prefix of the bindings that change the retry policy: `KILN_RETRY_TRIES`,
@@ -369,8 +383,27 @@ impl Config {
             },
             image_limits,
             retry,
+            manager_url: get(MANAGER_URL)
+                .map(|u| u.trim().to_string())
+                .map(|u| {
+                    kiln_engine::gramine::init::check_manager_url(&u)
+                        .map(|()| u)
+                        .map_err(ConfigError::ManagerUrl)
+                })
+                .transpose()?,
         }
         .with_kms_policy(flag(ALLOW_LOOPBACK))
+    }
+
+    /// The manager URL of this request's conversions: `None` unless the worker is a
+    /// MANAGER_CA (`is_manager`), else [`MANAGER_URL`] or, unset, `self_origin`.
+    pub fn for_manager(mut self, is_manager: bool, self_origin: &str) -> Self {
+        self.manager_url = is_manager.then(|| {
+            self.manager_url
+                .take()
+                .unwrap_or_else(|| self_origin.trim_end_matches('/').to_string())
+        });
+        self
     }
 
     /// Derives [`Config::kms_policy`] from [`Config::kms_endpoint`].
@@ -410,6 +443,40 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn the_manager_url_is_checked_and_used_only_by_a_manager_ca() {
+        assert_eq!(cfg(&[]).unwrap().manager_url, None);
+        let c = cfg(&[(MANAGER_URL, " https://kiln.example/ ")]).unwrap();
+        assert_eq!(c.manager_url.as_deref(), Some("https://kiln.example/"));
+        assert_eq!(
+            c.clone()
+                .for_manager(true, "https://self.example")
+                .manager_url
+                .as_deref(),
+            Some("https://kiln.example/")
+        );
+        assert_eq!(
+            c.for_manager(false, "https://self.example").manager_url,
+            None
+        );
+        assert_eq!(
+            cfg(&[])
+                .unwrap()
+                .for_manager(true, "http://127.0.0.1:8787")
+                .manager_url
+                .as_deref(),
+            Some("http://127.0.0.1:8787")
+        );
+        let e = cfg(&[(MANAGER_URL, "https://u:p@kiln.example")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("KILN_MANAGER_URL: ") && e.contains("userinfo"),
+            "{e}"
+        );
+        assert!(!e.contains("u:p"), "{e}");
     }
 
     #[test]

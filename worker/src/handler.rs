@@ -99,7 +99,10 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
         return assets(&env, &url, &method).await;
     }
     let cfg = match config(&env) {
-        Ok(c) => c,
+        Ok(c) => c.for_manager(
+            binding_text(&env, crate::manager::CA_KEY).is_some(),
+            &self_origin,
+        ),
         Err(e) => {
             console_log!("configuration error: {e}");
             return error_response(

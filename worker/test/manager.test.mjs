@@ -1,5 +1,6 @@
 // MANAGER_CA at the edge, in bare workerd: a conversion through /convert-image with a
-// MANAGER_CA certificate is recorded as pending in the Approvals Durable Object; the operator API
+// MANAGER_CA certificate is recorded as pending in the Approvals Durable Object and its warnings
+// name this worker as the manager kiln-init asks (KILN_MANAGER_URL default); the operator API
 // (admin tokens only) lists, registers, approves and revokes; POST /certificates/issue answers a
 // chain `openssl verify` accepts only while the record is approved, and refuses, naming the check,
 // a quote that does not bind the CSR key, a debug enclave, a changed quote byte, another subject.
@@ -139,6 +140,15 @@ describe('MANAGER_CA at the edge', () => {
     assert.equal(record.image, `${w.plain.host}/out/managed:1`);
     assert.ok(w.worker.lines.some((l) => l.includes(`approvals: conversion recorded as ${record.id} (pending)`)),
       w.worker.lines.join('\n'));
+  });
+
+  it('measures this worker as the manager: the MANAGER_CA warning names its origin (KILN_MANAGER_URL unset)', () => {
+    const origin = new URL(w.worker.url).origin;
+    const warn = (conv.warnings ?? []).find((x) => x.startsWith('certificates[0].issuer MANAGER_CA'));
+    assert.ok(warn, JSON.stringify(conv.warnings));
+    assert.ok(warn.includes(`kiln-init requests the certificate from the manager at ${origin} at start-up`), warn);
+    assert.ok(warn.includes('until an operator approves'), warn);
+    assert.ok(!warn.includes('self-signed'), warn);
   });
 
   it('refuses issuance while the record is pending', async () => {

@@ -119,6 +119,13 @@ pub struct Args {
     #[allow(rustdoc::bare_urls)]
     #[arg(long, value_name = "URL", env = "KILN_KMS_URL")]
     kms_url: Option<String>,
+    /// MANAGER_CA: the manager's base URL (e.g. the kiln worker's origin). Measured into
+    /// the enclave's init.json: kiln-init then has each MANAGER_CA certificate issued by
+    /// POST URL/certificates/issue at start-up instead of self-signing it. Pass the same
+    /// value to --prepare and --complete.
+    #[allow(rustdoc::bare_urls)]
+    #[arg(long, value_name = "URL")]
+    manager_url: Option<String>,
     /// Pull user (password from $KILN_INPUT_PASSWORD or --password-stdin).
     #[arg(long, value_name = "USER")]
     input_user: Option<String>,
@@ -462,6 +469,10 @@ impl Layouts {
 
 /// Runs `kiln convert`.
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(url) = &a.manager_url {
+        kiln_engine::gramine::init::check_manager_url(url)
+            .map_err(|why| anyhow::anyhow!("--manager-url: {why}"))?;
+    }
     let prepared = a.complete.as_deref().map(read_prepared).transpose()?;
     let mut request = build_request_on(&a, prepared.as_ref().map(|s| s.request.clone()))?;
     let layouts = Layouts::take_from(&mut request)?;
@@ -521,6 +532,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     env.limits = reg.limits()?;
     env.timer = Some(Arc::new(kiln_native::TokioTimer));
     env.retry = reg.retry_policy()?;
+    env.manager_url = a.manager_url.clone();
     if let Some(dir) = request.external_packages.clone() {
         // Validate first: a bad request must not push anything.
         let valid = match kiln_engine::gramine::validate::validate(&request) {

@@ -186,8 +186,9 @@ fn kiln_init(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
 /// How to install `kiln` with its static helpers so `runtime pack` finds them.
 pub const INSTALL_HINT: &str = "cargo install --path cli && \
      cargo install --path launcher --target x86_64-unknown-linux-musl && \
-     cargo install --path init --target x86_64-unknown-linux-musl \
-     (from kiln's source tree; `rustup target add x86_64-unknown-linux-musl` first)";
+     CC_x86_64_unknown_linux_musl=gcc cargo install --path init --target x86_64-unknown-linux-musl \
+     (from kiln's source tree; `rustup target add x86_64-unknown-linux-musl` first; the gcc \
+     setting is for ring when no musl-gcc is installed)";
 
 /// `name` in `dir` when it is there: its bytes if it is a statically linked ELF, else an
 /// error saying why it cannot go into a runtime image.

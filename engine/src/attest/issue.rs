@@ -9,7 +9,7 @@
 //!
 //! | check | passes when |
 //! |---|---|
-//! | `csr` | the CSR's self-signature verifies (ECDSA P-256 SHA-256; proof that the requester holds the key) |
+//! | `csr` | the CSR's self-signature verifies with its own key (proof that the requester holds the key): ECDSA P-256 with ecdsa-with-SHA256, or RSA ([`MIN_CSR_RSA_BITS`]..=[`MAX_CSR_RSA_BITS`] bits, kiln-init's keys) with sha256WithRSAEncryption (PKCS#1 v1.5) |
 //! | `quote/…` | [`super::verify_evidence`] passes every check under the policy (`quote-signature`, `collateral-time`, `tcb-status`, `debug`, and for certificates `report-data-binding`); debug enclaves are refused whatever the policy says |
 //! | `key-binding` | the quote's REPORTDATA starts with SHA-256 of the CSR's SubjectPublicKeyInfo DER (as RA-TLS binds a certificate's key); for an RA-TLS certificate, the CSR's key is the certificate's key |
 //! | `approval` | a record exists for the quote's MRENCLAVE (its `mrenclave` or `mrenclave2`) and is `approved` (not `pending`, not `revoked`) |
@@ -17,7 +17,8 @@
 //! | `subject` | the requested subject is a DNS name the record allows |
 //! | `lifetime` | the requested lifetime is at most the configured maximum |
 //!
-//! The leaf is signed by the CA key (ECDSA P-256 SHA-256): subject `CN=<subject>`, SAN
+//! The leaf keeps the CSR's SubjectPublicKeyInfo whatever its type and is signed by the
+//! CA key (ECDSA P-256 SHA-256): subject `CN=<subject>`, SAN
 //! DNS `<subject>`, CA:FALSE, key usage digitalSignature, extended key usage serverAuth
 //! and clientAuth, subject and authority key identifiers, valid from a minute before
 //! `now` for the lifetime (default [`DEFAULT_LIFETIME_SECS`], never past the CA's
@@ -69,6 +70,12 @@ pub const MAX_CSR_BYTES: usize = 64 * 1024;
 
 const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
 const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const RSA_SHA256: &str = "1.2.840.113549.1.1.11";
+const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+/// Smallest RSA key a CSR may carry, in bits (kiln-init's smallest `keySize`).
+pub const MIN_CSR_RSA_BITS: usize = 2048;
+/// Largest RSA key a CSR may carry, in bits (kiln-init's largest `keySize`).
+pub const MAX_CSR_RSA_BITS: usize = 16384;
 
 /// Where an enclave build stands with the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +301,68 @@ impl Issuer {
 }
 
 /// The CSR's SubjectPublicKeyInfo DER, after checking its self-signature.
+fn verify_ecdsa_csr(spki: &[u8], info: &[u8], sig: &[u8]) -> Result<(), IssueError> {
+    let vk = VerifyingKey::from_public_key_der(spki)
+        .map_err(|_| refused("csr", "the CSR's key is not an ECDSA P-256 key"))?;
+    let sig = Signature::from_der(sig)
+        .map_err(|_| refused("csr", "the CSR's signature is not a DER ECDSA signature"))?;
+    vk.verify(info, &sig).map_err(|_| not_self_signed())
+}
+
+/// PKCS#1 v1.5 with SHA-256 over the request info, with the CSR's RSA key (modulus
+/// [`MIN_CSR_RSA_BITS`]..=[`MAX_CSR_RSA_BITS`] bits, public exponent at most rsa's
+/// `MAX_PUB_EXPONENT`).
+fn verify_rsa_csr(req: &CertReq, info: &[u8], sig: &[u8]) -> Result<(), IssueError> {
+    use rsa::pkcs1::der::Decode as _;
+    use rsa::signature::Verifier as _;
+    let bits = req
+        .info
+        .public_key
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| refused("csr", "the CSR's RSA key is not a whole number of bytes"))?;
+    let pk = rsa::pkcs1::RsaPublicKeyRef::from_der(bits).map_err(|e| {
+        refused(
+            "csr",
+            format!("the CSR's key is not a PKCS#1 RSA public key: {e}"),
+        )
+    })?;
+    let n = pk.modulus.as_bytes();
+    let e = pk.public_exponent.as_bytes();
+    let width = |b: &[u8]| u32::try_from(b.len() * 8).unwrap_or(u32::MAX);
+    let n_bits = n
+        .iter()
+        .position(|b| *b != 0)
+        .map_or(0, |i| (n.len() - i) * 8 - n[i].leading_zeros() as usize);
+    if !(MIN_CSR_RSA_BITS..=MAX_CSR_RSA_BITS).contains(&n_bits) {
+        return Err(refused(
+            "csr",
+            format!(
+                "the CSR's RSA key has {n_bits} bits; {MIN_CSR_RSA_BITS}..={MAX_CSR_RSA_BITS} are accepted"
+            ),
+        ));
+    }
+    let malformed = |_| refused("csr", "the CSR's RSA key is malformed");
+    let key = rsa::PublicKey::new_with_size_limits(
+        rsa::BoxedUint::from_be_slice(n, width(n)).map_err(malformed)?,
+        rsa::BoxedUint::from_be_slice(e, width(e)).map_err(malformed)?,
+        MIN_CSR_RSA_BITS..=MAX_CSR_RSA_BITS,
+    )
+    .map_err(|e| refused("csr", format!("the CSR's RSA key is not usable: {e}")))?;
+    let sig = rsa::pkcs1v15::Signature::from_bytes_with_max_len(sig, MAX_CSR_RSA_BITS / 8)
+        .map_err(|_| refused("csr", "the CSR's RSA signature is longer than its key"))?;
+    rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(key)
+        .verify(info, &sig)
+        .map_err(|_| not_self_signed())
+}
+
+fn not_self_signed() -> IssueError {
+    refused(
+        "csr",
+        "the CSR's signature does not verify with its own key (no proof the requester holds the key)",
+    )
+}
+
 fn read_csr(csr: &[u8]) -> Result<Vec<u8>, IssueError> {
     if csr.len() > MAX_CSR_BYTES {
         return Err(input(
@@ -316,30 +385,30 @@ fn read_csr(csr: &[u8]) -> Result<Vec<u8>, IssueError> {
         .public_key
         .to_der()
         .map_err(|e| input("csr", format!("public key: {e}")))?;
-    let alg = req.algorithm.oid.to_string();
-    if alg != ECDSA_SHA256 || req.info.public_key.algorithm.oid.to_string() != EC_PUBLIC_KEY {
-        return Err(refused(
-            "csr",
-            format!("the CSR must be an ECDSA P-256 key signed with ecdsa-with-SHA256 (signature algorithm {alg})"),
-        ));
-    }
-    let vk = VerifyingKey::from_public_key_der(&spki)
-        .map_err(|_| refused("csr", "the CSR's key is not an ECDSA P-256 key"))?;
-    let sig = req
-        .signature
-        .as_bytes()
-        .and_then(|b| Signature::from_der(b).ok())
-        .ok_or_else(|| refused("csr", "the CSR's signature is not a DER ECDSA signature"))?;
     let info = req
         .info
         .to_der()
         .map_err(|e| input("csr", format!("request info: {e}")))?;
-    vk.verify(&info, &sig).map_err(|_| {
-        refused(
-            "csr",
-            "the CSR's signature does not verify with its own key (no proof the requester holds the key)",
-        )
-    })?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| refused("csr", "the CSR's signature is not a whole number of bytes"))?;
+    let alg = req.algorithm.oid.to_string();
+    let key_alg = req.info.public_key.algorithm.oid.to_string();
+    match (alg.as_str(), key_alg.as_str()) {
+        (ECDSA_SHA256, EC_PUBLIC_KEY) => verify_ecdsa_csr(&spki, &info, sig)?,
+        (RSA_SHA256, RSA_ENCRYPTION) => verify_rsa_csr(&req, &info, sig)?,
+        _ => {
+            return Err(refused(
+                "csr",
+                format!(
+                    "the CSR must be an ECDSA P-256 key signed with ecdsa-with-SHA256 or an RSA key \
+                     ({MIN_CSR_RSA_BITS}..={MAX_CSR_RSA_BITS} bits) signed with sha256WithRSAEncryption \
+                     (signature algorithm {alg}, key algorithm {key_alg})"
+                ),
+            ))
+        }
+    }
     Ok(spki)
 }
 
@@ -707,6 +776,106 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("CA key") && !e.contains("AAAA"), "{e}");
+    }
+
+    /// A PKCS#10 request (CN=enclave) for `key_pem`'s RSA key, signed
+    /// sha256WithRSAEncryption, DER.
+    fn rsa_csr(key_pem: &str) -> Vec<u8> {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        use x509_cert::builder::RequestBuilder;
+        let key = rsa::PrivateKey::from_pkcs8_pem(key_pem).unwrap();
+        let signer = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(key);
+        RequestBuilder::new(Name::from_str("CN=enclave").unwrap())
+            .unwrap()
+            .build::<_, rsa::pkcs1v15::Signature>(&signer)
+            .unwrap()
+            .to_der()
+            .unwrap()
+    }
+
+    const RSA3072: &str = include_str!("../../testdata/keys/rsa3072-e65537.pem");
+    const RSA2048_E3: &str = include_str!("../../testdata/keys/rsa2048-e3.pem");
+
+    #[test]
+    fn rsa_csrs_are_read_and_keep_their_key() {
+        for pem in [RSA3072, RSA2048_E3] {
+            let der = rsa_csr(pem);
+            let spki = read_csr(&der).expect("RSA CSR");
+            let req = CertReq::from_der(&der).unwrap();
+            assert_eq!(spki, req.info.public_key.to_der().unwrap());
+            // PEM as well as DER.
+            let pem_csr = pem_block("CERTIFICATE REQUEST", &der);
+            assert_eq!(read_csr(pem_csr.as_bytes()).unwrap(), spki);
+        }
+    }
+
+    #[track_caller]
+    fn csr_refusal(r: Result<Vec<u8>, IssueError>) -> String {
+        match r {
+            Err(IssueError::Refused { check, message }) if check == "csr" => message,
+            other => panic!("expected a `csr` refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_rsa_csr_with_a_changed_signature_or_info_is_refused() {
+        let der = rsa_csr(RSA3072);
+        // The signature is the last 384 bytes.
+        let mut bad_sig = der.clone();
+        let n = bad_sig.len();
+        bad_sig[n - 10] ^= 0x01;
+        let m = csr_refusal(read_csr(&bad_sig));
+        assert!(m.contains("does not verify with its own key"), "{m}");
+        // A changed subject (inside the signed info).
+        let mut bad_info = der.clone();
+        let at = bad_info.windows(7).position(|w| w == b"enclave").unwrap();
+        bad_info[at] = b'E';
+        csr_refusal(read_csr(&bad_info));
+
+        // issue() refuses at `csr` before it reads the evidence.
+        let issuer = Issuer::new(
+            include_str!("../../testdata/attest/manager/ca-key.pem"),
+            include_str!("../../testdata/attest/manager/ca.pem"),
+        )
+        .unwrap();
+        let collateral = super::super::read_collateral(include_bytes!(
+            "../../testdata/attest/manager/collateral.json"
+        ))
+        .unwrap();
+        let r = issue(
+            &issuer,
+            &IssueRequest {
+                csr: &bad_sig,
+                evidence: b"not a quote",
+                collateral: &collateral,
+                policy: &AttestPolicy::default(),
+                root: &TrustRoot::Intel,
+                approval: None,
+                subject: "app.example.com",
+                lifetime_secs: None,
+                now: 1_790_000_000,
+            },
+        );
+        assert!(
+            matches!(&r, Err(IssueError::Refused { check, .. }) if check == "csr"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn other_csr_algorithms_are_refused_naming_them() {
+        // sha1WithRSAEncryption on an RSA key.
+        let mut der = rsa_csr(RSA3072);
+        let oid = |s: &str| der::oid::ObjectIdentifier::new_unwrap(s).to_der().unwrap();
+        let sha256 = oid(RSA_SHA256);
+        let sha1 = oid("1.2.840.113549.1.1.5");
+        let at = der
+            .windows(sha256.len())
+            .rposition(|w| w == sha256.as_slice())
+            .unwrap();
+        der[at..at + sha256.len()].copy_from_slice(&sha1);
+        let m = csr_refusal(read_csr(&der));
+        assert!(m.contains("1.2.840.113549.1.1.5"), "{m}");
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! quote over the key (Gramine RA-TLS's legacy quote extension), and execs the app. Both
 //! kiln-init and `init.json` are trusted files; `sgx.remote_attestation = "dcap"` makes
 //! Gramine provide `/dev/attestation`.
+//!
+//! When the conversion fixes a manager URL ([`crate::pipeline::PipelineEnv::manager_url`],
+//! checked by [`check_manager_url`]), each MANAGER_CA entry of `init.json` carries it as
+//! `"manager"` (so it is measured), and kiln-init has that certificate issued by the
+//! manager's CA (`POST {manager}/certificates/issue`) instead of self-signing it. Without
+//! it `init.json` is byte for byte what it was before.
 
 use sha2::{Digest as _, Sha256};
 
@@ -55,11 +61,51 @@ struct InitCert<'a> {
     key_path: &'a str,
     cert_path: &'a str,
     issuer: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manager: Option<&'a str>,
 }
 
-/// `init.json`: `{"version":1,"program":…,"certificates":[{subject,keySize,keyPath,certPath,issuer}]}`
-/// (compact, fields in this order, newline-terminated).
-pub fn init_json(program: &str, certificates: &[Certificate]) -> Vec<u8> {
+/// Longest manager URL accepted (kiln-init's limit too).
+pub const MAX_MANAGER_URL: usize = 2048;
+
+/// Checks a manager base URL as kiln-init will: `http://` or `https://`, a host, no
+/// userinfo, query, fragment, whitespace or control characters, at most
+/// [`MAX_MANAGER_URL`] bytes. The problem on failure (the caller names the setting).
+pub fn check_manager_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_MANAGER_URL {
+        return Err(format!(
+            "{} bytes is more than the {MAX_MANAGER_URL}-byte limit",
+            url.len()
+        ));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must be an absolute http:// or https:// URL")?;
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain whitespace or control characters".into());
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err("has no host".into());
+    }
+    if authority.contains('@') {
+        return Err("must not contain userinfo (user:password@)".into());
+    }
+    if url.contains('?') || url.contains('#') {
+        return Err("must not contain a query or fragment".into());
+    }
+    Ok(())
+}
+
+/// `init.json`: `{"version":1,"program":…,"certificates":[{subject,keySize,keyPath,certPath,issuer[,manager]}]}`
+/// (compact, fields in this order, newline-terminated). `manager` is written for
+/// MANAGER_CA entries only, and only when `manager_url` is set.
+pub fn init_json(
+    program: &str,
+    certificates: &[Certificate],
+    manager_url: Option<&str>,
+) -> Vec<u8> {
     let v = InitJson {
         version: 1,
         program,
@@ -71,6 +117,7 @@ pub fn init_json(program: &str, certificates: &[Certificate]) -> Vec<u8> {
                 key_path: &c.key_path,
                 cert_path: &c.cert_path,
                 issuer: c.issuer.as_str(),
+                manager: manager_url.filter(|_| c.issuer == Issuer::ManagerCa),
             })
             .collect(),
     };
@@ -80,14 +127,16 @@ pub fn init_json(program: &str, certificates: &[Certificate]) -> Vec<u8> {
     out
 }
 
-/// The setup, given kiln-init's hash from the runtime layer.
+/// The setup, given kiln-init's hash from the runtime layer and the conversion's manager
+/// URL (if any).
 pub fn setup(
     program: &str,
     certificates: &[Certificate],
     runtime: &RuntimeDescriptor,
     kiln_init_sha256: [u8; 32],
+    manager_url: Option<&str>,
 ) -> InitSetup {
-    let init_json = init_json(program, certificates);
+    let init_json = init_json(program, certificates, manager_url);
     let entrypoint = kiln_init_path(runtime);
     let trusted_files = vec![
         TrustedFile {
@@ -107,20 +156,32 @@ pub fn setup(
 }
 
 /// What the user is told about the certificates: how they are made, per issuer what is
-/// not available, and paths that will not work.
-pub fn warnings(certificates: &[Certificate], rules: &DirRules) -> Vec<String> {
+/// not available (or, for MANAGER_CA with a manager URL, where it comes from), and paths
+/// that will not work.
+pub fn warnings(
+    certificates: &[Certificate],
+    rules: &DirRules,
+    manager_url: Option<&str>,
+) -> Vec<String> {
     if certificates.is_empty() {
         return Vec::new();
     }
-    let mut out = vec![
-        "certificates: generated inside the enclave at start-up by kiln-init: an RSA key and a certificate self-signed with it that embeds the SGX quote over the key (Gramine RA-TLS style, extension 1.2.840.113741.1337.6); verifiers check the quote, not a CA chain"
-            .to_string(),
-    ];
+    let mut first = "certificates: generated inside the enclave at start-up by kiln-init: an RSA key and a certificate self-signed with it that embeds the SGX quote over the key (Gramine RA-TLS style, extension 1.2.840.113741.1337.6); verifiers check the quote, not a CA chain"
+        .to_string();
+    if manager_url.is_some() && certificates.iter().any(|c| c.issuer == Issuer::ManagerCa) {
+        first.push_str("; MANAGER_CA certificates are issued by the manager's CA instead (below)");
+    }
+    let mut out = vec![first];
     for (i, c) in certificates.iter().enumerate() {
         match c.issuer {
-            Issuer::ManagerCa => out.push(format!(
-                "certificates[{i}].issuer MANAGER_CA: issuance by the manager's CA needs the commercial platform's CA and is not available; the certificate is self-signed"
-            )),
+            Issuer::ManagerCa => out.push(match manager_url {
+                Some(url) => format!(
+                    "certificates[{i}].issuer MANAGER_CA: kiln-init requests the certificate from the manager at {url} at start-up (POST {url}/certificates/issue with a CSR and the SGX quote over its key); the app does not start until an operator approves this conversion there"
+                ),
+                None => format!(
+                    "certificates[{i}].issuer MANAGER_CA: issuance by the manager's CA needs the commercial platform's CA and is not available; the certificate is self-signed"
+                ),
+            }),
             Issuer::Node => out.push(format!(
                 "certificates[{i}].issuer NODE: issuance by the node agent needs the commercial platform's CA and is not available; the certificate is self-signed"
             )),
@@ -161,6 +222,7 @@ mod tests {
         let j = init_json(
             "/usr/bin/app",
             &[cert(Issuer::Node, "/data/k.pem", "/data/c.pem")],
+            None,
         );
         assert_eq!(
             String::from_utf8(j).unwrap(),
@@ -171,7 +233,7 @@ mod tests {
     #[test]
     fn warnings_per_issuer_and_path() {
         let rules = DirRules::new(&["/".into()], &["/rw".into()], &["/enc".into()]);
-        assert!(warnings(&[], &rules).is_empty());
+        assert!(warnings(&[], &rules, None).is_empty());
         let w = warnings(
             &[
                 cert(Issuer::ManagerCa, "/enc/k", "/enc/c"),
@@ -179,6 +241,7 @@ mod tests {
                 cert(Issuer::Node, "/etc/k", "/enc/c"),
             ],
             &rules,
+            None,
         );
         assert!(w[0].contains("self-signed") && w[0].contains("1.2.840.113741.1337.6"));
         assert!(w
@@ -196,5 +259,53 @@ mod tests {
             .iter()
             .any(|x| x.starts_with("certificates[2].keyPath `/etc/k` is not under")));
         assert_eq!(w.len(), 5, "{w:#?}");
+    }
+
+    #[test]
+    fn the_manager_url_goes_to_manager_ca_entries_only() {
+        let certs = [
+            cert(Issuer::ManagerCa, "/enc/k", "/enc/c"),
+            cert(Issuer::Node, "/enc/k2", "/enc/c2"),
+        ];
+        let unset = init_json("/app", &certs, None);
+        assert!(!String::from_utf8_lossy(&unset).contains("manager"));
+        let j = init_json("/app", &certs, Some("https://kiln.example"));
+        assert_eq!(
+            String::from_utf8(j).unwrap(),
+            "{\"version\":1,\"program\":\"/app\",\"certificates\":[{\"subject\":\"app.example\",\"keySize\":3072,\"keyPath\":\"/enc/k\",\"certPath\":\"/enc/c\",\"issuer\":\"MANAGER_CA\",\"manager\":\"https://kiln.example\"},{\"subject\":\"app.example\",\"keySize\":3072,\"keyPath\":\"/enc/k2\",\"certPath\":\"/enc/c2\",\"issuer\":\"NODE\"}]}\n"
+        );
+        let rules = DirRules::new(&["/".into()], &[], &["/enc".into()]);
+        let w = warnings(&certs, &rules, Some("https://kiln.example"));
+        assert!(w.iter().any(|x| x
+            == "certificates[0].issuer MANAGER_CA: kiln-init requests the certificate from the manager at https://kiln.example at start-up (POST https://kiln.example/certificates/issue with a CSR and the SGX quote over its key); the app does not start until an operator approves this conversion there"));
+        assert!(w
+            .iter()
+            .any(|x| x.starts_with("certificates[1].issuer NODE")));
+        assert!(!w
+            .iter()
+            .any(|x| x.contains("self-signed") && x.starts_with("certificates[0]")));
+    }
+
+    #[test]
+    fn manager_urls_are_checked() {
+        for ok in [
+            "https://kiln.example",
+            "http://127.0.0.1:8787/",
+            "https://k.example/base",
+        ] {
+            check_manager_url(ok).unwrap();
+        }
+        for (bad, why) in [
+            ("kiln.example", "absolute"),
+            ("file:///x", "absolute"),
+            ("https://", "no host"),
+            ("https://u:p@k.example", "userinfo"),
+            ("https://k.example/?q", "query"),
+            ("https://k.example/#f", "fragment"),
+            ("https://k.example/ x", "whitespace"),
+        ] {
+            let e = check_manager_url(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

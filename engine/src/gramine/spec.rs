@@ -201,13 +201,28 @@ pub fn build_spec(
 
 /// Builds the enclave spec. `kiln_init_sha256` is the hash of the runtime's kiln-init
 /// (from the runtime layer's scan), `None` when the runtime image has none; it is only
-/// used when the request has `certificates`.
+/// used when the request has `certificates`. No manager URL: see
+/// [`build_spec_with_manager`].
 pub fn build_spec_with_init(
     req: &ValidRequest,
     config: &ImageConfiguration,
     index: &FileIndex,
     runtime: &RuntimeDescriptor,
     kiln_init_sha256: Option<[u8; 32]>,
+) -> Result<EnclaveSpec, SpecError> {
+    build_spec_with_manager(req, config, index, runtime, kiln_init_sha256, None)
+}
+
+/// [`build_spec_with_init`] with the conversion's manager URL (checked by the caller with
+/// [`super::init::check_manager_url`]): MANAGER_CA entries of `init.json` carry it, so
+/// kiln-init has those certificates issued by the manager ([`super::init`]).
+pub fn build_spec_with_manager(
+    req: &ValidRequest,
+    config: &ImageConfiguration,
+    index: &FileIndex,
+    runtime: &RuntimeDescriptor,
+    kiln_init_sha256: Option<[u8; 32]>,
+    manager_url: Option<&str>,
 ) -> Result<EnclaveSpec, SpecError> {
     runtime
         .validate()
@@ -344,11 +359,15 @@ pub fn build_spec_with_init(
         None
     } else {
         let hash = kiln_init_sha256.ok_or_else(|| SpecError::Runtime(NO_KILN_INIT.into()))?;
-        let setup = super::init::setup(&program, &req.certificates, runtime, hash);
+        let setup = super::init::setup(&program, &req.certificates, runtime, hash, manager_url);
         trusted_files.extend(setup.trusted_files.iter().cloned());
         trusted_files.sort();
         trusted_files.dedup_by(|a, b| a.path == b.path);
-        warnings.extend(super::init::warnings(&req.certificates, &rules));
+        warnings.extend(super::init::warnings(
+            &req.certificates,
+            &rules,
+            manager_url,
+        ));
         Some(setup)
     };
 

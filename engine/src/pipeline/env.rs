@@ -198,6 +198,14 @@ pub struct PipelineEnv {
     /// How registry requests are retried when [`Self::timer`] is set (idempotent
     /// `GET`/`HEAD` only; each retry is a [`super::progress::Event::Retry`]).
     pub retry: RetryPolicy,
+    /// The MANAGER_CA manager's base URL (CLI `--manager-url`, worker `KILN_MANAGER_URL`):
+    /// when set, every `certificates[]` entry with issuer `MANAGER_CA` gets it in
+    /// `init.json` (measured), and kiln-init has that certificate issued by
+    /// `POST {url}/certificates/issue` at start-up instead of self-signing it
+    /// ([`crate::gramine::init`]). Checked before anything is fetched
+    /// ([`crate::gramine::init::check_manager_url`]: absolute http(s), no userinfo,
+    /// query or fragment). `None` (the default): self-signed, `init.json` unchanged.
+    pub manager_url: Option<String>,
     /// Runtime PALs already read this process, by runtime layer digest.
     pub(crate) pal_memo: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
@@ -209,6 +217,7 @@ impl std::fmt::Debug for PipelineEnv {
             .field("runtime_image", &self.runtime_image)
             .field("upload_mode", &self.upload_mode)
             .field("source_date_epoch", &self.source_date_epoch)
+            .field("manager_url", &self.manager_url)
             .finish_non_exhaustive()
     }
 }
@@ -235,6 +244,7 @@ impl PipelineEnv {
             limits: ImageLimits::default(),
             timer: None,
             retry: RetryPolicy::default(),
+            manager_url: None,
             pal_memo: Mutex::new(HashMap::new()),
         }
     }

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::api::{ApiError, ConvertRequest, ConvertResponse, SigningKey};
 use crate::gramine::manifest::{render_manifest, render_with_params, RenderedManifest, Variant};
-use crate::gramine::spec::{build_spec_with_init, EnclaveSpec};
+use crate::gramine::spec::{build_spec_with_manager, EnclaveSpec};
 use crate::gramine::validate::{validate, ValidRequest};
 use crate::image::file_index::FileIndex;
 use crate::sgx::gramine_layout::{measure_with, GramineMeasurement};
@@ -224,6 +224,14 @@ fn inputs(
     mode: &two_step::Mode<'_>,
 ) -> Result<Inputs, ApiError> {
     let req = validate(request).map_err(|e| errors::validation(&e))?;
+    if let Some(url) = &env.manager_url {
+        crate::gramine::init::check_manager_url(url).map_err(|why| {
+            ApiError::new(
+                crate::api::ErrorType::ConfigurationError,
+                format!("the manager URL (CLI --manager-url, worker KILN_MANAGER_URL): {why}"),
+            )
+        })?;
+    }
     if req.external_packages.is_some() && !env.external_packages_staged {
         return Err(ApiError::bad_request(
             "externalPackages: this kiln has no filesystem to look runtime packages up in \
@@ -397,12 +405,13 @@ fn render(
             crate::gramine::init::NO_KILN_INIT
         )));
     }
-    let spec = build_spec_with_init(
+    let spec = build_spec_with_manager(
         req,
         &input.image_config,
         index,
         &rt.descriptor,
         rt.kiln_init_sha256,
+        env.manager_url.as_deref(),
     )?;
     let bad = |e: &dyn std::fmt::Display| ApiError::bad_request(e.to_string());
     let sgx1 = render_with_params(&spec, Variant::Sgx1).map_err(|e| bad(&e))?;
