@@ -106,6 +106,18 @@ async fn two_step_equals_convert_and_tags_only_after_verification() -> Result<()
         .err()
         .ok_or("changed request accepted")?;
     assert!(e.reason.contains("differs"), "{e}");
+    // The MANAGER_CA manager URL is measured: complete must use the prepared one.
+    let mut elsewhere = p.state.clone();
+    elsewhere.manager_url = Some("https://manager.example".into());
+    let e = complete(req.clone(), &elsewhere, &good, &env)
+        .await
+        .err()
+        .ok_or("another manager URL accepted")?;
+    assert!(
+        e.reason
+            .contains("manager URL https://manager.example, this kiln uses none"),
+        "{e}"
+    );
     assert!(!tag_exists(&client, "two", "1").await);
 
     // Step 2 with the right signatures: pushed and tagged.

@@ -46,6 +46,10 @@ pub struct PreparedState {
     pub runtime_image: String,
     /// The runtime manifest digest `prepare` read.
     pub runtime_digest: String,
+    /// The MANAGER_CA manager URL `prepare` measured into `init.json`
+    /// ([`super::PipelineEnv::manager_url`]); complete must use the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_url: Option<String>,
     /// The build time (seconds since the epoch): mtimes and the SIGSTRUCT date.
     pub build_time: u64,
     /// SGX1 MRENCLAVE (hex).
@@ -176,6 +180,7 @@ impl Mode<'_> {
                     input_digest: f.input_digest,
                     runtime_image: String::new(),
                     runtime_digest: f.runtime_digest,
+                    manager_url: None,
                     build_time: f.time.unix,
                     mrenclave: mr1,
                     mrenclave2: mr2,
@@ -218,6 +223,7 @@ pub async fn prepare(request: ConvertRequest, env: &PipelineEnv) -> Result<Prepa
     match super::run(request, env, Mode::Prepare).await? {
         Ran::Prepared(mut p) => {
             p.state.runtime_image = env.runtime_image.clone();
+            p.state.manager_url = env.manager_url.clone();
             Ok(*p)
         }
         Ran::Converted(_) => Err(ApiError::internal("prepare ran to the end")),
@@ -249,6 +255,16 @@ pub async fn complete(
         return Err(ApiError::bad_request(format!(
             "token: prepared with runtime image {}, this kiln uses {}; prepare again",
             state.runtime_image, env.runtime_image
+        )));
+    }
+    if env.manager_url != state.manager_url {
+        let show = |u: &Option<String>| u.clone().unwrap_or_else(|| "none".into());
+        return Err(ApiError::bad_request(format!(
+            "token: prepared with MANAGER_CA manager URL {}, this kiln uses {} (it is measured \
+             into the enclave); give both steps the same manager URL (`--manager-url`, \
+             `KILN_MANAGER_URL`)",
+            show(&state.manager_url),
+            show(&env.manager_url)
         )));
     }
     match super::run(request, env, Mode::Complete { state, sigs }).await? {
@@ -296,6 +312,7 @@ mod tests {
             input_digest: format!("sha256:{}", "1".repeat(64)),
             runtime_image: "r/rt:1".into(),
             runtime_digest: format!("sha256:{}", "2".repeat(64)),
+            manager_url: Some("https://kiln.example".into()),
             build_time: 86_400,
             mrenclave: "aa".into(),
             mrenclave2: "bb".into(),
