@@ -533,32 +533,36 @@ pub fn issue(issuer: &Issuer, req: &IssueRequest<'_>) -> Result<Issued, IssueErr
             ))
         }
     }
-    if !rec.mrsigner.eq_ignore_ascii_case(&enclave.mrsigner) {
-        return Err(refused(
+    // mrsigner, isv-prod-id, isv-svn: the record's values are the quote's.
+    for (check, name, recorded, quoted) in [
+        (
             "mrsigner",
-            format!(
-                "record {} has MRSIGNER {}, quote has {}",
-                rec.id, rec.mrsigner, enclave.mrsigner
-            ),
-        ));
-    }
-    if rec.isv_prod_id != enclave.isv_prod_id {
-        return Err(refused(
+            "MRSIGNER",
+            rec.mrsigner.to_ascii_lowercase(),
+            enclave.mrsigner.to_ascii_lowercase(),
+        ),
+        (
             "isv-prod-id",
-            format!(
-                "record {} has ISVPRODID {}, quote has {}",
-                rec.id, rec.isv_prod_id, enclave.isv_prod_id
-            ),
-        ));
-    }
-    if rec.isv_svn != enclave.isv_svn {
-        return Err(refused(
+            "ISVPRODID",
+            rec.isv_prod_id.to_string(),
+            enclave.isv_prod_id.to_string(),
+        ),
+        (
             "isv-svn",
-            format!(
-                "record {} has ISVSVN {}, quote has {}",
-                rec.id, rec.isv_svn, enclave.isv_svn
-            ),
-        ));
+            "ISVSVN",
+            rec.isv_svn.to_string(),
+            enclave.isv_svn.to_string(),
+        ),
+    ] {
+        if recorded != quoted {
+            return Err(refused(
+                check,
+                format!(
+                    "record {} has {name} {recorded}, quote has {quoted}",
+                    rec.id
+                ),
+            ));
+        }
     }
 
     // subject
