@@ -15,12 +15,13 @@
 // (init.json `certificates[].manager`, branch init-manager): a converted image without that
 // field is SKIPPED loudly too (a failure with KILN_REQUIRE_MANAGER_E2E=1).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { startPccs } from './lib/pccs.mjs';
 import { startRegistry } from './lib/registry.mjs';
@@ -39,6 +40,9 @@ const CERT_PATH = '/data/tls/cert.pem';
 const sha256hex = (s) => crypto.createHash('sha256').update(s).digest('hex');
 const json = (buf) => JSON.parse(buf.toString().trim().split('\n').pop());
 const runAttested = (args) => json(execFileSync(RUN_ATTESTED, args, { maxBuffer: 64 << 20 }));
+// The container's run: asynchronous, so that this process's PCCS stand-in keeps answering.
+const runAttestedAsync = async (args) => json((await promisify(execFile)(RUN_ATTESTED, args,
+  { maxBuffer: 64 << 20 })).stdout);
 
 let w;
 let skipped; // why the runs cannot happen here, if they cannot
@@ -113,8 +117,8 @@ async function call(method, p, { body, token } = {}) {
 }
 
 /** Runs the converted image once under runc with the attestation stand-in. */
-function runConverted(conv) {
-  const r = runAttested(['run', '--image', `${w.plain.host}/out/attested:1`, '--pki', w.pki,
+async function runConverted(conv) {
+  const r = await runAttestedAsync(['run', '--image', `${w.plain.host}/out/attested:1`, '--pki', w.pki,
     '--mrenclave', conv.mrenclave, '--mrsigner', conv.mrsigner,
     '--isv-prod-id', String(conv.isvprodid ?? 0), '--isv-svn', String(conv.isvsvn ?? 0)]);
   r.output = `${r.stdout}\n${r.stderr}`;
@@ -153,7 +157,7 @@ describe('MANAGER_CA end to end under runc', () => {
   it('while pending: kiln-init asks the worker and the run fails with its refused: line', async (t) => {
     if (skipped) return t.skip(skipped);
     assert.ok(record, 'no conversion');
-    const r = runConverted(conv);
+    const r = await runConverted(conv);
     const manager = r.initJson?.certificates?.[0]?.manager;
     if (!manager) {
       // Without its manager client kiln-init still attests (a self-signed certificate with
@@ -176,7 +180,7 @@ describe('MANAGER_CA end to end under runc', () => {
     if (skipped) return t.skip(skipped);
     const a = await call('POST', `/approvals/${record.id}/approve`, { token: w.opsToken });
     assert.equal(a.status, 200, a.text);
-    const r = runConverted(conv);
+    const r = await runConverted(conv);
     assert.equal(r.exit, 0, r.describe());
     assert.match(r.stdout, /app-started/, r.describe());
     const certs = r.stdout.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
@@ -196,7 +200,7 @@ describe('MANAGER_CA end to end under runc', () => {
     if (skipped) return t.skip(skipped);
     const v = await call('POST', `/approvals/${record.id}/revoke`, { token: w.opsToken });
     assert.equal(v.status, 200, v.text);
-    const r = runConverted(conv);
+    const r = await runConverted(conv);
     assert.notEqual(r.exit, 0, r.describe());
     assert.match(r.output, /refused:.*revoked/, r.describe());
     assert.ok(!r.stdout.includes('BEGIN CERTIFICATE'), r.describe());
