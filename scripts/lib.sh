@@ -33,5 +33,8 @@ build_static() {
     echo "$(basename "$0"): $bin is not statically linked" >&2
     return 1
   fi
-  echo "$(pwd)/$bin"
+  case $bin in
+    /*) echo "$bin" ;;
+    *) echo "$(pwd)/$bin" ;;
+  esac
 }

@@ -45,6 +45,9 @@
 #                                    binding KILN_MANAGER_CA_KEY (POST /certificates/issue).
 #   KILN_MANAGER_CA_CERT             the MANAGER_CA certificate, PEM text (KILN_MANAGER_CA_CERT_FILE: a file).
 #   KILN_MANAGER_ALLOW_TCB           TCB statuses issuance accepts besides UpToDate, comma-separated.
+#   KILN_PCCS_URL                    PCCS (or Intel PCS) base URL: POST /certificates/issue fetches the
+#                                    collateral there when the request has none (its origin is that
+#                                    fetch's own exemption); unset: such requests are a 500.
 #   KILN_ATTEST_TEST_ROOT            TESTS ONLY: a PEM root that replaces Intel's SGX root for issuance
 #                                    (quotes minted by tests/examples/mint_quote). Never in a deployment.
 #   KILN_LIMIT_*                     the engine's image limits for this worker (docs/limits.md)
@@ -98,7 +101,7 @@ fi
 SETTINGS=(KILN_REGISTRY_ALLOWLIST KILN_ALLOW_LOOPBACK_REGISTRIES KILN_ALLOWED_ORIGINS
           KILN_PROXY_TIMEOUT_SECS KILN_PROXY_UPLOAD_TIMEOUT_SECS KILN_BROWSER_IDLE_TIMEOUT_SECS
           KILN_RUNTIME_IMAGE
-          KILN_KMS_ENDPOINT KILN_KMS_URL KILN_DEFAULT_SIGNING_KEY
+          KILN_KMS_ENDPOINT KILN_KMS_URL KILN_PCCS_URL KILN_DEFAULT_SIGNING_KEY
           KILN_API_TOKENS KILN_EDGE_ANONYMOUS KILN_MAX_ENCLAVE_SIZE KILN_PROXY_SECRET
           KILN_RATE_LIMIT_CONVERT_PER_MIN KILN_RATE_LIMIT_VERIFY_PER_MIN KILN_RATE_LIMIT_PROXY_PER_MIN
           KILN_DEBUG_METRICS KILN_TWO_STEP_SECRET

@@ -12,6 +12,8 @@
 //!   the engine's own client.
 //! - [`real_apps`]: Debian images of real apps (python, nginx, redis, node, OpenJDK,
 //!   bash) built from Debian packages by scripts/build-real-app-images.sh and cached.
+//! - [`attestation_standin`]: `/dev/attestation` outside SGX (two FIFOs; TEST-root
+//!   quotes over the report data kiln-init writes) for runc runs of MANAGER_CA images.
 //! - [`runc`]: pull + unpack (skopeo, umoci) and run with runc, probe a server in the
 //!   container's network namespace, stop it with a signal.
 //!
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attestation_standin;
 pub mod bombs;
 pub mod certs;
 pub mod cli;

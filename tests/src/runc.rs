@@ -1,7 +1,9 @@
 //! Running images for real: pull with skopeo into an OCI layout, unpack with umoci into a
 //! runc bundle, run with runc (to the end, or in the background to probe a server and
 //! stop it as `docker stop` would), probe a server inside the container's own network
-//! namespace (loopback only), and the loud-skip rule of the runc tests.
+//! namespace (loopback only), and the loud-skip rule of the runc tests. A bundle may share
+//! the host's network namespace ([`share_host_network`]) and get host directories mounted
+//! ([`bind_mount`]: the `/dev/attestation` stand-in of [`crate::attestation_standin`]).
 //!
 //! Needs root, skopeo, umoci and runc; [`runc_tests_can_run`] says why not (and fails the
 //! test instead when `KILN_REQUIRE_RUNC=1`, as scripts/test.sh sets it).
@@ -78,6 +80,49 @@ pub fn pull_and_unpack(reference: &str, work: &Path, name: &str) -> Result<PathB
     // The layout is not needed any more; the bundle holds the unpacked root.
     let _ = std::fs::remove_dir_all(&layout);
     Ok(bundle)
+}
+
+fn edit_config(
+    bundle: &Path,
+    edit: impl FnOnce(&mut serde_json::Value) -> Result<(), HarnessError>,
+) -> Result<(), HarnessError> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    edit(&mut cfg)?;
+    std::fs::write(&path, serde_json::to_vec_pretty(&cfg)?)?;
+    Ok(())
+}
+
+/// Makes the bundle's container share the host's network namespace (drops `network` from
+/// `linux.namespaces`), so that it reaches servers on the host's loopback (tests only: a
+/// worker in workerd on 127.0.0.1).
+pub fn share_host_network(bundle: &Path) -> Result<(), HarnessError> {
+    edit_config(bundle, |cfg| {
+        let ns = cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .ok_or("config.json: no linux.namespaces")?;
+        ns.retain(|n| n["type"] != "network");
+        Ok(())
+    })
+}
+
+/// Bind-mounts the host directory `source` at `destination` in the bundle's container
+/// (read-write, after the runtime's own mounts, so it may sit under `/dev`).
+pub fn bind_mount(bundle: &Path, source: &Path, destination: &str) -> Result<(), HarnessError> {
+    edit_config(bundle, |cfg| {
+        let mounts = cfg["mounts"]
+            .as_array_mut()
+            .ok_or("config.json: no mounts")?;
+        mounts.push(serde_json::json!({
+            "destination": destination,
+            "type": "bind",
+            "source": source,
+            "options": ["rbind", "rw"],
+        }));
+        Ok(())
+    })
 }
 
 /// The capabilities Docker gives a container by default (moby's `DefaultCapabilities`).

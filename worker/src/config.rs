@@ -31,6 +31,12 @@ pub const RUNTIME_IMAGE: &str = "KILN_RUNTIME_IMAGE";
 pub const KMS_URL: &str = "KILN_KMS_URL";
 /// Binding: older name of [`KMS_URL`], read when that is unset.
 pub const KMS_ENDPOINT: &str = "KILN_KMS_ENDPOINT";
+/// Binding: base URL of the PCCS (or Intel's PCS, `https://api.trustedservices.intel.com`)
+/// that `POST /certificates/issue` fetches a quote's collateral from when the request has
+/// none. Like [`KMS_URL`], its origin is its own exemption (the operator configured it; not
+/// on the registry allowlist, still under the address guard). Unset: such requests are a
+/// 500 `ConfigurationError` naming it.
+pub const PCCS_URL: &str = "KILN_PCCS_URL";
 /// Secret binding: the API tokens of the conversion endpoints, one
 /// `NAME SHA256HEX [OUTPUT-PREFIX ...]` per line ([`crate::auth`]).
 pub const API_TOKENS: &str = "KILN_API_TOKENS";
@@ -96,6 +102,13 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: String,
     },
+    /// The PCCS URL is not `http(s)://host[:port][/path]` (the value is not quoted: it
+    /// might carry credentials, which are refused).
+    #[error("{PCCS_URL} is not http(s)://host[:port][/path]: {why}")]
+    PccsUrl {
+        /// What is wrong with it.
+        why: String,
+    },
     /// A size binding is not a size.
     #[error("{name} must be a size like 64G (K, M, G or T), not {value:?}")]
     BadSize {
@@ -156,6 +169,11 @@ pub struct Config {
     /// What the KMS transport may reach: only the origin of [`Config::kms_endpoint`]
     /// (empty when unset), under the same address rules as registries.
     pub kms_policy: Policy,
+    /// PCCS base URL ([`PCCS_URL`]), if set.
+    pub pccs_url: Option<String>,
+    /// What the collateral fetches of `/certificates/issue` may reach: only the origin of
+    /// [`Config::pccs_url`] (empty when unset), under the same address rules as registries.
+    pub pccs_policy: Policy,
     /// The allowlist as `scheme://host:port` (`*.` kept for wildcards), for the web app.
     pub registries: Vec<String>,
     /// The API tokens ([`API_TOKENS`]); `None` when unset.
@@ -365,6 +383,8 @@ impl Config {
             runtime_image: get(RUNTIME_IMAGE),
             kms_endpoint: get(KMS_URL).or_else(|| get(KMS_ENDPOINT)),
             kms_policy: Policy::default(),
+            pccs_url: get(PCCS_URL).map(|u| u.trim().to_string()),
+            pccs_policy: Policy::default(),
             registries: registry_entries(&get(ALLOWLIST).unwrap_or_default()),
             tokens: get(API_TOKENS)
                 .map(|t| crate::auth::ApiTokens::parse(&t))
@@ -392,7 +412,8 @@ impl Config {
                 })
                 .transpose()?,
         }
-        .with_kms_policy(flag(ALLOW_LOOPBACK))
+        .with_kms_policy(flag(ALLOW_LOOPBACK))?
+        .with_pccs_policy(flag(ALLOW_LOOPBACK))
     }
 
     /// The manager URL of this request's conversions: `None` unless the worker is a
@@ -411,25 +432,37 @@ impl Config {
         let Some(raw) = self.kms_endpoint.clone() else {
             return Ok(self);
         };
-        let bad = |why: String| ConfigError::KmsUrl {
-            url: raw.clone(),
-            why,
-        };
-        let url = url::Url::parse(raw.trim()).map_err(|e| bad(e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad("only http:// and https:// are allowed".into()));
-        }
-        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-            return Err(bad("no credentials or query in the URL".into()));
-        }
-        let host = url.host_str().ok_or_else(|| bad("no host".into()))?;
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| bad("no port".into()))?;
-        let entry = format!("{}://{host}:{port}", url.scheme());
-        self.kms_policy = Policy::new(&entry, allow_loopback).map_err(|e| bad(e.to_string()))?;
+        self.kms_policy = origin_policy(&raw, allow_loopback)
+            .map_err(|why| ConfigError::KmsUrl { url: raw, why })?;
         Ok(self)
     }
+
+    /// Derives [`Config::pccs_policy`] from [`Config::pccs_url`].
+    fn with_pccs_policy(mut self, allow_loopback: bool) -> Result<Self, ConfigError> {
+        let Some(raw) = self.pccs_url.clone() else {
+            return Ok(self);
+        };
+        self.pccs_policy =
+            origin_policy(&raw, allow_loopback).map_err(|why| ConfigError::PccsUrl { why })?;
+        Ok(self)
+    }
+}
+
+/// A policy that reaches only the origin of the operator-configured service URL `raw`
+/// (`http(s)://host[:port][/path]`, no credentials or query), under the registries' address
+/// rules; or what is wrong with the URL.
+fn origin_policy(raw: &str, allow_loopback: bool) -> Result<Policy, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("only http:// and https:// are allowed".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+        return Err("no credentials or query in the URL".into());
+    }
+    let host = url.host_str().ok_or("no host")?;
+    let port = url.port_or_known_default().ok_or("no port")?;
+    let entry = format!("{}://{host}:{port}", url.scheme());
+    Policy::new(&entry, allow_loopback).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -668,6 +701,44 @@ mod tests {
         ] {
             let e = cfg(&[(KMS_URL, bad)]).unwrap_err();
             assert!(e.to_string().contains(KMS_URL), "{e}");
+        }
+    }
+
+    #[test]
+    fn pccs_url_is_its_own_exemption_and_never_quoted() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.pccs_url, None);
+        assert!(c.pccs_policy.is_empty());
+        let c = cfg(&[
+            (ALLOWLIST, "ghcr.io"),
+            (
+                PCCS_URL,
+                " https://pccs.example:8081/sgx/certification/v4/ ",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.pccs_url.as_deref(),
+            Some("https://pccs.example:8081/sgx/certification/v4/")
+        );
+        assert!(c.pccs_policy.check_authority("pccs.example:8081").is_ok());
+        assert!(c.pccs_policy.check_authority("ghcr.io").is_err());
+        assert!(c.policy.check_authority("pccs.example:8081").is_err());
+        assert!(c.kms_policy.check_authority("pccs.example:8081").is_err());
+        // Loopback only with the test flag.
+        let c = cfg(&[(PCCS_URL, "http://127.0.0.1:8081"), (ALLOW_LOOPBACK, "1")]).unwrap();
+        assert!(c.pccs_policy.check_authority("127.0.0.1:8081").is_ok());
+        let c = cfg(&[(PCCS_URL, "http://127.0.0.1:8081")]).unwrap();
+        assert!(c.pccs_policy.check_authority("127.0.0.1:8081").is_err());
+        for bad in [
+            "ftp://x",
+            "pccs.example",
+            "https://u:s3cret@h",
+            "https://h/?key=s3cret",
+        ] {
+            let e = cfg(&[(PCCS_URL, bad)]).unwrap_err().to_string();
+            assert!(e.contains(PCCS_URL), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
         }
     }
 

@@ -213,7 +213,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<web_sys::Res
                         Route::AttestVerify => {
                             crate::attest::verify(&body, (js_sys::Date::now() / 1000.0) as u64)
                         }
-                        Route::IssueCertificate => issue_certificate(&env, &body).await,
+                        Route::IssueCertificate => issue_certificate(&cfg, &env, &body).await,
                         Route::ConvertImage => {
                             crate::api::convert_image(&cfg, &env, &caller, &body).await
                         }
@@ -340,9 +340,20 @@ fn binding_text(env: &Env, name: &str) -> Option<String> {
         .filter(|s| !s.trim().is_empty())
 }
 
-/// `POST /certificates/issue`: the manager from its bindings, the approval of the quote's
-/// MRENCLAVE from the approvals store, then the engine's decision ([`crate::manager`]).
-async fn issue_certificate(env: &Env, body: &[u8]) -> std::result::Result<String, ApiError> {
+/// Collateral fetched from the PCCS, reused by this isolate while it is fresh
+/// ([`kiln_engine::attest::collateral_cache`]): one entry per platform (FMSPC) and PCK CA.
+static COLLATERAL_CACHE: std::sync::LazyLock<kiln_engine::image::cache::MemoryCacheStore> =
+    std::sync::LazyLock::new(Default::default);
+
+/// `POST /certificates/issue`: the manager from its bindings, the collateral from the PCCS
+/// at `KILN_PCCS_URL` when the request has none (through a transport that reaches only that
+/// origin, [`crate::config::Config::pccs_policy`]; cached per isolate), the approval of the quote's MRENCLAVE
+/// from the approvals store, then the engine's decision ([`crate::manager`]).
+async fn issue_certificate(
+    cfg: &Config,
+    env: &Env,
+    body: &[u8],
+) -> std::result::Result<String, ApiError> {
     use crate::manager::{Manager, ManagerSettings, ALLOW_TCB, CA_CERT, CA_KEY, TEST_ROOT};
     let manager = Manager::new(&ManagerSettings {
         key: binding_text(env, CA_KEY),
@@ -350,7 +361,35 @@ async fn issue_certificate(env: &Env, body: &[u8]) -> std::result::Result<String
         allow_tcb: binding_text(env, ALLOW_TCB),
         test_root: binding_text(env, TEST_ROOT),
     })?;
-    let input = crate::manager::parse(body)?;
+    let mut input = crate::manager::parse(body)?;
+    if input.collateral.is_none() {
+        let quote = input.quote()?;
+        let url = cfg.pccs_url.as_deref().ok_or_else(|| {
+            ApiError::new(
+                ErrorType::ConfigurationError,
+                format!(
+                    "collateral: the request has none and this worker has no PCCS to fetch it from ({})",
+                    crate::config::PCCS_URL
+                ),
+            )
+        })?;
+        let transport = crate::transport::FetchTransport::new(
+            cfg.pccs_policy.clone(),
+            cfg.timeout_ms,
+            cfg.upload_timeout_ms,
+        );
+        let (collateral, _) = kiln_engine::attest::collateral_cache::collateral(
+            &transport,
+            &*COLLATERAL_CACHE,
+            url,
+            &quote,
+            (js_sys::Date::now() / 1000.0) as u64,
+            kiln_engine::attest::collateral_cache::DEFAULT_MAX_AGE_SECS,
+        )
+        .await
+        .map_err(|e| crate::manager::pccs_error(e, url, input.evidence_field()))?;
+        input.collateral = Some(collateral);
+    }
     let approval = match &input.mrenclave {
         Some(m) => {
             let found =

@@ -8,15 +8,18 @@
 //! ```json
 //! { "csr": "-----BEGIN CERTIFICATE REQUEST-----…",
 //!   "quote": "<base64 of the quote>",            // or "certificate": "<PEM RA-TLS cert>"
-//!   "collateral": { …dcap-qvl QuoteCollateralV3… },
+//!   "collateral": { …dcap-qvl QuoteCollateralV3… }, // optional: fetched from KILN_PCCS_URL
 //!   "subject": "app.example.com",
 //!   "lifetimeSecs": 86400 }                      // optional
 //! ```
 //!
 //! Answer: `{certificateChain (leaf then CA, PEM), certificate, serial, notBefore, notAfter,
 //! approvalId}`; a refusal is 403 `Forbidden` naming the failed check (`refused by check
-//! approval: …`); unreadable input a 400 naming the field. The collateral is required: the
-//! worker does not fetch a PCCS.
+//! approval: …`); unreadable input a 400 naming the field. Without `collateral` the worker
+//! fetches it for the quote (for an RA-TLS certificate: the quote inside it) from the PCCS at
+//! [`crate::config::PCCS_URL`] (the handler, over a transport that reaches only that origin):
+//! unset is a 500 `ConfigurationError` naming the variable, a PCCS failure a 502
+//! `CollateralError` whose reason names the PCCS URL ([`pccs_error`]).
 //!
 //! Configuration: [`CA_KEY`] (secret, the CA's P-256 key), [`CA_CERT`] (its certificate),
 //! optionally [`ALLOW_TCB`] (TCB statuses accepted besides `UpToDate`) and — tests only —
@@ -152,7 +155,8 @@ struct IssueBody {
     quote: Option<String>,
     #[serde(default)]
     certificate: Option<String>,
-    collateral: QuoteCollateralV3,
+    #[serde(default)]
+    collateral: Option<QuoteCollateralV3>,
     subject: String,
     #[serde(default)]
     lifetime_secs: Option<u64>,
@@ -163,7 +167,8 @@ pub struct IssueInput {
     csr: String,
     evidence: Vec<u8>,
     evidence_field: &'static str,
-    collateral: QuoteCollateralV3,
+    /// The request's collateral; `None` until fetched when it had none.
+    pub collateral: Option<QuoteCollateralV3>,
     subject: String,
     lifetime_secs: Option<u64>,
     /// The quote's MRENCLAVE (hex) when the evidence parses: the approval to look up.
@@ -194,18 +199,62 @@ pub fn parse(body: &[u8]) -> Result<IssueInput, ApiError> {
     })
 }
 
+impl IssueInput {
+    /// The field the evidence came in (`quote` or `certificate`).
+    pub fn evidence_field(&self) -> &'static str {
+        self.evidence_field
+    }
+
+    /// The SGX quote to fetch collateral for: the quote field, or the quote inside the
+    /// RA-TLS certificate; unreadable evidence or a quote that does not parse is a 400
+    /// naming its field (before anything is fetched).
+    pub fn quote(&self) -> Result<Vec<u8>, ApiError> {
+        let bad = |e: kiln_engine::attest::AttestError| {
+            ApiError::bad_request(format!("{}: {e}", self.evidence_field))
+        };
+        let ev = read_evidence(&self.evidence).map_err(bad)?;
+        parse_quote(&ev.quote).map_err(bad)?;
+        Ok(ev.quote)
+    }
+}
+
+/// The answer for a failed collateral fetch from the PCCS at `pccs_url`: a quote the PCCS
+/// API cannot serve is the caller's 400 (naming the evidence field); anything else is a 502
+/// naming the URL (the engine's messages name the request URLs, built from `pccs_url`,
+/// which the configuration holds free of credentials).
+pub fn pccs_error(
+    e: kiln_engine::attest::AttestError,
+    pccs_url: &str,
+    evidence_field: &str,
+) -> ApiError {
+    use kiln_engine::attest::AttestError;
+    match e {
+        AttestError::Quote(m) => ApiError::bad_request(format!("{evidence_field}: {m}")),
+        other => ApiError::new(
+            ErrorType::CollateralError,
+            format!(
+                "collateral: fetching it from the PCCS at {pccs_url} ({}) failed: {other}",
+                crate::config::PCCS_URL
+            ),
+        ),
+    }
+}
+
 /// Issues (or refuses) with the approval record found for the quote's MRENCLAVE; the
-/// answer's JSON.
+/// answer's JSON. The input must have its collateral by now (else a 500 naming it).
 pub fn run(
     m: &Manager,
     input: &IssueInput,
     approval: Option<&ApprovalRecord>,
     now: u64,
 ) -> Result<String, ApiError> {
+    let collateral = input.collateral.as_ref().ok_or_else(|| {
+        ApiError::internal("collateral: neither in the request nor fetched from the PCCS")
+    })?;
     let req = IssueRequest {
         csr: input.csr.as_bytes(),
         evidence: &input.evidence,
-        collateral: &input.collateral,
+        collateral,
         policy: &m.policy,
         root: &m.root,
         approval,
@@ -307,8 +356,21 @@ mod tests {
             r#"{{"csr":"x","quote":"***","subject":"a.example",{col}}}"#
         ));
         assert!(r.starts_with("quote: not base64"), "{r}");
-        let r = reason(r#"{"csr":"x","quote":"AAAA","subject":"a.example"}"#);
-        assert!(r.contains("collateral"), "{r}");
+        // No collateral: parsed (the handler fetches it), the quote for the PCCS read back;
+        // an unreadable one is a 400 naming the field.
+        let input = parse(br#"{"csr":"x","quote":"AAAA","subject":"a.example"}"#).unwrap();
+        assert!(input.collateral.is_none());
+        let e = input.quote().unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.reason.starts_with("quote:"), "{}", e.reason);
+        let e = run(&Manager::new(&settings()).unwrap(), &input, None, 0).unwrap_err();
+        assert_eq!(e.status, 500);
+        let cert = include_str!("../../engine/testdata/attest/ratls-tcg-dice.pem");
+        let body = serde_json::json!({"csr": "x", "certificate": cert, "subject": "a.example"});
+        let input = parse(body.to_string().as_bytes()).unwrap();
+        assert!(!input.quote().unwrap().is_empty());
+        let r = reason(r#"{"csr":"x","quote":"AAAA","subject":"a.example","collateral":7}"#);
+        assert!(r.starts_with("collateral"), "{r}");
         let r = reason(&format!(
             r#"{{"csr":"x","quote":"AAAA","subject":"a.example","lifetimeSecs":-1,{col}}}"#
         ));
@@ -327,6 +389,26 @@ mod tests {
             "{}",
             e.reason
         );
+    }
+
+    #[test]
+    fn pccs_failures_name_the_url_or_the_field() {
+        use kiln_engine::attest::AttestError;
+        let url = "https://pccs.example:8081";
+        let e = pccs_error(
+            AttestError::Pccs(format!(
+                "GET {url}/sgx/certification/v4/qe/identity: HTTP 500"
+            )),
+            url,
+            "quote",
+        );
+        assert_eq!((e.status, e.error_type), (502, ErrorType::CollateralError));
+        assert!(e.reason.starts_with("collateral:"), "{}", e.reason);
+        assert!(e.reason.contains(url), "{}", e.reason);
+        assert!(e.reason.contains(crate::config::PCCS_URL), "{}", e.reason);
+        let e = pccs_error(AttestError::Quote("truncated".into()), url, "certificate");
+        assert_eq!(e.status, 400);
+        assert!(e.reason.starts_with("certificate: "), "{}", e.reason);
     }
 
     /// The engine's TEST-root fixture (engine/testdata/attest/manager) through the body.

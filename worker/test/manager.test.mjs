@@ -4,6 +4,8 @@
 // (admin tokens only) lists, registers, approves and revokes; POST /certificates/issue answers a
 // chain `openssl verify` accepts only while the record is approved, and refuses, naming the check,
 // a quote that does not bind the CSR key, a debug enclave, a changed quote byte, another subject.
+// A request without collateral gets it from the PCCS at KILN_PCCS_URL (a loopback stand-in
+// serving the TEST collateral, lib/pccs.mjs); unset, that is a ConfigurationError naming it.
 // Quotes are minted under a TEST root (example mint_quote), which the worker trusts only because
 // this test sets KILN_ATTEST_TEST_ROOT. Needs `kiln`, demo_images and mint_quote built
 // (scripts/test-worker.sh) and openssl.
@@ -15,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { startPccs } from './lib/pccs.mjs';
 import { startRegistry } from './lib/registry.mjs';
 import { startWorker } from './lib/worker.mjs';
 
@@ -54,7 +57,9 @@ before(async () => {
     const spkiHash = sha256hex(publicKey.export({ type: 'spki', format: 'der' }));
     const pki = path.join(dir, 'pki');
     const mint = (args) => JSON.parse(execFileSync(MINT_QUOTE, ['--pki', pki, ...args]).toString());
-    const root = mint([]).rootPem;
+    const first = mint([]);
+    const root = first.rootPem;
+    const pccs = keep(await startPccs(first.collateral));
     const ciToken = crypto.randomBytes(24).toString('hex');
     const opsToken = crypto.randomBytes(24).toString('hex');
     const tokens = `ci ${sha256hex(ciToken)}\nops ${sha256hex(opsToken)} admin\n`;
@@ -72,11 +77,19 @@ before(async () => {
       KILN_MANAGER_CA_KEY_FILE: CA_KEY_FILE,
       KILN_MANAGER_CA_CERT_FILE: CA_CERT_FILE,
       KILN_ATTEST_TEST_ROOT: root,
+      KILN_PCCS_URL: pccs.url,
+    }));
+    // A CA but no PCCS.
+    const noPccs = keep(await startWorker({
+      ...common,
+      KILN_MANAGER_CA_KEY_FILE: CA_KEY_FILE,
+      KILN_MANAGER_CA_CERT_FILE: CA_CERT_FILE,
+      KILN_ATTEST_TEST_ROOT: root,
     }));
     // Without a CA; issuance limited to 3 calls a minute per address.
     const noCa = keep(await startWorker({ ...common, KILN_RATE_LIMIT_VERIFY_PER_MIN: '3' }));
     w = {
-      dir, plain, worker, noCa, csr, spkiHash, mint, ciToken, opsToken, keyPem: fs.readFileSync(keyFile, 'utf8'),
+      dir, plain, worker, noCa, noPccs, pccs, csr, spkiHash, mint, ciToken, opsToken, keyPem: fs.readFileSync(keyFile, 'utf8'),
       async teardown() {
         for (const s of stops.reverse()) await s();
         fs.rmSync(dir, { recursive: true, force: true });
@@ -196,9 +209,67 @@ describe('MANAGER_CA at the edge', () => {
     const r = await call('POST', '/certificates/issue', { body: { ...issueBody(q), quote: '***' } });
     assert.equal(r.status, 400, r.text);
     assert.match(r.json.reason, /^quote: not base64/);
-    const c = await call('POST', '/certificates/issue', { body: { csr: w.csr, quote: q.quoteBase64, subject: SUBJECT } });
+    const c = await call('POST', '/certificates/issue', { body: { ...issueBody(q), collateral: 7 } });
     assert.equal(c.status, 400, c.text);
-    assert.match(c.json.reason, /collateral/);
+    assert.match(c.json.reason, /^collateral/);
+  });
+
+  it('fetches the collateral from KILN_PCCS_URL when the request has none', async () => {
+    const before = w.pccs.requests.length;
+    const r = await call('POST', '/certificates/issue', {
+      body: { csr: w.csr, quote: quoteFor(conv).quoteBase64, subject: SUBJECT },
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.approvalId, record.id);
+    const paths = w.pccs.requests.slice(before).map((u) => u.split('?')[0]);
+    assert.deepEqual(paths, ['pckcrl', 'tcb', 'qe/identity', 'rootcacrl']
+      .map((p) => `/sgx/certification/v4/${p}`));
+    if (hasOpenssl) {
+      const leaf = path.join(w.dir, 'leaf-pccs.pem');
+      fs.writeFileSync(leaf, r.json.certificate);
+      assert.match(execFileSync('openssl', ['verify', '-CAfile', CA_CERT_FILE, leaf]).toString(), /: OK/);
+    }
+    // Refusals still name the check after a fetch.
+    const d = await call('POST', '/certificates/issue', {
+      body: { csr: w.csr, quote: quoteFor(conv, ['--debug']).quoteBase64, subject: SUBJECT },
+    });
+    assert.equal(d.status, 403, d.text);
+    assert.match(d.json.reason, /^refused by check quote\/debug:/);
+    // Unreadable evidence: 400 naming the field, nothing fetched.
+    const n = w.pccs.requests.length;
+    const bad = await call('POST', '/certificates/issue', { body: { csr: w.csr, quote: 'AAAA', subject: SUBJECT } });
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.json.reason, /^quote:/);
+    assert.equal(w.pccs.requests.length, n);
+  });
+
+  it('answers 502 naming the PCCS URL when the PCCS fails', async () => {
+    w.pccs.state.fail = true;
+    try {
+      const r = await call('POST', '/certificates/issue', {
+        body: { csr: w.csr, quote: quoteFor(conv).quoteBase64, subject: SUBJECT },
+      });
+      assert.equal(r.status, 502, r.text);
+      assert.equal(r.json.errorType, 'CollateralError');
+      assert.ok(r.json.reason.startsWith('collateral:'), r.text);
+      assert.ok(r.json.reason.includes(w.pccs.url), r.text);
+      assert.match(r.json.reason, /HTTP 500/);
+    } finally {
+      w.pccs.state.fail = false;
+    }
+  });
+
+  it('answers ConfigurationError naming KILN_PCCS_URL when the request has no collateral and no PCCS is set', async () => {
+    const r = await call('POST', '/certificates/issue', {
+      base: w.noPccs.url, body: { csr: w.csr, quote: quoteFor(conv).quoteBase64, subject: SUBJECT },
+    });
+    assert.equal(r.status, 500, r.text);
+    assert.equal(r.json.errorType, 'ConfigurationError');
+    assert.match(r.json.reason, /KILN_PCCS_URL/);
+    // With collateral it does not need one (no record there: refused on the approval).
+    const c = await call('POST', '/certificates/issue', { base: w.noPccs.url, body: issueBody(quoteFor(conv)) });
+    assert.equal(c.status, 403, c.text);
+    assert.match(c.json.reason, /^refused by check approval:/);
   });
 
   it('refuses issuance once revoked, and revocation is final', async () => {
@@ -308,7 +379,7 @@ describe('the operator API', () => {
     const key = fs.readFileSync(CA_KEY_FILE, 'utf8');
     const keyBody = key.split('\n').filter((l) => l && !l.startsWith('-----'));
     assert.ok(keyBody.length > 0);
-    const lines = [...w.worker.lines, ...w.noCa.lines];
+    const lines = [...w.worker.lines, ...w.noCa.lines, ...w.noPccs.lines];
     assert.ok(lines.some((l) => /certificates\/issue -> 200/.test(l)), lines.join('\n'));
     for (const text of [...seen, ...lines]) {
       assert.ok(!text.includes('PRIVATE KEY'), text);

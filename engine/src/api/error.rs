@@ -11,6 +11,7 @@
 //! | `RegistryError` | 502 | all | a registry is unreachable or answered with an error |
 //! | `RegistryTimeout` | 504 | all | a registry did not answer in time |
 //! | `SignerError` | 502 | all | the signer failed: a KMS unreachable, failing or timing out, a browser key that would not sign |
+//! | `CollateralError` | 502 | all | the PCCS (or Intel's PCS) that should provide a quote's collateral is unreachable or failing |
 //! | `Internal` | 500 | all | kiln's own bug |
 //! | `RegistryNotAllowed` | 403 (400) | worker | a registry off the worker's allowlist; 400 when the registry name itself is malformed |
 //! | `ConfigurationError` | 500 (503) | worker | the worker lacks a setting (runtime image, default key, two-step secret); 503 when it has no API tokens |
@@ -53,6 +54,8 @@ pub enum ErrorType {
     RegistryTimeout,
     /// 502: the signer (a KMS, a browser key) failed or is unreachable.
     SignerError,
+    /// 502: the PCCS providing a quote's collateral failed or is unreachable.
+    CollateralError,
     /// 500: kiln's own bug.
     Internal,
     /// 403 (400 for a malformed registry name): a registry off the worker's allowlist.
@@ -83,7 +86,7 @@ pub enum ErrorType {
 
 impl ErrorType {
     /// Every kind, in the order of the table above.
-    pub const ALL: [ErrorType; 20] = [
+    pub const ALL: [ErrorType; 21] = [
         ErrorType::BadRequest,
         ErrorType::Unauthorized,
         ErrorType::Forbidden,
@@ -91,6 +94,7 @@ impl ErrorType {
         ErrorType::RegistryError,
         ErrorType::RegistryTimeout,
         ErrorType::SignerError,
+        ErrorType::CollateralError,
         ErrorType::Internal,
         ErrorType::RegistryNotAllowed,
         ErrorType::ConfigurationError,
@@ -122,6 +126,7 @@ impl ErrorType {
             E::ConfigurationError => &[500, 503],
             E::RegistryError
             | E::SignerError
+            | E::CollateralError
             | E::BadRedirect
             | E::RegistryUnreachable
             | E::TooManyRedirects
@@ -158,6 +163,7 @@ impl ErrorType {
             ErrorType::RegistryError => "RegistryError",
             ErrorType::RegistryTimeout => "RegistryTimeout",
             ErrorType::SignerError => "SignerError",
+            ErrorType::CollateralError => "CollateralError",
             ErrorType::Internal => "Internal",
             ErrorType::RegistryNotAllowed => "RegistryNotAllowed",
             ErrorType::ConfigurationError => "ConfigurationError",
