@@ -16,7 +16,10 @@
 #      POST /convert-image, a second run from the IndexedDB cache, cancel, API errors;
 #      hostile.test.mjs: the page through the fault front (examples fault_front,
 #      hostile_images): 20% faults succeed with one retry event per fault, 100% fail with
-#      no tag, the deep-path and gzip bombs refused with the Web Worker's memory flat.
+#      no tag, the deep-path and gzip bombs refused with the Web Worker's memory flat;
+#      approvals.test.mjs: the Approvals page against the worker's operator API (admin
+#      token): a MANAGER_CA conversion approved and revoked, wrong tokens' reasons and no
+#      token shown anywhere, an image registered from its fields.
 # Screenshots go to target/app-screenshots/.
 # Env: KILN_APP_SKIP_WASM_TESTS=1 skips step 1; KILN_APP_SKIP_CONVERT=1 skips step 3.
 set -euo pipefail
@@ -46,4 +49,4 @@ scripts/build-worker.sh --if-stale
 (cd tests/e2e-app && KILN_REPO="$ROOT" KILN_DIST="$dist" KILN_WORKER_NO_BUILD=1 \
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
   KILN_APP_DIST="$dist" node --test --test-reporter=spec --test-concurrency=1 \
-    convert.test.mjs runtime.test.mjs hostile.test.mjs)
+    convert.test.mjs runtime.test.mjs hostile.test.mjs approvals.test.mjs)

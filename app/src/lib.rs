@@ -6,7 +6,8 @@
 //! JSON and curl, secrets redacted), [`mrsigner`], [`sample`] (the result panel's stub),
 //! [`engine_bridge`] (every engine call; conversion and verification run in a Web Worker),
 //! [`backup`] (the encrypted key backup file's format and checks), [`links`] (pre-filled
-//! links between pages).
+//! links between pages), [`approvals`] (the worker's operator API for MANAGER_CA approval
+//! records: wire types, URLs, the register form; its HTTP client on wasm32).
 //! [`browser`]: the engine's runtime in the browser (transport through the worker's proxy,
 //! IndexedDB layer cache, the Web Worker that converts and verifies).
 //! Browser modules (wasm32 only): `webcrypto` (the `WebCryptoSigner`), `keystore`
@@ -14,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod approvals;
 pub mod backup;
 pub mod browser;
 pub mod curl;

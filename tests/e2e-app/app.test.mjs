@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const URL_BASE = process.env.KILN_APP_URL || "http://127.0.0.1:8780/";
 const REPO = process.env.KILN_REPO || path.resolve("../..");
@@ -24,15 +24,7 @@ let profile;
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   profile = mkdtempSync(path.join(tmpdir(), "kiln-e2e-"));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

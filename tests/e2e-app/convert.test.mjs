@@ -25,10 +25,10 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
 import { startRegistry } from "../../worker/test/lib/registry.mjs";
 import { startWorker } from "../../worker/test/lib/worker.mjs";
 import { freePort } from "../../worker/test/lib/procs.mjs";
+import { launchChromium } from "./chromium.mjs";
 import { tamperSigstruct } from "./tamper.mjs";
 
 const REPO = process.env.KILN_REPO || path.resolve("../..");
@@ -99,13 +99,7 @@ before(async () => {
     KILN_PROXY_TIMEOUT_SECS: "120",
   }));
   const recorder = keep(await startRecorder(worker));
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--no-first-run"],
-  });
+  const browser = await launchChromium();
   stops.push(() => browser.close());
   const pem = fs.readFileSync(keyFile, "utf8");
   env = {

@@ -1,6 +1,7 @@
-//! The Leptos UI: a header with the three sections (Convert, Keys, Verify), chosen by
-//! the URL fragment (`#/convert`, `#/keys`, `#/verify`), and shared widgets.
+//! The Leptos UI: a header with the sections (Convert, Keys, Verify, Approvals), chosen by
+//! the URL fragment (`#/convert`, `#/keys`, `#/verify`, `#/approvals`), and shared widgets.
 
+mod approvals;
 mod attest;
 mod convert;
 mod keys;
@@ -27,6 +28,8 @@ pub enum Page {
     Keys,
     /// Verify SIGSTRUCTs and MRENCLAVE.
     Verify,
+    /// The operator's MANAGER_CA approval records.
+    Approvals,
 }
 
 impl Page {
@@ -34,6 +37,7 @@ impl Page {
         match crate::links::hash_page(hash) {
             "keys" => Page::Keys,
             "verify" => Page::Verify,
+            "approvals" => Page::Approvals,
             _ => Page::Convert,
         }
     }
@@ -43,6 +47,7 @@ impl Page {
             Page::Convert => "#/convert",
             Page::Keys => "#/keys",
             Page::Verify => "#/verify",
+            Page::Approvals => "#/approvals",
         }
     }
 
@@ -51,6 +56,7 @@ impl Page {
             Page::Convert => "Convert",
             Page::Keys => "Keys",
             Page::Verify => "Verify",
+            Page::Approvals => "Approvals",
         }
     }
 }
@@ -99,6 +105,7 @@ pub fn App() -> impl IntoView {
                 {nav_link(Page::Convert)}
                 {nav_link(Page::Keys)}
                 {nav_link(Page::Verify)}
+                {nav_link(Page::Approvals)}
             </nav>
         </header>
         <main id="main" tabindex="-1">
@@ -106,10 +113,11 @@ pub fn App() -> impl IntoView {
                 Page::Convert => view! { <convert::ConvertPage /> }.into_any(),
                 Page::Keys => view! { <keys::KeysPage /> }.into_any(),
                 Page::Verify => view! { <verify::VerifyPage /> }.into_any(),
+                Page::Approvals => view! { <approvals::ApprovalsPage /> }.into_any(),
             }}
         </main>
         <footer class="foot">
-            "Keys and passwords stay in this browser. Nothing here is sent anywhere until you convert."
+            "Keys and passwords stay in this browser. Nothing here is sent anywhere until you convert or load approval records."
         </footer>
     }
 }
