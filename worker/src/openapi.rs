@@ -152,7 +152,7 @@ mod tests {
             .collect();
         let edge: Vec<String> = edge_error_types().map(|t| t.as_str().into()).collect();
         assert_eq!(documented, edge);
-        assert_eq!(documented.len(), 15, "{documented:?}");
+        assert_eq!(documented.len(), 16, "{documented:?}");
         assert_eq!(DOCUMENT.matches(ERROR_TYPES_SLOT).count(), 1);
         // The edge API answers with no kind the document leaves out (the proxy's).
         let used = edge_api_kinds();
