@@ -214,6 +214,23 @@ describe('MANAGER_CA at the edge', () => {
     assert.match(c.json.reason, /^collateral/);
   });
 
+  // Before any fetch: once fetched, the collateral is served from the isolate's cache.
+  it('answers 502 naming the PCCS URL when the PCCS fails', async () => {
+    w.pccs.state.fail = true;
+    try {
+      const r = await call('POST', '/certificates/issue', {
+        body: { csr: w.csr, quote: quoteFor(conv).quoteBase64, subject: SUBJECT },
+      });
+      assert.equal(r.status, 502, r.text);
+      assert.equal(r.json.errorType, 'CollateralError');
+      assert.ok(r.json.reason.startsWith('collateral:'), r.text);
+      assert.ok(r.json.reason.includes(w.pccs.url), r.text);
+      assert.match(r.json.reason, /HTTP 500/);
+    } finally {
+      w.pccs.state.fail = false;
+    }
+  });
+
   it('fetches the collateral from KILN_PCCS_URL when the request has none', async () => {
     const before = w.pccs.requests.length;
     const r = await call('POST', '/certificates/issue', {
@@ -229,6 +246,19 @@ describe('MANAGER_CA at the edge', () => {
       fs.writeFileSync(leaf, r.json.certificate);
       assert.match(execFileSync('openssl', ['verify', '-CAfile', CA_CERT_FILE, leaf]).toString(), /: OK/);
     }
+    // The next quote of this platform is served from the isolate's cache: nothing is
+    // fetched, even while the PCCS fails.
+    w.pccs.state.fail = true;
+    try {
+      const n = w.pccs.requests.length;
+      const again = await call('POST', '/certificates/issue', {
+        body: { csr: w.csr, quote: quoteFor(conv).quoteBase64, subject: SUBJECT },
+      });
+      assert.equal(again.status, 200, again.text);
+      assert.equal(w.pccs.requests.length, n);
+    } finally {
+      w.pccs.state.fail = false;
+    }
     // Refusals still name the check after a fetch.
     const d = await call('POST', '/certificates/issue', {
       body: { csr: w.csr, quote: quoteFor(conv, ['--debug']).quoteBase64, subject: SUBJECT },
@@ -241,22 +271,6 @@ describe('MANAGER_CA at the edge', () => {
     assert.equal(bad.status, 400, bad.text);
     assert.match(bad.json.reason, /^quote:/);
     assert.equal(w.pccs.requests.length, n);
-  });
-
-  it('answers 502 naming the PCCS URL when the PCCS fails', async () => {
-    w.pccs.state.fail = true;
-    try {
-      const r = await call('POST', '/certificates/issue', {
-        body: { csr: w.csr, quote: quoteFor(conv).quoteBase64, subject: SUBJECT },
-      });
-      assert.equal(r.status, 502, r.text);
-      assert.equal(r.json.errorType, 'CollateralError');
-      assert.ok(r.json.reason.startsWith('collateral:'), r.text);
-      assert.ok(r.json.reason.includes(w.pccs.url), r.text);
-      assert.match(r.json.reason, /HTTP 500/);
-    } finally {
-      w.pccs.state.fail = false;
-    }
   });
 
   it('answers ConfigurationError naming KILN_PCCS_URL when the request has no collateral and no PCCS is set', async () => {
