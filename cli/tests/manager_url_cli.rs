@@ -114,7 +114,7 @@ async fn the_manager_url_is_measured_and_named_in_the_warning() -> R {
     let without: serde_json::Value = serde_json::from_slice(&without.stdout)?;
     let w2 = without["warnings"].to_string();
     assert!(
-        w2.contains("certificates[0].issuer MANAGER_CA: issuance by the manager's CA needs the commercial platform's CA and is not available; the certificate is self-signed"),
+        w2.contains("certificates[0].issuer MANAGER_CA: this conversion names no manager (kiln convert --manager-url, or a worker with KILN_MANAGER_CA_KEY); the certificate is self-signed"),
         "{w2}"
     );
     assert_ne!(with["mrenclave"], without["mrenclave"], "{with}\n{without}");

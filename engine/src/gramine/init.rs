@@ -176,10 +176,10 @@ pub fn warnings(
         match c.issuer {
             Issuer::ManagerCa => out.push(match manager_url {
                 Some(url) => format!(
-                    "certificates[{i}].issuer MANAGER_CA: kiln-init requests the certificate from the manager at {url} at start-up (POST {url}/certificates/issue with a CSR and the SGX quote over its key); the app does not start until an operator approves this conversion there"
+                    "certificates[{i}].issuer MANAGER_CA: kiln-init requests the certificate from the manager at {url} at start-up (POST {url}/certificates/issue with a CSR and the SGX quote over its key); the app does not start until an operator approves this conversion there, nor outside SGX (no quote)"
                 ),
                 None => format!(
-                    "certificates[{i}].issuer MANAGER_CA: issuance by the manager's CA needs the commercial platform's CA and is not available; the certificate is self-signed"
+                    "certificates[{i}].issuer MANAGER_CA: this conversion names no manager (kiln convert --manager-url, or a worker with KILN_MANAGER_CA_KEY); the certificate is self-signed"
                 ),
             }),
             Issuer::Node => out.push(format!(
@@ -277,7 +277,7 @@ mod tests {
         let rules = DirRules::new(&["/".into()], &[], &["/enc".into()]);
         let w = warnings(&certs, &rules, Some("https://kiln.example"));
         assert!(w.iter().any(|x| x
-            == "certificates[0].issuer MANAGER_CA: kiln-init requests the certificate from the manager at https://kiln.example at start-up (POST https://kiln.example/certificates/issue with a CSR and the SGX quote over its key); the app does not start until an operator approves this conversion there"));
+            == "certificates[0].issuer MANAGER_CA: kiln-init requests the certificate from the manager at https://kiln.example at start-up (POST https://kiln.example/certificates/issue with a CSR and the SGX quote over its key); the app does not start until an operator approves this conversion there, nor outside SGX (no quote)"));
         assert!(w
             .iter()
             .any(|x| x.starts_with("certificates[1].issuer NODE")));
