@@ -14,7 +14,7 @@
 //! `POST {manager}/certificates/issue` instead of self-signing it (see
 //! [`crate::manager`]). Absent, the certificate is self-signed as before.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the engine puts the configuration.
 pub const INIT_JSON: &str = "/opt/kiln/init.json";
@@ -27,8 +27,9 @@ pub const MIN_KEY_BITS: u32 = 2048;
 /// Largest RSA key accepted, in bits.
 pub const MAX_KEY_BITS: u32 = 16384;
 
-/// The parsed configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// The configuration. The engine serialises it (compact JSON, fields in this order, a
+/// trailing newline: [`InitConfig::to_json`]); kiln-init parses it ([`InitConfig::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InitConfig {
     /// Format version ([`VERSION`]).
@@ -40,7 +41,7 @@ pub struct InitConfig {
 }
 
 /// One certificate to provision.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CertRequest {
     /// Common name, also the certificate's DNS subject alternative name.
@@ -57,7 +58,7 @@ pub struct CertRequest {
     /// The manager's base URL (absolute `http`/`https`, no userinfo, query or fragment):
     /// when present the certificate is issued by the manager's CA
     /// ([`crate::manager`]); absent, it is self-signed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager: Option<String>,
 }
 
@@ -128,6 +129,15 @@ pub fn check_manager_url(url: &str) -> Result<(), String> {
 }
 
 impl InitConfig {
+    /// The bytes of `init.json`: compact JSON, fields in declaration order, `manager` only
+    /// when set, newline-terminated. They are measured: change nothing here lightly.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising strings, numbers and options cannot fail.
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
     /// Parses and checks the JSON.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         let c: InitConfig = serde_json::from_slice(bytes)?;

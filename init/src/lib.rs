@@ -9,13 +9,19 @@
 //!
 //! Modules: [`config`] (`init.json`), [`cert`] (key and certificate), [`attest`]
 //! (`/dev/attestation`), [`manager`] (MANAGER_CA over HTTP), [`provision`] (files on disk),
-//! [`exec`] (hand-over to the app).
+//! [`exec`] (hand-over to the app). Without the default feature `enclave` only [`config`]
+//! builds: the engine writes `init.json` with its types.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "enclave")]
 pub mod attest;
+#[cfg(feature = "enclave")]
 pub mod cert;
 pub mod config;
+#[cfg(feature = "enclave")]
 pub mod exec;
+#[cfg(feature = "enclave")]
 pub mod manager;
+#[cfg(feature = "enclave")]
 pub mod provision;

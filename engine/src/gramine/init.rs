@@ -45,58 +45,9 @@ pub fn kiln_init_path(runtime: &RuntimeDescriptor) -> String {
     runtime.path_of(KILN_INIT)
 }
 
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InitJson<'a> {
-    version: u32,
-    program: &'a str,
-    certificates: Vec<InitCert<'a>>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InitCert<'a> {
-    subject: &'a str,
-    key_size: u32,
-    key_path: &'a str,
-    cert_path: &'a str,
-    issuer: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    manager: Option<&'a str>,
-}
-
-/// Longest manager URL accepted (kiln-init's limit too).
-pub const MAX_MANAGER_URL: usize = 2048;
-
-/// Checks a manager base URL as kiln-init will: `http://` or `https://`, a host, no
-/// userinfo, query, fragment, whitespace or control characters, at most
-/// [`MAX_MANAGER_URL`] bytes. The problem on failure (the caller names the setting).
-pub fn check_manager_url(url: &str) -> Result<(), String> {
-    if url.len() > MAX_MANAGER_URL {
-        return Err(format!(
-            "{} bytes is more than the {MAX_MANAGER_URL}-byte limit",
-            url.len()
-        ));
-    }
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or("must be an absolute http:// or https:// URL")?;
-    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("must not contain whitespace or control characters".into());
-    }
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err("has no host".into());
-    }
-    if authority.contains('@') {
-        return Err("must not contain userinfo (user:password@)".into());
-    }
-    if url.contains('?') || url.contains('#') {
-        return Err("must not contain a query or fragment".into());
-    }
-    Ok(())
-}
+/// The manager URL check kiln-init makes too (`init.json`'s format lives in kiln-init's
+/// `config` module, [`kiln_init::config`], and is written with its types).
+pub use kiln_init::config::{check_manager_url, MAX_MANAGER_URL};
 
 /// `init.json`: `{"version":1,"program":…,"certificates":[{subject,keySize,keyPath,certPath,issuer[,manager]}]}`
 /// (compact, fields in this order, newline-terminated). `manager` is written for
@@ -106,25 +57,24 @@ pub fn init_json(
     certificates: &[Certificate],
     manager_url: Option<&str>,
 ) -> Vec<u8> {
-    let v = InitJson {
-        version: 1,
-        program,
+    kiln_init::config::InitConfig {
+        version: kiln_init::config::VERSION,
+        program: program.to_string(),
         certificates: certificates
             .iter()
-            .map(|c| InitCert {
-                subject: &c.subject,
+            .map(|c| kiln_init::config::CertRequest {
+                subject: c.subject.clone(),
                 key_size: c.rsa_bits,
-                key_path: &c.key_path,
-                cert_path: &c.cert_path,
-                issuer: c.issuer.as_str(),
-                manager: manager_url.filter(|_| c.issuer == Issuer::ManagerCa),
+                key_path: c.key_path.clone(),
+                cert_path: c.cert_path.clone(),
+                issuer: c.issuer.as_str().to_string(),
+                manager: manager_url
+                    .filter(|_| c.issuer == Issuer::ManagerCa)
+                    .map(str::to_string),
             })
             .collect(),
-    };
-    // Serialising plain strings and numbers cannot fail.
-    let mut out = serde_json::to_vec(&v).unwrap_or_default();
-    out.push(b'\n');
-    out
+    }
+    .to_json()
 }
 
 /// The setup, given kiln-init's hash from the runtime layer and the conversion's manager
