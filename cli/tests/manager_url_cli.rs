@@ -4,8 +4,10 @@
 //! without the flag keeps the self-signed warning. The MRENCLAVE differs (the URL is
 //! measured in init.json).
 
+mod common;
+use common::text;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kiln_tests::registry::TestRegistry;
 use kiln_tests::require_tool;
@@ -15,23 +17,7 @@ use kiln_tests::sample_images::push_busybox;
 type R = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 fn kiln(args: &[String], home: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("XDG_STATE_HOME", home.join("xdg-state"))
-        .env_remove("KILN_RUNTIME")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run kiln")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::kiln_in(args, home)
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! `runtime pack --help`, no default key left by a conversion that fails before signing;
 //! and `kiln convert` from and to OCI layouts (`oci:DIR[:TAG]`), read back by skopeo.
 
+mod common;
+use common::text;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -16,23 +18,7 @@ use kiln_tests::sample_images::push_busybox;
 type R = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 fn kiln(args: &[&str], home: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("XDG_STATE_HOME", home.join("xdg-state"))
-        .env_remove("KILN_RUNTIME")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run kiln")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::kiln_in(args, home)
 }
 
 fn stderr(out: &Output) -> String {
