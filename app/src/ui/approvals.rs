@@ -19,7 +19,7 @@ use crate::approvals::{
 
 /// A record time cell: UTC to the minute, the Unix seconds in `data-secs`.
 fn time_cell(testid: &'static str, secs: u64) -> impl IntoView {
-    view! { <span class="nowrap" data-testid=testid data-secs=secs.to_string()>{utc_time(secs)}</span> }
+    view! { <span data-testid=testid data-secs=secs.to_string()>{utc_time(secs)}</span> }
 }
 
 /// A measurement cell: abbreviated, the full value on hover (title) and by its copy button.
@@ -151,8 +151,8 @@ pub fn ApprovalsPage() -> impl IntoView {
                 <td>{format!("{} / {}", r.isv_prod_id, r.isv_svn)}</td>
                 <td class="wrap">{image}</td>
                 <td class="wrap">{subjects}</td>
-                <td>{time_cell("ap-created", r.created_at)}</td>
-                <td>{time_cell("ap-updated", r.updated_at)}</td>
+                <td class="time">{time_cell("ap-created", r.created_at)}</td>
+                <td class="time">{time_cell("ap-updated", r.updated_at)}</td>
                 <td class="actions">{approve}" "{revoke}</td>
             </tr>
         }
@@ -369,12 +369,14 @@ fn RegisterCard(
                     on:drop=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); take_file(dropped_files(&ev)); }
                 ></textarea>
                 <p class="help" id="ap-r-report-help">
-                    "Drop the report file here or "
-                    <label for="ap-r-report-file" class="inline">"choose it"</label>": "
-                    <input id="ap-r-report-file" type="file" accept=".json,application/json" data-testid="ap-r-report-file"
-                        on:change=move |ev| take_file(input_files(&ev)) />
-                    " When a report is given, the MRENCLAVE, MRSIGNER and ISV fields below are not sent; the image and subjects are."
+                    "Paste it, or drop the report file here. When a report is given, the MRENCLAVE, MRSIGNER "
+                    "and ISV fields below are not sent; the image and subjects are."
                 </p>
+            </div>
+            <div class="field">
+                <label for="ap-r-report-file">"…or choose the report file"</label>
+                <input id="ap-r-report-file" type="file" accept=".json,application/json" data-testid="ap-r-report-file"
+                    on:change=move |ev| take_file(input_files(&ev)) />
             </div>
             <div class="grid2">
                 {field("ap-r-mrenclave", "MRENCLAVE", "64 hex digits", |f| &f.mrenclave, |f, v| f.mrenclave = v)}
