@@ -19,7 +19,8 @@
 #      no tag, the deep-path and gzip bombs refused with the Web Worker's memory flat;
 #      approvals.test.mjs: the Approvals page against the worker's operator API (admin
 #      token): a MANAGER_CA conversion approved and revoked, wrong tokens' reasons and no
-#      token shown anywhere, an image registered from its fields.
+#      token shown anywhere, an image registered from its fields and from its verify report
+#      (a failed report refused), record times shown.
 # Screenshots go to target/app-screenshots/.
 # Env: KILN_APP_SKIP_WASM_TESTS=1 skips step 1; KILN_APP_SKIP_CONVERT=1 skips step 3.
 set -euo pipefail

@@ -5,7 +5,8 @@
 //!
 //! The wire types are the engine's own, so field names match the worker's serialisation
 //! exactly: a record is [`ApprovalRecord`] (`id, mrenclave, mrenclave2, mrsigner,
-//! isvProdId, isvSvn, image, allowedSubjects, status`), a registration [`NewEnclave`], an
+//! isvProdId, isvSvn, image, allowedSubjects, status, createdAt, updatedAt`), a registration
+//! [`NewEnclave`] or a `kiln verify --json` report ([`RegisterForm::to_body`]), an
 //! error [`ApiError`] (`{errorType, reason}`). The pure parts (URLs, the registration
 //! form, the error text, filters) build and test natively; [`client`] does the HTTP
 //! (wasm32).
@@ -174,7 +175,13 @@ pub struct RegisterForm {
     pub image: String,
     /// DNS names, separated by commas, spaces or lines (optional).
     pub allowed_subjects: String,
+    /// A `kiln verify --json` report, pasted or read from a dropped file (optional): when
+    /// given, the enclave fields are not sent; the report's are used.
+    pub verify_report: String,
 }
+
+/// Largest verify report the form sends (a `kiln verify --json` report is a few KiB).
+pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
 
 fn u16_field(field: &str, v: &str) -> Result<u16, String> {
     let t = v.trim();
@@ -186,6 +193,47 @@ fn u16_field(field: &str, v: &str) -> Result<u16, String> {
 }
 
 impl RegisterForm {
+    /// The `POST /approvals` body: with a verify report `{"verifyReport": <the report>,
+    /// "image", "allowedSubjects"}` (the image and subjects from the form; whether the
+    /// report passed and names the enclaves is checked by the API, whose `reason` names
+    /// the field, e.g. `verifyReport.passed`), else the fields ([`Self::to_request`]).
+    /// A report that is not a JSON object, or is larger than [`MAX_REPORT_BYTES`], is
+    /// refused here naming `verifyReport`.
+    pub fn to_body(&self) -> Result<serde_json::Value, String> {
+        let report = self.verify_report.trim();
+        if report.is_empty() {
+            return serde_json::to_value(self.to_request()?).map_err(|e| e.to_string());
+        }
+        if report.len() > MAX_REPORT_BYTES {
+            return Err(format!(
+                "verifyReport: {} bytes is more than the {MAX_REPORT_BYTES} read",
+                report.len()
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_str(report).map_err(|e| {
+            format!("verifyReport: not JSON (line {}, column {}); paste the output of `kiln verify --json`", e.line(), e.column())
+        })?;
+        if !value.is_object() {
+            return Err(
+                "verifyReport: expected a JSON object, the output of `kiln verify --json`".into(),
+            );
+        }
+        let fields = self.to_request_subjects();
+        Ok(serde_json::json!({
+            "verifyReport": value,
+            "image": self.image.trim(),
+            "allowedSubjects": fields,
+        }))
+    }
+
+    fn to_request_subjects(&self) -> Vec<String> {
+        self.allowed_subjects
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
     /// The `POST /approvals` body. Only the numbers are checked here (the JSON needs
     /// them as numbers); the hex fields and the names are checked by the API, whose
     /// `reason` names the field. Empty ISV ids are 0.
@@ -198,12 +246,7 @@ impl RegisterForm {
             isv_prod_id: u16_field("isvProdId", &self.isv_prod_id)?,
             isv_svn: u16_field("isvSvn", &self.isv_svn)?,
             image: self.image.trim().to_string(),
-            allowed_subjects: self
-                .allowed_subjects
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            allowed_subjects: self.to_request_subjects(),
         })
     }
 }
@@ -228,6 +271,31 @@ pub fn redact(text: &str, token: &str) -> String {
     }
 }
 
+/// A record time (Unix seconds) as the page shows it, in UTC: `2026-12-07 20:55Z`;
+/// `not recorded` for 0 (records stored before records had times).
+pub fn utc_time(secs: u64) -> String {
+    if secs == 0 {
+        return "not recorded".into();
+    }
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60
+    )
+}
+
 /// A measurement shortened for a table cell: the first and last 8 hex digits.
 pub fn abbreviate(hex: &str) -> String {
     if hex.len() <= 20 || !hex.is_ascii() {
@@ -240,7 +308,7 @@ pub fn abbreviate(hex: &str) -> String {
 #[cfg(target_arch = "wasm32")]
 pub mod client {
     use super::{action_url, check_token, error_text, list_url, redact, Action};
-    use super::{ApprovalList, ApprovalRecord, NewEnclave};
+    use super::{ApprovalList, ApprovalRecord};
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
 
@@ -303,13 +371,14 @@ pub mod client {
         Ok(parse::<ApprovalList>("GET /approvals", &text)?.records)
     }
 
-    /// `POST /approvals`: the new (or merged) record.
+    /// `POST /approvals` with a body of [`super::RegisterForm::to_body`]: the new (or
+    /// merged) record.
     pub async fn register(
         origin: &str,
         token: &str,
-        new: &NewEnclave,
+        body: &serde_json::Value,
     ) -> Result<ApprovalRecord, String> {
-        let body = serde_json::to_string(new).map_err(|e| e.to_string())?;
+        let body = serde_json::to_string(body).map_err(|e| e.to_string())?;
         let text = call("POST", &list_url(origin), token, Some(body)).await?;
         parse("POST /approvals", &text)
     }
@@ -356,13 +425,15 @@ mod tests {
             image: String::new(),
             allowed_subjects: vec!["a.example".into()],
         };
-        records.record_pending(&new).unwrap();
+        records.record_pending(&new, 1_796_000_000).unwrap();
         let text = serde_json::to_string(&records).unwrap();
         let list: ApprovalList = serde_json::from_str(&text).unwrap();
         assert_eq!(list.records.len(), 1);
         assert_eq!(list.records[0].status, ApprovalStatus::Pending);
         assert_eq!(list.records[0].isv_prod_id, 3);
         assert!(text.contains("\"isvProdId\":3") && text.contains("\"allowedSubjects\""));
+        assert_eq!(list.records[0].created_at, 1_796_000_000);
+        assert_eq!(utc_time(list.records[0].updated_at), "2026-11-30 00:53Z");
     }
 
     #[test]
@@ -446,6 +517,7 @@ mod tests {
             isv_svn: "".into(),
             image: "r.example/x:1".into(),
             allowed_subjects: "a.example, b.example\nc.example".into(),
+            verify_report: String::new(),
         };
         let req = form.to_request().unwrap();
         assert_eq!(req.mrenclave, "AB");
@@ -500,6 +572,69 @@ mod tests {
             error_text(502, "<html>bad gateway</html>", "x"),
             "HTTP 502 (the answer is not a kiln API error)"
         );
+    }
+
+    #[test]
+    fn register_by_a_verify_report() {
+        let report = serde_json::json!({
+            "format": "kiln", "manifestDigest": "sha256:00", "passed": true,
+            "mrenclaves": [["sgx1", "11".repeat(32)]], "mrsigner": "22".repeat(32),
+            "isvProdId": 1, "isvSvn": 2, "checks": [],
+        });
+        let form = RegisterForm {
+            mrenclave: "ignored".into(),
+            image: " r.example/x:1 ".into(),
+            allowed_subjects: "a.example b.example".into(),
+            verify_report: format!("\n{report}\n"),
+            ..Default::default()
+        };
+        let body = form.to_body().unwrap();
+        assert_eq!(body["verifyReport"], report);
+        assert_eq!(body["image"], "r.example/x:1");
+        assert_eq!(
+            body["allowedSubjects"],
+            serde_json::json!(["a.example", "b.example"])
+        );
+        assert!(body.get("mrenclave").is_none());
+        // The engine reads it as the worker does.
+        let reg: kiln_engine::attest::approvals::ReportRegistration =
+            serde_json::from_value(body).unwrap();
+        assert_eq!(reg.new_enclave().unwrap().mrenclave, "11".repeat(32));
+        // Without a report: the fields.
+        let fields = RegisterForm {
+            verify_report: "  ".into(),
+            ..form.clone()
+        };
+        assert_eq!(fields.to_body().unwrap()["mrenclave"], "ignored");
+        for (bad, why) in [
+            ("{not json", "not JSON (line 1"),
+            ("[1, 2]", "expected a JSON object"),
+        ] {
+            let f = RegisterForm {
+                verify_report: bad.into(),
+                ..form.clone()
+            };
+            let e = f.to_body().unwrap_err();
+            assert!(e.starts_with("verifyReport: ") && e.contains(why), "{e}");
+        }
+        let big = RegisterForm {
+            verify_report: format!("\"{}\"", "x".repeat(MAX_REPORT_BYTES)),
+            ..form
+        };
+        let e = big.to_body().unwrap_err();
+        assert!(
+            e.starts_with("verifyReport: ") && e.contains("1048576"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn times_in_utc() {
+        assert_eq!(utc_time(0), "not recorded");
+        assert_eq!(utc_time(1), "1970-01-01 00:00Z");
+        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00Z");
+        assert_eq!(utc_time(1_796_676_900), "2026-12-07 20:55Z");
+        assert_eq!(utc_time(4_102_444_799), "2099-12-31 23:59Z");
     }
 
     #[test]

@@ -34,6 +34,8 @@ fn record(status: ApprovalStatus) -> ApprovalRecord {
         image: "registry.example/app:kiln".into(),
         allowed_subjects: vec!["app.example.com".into()],
         status,
+        created_at: NOW,
+        updated_at: NOW,
     }
 }
 

@@ -12,7 +12,13 @@
 //     reason; no token is in the page's HTML, text, URL, storage, console or the worker's
 //     log, and the page sent tokens only in the Authorization header;
 // (c) registering an image converted elsewhere shows a new pending record (a bad field
-//     shows the API's reason naming it); the status filter lists only that status.
+//     shows the API's reason naming it); the status filter lists only that status;
+// (d) registering by a verify report: a real report of a converted image (POST
+//     /verify-image, the engine's VerifyReport as `kiln verify --json` prints it) dropped
+//     on the page registers its enclaves (the record the conversion made, subjects added);
+//     a failed report (an --expect-mrenclave that does not match) pasted is refused with
+//     the API's reason naming verifyReport.passed.
+// Every record shows its times (recorded, last change) in UTC.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -109,6 +115,9 @@ async function load(page, token) {
     || document.querySelector("[data-testid=ap-error]")?.textContent);
 }
 
+/** Unix seconds as the page shows them: `2026-12-07 20:55Z`. */
+const utc = (secs) => `${new Date(secs * 1000).toISOString().slice(0, 16).replace("T", " ")}Z`;
+
 const row = (page, id) => page.locator(`tr[data-id="${id}"]`);
 
 async function waitStatus(page, id, status) {
@@ -144,6 +153,12 @@ test("a conversion with a MANAGER_CA certificate is approved, then revoked after
   }
   const text = await tr.innerText();
   assert.match(text, new RegExp(`${conv.isvprodid} / ${conv.isvsvn}`));
+  // The times: the API's Unix seconds, shown in UTC to the minute.
+  assert.ok(listed.createdAt > 1_700_000_000 && listed.updatedAt >= listed.createdAt, JSON.stringify(listed));
+  assert.ok(Math.abs(listed.createdAt - Date.now() / 1000) < 600, "createdAt is now");
+  const shownTime = await tr.locator("[data-testid=ap-created]").innerText();
+  assert.equal(shownTime, utc(listed.createdAt));
+  assert.match(shownTime, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}Z$/);
   assert.ok(text.includes(`${env.plain.host}/out/managed:1`), text);
   assert.ok(text.includes(SUBJECT), text);
   // Accessible: headers with scope, labelled inputs, named buttons.
@@ -153,7 +168,11 @@ test("a conversion with a MANAGER_CA certificate is approved, then revoked after
 
   await tr.locator("[data-testid=ap-approve]").click();
   await waitStatus(page, listed.id, "approved");
-  assert.equal((await recordOf(listed.id)).status, "approved");
+  const approved = await recordOf(listed.id);
+  assert.equal(approved.status, "approved");
+  assert.equal(approved.createdAt, listed.createdAt, "createdAt kept");
+  assert.ok(approved.updatedAt >= listed.updatedAt);
+  assert.equal(await tr.locator("[data-testid=ap-updated]").innerText(), utc(approved.updatedAt));
   assert.equal(await tr.locator("[data-testid=ap-approve]").count(), 0);
 
   // Revoke asks first and says it is final; Cancel changes nothing.
@@ -256,5 +275,84 @@ test("registering an image converted elsewhere shows a new pending record; the f
   await page.selectOption("#ap-filter", "revoked");
   assert.ok((await statuses()).every((s) => s === "revoked"));
   assert.equal(await row(page, rec.id).count(), 0);
+  await context.close();
+});
+
+test("registering by a kiln verify report: a real report registers, a failed one is refused", async () => {
+  // A conversion (no certificates): the worker records it as pending without subjects.
+  const out = `${env.plain.host}/out/reported:1`;
+  const r = await fetch(`${env.worker.url}/convert-image`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${env.ciToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ inputImageName: `${env.plain.host}/sample/busybox:1`, outputImageName: out }),
+  });
+  const conv = await r.json();
+  assert.equal(r.status, 200, JSON.stringify(conv));
+  // Its verify report, from the worker's POST /verify-image (the engine's `verify`, the
+  // report `kiln verify --json` prints); and a failed one.
+  const verify = async (extra) => {
+    const res = await fetch(`${env.worker.url}/verify-image`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${env.ciToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ image: out, ...extra }),
+    });
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    return JSON.parse(text);
+  };
+  const report = await verify({});
+  assert.equal(report.passed, true, JSON.stringify(report.checks.filter((c) => c.status === "fail")));
+  assert.equal(report.isvProdId, conv.isvprodid);
+  assert.equal(report.isvSvn, conv.isvsvn);
+  const failed = await verify({ expectMrenclave: "00".repeat(32) });
+  assert.equal(failed.passed, false);
+  const recorded = (await api("GET", "/approvals")).json.records.find((x) => x.mrenclave === conv.mrenclave);
+  assert.deepEqual([recorded?.status, recorded?.allowedSubjects], ["pending", []]);
+
+  const { context, page, console } = await open();
+  await load(page, env.opsToken);
+  const err = page.locator("[data-testid=ap-error]");
+  // The failed report, pasted: the API's reason names verifyReport.passed.
+  await page.fill("#ap-r-report", JSON.stringify(failed, null, 2));
+  await page.fill("#ap-r-subjects", "rep.example");
+  await page.click("[data-testid=ap-register]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=ap-error]").textContent);
+  assert.match(await err.innerText(), /^400 BadRequest: verifyReport\.passed: the image failed verification/);
+  // Not JSON: named before sending.
+  await page.fill("#ap-r-report", "{ not json");
+  await page.click("[data-testid=ap-register]");
+  assert.match(await err.innerText(), /^verifyReport: not JSON/);
+  await page.fill("#ap-r-report", "");
+  // The real report, dropped on the textarea as a file (as a file manager drops it).
+  const drop = await page.evaluateHandle((text) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([text], "report.json", { type: "application/json" }));
+    return dt;
+  }, JSON.stringify(report, null, 2));
+  await page.dispatchEvent("#ap-r-report", "drop", { dataTransfer: drop });
+  await page.waitForFunction(() => document.querySelector("#ap-r-report").value.includes("mrenclaves"));
+  await page.fill("#ap-r-image", out);
+  await page.click("[data-testid=ap-register]");
+  await page.waitForFunction(() => /Registered as record/.test(document.querySelector("[data-testid=ap-status]").textContent));
+  assert.equal(await err.isVisible(), false);
+  const rec = (await api("GET", "/approvals")).json.records.find((x) => x.mrenclave === conv.mrenclave);
+  assert.ok(rec, "the report's enclaves are recorded");
+  assert.deepEqual(
+    [rec.status, rec.mrenclave2, rec.mrsigner, rec.isvProdId, rec.isvSvn, rec.allowedSubjects],
+    ["pending", conv.mrenclave2, conv.mrsigner, conv.isvprodid, conv.isvsvn, ["rep.example"]]);
+  assert.ok(rec.image.startsWith(out), rec.image);
+  // The conversion's record, its subjects added: createdAt kept, updatedAt the registration.
+  assert.equal(rec.createdAt, recorded.createdAt);
+  assert.ok(rec.updatedAt >= recorded.updatedAt);
+  await waitStatus(page, rec.id, "pending");
+  const tr = row(page, rec.id);
+  assert.ok((await tr.innerText()).includes("rep.example"));
+  assert.equal(await tr.locator("[data-testid=ap-created]").innerText(), utc(rec.createdAt));
+  assert.equal(await tr.locator("[data-testid=ap-updated]").innerText(), utc(rec.updatedAt));
+  // The form was reset.
+  assert.equal(await page.inputValue("#ap-r-report"), "");
+  await page.screenshot({ path: path.join(SHOTS, "approvals-report.png"), fullPage: true });
+  // (The refused POST's 400 is the browser's own resource line.)
+  assert.deepEqual(console.filter((m) => /error|panic/i.test(m) && !/^Failed to load resource/.test(m)), []);
   await context.close();
 });

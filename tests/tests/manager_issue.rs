@@ -66,6 +66,8 @@ fn record(status: ApprovalStatus) -> ApprovalRecord {
         image: "registry.example/app:kiln".into(),
         allowed_subjects: vec![SUBJECT.into(), "other.example.com".into()],
         status,
+        created_at: 0,
+        updated_at: 0,
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! Operator API (a token with the `admin` scope, [`crate::auth::Caller::check_admin`]):
 //!
-//! - `GET /approvals` → `{"records": [...]}`
+//! - `GET /approvals` → `{"records": [...]}`; each record has `createdAt` and `updatedAt`
+//!   (Unix seconds, 0 for records stored before records had times)
 //! - `POST /approvals` `{mrenclave, mrenclave2?, mrsigner, isvProdId, isvSvn, image?,
 //!   allowedSubjects?}`, or `{verifyReport, image?, allowedSubjects?}` with the image's
 //!   `kiln verify --json` report (which must have passed) → the record (pending, or the
@@ -105,8 +106,15 @@ pub fn approval_error(e: ApprovalError) -> ApiError {
     }
 }
 
-/// Applies `op` (with the request `body` for [`Op::Record`]) to `records`; the answer's JSON.
-pub fn apply(records: &mut Records, op: &Op, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+/// Applies `op` (with the request `body` for [`Op::Record`]) to `records` at `now` (Unix
+/// seconds: the records' `createdAt`/`updatedAt`; the Durable Object passes
+/// `Date.now() / 1000`); the answer's JSON.
+pub fn apply(
+    records: &mut Records,
+    op: &Op,
+    body: &[u8],
+    now: u64,
+) -> Result<serde_json::Value, ApiError> {
     let value = |r: &kiln_engine::attest::issue::ApprovalRecord| {
         serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))
     };
@@ -114,15 +122,15 @@ pub fn apply(records: &mut Records, op: &Op, body: &[u8]) -> Result<serde_json::
         Op::List => serde_json::to_value(&*records).map_err(|e| ApiError::internal(e.to_string())),
         Op::Record => {
             let new = registration(body)?;
-            value(records.record_pending(&new).map_err(approval_error)?)
+            value(records.record_pending(&new, now).map_err(approval_error)?)
         }
         Op::Approve(id) => {
             check_id(id)?;
-            value(records.approve(id).map_err(approval_error)?)
+            value(records.approve(id, now).map_err(approval_error)?)
         }
         Op::Revoke(id) => {
             check_id(id)?;
-            value(records.revoke(id).map_err(approval_error)?)
+            value(records.revoke(id, now).map_err(approval_error)?)
         }
         Op::Find(m) => Ok(serde_json::json!({ "record": records.find(m) })),
     }
@@ -259,7 +267,9 @@ mod object {
             let body = req.bytes().await.unwrap_or_default();
             let (mut records, keys) = load(&self.state).await?;
             let before = records.clone();
-            let result = apply(&mut records, &op, &body);
+            // The records' times: Unix seconds from the isolate's clock.
+            let now = (js_sys::Date::now() / 1000.0) as u64;
+            let result = apply(&mut records, &op, &body, now);
             if result.is_ok() && op.writes() {
                 let storage = self.state.storage();
                 for (i, rec) in records.records.iter().enumerate() {
@@ -360,6 +370,8 @@ mod object {
 mod tests {
     use super::*;
 
+    const NOW: u64 = 1_796_000_000;
+
     fn new_json(m: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
             "mrenclave": m.repeat(32), "mrenclave2": "ee".repeat(32), "mrsigner": "22".repeat(32),
@@ -388,28 +400,42 @@ mod tests {
     #[test]
     fn operator_flow() {
         let mut r = Records::default();
-        let rec = apply(&mut r, &Op::Record, &new_json("11")).unwrap();
+        let rec = apply(&mut r, &Op::Record, &new_json("11"), NOW).unwrap();
         assert_eq!(rec["status"], "pending");
+        assert_eq!(
+            (rec["createdAt"].as_u64(), rec["updatedAt"].as_u64()),
+            (Some(NOW), Some(NOW))
+        );
+        // Registered again: createdAt kept.
+        let again = apply(&mut r, &Op::Record, &new_json("11"), NOW + 5).unwrap();
+        assert_eq!(
+            (again["createdAt"].as_u64(), again["updatedAt"].as_u64()),
+            (Some(NOW), Some(NOW))
+        );
         let id = rec["id"].as_str().unwrap().to_string();
-        let list = apply(&mut r, &Op::List, b"").unwrap();
+        let list = apply(&mut r, &Op::List, b"", NOW).unwrap();
         assert_eq!(list["records"][0]["id"], id.as_str());
-        let found = apply(&mut r, &Op::Find("11".repeat(32)), b"").unwrap();
+        let found = apply(&mut r, &Op::Find("11".repeat(32)), b"", NOW).unwrap();
         assert_eq!(found["record"]["id"], id.as_str());
-        let none = apply(&mut r, &Op::Find("33".repeat(32)), b"").unwrap();
+        let none = apply(&mut r, &Op::Find("33".repeat(32)), b"", NOW).unwrap();
         assert!(none["record"].is_null());
         assert_eq!(
-            apply(&mut r, &Op::Approve(id.clone()), b"").unwrap()["status"],
+            apply(&mut r, &Op::Approve(id.clone()), b"", NOW + 10).unwrap()["status"],
             "approved"
         );
         assert_eq!(
-            apply(&mut r, &Op::Revoke(id.clone()), b"").unwrap()["status"],
+            apply(&mut r, &Op::Revoke(id.clone()), b"", NOW + 20).unwrap()["status"],
             "revoked"
         );
-        let e = apply(&mut r, &Op::Approve(id.clone()), b"").unwrap_err();
+        let e = apply(&mut r, &Op::Approve(id.clone()), b"", NOW).unwrap_err();
         assert_eq!((e.status, e.error_type), (403, ErrorType::Forbidden));
-        let e = apply(&mut r, &Op::Approve("ab".repeat(16)), b"").unwrap_err();
+        // Times: the record's creation kept, its last change the revocation.
+        let list = apply(&mut r, &Op::List, b"", NOW + 50).unwrap();
+        assert_eq!(list["records"][0]["createdAt"], NOW);
+        assert_eq!(list["records"][0]["updatedAt"], NOW + 20);
+        let e = apply(&mut r, &Op::Approve("ab".repeat(16)), b"", NOW).unwrap_err();
         assert_eq!((e.status, e.error_type), (404, ErrorType::NotFound));
-        let e = apply(&mut r, &Op::Revoke("../x".into()), b"").unwrap_err();
+        let e = apply(&mut r, &Op::Revoke("../x".into()), b"", NOW).unwrap_err();
         assert_eq!(e.status, 400);
         assert!(e.reason.starts_with("id:"), "{}", e.reason);
     }
@@ -419,13 +445,25 @@ mod tests {
         let mut r = Records::default();
         let mut body: serde_json::Value = serde_json::from_slice(&new_json("11")).unwrap();
         body["mrsigner"] = "00".into();
-        let e = apply(&mut r, &Op::Record, &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        let e = apply(
+            &mut r,
+            &Op::Record,
+            &serde_json::to_vec(&body).unwrap(),
+            NOW,
+        )
+        .unwrap_err();
         assert!(e.reason.starts_with("mrsigner:"), "{}", e.reason);
         body["mrsigner"] = "22".repeat(32).into();
         body["isvSvn"] = "two".into();
-        let e = apply(&mut r, &Op::Record, &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        let e = apply(
+            &mut r,
+            &Op::Record,
+            &serde_json::to_vec(&body).unwrap(),
+            NOW,
+        )
+        .unwrap_err();
         assert!(e.reason.starts_with("isvSvn:"), "{}", e.reason);
-        let e = apply(&mut r, &Op::Record, br#"{"mrenclave":"x","color":1}"#).unwrap_err();
+        let e = apply(&mut r, &Op::Record, br#"{"mrenclave":"x","color":1}"#, NOW).unwrap_err();
         assert!(e.reason.contains("color"), "{}", e.reason);
         assert!(r.records.is_empty());
     }
@@ -442,7 +480,13 @@ mod tests {
             "image": "r.example/app:1",
             "allowedSubjects": ["app.example.com"],
         });
-        let rec = apply(&mut r, &Op::Record, &serde_json::to_vec(&body).unwrap()).unwrap();
+        let rec = apply(
+            &mut r,
+            &Op::Record,
+            &serde_json::to_vec(&body).unwrap(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(rec["status"], "pending");
         assert_eq!(
             (rec["isvProdId"].as_u64(), rec["isvSvn"].as_u64()),
@@ -450,11 +494,23 @@ mod tests {
         );
         assert_eq!(rec["mrenclave2"], "ee".repeat(32));
         body["verifyReport"]["passed"] = false.into();
-        let e = apply(&mut r, &Op::Record, &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        let e = apply(
+            &mut r,
+            &Op::Record,
+            &serde_json::to_vec(&body).unwrap(),
+            NOW,
+        )
+        .unwrap_err();
         assert!(e.reason.starts_with("verifyReport.passed:"), "{}", e.reason);
         body["verifyReport"]["passed"] = true.into();
         body["verifyReport"]["mrsigner"] = 3.into();
-        let e = apply(&mut r, &Op::Record, &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        let e = apply(
+            &mut r,
+            &Op::Record,
+            &serde_json::to_vec(&body).unwrap(),
+            NOW,
+        )
+        .unwrap_err();
         assert!(
             e.reason.starts_with("verifyReport.mrsigner:"),
             "{}",
@@ -497,7 +553,7 @@ mod tests {
         assert!(!wants_manager_ca(None));
         // Recordable as is.
         let mut r = Records::default();
-        let rec = apply(&mut r, &Op::Record, &serde_json::to_vec(&new).unwrap()).unwrap();
+        let rec = apply(&mut r, &Op::Record, &serde_json::to_vec(&new).unwrap(), NOW).unwrap();
         assert_eq!(rec["status"], "pending");
         let (none, w) = from_conversion(&resp, None);
         assert!(none.allowed_subjects.is_empty() && w.is_empty());

@@ -447,6 +447,8 @@ mod tests {
             image: "registry.example/app:kiln".into(),
             allowed_subjects: vec!["app.example.com".into()],
             status: ApprovalStatus::Pending,
+            created_at: NOW,
+            updated_at: NOW,
         };
         let refusal = |r: Result<String, ApiError>| {
             let e = r.unwrap_err();

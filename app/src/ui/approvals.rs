@@ -11,11 +11,16 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::widgets::CopyButton;
+use super::widgets::{dropped_files, file_bytes, input_files, CopyButton};
 use crate::approvals::{
-    abbreviate, client, edge_origin, status_name, Action, ApprovalRecord, ApprovalStatus,
-    RegisterForm, StatusFilter,
+    abbreviate, client, edge_origin, status_name, utc_time, Action, ApprovalRecord, ApprovalStatus,
+    RegisterForm, StatusFilter, MAX_REPORT_BYTES,
 };
+
+/// A record time cell: UTC to the minute, the Unix seconds in `data-secs`.
+fn time_cell(testid: &'static str, secs: u64) -> impl IntoView {
+    view! { <span data-testid=testid data-secs=secs.to_string()>{utc_time(secs)}</span> }
+}
 
 /// A measurement cell: abbreviated, the full value on hover (title) and by its copy button.
 fn hex_cell(what: &'static str, value: Option<String>) -> impl IntoView {
@@ -146,6 +151,8 @@ pub fn ApprovalsPage() -> impl IntoView {
                 <td>{format!("{} / {}", r.isv_prod_id, r.isv_svn)}</td>
                 <td class="wrap">{image}</td>
                 <td class="wrap">{subjects}</td>
+                <td class="time">{time_cell("ap-created", r.created_at)}</td>
+                <td class="time">{time_cell("ap-updated", r.updated_at)}</td>
                 <td class="actions">{approve}" "{revoke}</td>
             </tr>
         }
@@ -189,6 +196,8 @@ pub fn ApprovalsPage() -> impl IntoView {
                             <th scope="col">"ISVPRODID / ISVSVN"</th>
                             <th scope="col">"Image"</th>
                             <th scope="col">"Allowed subjects"</th>
+                            <th scope="col">"Recorded (UTC)"</th>
+                            <th scope="col">"Last change (UTC)"</th>
                             <th scope="col">"Actions"</th>
                         </tr></thead>
                         <tbody>{shown.into_iter().map(row).collect_view()}</tbody>
@@ -204,7 +213,7 @@ pub fn ApprovalsPage() -> impl IntoView {
         <p class="lead">
             "Enclave builds that may receive MANAGER_CA certificates. Each conversion the kiln worker signs "
             "is recorded as pending; approve it to let its enclaves get certificates, revoke it to stop them "
-            "for good. The records carry no times: the worker does not store them."
+            "for good. Each record shows when it was recorded and when it last changed (UTC)."
         </p>
         <form class="card" aria-labelledby="ap-conn" on:submit=move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
@@ -283,11 +292,34 @@ fn RegisterCard(
             </div>
         }
     };
+    // A report file (picked or dropped) is read into the textarea.
+    let take_file = move |files: Vec<web_sys::File>| {
+        let Some(f) = files.into_iter().next() else {
+            return;
+        };
+        error.set(String::new());
+        if f.size() > MAX_REPORT_BYTES as f64 {
+            return error.set(format!(
+                "verifyReport: {} is {} bytes, more than the {MAX_REPORT_BYTES} read",
+                f.name(),
+                f.size()
+            ));
+        }
+        spawn_local(async move {
+            match file_bytes(&f).await {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => form.update(|x| x.verify_report = text),
+                    Err(_) => error.set(format!("verifyReport: {} is not UTF-8 text", f.name())),
+                },
+                Err(e) => error.set(format!("verifyReport: reading {}: {e}", f.name())),
+            }
+        });
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         error.set(String::new());
-        let new = match form.get_untracked().to_request() {
-            Ok(n) => n,
+        let body = match form.get_untracked().to_body() {
+            Ok(b) => b,
             Err(e) => return error.set(e),
         };
         let o = match edge_origin(&origin.get_untracked()) {
@@ -300,7 +332,7 @@ fn RegisterCard(
         }
         busy.set(true);
         spawn_local(async move {
-            match client::register(&o, &t, &new).await {
+            match client::register(&o, &t, &body).await {
                 Ok(r) => {
                     status.set(format!(
                         "Registered as record {} ({}).",
@@ -322,10 +354,30 @@ fn RegisterCard(
         <form class="card" aria-labelledby="ap-reg" on:submit=submit data-testid="ap-register-form">
             <h2 id="ap-reg">"Register an image converted elsewhere"</h2>
             <p class="help">
-                "For an image this worker did not sign: take the values from "
-                <code>"kiln verify --json"</code>" (or "<code>"kiln inspect"</code>
-                ") of the converted image. It is recorded as pending; registering the same enclaves again adds the subjects."
+                "For an image this worker did not sign: paste or drop its "<code>"kiln verify --json"</code>
+                " report (the enclaves are then the report's, and it must have passed), or type the values from "
+                <code>"kiln inspect"</code>". It is recorded as pending; registering the same enclaves again adds the subjects."
             </p>
+            <div class="field">
+                <label for="ap-r-report">"Verify report (kiln verify --json, optional)"</label>
+                <textarea id="ap-r-report" class="mono" rows="5" spellcheck="false" data-testid="ap-r-report"
+                    aria-describedby="ap-r-report-help"
+                    placeholder="{\"format\": \"kiln\", \"passed\": true, \"mrenclaves\": [...], ...}"
+                    prop:value=move || form.with(|f| f.verify_report.clone())
+                    on:input=move |ev| { let v = event_target_value(&ev); form.update(|f| f.verify_report = v); }
+                    on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
+                    on:drop=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); take_file(dropped_files(&ev)); }
+                ></textarea>
+                <p class="help" id="ap-r-report-help">
+                    "Paste it, or drop the report file here. When a report is given, the MRENCLAVE, MRSIGNER "
+                    "and ISV fields below are not sent; the image and subjects are."
+                </p>
+            </div>
+            <div class="field">
+                <label for="ap-r-report-file">"…or choose the report file"</label>
+                <input id="ap-r-report-file" type="file" accept=".json,application/json" data-testid="ap-r-report-file"
+                    on:change=move |ev| take_file(input_files(&ev)) />
+            </div>
             <div class="grid2">
                 {field("ap-r-mrenclave", "MRENCLAVE", "64 hex digits", |f| &f.mrenclave, |f, v| f.mrenclave = v)}
                 {field("ap-r-mrenclave2", "mrenclave2 (EDMM, optional)", "64 hex digits", |f| &f.mrenclave2, |f, v| f.mrenclave2 = v)}

@@ -2,6 +2,10 @@
 //! that a host keeps in its store (the worker's Durable Object, a file) and serialises as
 //! JSON.
 //!
+//! Each operation takes the time (`now`, Unix seconds) from its caller, as the engine has
+//! no clock: a record's `createdAt` is set when it is first recorded and kept; its
+//! `updatedAt` whenever it changes.
+//!
 //! - [`Approvals::record_pending`]: a conversion the service signed (or an image the
 //!   operator registers) adds its enclaves as `pending`. Recording the same enclaves
 //!   again (same MRENCLAVEs, MRSIGNER and ISV ids) returns the existing record with the
@@ -207,12 +211,19 @@ pub struct Approvals {
 }
 
 impl Approvals {
-    /// Records `new` as pending, or adds its subjects to the record of the same enclaves.
-    pub fn record_pending(&mut self, new: &NewEnclave) -> Result<&ApprovalRecord, ApprovalError> {
+    /// Records `new` as pending at `now` (Unix seconds), or adds its subjects (and its
+    /// image, when the record has none) to the record of the same enclaves; that record's
+    /// `createdAt` is kept and its `updatedAt` set to `now` when it changed.
+    pub fn record_pending(
+        &mut self,
+        new: &NewEnclave,
+        now: u64,
+    ) -> Result<&ApprovalRecord, ApprovalError> {
         let n = new.normalised()?;
         let id = n.id();
         if let Some(i) = self.records.iter().position(|r| r.id == id) {
             let rec = &mut self.records[i];
+            let before = (rec.allowed_subjects.len(), rec.image.is_empty());
             for s in &n.allowed_subjects {
                 if !rec.allowed_subjects.contains(s) {
                     if rec.allowed_subjects.len() >= MAX_SUBJECTS {
@@ -226,6 +237,9 @@ impl Approvals {
             }
             if rec.image.is_empty() {
                 rec.image = n.image;
+            }
+            if before != (rec.allowed_subjects.len(), rec.image.is_empty()) {
+                rec.updated_at = now;
             }
             return Ok(&self.records[i]);
         }
@@ -245,6 +259,8 @@ impl Approvals {
             image: n.image,
             allowed_subjects: n.allowed_subjects,
             status: ApprovalStatus::Pending,
+            created_at: now,
+            updated_at: now,
         });
         Ok(&self.records[self.records.len() - 1])
     }
@@ -256,20 +272,28 @@ impl Approvals {
             .ok_or_else(|| ApprovalError::NotFound(id.chars().take(64).collect()))
     }
 
-    /// Approves a pending (or already approved) record.
-    pub fn approve(&mut self, id: &str) -> Result<&ApprovalRecord, ApprovalError> {
+    /// Approves a pending (or already approved) record at `now` (Unix seconds; its
+    /// `updatedAt` when the status changes).
+    pub fn approve(&mut self, id: &str, now: u64) -> Result<&ApprovalRecord, ApprovalError> {
         let rec = self.get_mut(id)?;
         if rec.status == ApprovalStatus::Revoked {
             return Err(ApprovalError::Revoked(rec.id.clone()));
         }
-        rec.status = ApprovalStatus::Approved;
+        if rec.status != ApprovalStatus::Approved {
+            rec.status = ApprovalStatus::Approved;
+            rec.updated_at = now;
+        }
         Ok(rec)
     }
 
-    /// Revokes a record (final).
-    pub fn revoke(&mut self, id: &str) -> Result<&ApprovalRecord, ApprovalError> {
+    /// Revokes a record (final) at `now` (Unix seconds; its `updatedAt` when the status
+    /// changes).
+    pub fn revoke(&mut self, id: &str, now: u64) -> Result<&ApprovalRecord, ApprovalError> {
         let rec = self.get_mut(id)?;
-        rec.status = ApprovalStatus::Revoked;
+        if rec.status != ApprovalStatus::Revoked {
+            rec.status = ApprovalStatus::Revoked;
+            rec.updated_at = now;
+        }
         Ok(rec)
     }
 
@@ -304,7 +328,7 @@ mod tests {
     fn pending_then_approved_then_revoked_for_good() {
         let mut a = Approvals::default();
         let id = a
-            .record_pending(&new("11", &["App.Example.com."]))
+            .record_pending(&new("11", &["App.Example.com."]), 100)
             .unwrap()
             .id
             .clone();
@@ -312,9 +336,9 @@ mod tests {
         assert_eq!(a.records[0].allowed_subjects, ["app.example.com"]);
         assert_eq!(a.records[0].mrenclave2.as_deref(), Some(&*"ee".repeat(32)));
         // The same enclaves again: one record, subjects merged, status kept.
-        a.approve(&id).unwrap();
+        a.approve(&id, 200).unwrap();
         let again = a
-            .record_pending(&new("11", &["b.example.com", "app.example.com"]))
+            .record_pending(&new("11", &["b.example.com", "app.example.com"]), 300)
             .unwrap();
         assert_eq!(again.id, id);
         assert_eq!(again.status, ApprovalStatus::Approved);
@@ -324,27 +348,30 @@ mod tests {
         assert_eq!(a.find(&"11".repeat(32)).unwrap().id, id);
         assert_eq!(a.find(&"EE".repeat(32)).unwrap().id, id);
         assert!(a.find(&"33".repeat(32)).is_none());
-        a.revoke(&id).unwrap();
-        assert_eq!(a.approve(&id), Err(ApprovalError::Revoked(id.clone())));
+        a.revoke(&id, 400).unwrap();
+        assert_eq!(a.approve(&id, 500), Err(ApprovalError::Revoked(id.clone())));
         assert_eq!(
             a.find(&"11".repeat(32)).unwrap().status,
             ApprovalStatus::Revoked
         );
-        assert!(matches!(a.approve("nope"), Err(ApprovalError::NotFound(_))));
+        assert!(matches!(
+            a.approve("nope", 1),
+            Err(ApprovalError::NotFound(_))
+        ));
     }
 
     #[test]
     fn revocation_wins_over_another_approved_record() {
         let mut a = Approvals::default();
-        let r1 = a.record_pending(&new("11", &[])).unwrap().id.clone();
+        let r1 = a.record_pending(&new("11", &[]), 1).unwrap().id.clone();
         // Same MRENCLAVE, other ISV SVN: another record.
         let mut other = new("11", &[]);
         other.isv_svn = 3;
-        let r2 = a.record_pending(&other).unwrap().id.clone();
+        let r2 = a.record_pending(&other, 2).unwrap().id.clone();
         assert_ne!(r1, r2);
-        a.approve(&r2).unwrap();
+        a.approve(&r2, 3).unwrap();
         assert_eq!(a.find(&"11".repeat(32)).unwrap().id, r2);
-        a.revoke(&r1).unwrap();
+        a.revoke(&r1, 4).unwrap();
         assert_eq!(a.find(&"11".repeat(32)).unwrap().id, r1);
     }
 
@@ -353,10 +380,10 @@ mod tests {
         let mut a = Approvals::default();
         let mut bad = new("11", &[]);
         bad.mrsigner = "00".into();
-        let e = a.record_pending(&bad).unwrap_err().to_string();
+        let e = a.record_pending(&bad, 1).unwrap_err().to_string();
         assert!(e.starts_with("mrsigner:"), "{e}");
         let e = a
-            .record_pending(&new("11", &["*.example.com"]))
+            .record_pending(&new("11", &["*.example.com"]), 1)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("allowedSubjects:"), "{e}");
@@ -365,10 +392,55 @@ mod tests {
             .collect();
         let mut lots = new("11", &[]);
         lots.allowed_subjects = many;
-        assert!(a.record_pending(&lots).is_err());
+        assert!(a.record_pending(&lots, 1).is_err());
         assert!(a.records.is_empty());
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<Approvals>(&json).unwrap(), a);
+    }
+
+    #[test]
+    fn times_are_set_and_kept() {
+        let mut a = Approvals::default();
+        let rec = a
+            .record_pending(&new("11", &["a.example.com"]), 1_000)
+            .unwrap();
+        assert_eq!((rec.created_at, rec.updated_at), (1_000, 1_000));
+        let id = rec.id.clone();
+        // Recorded again with nothing new: unchanged, times kept.
+        let rec = a
+            .record_pending(&new("11", &["a.example.com"]), 2_000)
+            .unwrap();
+        assert_eq!((rec.created_at, rec.updated_at), (1_000, 1_000));
+        // A new subject: createdAt kept, updatedAt moves.
+        let rec = a
+            .record_pending(&new("11", &["b.example.com"]), 3_000)
+            .unwrap();
+        assert_eq!((rec.created_at, rec.updated_at), (1_000, 3_000));
+        let rec = a.approve(&id, 4_000).unwrap();
+        assert_eq!((rec.created_at, rec.updated_at), (1_000, 4_000));
+        // Approving again changes nothing.
+        assert_eq!(a.approve(&id, 5_000).unwrap().updated_at, 4_000);
+        assert_eq!(a.revoke(&id, 6_000).unwrap().updated_at, 6_000);
+        assert_eq!(a.revoke(&id, 7_000).unwrap().updated_at, 6_000);
+        // A refused approval leaves the times alone.
+        assert!(a.approve(&id, 8_000).is_err());
+        assert_eq!(
+            (a.records[0].created_at, a.records[0].updated_at),
+            (1_000, 6_000)
+        );
+        // The wire names, and records stored before times load with 0.
+        let v = serde_json::to_value(&a.records[0]).unwrap();
+        assert_eq!(
+            (v["createdAt"].as_u64(), v["updatedAt"].as_u64()),
+            (Some(1_000), Some(6_000))
+        );
+        let mut old = v.clone();
+        let o = old.as_object_mut().unwrap();
+        o.remove("createdAt");
+        o.remove("updatedAt");
+        let back: ApprovalRecord = serde_json::from_value(old).unwrap();
+        assert_eq!((back.created_at, back.updated_at), (0, 0));
+        assert_eq!(back.status, ApprovalStatus::Revoked);
     }
 
     fn report(passed: bool) -> crate::verify::VerifyReport {
@@ -404,7 +476,7 @@ mod tests {
             (7, 9, Some(&*"bb".repeat(32)))
         );
         let mut a = Approvals::default();
-        let rec = a.record_pending(&n).unwrap();
+        let rec = a.record_pending(&n, 1).unwrap();
         assert_eq!(rec.mrenclave, "aa".repeat(32));
         assert_eq!(rec.status, ApprovalStatus::Pending);
 

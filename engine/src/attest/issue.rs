@@ -113,6 +113,14 @@ pub struct ApprovalRecord {
     pub allowed_subjects: Vec<String>,
     /// Pending, approved or revoked.
     pub status: ApprovalStatus,
+    /// When the record was first recorded, Unix seconds (0 in records stored before
+    /// records had times).
+    #[serde(default)]
+    pub created_at: u64,
+    /// When the record last changed (recorded, subjects or image added, approved,
+    /// revoked), Unix seconds (0 in records stored before records had times).
+    #[serde(default)]
+    pub updated_at: u64,
 }
 
 impl ApprovalRecord {
