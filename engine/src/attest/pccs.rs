@@ -120,7 +120,7 @@ pub fn urls(pccs: &str, fmspc: &str, ca: &str) -> Result<[String; 4], AttestErro
 /// (`processor` or `platform`); and the quote's own PCK chain, which goes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollateralKey {
-    /// The PCCS base URL ([`base_url`]).
+    /// The PCCS base URL (no trailing slash or API path).
     pub pccs: String,
     /// FMSPC, upper-case hex.
     pub fmspc: String,
