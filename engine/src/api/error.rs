@@ -290,6 +290,7 @@ mod tests {
             (ErrorType::RegistryError, 502, "RegistryError"),
             (ErrorType::RegistryTimeout, 504, "RegistryTimeout"),
             (ErrorType::SignerError, 502, "SignerError"),
+            (ErrorType::CollateralError, 502, "CollateralError"),
             (ErrorType::Internal, 500, "Internal"),
             (ErrorType::RegistryNotAllowed, 403, "RegistryNotAllowed"),
             (ErrorType::ConfigurationError, 500, "ConfigurationError"),
