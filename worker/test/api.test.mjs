@@ -258,8 +258,9 @@ describe('every errorType and status', () => {
     const types = new Set([...seen].map((s) => s.split(' ')[1]));
     for (const t of doc.components.schemas.Error.properties.errorType.enum) {
       // RateLimited (429) and the API tokens' 401/403/503 are produced by security.test.mjs,
-      // SignerError (502, a DSM that cannot be reached) by sdkms.test.mjs.
-      const elsewhere = ['Internal', 'RateLimited', 'SignerError'];
+      // SignerError (502, a DSM that cannot be reached) by sdkms.test.mjs, CollateralError
+      // (502, a failing PCCS) by manager.test.mjs.
+      const elsewhere = ['Internal', 'RateLimited', 'SignerError', 'CollateralError'];
       if (!elsewhere.includes(t)) assert.ok(types.has(t), `${t} not produced`);
     }
     for (const s of [400, 401, 403, 404, 405, 413, 500, 502, 504]) {
