@@ -76,23 +76,27 @@ struct Fixture {
     ca: Ca,
     issuer: Issuer,
     enclave: Enclave,
+    /// The CSR [`Fixture::request`] sends (the enclave's, unless a test brings its own).
+    csr_pem: String,
     minted: MintedQuote,
     root: TrustRoot,
     policy: AttestPolicy,
 }
 
+/// A P-256 enclave key, its CSR and a quote binding it.
 fn fixture() -> Fixture {
+    let enclave = enclave_key();
+    let (csr_pem, report_data) = (enclave.csr_pem.clone(), binding(&enclave.key));
+    fixture_for(enclave, csr_pem, report_data)
+}
+
+/// The test PKI and CA, and a quote over `report_data`; requests send `csr_pem`.
+fn fixture_for(enclave: Enclave, csr_pem: String, report_data: [u8; 64]) -> Fixture {
     let pki = TestPki::new(NOW).unwrap();
     let ca = make_ca();
     let issuer = Issuer::new(&ca.key_pem, &ca.cert_pem).unwrap();
-    let enclave = enclave_key();
     let minted = pki
-        .mint(&QuoteSpec::new(
-            NOW,
-            MRENCLAVE,
-            MRSIGNER,
-            binding(&enclave.key),
-        ))
+        .mint(&QuoteSpec::new(NOW, MRENCLAVE, MRSIGNER, report_data))
         .unwrap();
     let root = TrustRoot::Custom(minted.root_der.clone());
     Fixture {
@@ -100,6 +104,7 @@ fn fixture() -> Fixture {
         ca,
         issuer,
         enclave,
+        csr_pem,
         minted,
         root,
         policy: AttestPolicy::default(),
@@ -109,7 +114,7 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn request<'a>(&'a self, rec: Option<&'a ApprovalRecord>) -> IssueRequest<'a> {
         IssueRequest {
-            csr: self.enclave.csr_pem.as_bytes(),
+            csr: self.csr_pem.as_bytes(),
             evidence: &self.minted.quote,
             collateral: &self.minted.collateral,
             policy: &self.policy,
@@ -372,9 +377,6 @@ fn bad_csrs_are_refused() {
 /// signature is refused by `csr`.
 #[test]
 fn an_rsa_csr_issues_and_a_changed_rsa_signature_is_refused() {
-    let pki = TestPki::new(NOW).unwrap();
-    let ca = make_ca();
-    let issuer = Issuer::new(&ca.key_pem, &ca.cert_pem).unwrap();
     let key = KeyPair::from_pem_and_sign_algo(
         kiln_tests::certs::TOKEN_SIGNING_KEY_PEM,
         &rcgen::PKCS_RSA_SHA256,
@@ -390,25 +392,11 @@ fn an_rsa_csr_issues_and_a_changed_rsa_signature_is_refused() {
     let spki = x509_cert::der::Encode::to_der(&parsed.info.public_key).unwrap();
     let mut rd = [0u8; 64];
     rd[..32].copy_from_slice(&Sha256::digest(&spki));
-    let minted = pki
-        .mint(&QuoteSpec::new(NOW, MRENCLAVE, MRSIGNER, rd))
-        .unwrap();
-    let root = TrustRoot::Custom(minted.root_der.clone());
-    let policy = AttestPolicy::default();
+    let f = fixture_for(enclave_key(), csr_pem, rd);
     let rec = record(ApprovalStatus::Approved);
-    let mut req = IssueRequest {
-        csr: csr_pem.as_bytes(),
-        evidence: &minted.quote,
-        collateral: &minted.collateral,
-        policy: &policy,
-        root: &root,
-        approval: Some(&rec),
-        subject: SUBJECT,
-        lifetime_secs: None,
-        now: NOW,
-    };
-    let issued = issue(&issuer, &req).unwrap();
-    openssl_verify(&ca.cert_pem, &issued.certificate, NOW);
+    let mut req = f.request(Some(&rec));
+    let issued = issue(&f.issuer, &req).unwrap();
+    openssl_verify(&f.ca.cert_pem, &issued.certificate, NOW);
     let cert: x509_cert::Certificate =
         x509_cert::der::DecodePem::from_pem(issued.certificate.as_bytes()).unwrap();
     let tbs = cert.tbs_certificate();
@@ -429,7 +417,7 @@ fn an_rsa_csr_issues_and_a_changed_rsa_signature_is_refused() {
     let n = bad.len();
     bad[n - 7] ^= 0x10;
     req.csr = &bad;
-    let (c, m) = refusal(issue(&issuer, &req));
+    let (c, m) = refusal(issue(&f.issuer, &req));
     assert!(c == "csr" && m.contains("does not verify"), "{c}: {m}");
 }
 
@@ -438,45 +426,19 @@ fn an_rsa_csr_issues_and_a_changed_rsa_signature_is_refused() {
 /// `csr` and `key-binding`, and the chain's leaf carries kiln-init's key.
 #[test]
 fn kiln_inits_csr_and_report_data_issue() {
-    let pki = TestPki::new(NOW).unwrap();
-    let ca = make_ca();
-    let issuer = Issuer::new(&ca.key_pem, &ca.cert_pem).unwrap();
     let key = kiln_init::cert::generate_key(2048).unwrap();
     let (csr, spki) = kiln_init::cert::build_csr(&key, SUBJECT).unwrap();
     assert_eq!(spki, key.spki_der);
-    let minted = pki
-        .mint(&QuoteSpec::new(
-            NOW,
-            MRENCLAVE,
-            MRSIGNER,
-            kiln_init::cert::report_data(&spki),
-        ))
-        .unwrap();
-    let root = TrustRoot::Custom(minted.root_der.clone());
-    let policy = AttestPolicy::default();
+    let f = fixture_for(enclave_key(), csr, kiln_init::cert::report_data(&spki));
     let rec = record(ApprovalStatus::Approved);
-    let issued = issue(
-        &issuer,
-        &IssueRequest {
-            csr: csr.as_bytes(),
-            evidence: &minted.quote,
-            collateral: &minted.collateral,
-            policy: &policy,
-            root: &root,
-            approval: Some(&rec),
-            subject: SUBJECT,
-            lifetime_secs: None,
-            now: NOW,
-        },
-    )
-    .unwrap();
+    let issued = issue(&f.issuer, &f.request(Some(&rec))).unwrap();
     let cert: x509_cert::Certificate =
         x509_cert::der::DecodePem::from_pem(issued.certificate.as_bytes()).unwrap();
     assert_eq!(
         x509_cert::der::Encode::to_der(cert.tbs_certificate().subject_public_key_info()).unwrap(),
         key.spki_der
     );
-    openssl_verify(&ca.cert_pem, &issued.certificate, NOW);
+    openssl_verify(&f.ca.cert_pem, &issued.certificate, NOW);
 }
 
 fn pem_der(pem: &str) -> Vec<u8> {

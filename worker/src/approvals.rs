@@ -440,28 +440,21 @@ mod tests {
         assert!(e.reason.starts_with("id:"), "{}", e.reason);
     }
 
+    /// `POST /approvals` with `body` at [`NOW`].
+    fn record(r: &mut Records, body: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        apply(r, &Op::Record, &serde_json::to_vec(body).unwrap(), NOW)
+    }
+
     #[test]
     fn register_errors_name_the_field() {
         let mut r = Records::default();
         let mut body: serde_json::Value = serde_json::from_slice(&new_json("11")).unwrap();
         body["mrsigner"] = "00".into();
-        let e = apply(
-            &mut r,
-            &Op::Record,
-            &serde_json::to_vec(&body).unwrap(),
-            NOW,
-        )
-        .unwrap_err();
+        let e = record(&mut r, &body).unwrap_err();
         assert!(e.reason.starts_with("mrsigner:"), "{}", e.reason);
         body["mrsigner"] = "22".repeat(32).into();
         body["isvSvn"] = "two".into();
-        let e = apply(
-            &mut r,
-            &Op::Record,
-            &serde_json::to_vec(&body).unwrap(),
-            NOW,
-        )
-        .unwrap_err();
+        let e = record(&mut r, &body).unwrap_err();
         assert!(e.reason.starts_with("isvSvn:"), "{}", e.reason);
         let e = apply(&mut r, &Op::Record, br#"{"mrenclave":"x","color":1}"#, NOW).unwrap_err();
         assert!(e.reason.contains("color"), "{}", e.reason);
@@ -480,13 +473,7 @@ mod tests {
             "image": "r.example/app:1",
             "allowedSubjects": ["app.example.com"],
         });
-        let rec = apply(
-            &mut r,
-            &Op::Record,
-            &serde_json::to_vec(&body).unwrap(),
-            NOW,
-        )
-        .unwrap();
+        let rec = record(&mut r, &body).unwrap();
         assert_eq!(rec["status"], "pending");
         assert_eq!(
             (rec["isvProdId"].as_u64(), rec["isvSvn"].as_u64()),
@@ -494,23 +481,11 @@ mod tests {
         );
         assert_eq!(rec["mrenclave2"], "ee".repeat(32));
         body["verifyReport"]["passed"] = false.into();
-        let e = apply(
-            &mut r,
-            &Op::Record,
-            &serde_json::to_vec(&body).unwrap(),
-            NOW,
-        )
-        .unwrap_err();
+        let e = record(&mut r, &body).unwrap_err();
         assert!(e.reason.starts_with("verifyReport.passed:"), "{}", e.reason);
         body["verifyReport"]["passed"] = true.into();
         body["verifyReport"]["mrsigner"] = 3.into();
-        let e = apply(
-            &mut r,
-            &Op::Record,
-            &serde_json::to_vec(&body).unwrap(),
-            NOW,
-        )
-        .unwrap_err();
+        let e = record(&mut r, &body).unwrap_err();
         assert!(
             e.reason.starts_with("verifyReport.mrsigner:"),
             "{}",
@@ -553,7 +528,7 @@ mod tests {
         assert!(!wants_manager_ca(None));
         // Recordable as is.
         let mut r = Records::default();
-        let rec = apply(&mut r, &Op::Record, &serde_json::to_vec(&new).unwrap(), NOW).unwrap();
+        let rec = record(&mut r, &serde_json::to_value(&new).unwrap()).unwrap();
         assert_eq!(rec["status"], "pending");
         let (none, w) = from_conversion(&resp, None);
         assert!(none.allowed_subjects.is_empty() && w.is_empty());
